@@ -1,0 +1,1 @@
+"""The ``hirqa`` command line: one module per subcommand, loaded on demand."""

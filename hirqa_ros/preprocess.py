@@ -1,0 +1,156 @@
+"""The one preprocessing path: any camera frame -> RGB uint8 -> input-policy views -> normalised NCHW.
+
+Input policies: ``native`` (whole frame), ``max-side:N`` (shrink so the longer side is at most
+N, aspect kept), ``crops:KxS`` (K crops of SxS at native resolution, scores averaged by the
+scorer). Frames whose shorter side is below ``MIN_SIDE`` px are upscaled (bilinear, aspect kept)
+until it is ``MIN_SIDE``: the network downsamples by 32, so smaller inputs would vanish.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MEAN = (0.481, 0.458, 0.408)
+STD = (0.290, 0.295, 0.300)
+MIN_SIDE = 32
+
+_SCALE = (1.0 / (255.0 * np.asarray(STD, np.float32))).reshape(3, 1, 1)
+_SHIFT = (np.asarray(MEAN, np.float32) / np.asarray(STD, np.float32)).reshape(3, 1, 1)
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """How a frame becomes network input. Build with :meth:`parse`."""
+
+    kind: str = "native"
+    max_side: int = 0
+    crops: int = 0
+    crop_size: int = 0
+
+    @classmethod
+    def parse(cls, text: str | InputPolicy | None) -> InputPolicy:
+        if isinstance(text, InputPolicy):
+            return text
+        spec = (text or "native").strip().lower()
+        try:
+            if spec == "native":
+                return cls()
+            if spec.startswith("max-side:"):
+                n = int(spec.split(":", 1)[1])
+                if n < MIN_SIDE:
+                    raise ValueError
+                return cls(kind="max-side", max_side=n)
+            if spec.startswith("crops:"):
+                k, s = spec.split(":", 1)[1].split("x")
+                k, s = int(k), int(s)
+                if k < 1 or s < MIN_SIDE:
+                    raise ValueError
+                return cls(kind="crops", crops=k, crop_size=s)
+        except ValueError:
+            pass
+        raise ValueError(
+            f"bad input policy {text!r}: expected 'native', 'max-side:N' (N >= {MIN_SIDE}) "
+            f"or 'crops:KxS' (K >= 1, S >= {MIN_SIDE})"
+        )
+
+    def __str__(self) -> str:
+        if self.kind == "max-side":
+            return f"max-side:{self.max_side}"
+        if self.kind == "crops":
+            return f"crops:{self.crops}x{self.crop_size}"
+        return "native"
+
+
+def to_rgb8(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """Convert grey, grey+1, RGB/BGR, RGBA/BGRA, uint8/uint16/float arrays to HxWx3 uint8 RGB."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise ValueError(f"expected HxW, HxWx1, HxWx3 or HxWx4 image, got shape {img.shape}")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f"empty image (shape {img.shape})")
+    if img.dtype == np.uint16:
+        img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif img.dtype in (np.float32, np.float64, np.float16):
+        img = np.clip(np.nan_to_num(img.astype(np.float32)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype != np.uint8:
+        raise ValueError(f"unsupported pixel type {img.dtype}")
+    if img.ndim == 2:
+        return np.ascontiguousarray(np.repeat(img[:, :, None], 3, axis=2))
+    if img.shape[2] == 4:
+        img = img[:, :, :3]
+    if bgr:
+        img = img[:, :, ::-1]
+    return np.ascontiguousarray(img)
+
+
+def _ensure_min_side(rgb: np.ndarray, min_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if min(h, w) >= min_side:
+        return rgb
+    f = min_side / min(h, w)
+    size = (max(min_side, round(w * f)), max(min_side, round(h * f)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+
+
+def _crop_origins(length: int, size: int, count: int) -> list[int]:
+    if count <= 1 or length <= size:
+        return [(length - size) // 2] * max(count, 1)
+    return [round(i * (length - size) / (count - 1)) for i in range(count)]
+
+
+def policy_views(rgb: np.ndarray, policy: InputPolicy) -> list[np.ndarray]:
+    """The HxWx3 uint8 views that one RGB frame contributes under ``policy``."""
+    if policy.kind == "max-side":
+        h, w = rgb.shape[:2]
+        if max(h, w) > policy.max_side:
+            f = policy.max_side / max(h, w)
+            rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        return [_ensure_min_side(rgb, MIN_SIDE)]
+    if policy.kind == "crops":
+        s = policy.crop_size
+        rgb = _ensure_min_side(rgb, s)
+        h, w = rgb.shape[:2]
+        # a g x g grid of evenly spread crop positions, the first K of them in reading order
+        g = max(1, math.ceil(math.sqrt(policy.crops)))
+        ys, xs = _crop_origins(h, s, g), _crop_origins(w, s, g)
+        grid = [(y, x) for y in ys for x in xs]
+        if policy.crops == 1:
+            grid = [((h - s) // 2, (w - s) // 2)]
+        picks = [grid[round(i * (len(grid) - 1) / max(1, policy.crops - 1))] for i in range(policy.crops)]
+        return [rgb[y:y + s, x:x + s] for y, x in picks]
+    return [_ensure_min_side(rgb, MIN_SIDE)]
+
+
+def normalize(views: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack same-size HxWx3 uint8 RGB views into normalised float32 NCHW."""
+    batch = np.stack(views).astype(np.float32).transpose(0, 3, 1, 2)
+    return batch * _SCALE - _SHIFT
+
+
+@dataclass
+class Batch:
+    """Network input of one size plus, per row, the index of the frame it came from."""
+
+    array: np.ndarray  # N, 3, H, W float32
+    owners: np.ndarray  # N int64
+
+
+def prepare(frames: Sequence[np.ndarray], policy: InputPolicy | str | None = None,
+            bgr: bool = False) -> list[Batch]:
+    """Preprocess frames into batches grouped by spatial size (one batch per distinct size)."""
+    policy = InputPolicy.parse(policy)
+    by_size: dict[tuple[int, int], tuple[list[np.ndarray], list[int]]] = {}
+    for i, frame in enumerate(frames):
+        for view in policy_views(to_rgb8(frame, bgr=bgr), policy):
+            views, owners = by_size.setdefault(view.shape[:2], ([], []))
+            views.append(view)
+            owners.append(i)
+    return [Batch(normalize(v), np.asarray(o, np.int64)) for v, o in by_size.values()]
