@@ -16,9 +16,9 @@ setup(
     description="HiRQA-S no-reference image quality: scoring core, training, ROS 2 node, rosbag evaluation",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # training/ is a top-level folder of the repository, imported as hirqa_ros.training.
-    packages=[*find_packages(include=[PACKAGE, f"{PACKAGE}.*"]), "hirqa_ros.training"],
-    package_dir={"hirqa_ros.training": "training"},
+    # training/ (a top-level folder) is imported as hirqa_ros.training through the symlink
+    # hirqa_ros/training -> ../training, which also works with `colcon build --symlink-install`.
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     package_data={PACKAGE: ["data/samples/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -1,0 +1,219 @@
+"""Model directories: find the default one, read its card (``model.yaml``) and verify file checksums.
+
+A model directory holds ``model.yaml`` (machine card), ``MODEL_CARD.md`` (human card),
+``weights.pth`` (``{"model_state_dict": ...}``, the authors' format) and ``model.onnx``.
+This module never imports torch at import time (the ONNX Runtime path must work without it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hirqa_ros.decision import Thresholds
+
+CARD_FILE = "model.yaml"
+HUMAN_CARD_FILE = "MODEL_CARD.md"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "hirqa-s"
+ENV_VAR = "HIRQA_MODEL"
+
+HOW_TO_GET_ONE = (
+    "Get a model in one of these ways and pass it with --model DIR (or set HIRQA_MODEL=DIR):\n"
+    "  - train one:   hirqa prepare-data && hirqa train   (writes a model directory)\n"
+    "  - import the authors' released checkpoint:\n"
+    "        hirqa import-official --ckpt HiRQA-S.pth --variant hirqa-s --out models/hirqa-s\n"
+    "  - install a package/checkout that ships models/hirqa-s/ (model.yaml, weights.pth, model.onnx)."
+)
+
+
+class ArtifactError(RuntimeError):
+    """A model directory is missing, malformed or fails its sha256 check."""
+
+
+class NoDefaultModelError(ArtifactError):
+    """No model was named and no default model is installed."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ModelArtifact:
+    """A loaded (and verified) model directory."""
+
+    path: Path
+    card: dict[str, Any] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.path.name))
+
+    @property
+    def variant(self) -> str:
+        return str(self.card.get("variant", "hirqa-s"))
+
+    @property
+    def input_policy(self) -> str:
+        return str(self.card.get("input_policy", "native"))
+
+    @property
+    def thresholds(self) -> Thresholds:
+        t = self.card.get("thresholds") or {}
+        default = Thresholds()
+        return Thresholds(warn=float(t.get("warn", default.warn)), error=float(t.get("error", default.error)))
+
+    def file(self, key: str) -> Path | None:
+        """Absolute path of the file listed under ``files.<key>`` (None when not listed)."""
+        entry = (self.card.get("files") or {}).get(key)
+        if not entry:
+            return None
+        return self.path / entry["path"]
+
+    @property
+    def weights(self) -> Path | None:
+        return self.file("weights")
+
+    @property
+    def onnx(self) -> Path | None:
+        return self.file("onnx")
+
+    def file_sha256(self, key: str) -> str | None:
+        entry = (self.card.get("files") or {}).get(key)
+        return entry.get("sha256") if entry else None
+
+    def state_dict(self) -> dict:
+        """The weights as stored (``torch.load(..., weights_only=True)``); needs torch."""
+        import torch
+
+        if self.weights is None:
+            raise ArtifactError(f"{self.path}: model card lists no weights file")
+        obj = torch.load(self.weights, map_location="cpu", weights_only=True)
+        if not isinstance(obj, dict) or "model_state_dict" not in obj:
+            raise ArtifactError(f"{self.weights}: expected a dict with 'model_state_dict'")
+        return obj["model_state_dict"]
+
+    def torch_model(self):
+        """A ``HiRQA`` module in eval mode with these weights (fp32); needs torch."""
+        from hirqa_ros.model import build_model
+
+        return build_model(self.variant, self.state_dict())
+
+
+def verify_files(path: Path, card: dict[str, Any]) -> None:
+    """Check that every file listed in the card exists and matches its sha256."""
+    for key, entry in (card.get("files") or {}).items():
+        if not entry:
+            continue
+        f = path / entry["path"]
+        if not f.is_file():
+            raise ArtifactError(f"{path}: file {entry['path']!r} ({key}) listed in {CARD_FILE} is missing")
+        want = entry.get("sha256")
+        if want and sha256_file(f) != want:
+            raise ArtifactError(
+                f"{f}: sha256 mismatch (card says {want[:12]}..., file is {sha256_file(f)[:12]}...); "
+                "the file is corrupt or was replaced - re-download or re-export the model directory"
+            )
+
+
+def load_artifact(path: str | os.PathLike | None = None, verify: bool = True) -> ModelArtifact:
+    """Read a model directory (or its ``model.yaml``); ``None`` means :func:`default_model_dir`."""
+    p = default_model_dir() if path is None else Path(path).expanduser()
+    if p.is_file() and p.name == CARD_FILE:
+        p = p.parent
+    if p.is_file() and p.suffix in (".pth", ".pt"):
+        raise ArtifactError(
+            f"{p} is a checkpoint file, not a model directory; convert it first with "
+            f"`hirqa import-official --ckpt {p} --variant hirqa-s --out DIR` and use --model DIR"
+        )
+    if not p.is_dir():
+        raise ArtifactError(f"model directory {p} does not exist")
+    card_path = p / CARD_FILE
+    if not card_path.is_file():
+        raise ArtifactError(f"{p} is not a model directory: no {CARD_FILE}")
+    try:
+        card = yaml.safe_load(card_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ArtifactError(f"{card_path}: not valid YAML ({exc})") from exc
+    if not isinstance(card, dict):
+        raise ArtifactError(f"{card_path}: expected a mapping at top level")
+    if verify:
+        verify_files(p, card)
+    return ModelArtifact(path=p.resolve(), card=card)
+
+
+def _is_model_dir(p: Path) -> bool:
+    return (p / CARD_FILE).is_file()
+
+
+def default_model_candidates() -> list[Path]:
+    """Where the default model is looked for, in order (after $HIRQA_MODEL)."""
+    here = Path(__file__).resolve().parent
+    candidates = [here.parent / "models" / DEFAULT_MODEL_NAME]  # source checkout / editable install
+    candidates.append(Path(sys.prefix) / "share" / "hirqa_ros" / "models" / DEFAULT_MODEL_NAME)
+    try:  # colcon / ament install
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("hirqa_ros")) / "models" / DEFAULT_MODEL_NAME)
+    except Exception:  # not a ROS environment, or the package is not in the ament index
+        pass
+    out: list[Path] = []
+    for c in candidates:
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def default_model_dir() -> Path:
+    """The model used when none is named: $HIRQA_MODEL, then ``models/hirqa-s`` beside the
+    package source, then the installed share dir. Raises :class:`NoDefaultModelError`."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        p = Path(env).expanduser()
+        if _is_model_dir(p):
+            return p.resolve()
+        raise NoDefaultModelError(
+            f"{ENV_VAR}={env} does not point at a model directory (no {CARD_FILE} there), "
+            f"so no default model is installed.\n{HOW_TO_GET_ONE}"
+        )
+    searched = default_model_candidates()
+    for c in searched:
+        if _is_model_dir(c):
+            return c.resolve()
+    where = "\n".join(f"  - {c}" for c in searched)
+    raise NoDefaultModelError(
+        f"No default model is installed (looked for {CARD_FILE} in ${ENV_VAR} (unset) and:\n{where})\n"
+        f"{HOW_TO_GET_ONE}"
+    )

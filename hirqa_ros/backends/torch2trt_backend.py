@@ -1,0 +1,141 @@
+"""torch2trt backend (NVIDIA-AI-IOT/torch2trt, shipped on Jetson images): fp16 TRTModule, cached on disk.
+
+The converted module's state dict (engine bytes included) is saved next to the TensorRT engine
+cache and reloaded on the next start. Like any engine it only runs on the same GPU + TensorRT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hirqa_ros.artifacts import atomic_write_bytes
+from hirqa_ros.backends.tensorrt_backend import compute_profile, default_cache_dir
+from hirqa_ros.preprocess import InputPolicy
+
+log = logging.getLogger(__name__)
+
+
+def torch2trt_cache_name(onnx_sha256: str, trt_version: str, gpu: str, precision: str, profile) -> str:
+    """Cache file name; any change of model, TensorRT, GPU, precision or profile gives a new name."""
+    from hirqa_ros.backends.tensorrt_backend import engine_cache_key
+
+    key = engine_cache_key(onnx_sha256, trt_version, gpu, (0, 0), precision, profile)
+    return f"hirqa-{onnx_sha256[:12]}-torch2trt-{precision}-{key[:16]}.pth"
+
+
+def convert(model, profile, precision: str = "fp16", use_onnx: bool = False):
+    """Convert a HiRQA module to a torch2trt ``TRTModule`` with a dynamic-shape profile."""
+    import torch
+    from torch2trt import torch2trt
+
+    model = model.eval().cuda()
+    example = torch.zeros(profile.opt, device="cuda")
+    return torch2trt(
+        model,
+        [example],
+        fp16_mode=precision == "fp16",
+        min_shapes=[profile.min],
+        opt_shapes=[profile.opt],
+        max_shapes=[profile.max],
+        use_onnx=use_onnx,
+    )
+
+
+def save_trt_module(module, path: str | os.PathLike) -> None:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(module.state_dict(), buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load_trt_module(path: str | os.PathLike):
+    import torch
+    from torch2trt import TRTModule
+
+    module = TRTModule()
+    # our own cache file; it holds engine bytes and I/O names, which weights_only cannot unpickle
+    module.load_state_dict(torch.load(path, map_location="cuda", weights_only=False))
+    return module
+
+
+class Torch2TRTBackend:
+    """Scores with a torch2trt-converted HiRQA (fp16 by default)."""
+
+    name = "torch2trt"
+
+    def __init__(
+        self,
+        artifact,
+        device: str | None = None,
+        precision: str | None = None,
+        input_policy: InputPolicy | str | None = None,
+        max_batch: int = 8,
+        opt_batch: int = 1,
+        max_hw: tuple[int, int] | None = None,
+        opt_hw: tuple[int, int] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        module_path: str | os.PathLike | None = None,
+        force_engine_update: bool = False,
+        warmup: int = 3,
+        **_: object,
+    ) -> None:
+        import tensorrt as trt
+        import torch
+
+        self.torch = torch
+        self.device = str(device or "cuda")
+        self.precision = precision or "fp16"
+        self.max_batch = max_batch
+        self.profile = compute_profile(
+            InputPolicy.parse(input_policy or artifact.input_policy), max_batch, opt_batch, max_hw, opt_hw
+        )
+        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        name = torch2trt_cache_name(
+            artifact.file_sha256("onnx") or "none",
+            trt.__version__,
+            torch.cuda.get_device_name(0),
+            self.precision,
+            self.profile,
+        )
+        self.module_path = Path(module_path) if module_path else cache / name
+        module = None
+        if self.module_path.is_file() and not force_engine_update:
+            try:
+                module = load_trt_module(self.module_path)
+            except Exception as exc:
+                log.warning(
+                    "cached torch2trt module %s failed to load (%s); converting again", self.module_path, exc
+                )
+        if module is None:
+            log.warning(
+                "CONVERTING with torch2trt (%s, profile %s); this takes minutes and happens once; "
+                "cached at %s",
+                self.precision,
+                self.profile.describe(),
+                self.module_path,
+            )
+            module = convert(artifact.torch_model(), self.profile, self.precision)
+            save_trt_module(module, self.module_path)
+        self.module = module
+        for _ in range(warmup):
+            self.run_tensor(torch.zeros(self.profile.opt, device=self.device))
+        torch.cuda.synchronize()
+
+    def run_tensor(self, x):
+        if not self.profile.contains(tuple(x.shape)):
+            raise ValueError(
+                f"input {tuple(x.shape)} is outside the torch2trt profile ({self.profile.describe()})"
+            )
+        with self.torch.inference_mode():
+            return self.module(x.to(self.device, self.torch.float32).contiguous()).reshape(-1)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        return self.run_tensor(x).float().cpu().numpy().reshape(-1)

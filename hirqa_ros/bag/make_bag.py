@@ -1,0 +1,303 @@
+"""Build a labelled test bag (rosbag2, sqlite3 or MCAP; raw Image or CompressedImage) from a video or
+an image folder, with degradation segments from hirqa_ros.degradations, plus its labels YAML."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from hirqa_ros.bag.labels import KEEP_NAMES, Labels, Segment
+from hirqa_ros.bag.reader import default_typestore
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+DEFAULT_START_NS = 1_700_000_000_000_000_000  # fixed, so bags are reproducible
+# default segments, as fractions of the bag duration: camera faults of the distortion library
+DEFAULT_SEGMENTS = (
+    (0.15, 0.28, "haze", 4, "haze"),
+    (0.38, 0.50, "defocus", 4, "blur"),
+    (0.60, 0.72, "low_light", 4, "low_light"),
+    (0.82, 0.94, "glare", 4, "glare"),
+)
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """Frames with ``start_s <= t - t0 < end_s`` get ``degradation`` at ``level``, labelled ``label``."""
+
+    start_s: float
+    end_s: float
+    degradation: str
+    level: int = 3
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.degradation
+
+    @classmethod
+    def parse(cls, text: str) -> SegmentSpec:
+        """``START:END:DEGRADATION[:LEVEL[:LABEL]]`` (seconds from the bag start, level 1..5)."""
+        parts = text.split(":")
+        try:
+            if len(parts) < 3 or len(parts) > 5:
+                raise ValueError("wrong number of fields")
+            start, end = float(parts[0]), float(parts[1])
+            level = int(parts[3]) if len(parts) > 3 and parts[3] else 3
+            label = parts[4] if len(parts) > 4 else ""
+            if end <= start or not 0 <= level <= 5:
+                raise ValueError("need END > START and LEVEL in 0..5")
+        except ValueError as exc:
+            raise ValueError(
+                f"bad segment {text!r} ({exc}); expected START:END:DEGRADATION[:LEVEL[:LABEL]], "
+                "e.g. 2:4:haze:4 or 6:7.5:defocus:3:blur"
+            ) from None
+        return cls(start, end, parts[2], level, label)
+
+
+def default_segments(duration_s: float) -> list[SegmentSpec]:
+    return [
+        SegmentSpec(round(a * duration_s, 3), round(b * duration_s, 3), d, lv, lab)
+        for a, b, d, lv, lab in DEFAULT_SEGMENTS
+    ]
+
+
+# --- frame sources ---
+def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize + centre-crop a frame to exactly ``size`` = (W, H)."""
+    w, h = size
+    ih, iw = img.shape[:2]
+    scale = max(w / iw, h / ih)
+    nw, nh = max(w, round(iw * scale)), max(h, round(ih * scale))
+    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x0, y0 = (nw - w) // 2, (nh - h) // 2
+    return np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w])
+
+
+def _pan(img: np.ndarray, size: tuple[int, int], phase: float) -> np.ndarray:
+    """A ``size`` view of ``img`` (scaled to 1.25x the frame) panned along ``phase`` in [0, 1]."""
+    w, h = size
+    big = _fit(img, (round(w * 1.25), round(h * 1.25)))
+    bh, bw = big.shape[:2]
+    x0 = round((bw - w) * phase)
+    y0 = round((bh - h) * (0.5 + 0.5 * np.sin(np.pi * phase)) * 0.5)
+    return np.ascontiguousarray(big[y0 : y0 + h, x0 : x0 + w])
+
+
+def image_folder_frames(
+    folder: str | Path, size: tuple[int, int], n: int, hold: int, offset: int = 0
+) -> Iterator[np.ndarray]:
+    """``n`` RGB frames from the photos in ``folder`` (sorted, cycled): each photo is shown for
+    ``hold`` frames with a slow pan, so consecutive frames differ like a moving camera's."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    photos = []
+    for p in files:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            log.warning("skipping unreadable image %s", p)
+            continue
+        photos.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    if not photos:
+        raise ValueError(f"{folder}: no readable images ({', '.join(IMAGE_SUFFIXES)})")
+    hold = max(1, hold)
+    for i in range(n):
+        k = i // hold + offset
+        yield _pan(photos[k % len(photos)], size, (i % hold) / max(1, hold - 1) if hold > 1 else 0.5)
+
+
+def video_frames(path: str | Path, size: tuple[int, int], n: int, offset: int = 0) -> Iterator[np.ndarray]:
+    """``n`` RGB frames of a video (rewinding at its end), starting ``offset`` frames in."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ValueError(f"{path}: OpenCV cannot open this video")
+    try:
+        got = 0
+        skip = offset
+        rewinds = 0
+        while got < n:
+            ok, frame = cap.read()
+            if not ok:
+                rewinds += 1
+                if rewinds > 2 and got == 0:
+                    raise ValueError(f"{path}: no frame could be read")
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                continue
+            if skip > 0:
+                skip -= 1
+                continue
+            got += 1
+            yield _fit(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), size)
+    finally:
+        cap.release()
+
+
+# --- QoS ---
+def recorded_qos(profile: str = "sensor") -> list[Any]:
+    """The offered QoS stored with each image topic: ``sensor`` (best effort, keep last 5, as camera
+    drivers publish) or ``reliable`` (keep last 10)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    inf = QosTime(sec=9223372036, nsec=854775807)  # rmw's "infinite"
+    if profile not in ("sensor", "reliable"):
+        raise ValueError(f"qos must be 'sensor' or 'reliable', got {profile!r}")
+    best = profile == "sensor"
+    return [
+        Qos(
+            QosHistory.KEEP_LAST,
+            5 if best else 10,
+            QosReliability.BEST_EFFORT if best else QosReliability.RELIABLE,
+            QosDurability.VOLATILE,
+            inf,
+            inf,
+            QosLiveliness.AUTOMATIC,
+            inf,
+            False,
+        )
+    ]
+
+
+# --- the bag ---
+@dataclass
+class MadeBag:
+    path: Path
+    labels: Labels
+    labels_path: Path | None
+    topics: list[str]
+    frames: int
+
+
+def make_bag(
+    out: str | Path,
+    *,
+    images: str | Path | None = None,
+    video: str | Path | None = None,
+    frames_from: Sequence[np.ndarray] | None = None,
+    topics: Sequence[str] = ("/camera/image_raw",),
+    storage: str = "sqlite3",
+    compressed: bool = False,
+    encoding: str = "rgb8",
+    jpeg_quality: int = 90,
+    rate_hz: float = 10.0,
+    size: tuple[int, int] = (640, 480),
+    duration_s: float = 10.0,
+    segments: Sequence[SegmentSpec] | None = None,
+    labels_out: str | Path | None = None,
+    hold_frames: int = 20,
+    start_ns: int = DEFAULT_START_NS,
+    qos: str = "sensor",
+    seed: int = 0,
+    progress: bool = False,
+) -> MadeBag:
+    """Write a bag of ``round(duration_s * rate_hz)`` frames per topic with ``segments`` degraded.
+
+    Each frame's header stamp equals its bag time. Topic k starts ``k * hold_frames // 2`` frames
+    later in the source, so cameras do not see identical images. Segments apply to every topic.
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from hirqa_ros.degradations import DEGRADATIONS, degrade
+    from hirqa_ros.imgmsg import rgb_to_compressed_fields, rgb_to_image_fields
+
+    if sum(x is not None for x in (images, video, frames_from)) != 1:
+        raise ValueError("give exactly one frame source: an image folder or a video")
+    if storage not in ("sqlite3", "mcap"):
+        raise ValueError(f"storage must be sqlite3 or mcap, got {storage!r}")
+    if rate_hz <= 0 or duration_s <= 0:
+        raise ValueError("rate and duration must be positive")
+    segs = list(default_segments(duration_s) if segments is None else segments)
+    for s in segs:
+        if s.level and s.degradation not in DEGRADATIONS:
+            raise ValueError(
+                f"unknown degradation {s.degradation!r}; known: {', '.join(sorted(DEGRADATIONS))}"
+            )
+    n = max(1, round(duration_s * rate_hz))
+    out = Path(out)
+    ts = default_typestore()
+    types = ts.types
+    msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    topic_names = [
+        t if not compressed or t.endswith("/compressed") else t.rstrip("/") + "/compressed" for t in topics
+    ]
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    period_ns = round(1e9 / rate_hz)
+
+    def source(k: int) -> Iterator[np.ndarray]:
+        off = k * max(1, hold_frames // 2)
+        if images is not None:
+            return image_folder_frames(images, size, n, hold_frames, offset=k)
+        if video is not None:
+            return video_frames(video, size, n, offset=off)
+        return (_fit(frames_from[(i + off) % len(frames_from)], size) for i in range(n))
+
+    sources = [source(k) for k in range(len(topic_names))]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n * len(topic_names), unit="frame", desc="make-bag")
+    with Writer(out, version=9, storage_plugin=plugin) as w:
+        conns = [
+            w.add_connection(t, msgtype, typestore=ts, offered_qos_profiles=recorded_qos(qos))
+            for t in topic_names
+        ]
+        for i in range(n):
+            t_ns = start_ns + i * period_ns
+            rel = i / rate_hz
+            seg = next((s for s in segs if s.start_s <= rel < s.end_s), None)
+            for k, (conn, src) in enumerate(zip(conns, sources)):
+                rgb = next(src)
+                if seg is not None and seg.level > 0:
+                    rgb = degrade(rgb, seg.degradation, seg.level, seed=seed + 1000 * k + i)
+                header = types["std_msgs/msg/Header"](
+                    stamp=types["builtin_interfaces/msg/Time"](
+                        sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000
+                    ),
+                    frame_id=_frame_id(conn.topic),
+                )
+                if compressed:
+                    msg = types[msgtype](header=header, **rgb_to_compressed_fields(rgb, "jpeg", jpeg_quality))
+                else:
+                    msg = types[msgtype](header=header, **rgb_to_image_fields(rgb, encoding))
+                w.write(conn, t_ns, ts.serialize_cdr(msg, msgtype))
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    labels = Labels(
+        segments=[
+            Segment(start_ns + round(s.start_s * 1e9), start_ns + round(s.end_s * 1e9), s.name, t)
+            for t in topic_names
+            for s in segs
+        ],
+        default_label="clear",
+        drop_labels=frozenset(s.name for s in segs if s.name.lower() not in KEEP_NAMES and s.level > 0),
+        clock="stamp",
+        origin_ns=start_ns,
+    )
+    labels_path = labels.dump(labels_out) if labels_out else None
+    log.info(
+        "wrote %s: %d frames x %d topic(s) (%s, %s, %gx%g at %g Hz), %d degraded segments%s",
+        out,
+        n,
+        len(topic_names),
+        storage,
+        msgtype.split("/")[-1],
+        size[0],
+        size[1],
+        rate_hz,
+        len(segs),
+        f"; labels {labels_path}" if labels_path else "",
+    )
+    return MadeBag(out, labels, labels_path, topic_names, n)
+
+
+def _frame_id(topic: str) -> str:
+    parts = [p for p in topic.split("/") if p and p not in ("image_raw", "compressed", "image")]
+    return (parts[0] if parts else "camera") + "_optical_frame"

@@ -1,0 +1,225 @@
+"""Latency, throughput and peak memory per backend x precision x batch x input size.
+
+The plain torch eager fp32 path is measured in the same run as the baseline and every row
+gets its speed-up against it. Timings cover ``backend.run`` on an already normalised batch
+(host -> device copy and result copy-back included, preprocessing excluded).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hirqa_ros.backends import BackendUnavailable, cuda_status, open_backend, probe
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZES = ((224, 224), (480, 640), (720, 1280))
+DEFAULT_BATCHES = (1, 4, 8)
+BASELINE = "torch-eager"
+
+
+@dataclass
+class BenchRow:
+    backend: str
+    device: str
+    precision: str
+    batch: int
+    height: int
+    width: int
+    p50_ms: float
+    p95_ms: float
+    throughput: float  # images per second
+    peak_rss_mb: float
+    gpu_peak_mb: float | None = None
+    speedup: float | None = None  # baseline p50 / this p50
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (since the last reset where supported)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def time_run(backend, batch: np.ndarray, iters: int, warmup: int) -> np.ndarray:
+    """Per-call wall times in ms of ``backend.run(batch)`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        backend.run(batch)
+    times = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        backend.run(batch)
+        times[i] = (time.perf_counter() - t0) * 1000.0
+    return times
+
+
+def _gpu_peak_reset(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _gpu_peak_mb(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def measure(backend, name: str, batches, sizes, iters: int, warmup: int, seed: int = 0) -> list[BenchRow]:
+    """Rows for one opened backend over every batch x size."""
+    rows = []
+    rng = np.random.default_rng(seed)
+    device = str(getattr(backend, "device", "cpu"))
+    for h, w in sizes:
+        for n in batches:
+            x = rng.standard_normal((n, 3, h, w)).astype(np.float32)
+            _reset_peak_rss()
+            _gpu_peak_reset(device)
+            t = time_run(backend, x, iters, warmup)
+            rows.append(
+                BenchRow(
+                    name,
+                    device,
+                    backend.precision,
+                    n,
+                    h,
+                    w,
+                    float(np.percentile(t, 50)),
+                    float(np.percentile(t, 95)),
+                    n * 1000.0 / float(t.mean()),
+                    peak_rss_mb(),
+                    _gpu_peak_mb(device),
+                )
+            )
+            log.info("%s %s b%d %dx%d: p50 %.2f ms", name, backend.precision, n, h, w, rows[-1].p50_ms)
+    return rows
+
+
+def valid_precisions(name: str, device: str, precisions) -> list[str]:
+    """Precisions a backend runs on a device (ONNX Runtime / torch on the CPU: fp32 only)."""
+    gpu = device.startswith("cuda") or device == "tensorrt"
+    return [p for p in precisions if p == "fp32" or gpu]
+
+
+def run_bench(
+    artifact,
+    backends=("onnxruntime", "torch", "tensorrt"),
+    precisions=("fp32", "fp16"),
+    batches=DEFAULT_BATCHES,
+    sizes=DEFAULT_SIZES,
+    iters: int = 10,
+    warmup: int = 2,
+    device: str | None = None,
+    progress=None,
+) -> tuple[list[BenchRow], list[str]]:
+    """Baseline (torch eager fp32) plus every usable backend x precision; returns rows and skip notes."""
+    from hirqa_ros.backends.torch_backend import TorchBackend
+
+    skipped: list[str] = []
+    gpu_ok = cuda_status()[0] and not (device or "").startswith("cpu")
+    base_device = (device or "cuda") if gpu_ok else "cpu"
+    baseline = TorchBackend(artifact, device=base_device, precision="fp32", cuda_graphs=False)
+    rows = measure(baseline, BASELINE, batches, sizes, iters, warmup)
+    if progress:
+        progress()
+    base_p50 = {(r.batch, r.height, r.width): r.p50_ms for r in rows}
+    del baseline
+    max_batch = max(batches)
+    max_hw = (max(h for h, _ in sizes), max(w for _, w in sizes))
+    for name in backends:
+        p = probe(name, device)
+        if not p.ok:
+            skipped.append(str(p))
+            continue
+        dev = device
+        if dev is None:
+            dev = "cuda" if name in ("tensorrt", "torch2trt") or (name == "torch" and gpu_ok) else None
+        if name == "torch" and not (dev or "cpu").startswith("cuda"):
+            skipped.append("torch: on the CPU it is the torch-eager baseline row")
+            continue
+        for prec in valid_precisions(name, dev or "cpu", precisions):
+            opts = {"max_batch": max_batch}
+            if name in ("tensorrt", "torch2trt"):
+                opts.update(max_hw=max_hw, input_policy="native")
+            try:
+                backend = open_backend(name, artifact, device=dev, precision=prec, **opts)
+            except (BackendUnavailable, ValueError, RuntimeError) as exc:
+                skipped.append(f"{name} {prec}: {exc}")
+                continue
+            label = f"{name}+graphs" if name == "torch" and getattr(backend, "cuda_graphs", False) else name
+            rows += measure(backend, label, batches, sizes, iters, warmup)
+            del backend
+            if progress:
+                progress()
+    for r in rows:
+        b = base_p50.get((r.batch, r.height, r.width))
+        r.speedup = b / r.p50_ms if b and r.p50_ms > 0 else None
+    return rows, skipped
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """A plain-text table of bench rows."""
+    header = (
+        "backend",
+        "device",
+        "prec",
+        "batch",
+        "size",
+        "p50 ms",
+        "p95 ms",
+        "img/s",
+        "peak RSS MB",
+        "GPU MB",
+        "x eager",
+    )
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                r.backend,
+                r.device,
+                r.precision,
+                str(r.batch),
+                f"{r.height}x{r.width}",
+                f"{r.p50_ms:.2f}",
+                f"{r.p95_ms:.2f}",
+                f"{r.throughput:.1f}",
+                f"{r.peak_rss_mb:.0f}",
+                "-" if r.gpu_peak_mb is None else f"{r.gpu_peak_mb:.0f}",
+                "-" if r.speedup is None else f"{r.speedup:.2f}",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+        for line in lines
+    )
+
+
+def rows_as_dicts(rows: list[BenchRow]) -> list[dict]:
+    return [asdict(r) for r in rows]

@@ -1,0 +1,130 @@
+"""``hirqa bag-eval``: score the image messages of a rosbag offline (no ROS needed) and measure thresholds."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+HELP = "score the camera frames of a rosbag2 (sqlite3/MCAP) or ROS 1 bag offline; label metrics, plots"
+
+log = logging.getLogger("hirqa.bag-eval")
+
+
+def _thresholds(text: str):
+    from hirqa_ros.decision import Thresholds
+
+    try:
+        parts = [float(x) for x in text.replace(",", " ").split()]
+        if len(parts) == 1:
+            return Thresholds(warn=parts[0], error=min(parts[0], Thresholds().error))
+        if len(parts) == 2:
+            return Thresholds(warn=parts[0], error=parts[1])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    raise argparse.ArgumentTypeError(f"expected WARN or WARN,ERROR, got {text!r}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bag", help="rosbag2 directory, .mcap or .db3 file, or ROS 1 .bag")
+    p.add_argument("--out", required=True, help="output directory (frames.csv, summary.json, plots)")
+    p.add_argument(
+        "--topic",
+        action="append",
+        dest="topics",
+        metavar="T",
+        help="image topic to evaluate (repeatable); default: every Image/CompressedImage topic",
+    )
+    p.add_argument("--labels", help="labels YAML (time ranges per topic with a label; see docs/bag.md)")
+    p.add_argument(
+        "--drop-labels",
+        help="comma-separated labels that mean 'should be dropped' "
+        "(default: from the labels file, else every label except the default/clear one)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_thresholds,
+        metavar="WARN[,ERROR]",
+        help="score thresholds; default: the model card's",
+    )
+    p.add_argument(
+        "--smoothing",
+        type=float,
+        default=0.0,
+        help="EMA weight of the past before thresholds, as the node's 'smoothing' (default 0)",
+    )
+    p.add_argument(
+        "--target-frr",
+        type=float,
+        default=0.01,
+        help="false-reject rate on keep-labelled frames for the suggested threshold (default 0.01)",
+    )
+    p.add_argument("--model", help="model directory (default: $HIRQA_MODEL or the installed models/hirqa-s)")
+    p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt | torch2trt")
+    p.add_argument("--input-policy", help="native | max-side:N | crops:KxS (default: the model card's)")
+    p.add_argument("--batch", type=int, default=8, help="frames per inference call (default 8)")
+    p.add_argument(
+        "--write-bag",
+        action="store_true",
+        help="also write OUT/<bag>_quality: a copy of the bag with T/quality DiagnosticArray messages",
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, evaluate_bag
+    from hirqa_ros.bag.labels import LabelsError
+
+    drop = [x.strip() for x in args.drop_labels.split(",") if x.strip()] if args.drop_labels else None
+    try:
+        res = evaluate_bag(
+            args.bag,
+            args.out,
+            topics=args.topics,
+            labels=args.labels,
+            drop_labels=drop,
+            thresholds=args.threshold,
+            smoothing=args.smoothing,
+            model=args.model,
+            backend=args.backend,
+            input_policy=args.input_policy,
+            batch=args.batch,
+            target_frr=args.target_frr,
+            write_bag=args.write_bag,
+            plots=not args.no_plots,
+            progress=not args.no_progress,
+        )
+    except (BagOpenError, NothingToEvaluate, LabelsError) as exc:
+        log.error("%s", exc)
+        return 2
+    s = res.summary
+    o = s["overall"]
+    th = s["thresholds"]
+    print(
+        f"bag {s['bag']}: {o['frames']} image messages, {o['scored']} scored, {o['errors']} not scorable; "
+        f"backend {s['backend']}, thresholds warn={th['warn']:g} error={th['error']:g}"
+    )
+    for t, d in s["topics"].items():
+        med = d["score"]["p50"] if d["score"] else float("nan")
+        rej = d["rejected_fraction"]
+        line = (
+            f"  {t}: {d['scored']}/{d['frames']} scored, median score {med:.3f}, "
+            f"rejected {'-' if rej is None else f'{rej:.1%}'}"
+        )
+        lab = d.get("labels")
+        if lab and lab.get("auroc") is not None:
+            line += f", AUROC {lab['auroc']:.3f}"
+        print(line)
+    if o["frames_per_s"]:
+        rtf = o["real_time_factor"]
+        print(
+            f"  {o['frames_per_s']:.1f} frames/s, wall {o['wall_time_s']:.1f} s"
+            + (f", real-time factor {rtf:.2f}" if rtf else "")
+        )
+    for p in res.problems:
+        print(f"  problem: {p}")
+    print(f"results in {res.out_dir}: " + ", ".join(sorted(res.files)))
+    if res.scored == 0:
+        log.error("no frame could be scored")
+        return 1
+    return 0

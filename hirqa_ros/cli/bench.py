@@ -1,0 +1,122 @@
+"""``hirqa bench``: latency p50/p95, throughput and peak memory per backend, precision, batch and size."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "benchmark backends (latency p50/p95, throughput, peak memory) against torch eager fp32"
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return [kind(v) for v in text.split(",") if v]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return parse
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, w = (int(v) for v in text.lower().split("x"))
+    return h, w
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="DIR",
+        help="model directory (default: the installed model; without one, random weights "
+        "are used, which is fine for timing)",
+    )
+    parser.add_argument(
+        "--backends",
+        type=_csv(str),
+        default=["onnxruntime", "torch", "tensorrt"],
+        help="comma list from onnxruntime,torch,tensorrt,torch2trt (default: the first three)",
+    )
+    parser.add_argument(
+        "--precisions",
+        type=_csv(str),
+        default=["fp32", "fp16"],
+        help="comma list (fp16 only where the backend runs it: GPU backends)",
+    )
+    parser.add_argument("--batches", type=_csv(int), default=[1, 4, 8], help="comma list (default 1,4,8)")
+    parser.add_argument(
+        "--sizes",
+        type=_csv(_size),
+        default=[(224, 224), (480, 640), (720, 1280)],
+        help="comma list of HxW (default 224x224,480x640,720x1280)",
+    )
+    parser.add_argument("--iters", type=int, default=10, help="timed iterations per row (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per row (default 2)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
+    parser.add_argument("--jsonl", metavar="FILE", help="also write the rows as JSON lines to FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import logging
+    import platform
+    import tempfile
+
+    from tqdm import tqdm
+
+    from hirqa_ros.artifacts import ArtifactError, NoDefaultModelError, load_artifact
+    from hirqa_ros.bench import format_table, rows_as_dicts, run_bench
+
+    log = logging.getLogger("hirqa.bench")
+    bad = set(args.backends) - {"onnxruntime", "torch", "tensorrt", "torch2trt"}
+    if bad or set(args.precisions) - {"fp32", "fp16"} or args.iters < 1:
+        print(
+            f"error: bad --backends/--precisions/--iters ({sorted(bad) or args.precisions})", file=sys.stderr
+        )
+        return 2
+    tmp = None
+    try:
+        artifact = load_artifact(args.model)
+    except NoDefaultModelError:
+        import torch
+
+        from hirqa_ros.export import write_model_dir
+        from hirqa_ros.model import HiRQA
+
+        log.warning("no default model installed: benchmarking seeded RANDOM HiRQA-S weights (timing only)")
+        tmp = tempfile.TemporaryDirectory(prefix="hirqa-bench-")
+        torch.manual_seed(0)
+        artifact = load_artifact(
+            write_model_dir(
+                tmp.name, HiRQA("hirqa-s").state_dict(), "hirqa-s", {"name": "random-bench-weights"}
+            )
+        )
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with tqdm(desc="bench", unit="config", file=sys.stderr, leave=False) as bar:
+        rows, skipped = run_bench(
+            artifact,
+            args.backends,
+            args.precisions,
+            args.batches,
+            args.sizes,
+            args.iters,
+            args.warmup,
+            args.device,
+            progress=lambda: bar.update(1),
+        )
+    print(
+        f"# hirqa bench: model {artifact.name} ({artifact.variant}), {platform.machine()} "
+        f"{platform.processor() or ''} python {platform.python_version()}; {args.iters} iters, "
+        f"{args.warmup} warm-up; baseline = torch eager fp32"
+    )
+    print(format_table(rows))
+    for note in skipped:
+        print(f"# skipped {note}")
+    if args.jsonl:
+        with open(args.jsonl, "w") as f:
+            for r in rows_as_dicts(rows):
+                f.write(json.dumps(r) + "\n")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0

@@ -1,0 +1,188 @@
+"""``hirqa eval``: synthetic distortion protocol (model beside classical cues) and public IQA benchmarks."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+HELP = "evaluate a model beside classical cues: synthetic distortion ladders (SROCC, AUROC), IQA benchmarks"
+
+log = logging.getLogger("hirqa.eval")
+DEFAULT_IMAGES = "data/pristine/val"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default=None, help="model directory (default: the installed default model)")
+    m.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt | torch2trt")
+    m.add_argument("--input-policy", default=None,
+                   help="native | max-side:N | crops:KxS (default: the model card's)")
+    m.add_argument("--no-model", action="store_true", help="evaluate only the classical cues")
+    s = p.add_argument_group("synthetic protocol")
+    s.add_argument("--images", default=None,
+                   help=f"folder of held-out pristine photos (default: {DEFAULT_IMAGES}; "
+                        "with --dataset the synthetic protocol runs only if --images is given)")
+    s.add_argument("--max-images", type=int, default=None, help="use at most N images of the folder")
+    s.add_argument("--types", nargs="+", default=None, metavar="NAME",
+                   help="distortion types and/or groups (default: every type of hirqa_ros.degradations)")
+    s.add_argument("--crop", type=int, default=256,
+                   help="square view size in px; 0 = the whole (shrunk) image (default 256)")
+    s.add_argument("--resize-side", type=int, default=512,
+                   help="shrink each photo so its shorter side is at most N px before cropping; 0 = native "
+                        "(default 512)")
+    s.add_argument("--crops-per-image", type=int, default=1, help="seeded views per photo (default 1)")
+    s.add_argument("--seed", type=int, default=0, help="seed of crops and distortions (default 0)")
+    s.add_argument("--batch-size", type=int, default=32, help="images per scoring call (default 32)")
+    s.add_argument("--cues", action=argparse.BooleanOptionalAction, default=True,
+                   help="also score the classical cues side by side (default: on)")
+    s.add_argument("--warn-frr", type=float, default=0.05,
+                   help="false-reject rate on keep frames that sets the WARN threshold (default 0.05)")
+    s.add_argument("--error-frr", type=float, default=0.01,
+                   help="false-reject rate on keep frames that sets the ERROR threshold (default 0.01)")
+    b = p.add_argument_group("benchmark")
+    b.add_argument("--dataset", default=None,
+                   help="kadid10k | csiq | tid2013 | live | clive | koniq10k | spaq | flive")
+    b.add_argument("--root", default=None, help="the dataset's folder, in its authors' layout")
+    b.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced images of the dataset")
+    o = p.add_argument_group("output")
+    o.add_argument("--json", default=None, metavar="FILE", help="write every number to FILE")
+    o.add_argument("--plot", default=None, metavar="PNG", help="bar chart of AUROC per group, model vs cues")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
+    """Score functions by column name (model first) and a description of the model (None: no model)."""
+    from hirqa_ros.classical import CUES, cue_score_fn
+
+    fns: dict = {}
+    info = None
+    if not args.no_model:
+        from hirqa_ros import load_scorer
+
+        scorer = load_scorer(args.model, backend=args.backend, input_policy=args.input_policy)
+        fns["model"] = scorer.score
+        info = {"name": scorer.model_name, "dir": str(scorer.model_dir), "backend": scorer.backend,
+                "device": scorer.device, "input_policy": str(scorer.input_policy),
+                "card_thresholds": {"warn": scorer.thresholds.warn, "error": scorer.thresholds.error}}
+        log.info("model: %s", scorer.describe())
+    if args.cues:
+        fns.update({name: cue_score_fn(name) for name in CUES})
+    return fns, info
+
+
+def plot_auroc(summaries: dict, path: str) -> None:
+    """Grouped bars: AUROC per distortion group and pooled, one bar per score_fn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(summaries)
+    groups = [*next(iter(summaries.values()))["per_group"], "pooled"]
+    vals = np.array([[s["per_group"][g]["auroc"] if g != "pooled" else s["pooled"]["auroc"] for g in groups]
+                     for s in summaries.values()])
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(groups) + 2), 4.5))
+    width = 0.8 / len(names)
+    x = np.arange(len(groups))
+    for i, name in enumerate(names):
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, vals[i], width, label=name)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(x, groups, rotation=25, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("AUROC keep (lv 0-1) vs drop (lv >= 3)")
+    ax.set_title("Synthetic protocol: separating usable from degraded frames")
+    ax.legend(fontsize=8, ncol=min(6, len(names)), loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hirqa_ros.artifacts import ArtifactError
+    from hirqa_ros.evaluation import calibration, datasets, synthetic
+    from hirqa_ros.evaluation.images import load_folder
+
+    if args.no_model and not args.cues:
+        log.error("nothing to evaluate: --no-model together with --no-cues")
+        return 2
+    if args.dataset and not args.root:
+        log.error("--dataset needs --root DIR (the dataset folder in its authors' layout)")
+        return 2
+    try:
+        fns, model_info = _score_fns(args)
+    except ArtifactError as exc:  # includes NoDefaultModelError
+        log.error("%s\n(or run with --no-model to evaluate only the classical cues)", exc)
+        return 2
+    report: dict = {"model": model_info, "score_fns": list(fns)}
+    progress = not args.no_progress
+
+    images_dir = args.images or (None if args.dataset else DEFAULT_IMAGES)
+    if images_dir:
+        try:
+            images = load_folder(images_dir, limit=args.max_images)
+        except FileNotFoundError as exc:
+            hint = " (build it with `hirqa prepare-data`)" if images_dir == DEFAULT_IMAGES else ""
+            log.error("%s%s", exc, hint)
+            return 2
+        if not images:
+            log.error("no readable images in %s", images_dir)
+            return 2
+        try:
+            config = synthetic.ProtocolConfig(crop=args.crop, resize_side=args.resize_side,
+                                              crops_per_image=args.crops_per_image, seed=args.seed,
+                                              batch_size=args.batch_size)
+            types = synthetic.resolve_types(args.types)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
+        log.info("synthetic protocol: %d images from %s, %d types, levels 0..5, crop %s, resize_side %s",
+                 len(images), images_dir, len(types), args.crop or "whole image",
+                 args.resize_side or "native")
+        ps = synthetic.score_protocol(fns, images, types=types, config=config, progress=progress)
+        summaries = {name: synthetic.summarize(ps, name) for name in fns}
+        print(synthetic.format_tables(summaries))
+        report["synthetic"] = {"images": str(images_dir), "views": ps.view_names, "summaries": summaries}
+        if "model" in fns and len(fns) > 1:
+            cmp = synthetic.compare_to_best(summaries, "model")
+            report["synthetic"]["model_vs_best_cue"] = cmp
+            print("\nmodel vs the best classical cue (pooled): " + "; ".join(
+                f"{m} {c['model']:.3f} vs {c['best_other_value']:.3f} ({c['best_other']}): "
+                f"{'beats' if c['beats'] else 'does NOT beat'}" for m, c in cmp.items()))
+        if "model" in fns:
+            try:
+                cal = calibration.calibrate_protocol(ps, "model", args.warn_frr, args.error_frr)
+            except ValueError as exc:
+                log.error("%s", exc)
+                return 2
+            report["calibration"] = cal.as_dict()
+            card = model_info["card_thresholds"]
+            print(f"\nthresholds calibrated on these keep frames: warn {cal.warn:.4f} "
+                  f"({cal.warn_false_reject_rate:.1%} false rejects, {cal.drop_recall_at_warn:.1%} of drop "
+                  f"frames caught), error {cal.error:.4f} ({cal.error_false_reject_rate:.1%} false rejects, "
+                  f"{cal.drop_recall_at_error:.1%} caught); the model card has warn {card['warn']:.4f}, "
+                  f"error {card['error']:.4f}")
+        if args.plot:
+            plot_auroc(summaries, args.plot)
+            log.info("wrote %s", args.plot)
+
+    if args.dataset:
+        try:
+            bench = datasets.subset(datasets.load_benchmark(args.dataset, args.root), args.limit)
+        except (FileNotFoundError, ValueError, KeyError, ImportError) as exc:
+            log.error("cannot load %s from %s: %s", args.dataset, args.root, exc)
+            return 2
+        log.info("benchmark %s: %d images (%d reference keys), labels %s", bench.name, len(bench.items),
+                 len(bench.keys()), "MOS" if bench.higher_is_better else "DMOS, sign flipped")
+        bench_report = datasets.evaluate_benchmark(fns, bench, batch_size=args.batch_size, progress=progress)
+        print()
+        print(datasets.format_benchmark(bench_report))
+        report["benchmark"] = bench_report
+
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        log.info("wrote %s", args.json)
+    return 0

@@ -1,0 +1,109 @@
+"""``hirqa export``: ONNX (fp32/fp16), a TensorRT engine or a torch2trt module from a model directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module"
+
+
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 1088x1920, got {text!r}") from exc
+    return h, w
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", metavar="DIR", help="model directory (default: the installed default model)"
+    )
+    parser.add_argument(
+        "--onnx",
+        metavar="OUT.onnx",
+        help="write ONNX (opset 17, input 'image' NCHW with dynamic batch/height/width, output 'score')",
+    )
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="with --onnx: fp16 network and fp16 input (final linear + sigmoid stay fp32)",
+    )
+    parser.add_argument(
+        "--engine", metavar="OUT.plan", help="build a TensorRT engine (needs TensorRT + CUDA)"
+    )
+    parser.add_argument("--precision", default="fp16", choices=("fp16", "fp32"), help="engine precision")
+    parser.add_argument(
+        "--torch2trt", metavar="OUT.pth", help="convert with torch2trt and save its state dict"
+    )
+    parser.add_argument(
+        "--input-policy",
+        default=None,
+        metavar="P",
+        help="policy the engine profile must cover (default: the model card's)",
+    )
+    parser.add_argument("--max-batch", type=int, default=8, help="engine profile: largest batch")
+    parser.add_argument(
+        "--max-hw",
+        type=_hw,
+        default=None,
+        metavar="HxW",
+        help="engine profile for 'native': largest frame (default 1088x1920)",
+    )
+    parser.add_argument(
+        "--opt-hw",
+        type=_hw,
+        default=None,
+        metavar="HxW",
+        help="engine profile: the size to optimise for (default 480x640)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from hirqa_ros.artifacts import ArtifactError, load_artifact
+    from hirqa_ros.backends import probe
+
+    if not (args.onnx or args.engine or args.torch2trt):
+        print("error: nothing to do: give --onnx, --engine and/or --torch2trt", file=sys.stderr)
+        return 2
+    try:
+        artifact = load_artifact(args.model)
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.onnx:
+        from hirqa_ros.export import export_onnx
+
+        path = export_onnx(artifact.torch_model(), args.onnx, fp16=args.fp16)
+        print(f"wrote {path} ({'fp16' if args.fp16 else 'fp32'}, opset 17)")
+    profile_opts = {
+        "input_policy": args.input_policy or artifact.input_policy,
+        "max_batch": args.max_batch,
+        "max_hw": args.max_hw,
+        "opt_hw": args.opt_hw,
+    }
+    for what, out in (("tensorrt", args.engine), ("torch2trt", args.torch2trt)):
+        if not out:
+            continue
+        p = probe(what, "cuda")
+        if not p.ok:
+            print(f"error: cannot build a {what} artefact here: {p}", file=sys.stderr)
+            return 2
+        if what == "tensorrt":
+            from hirqa_ros.backends.tensorrt_backend import build_engine_file
+
+            path = build_engine_file(artifact, out, precision=args.precision, **profile_opts)
+        else:
+            from hirqa_ros.backends.torch2trt_backend import Torch2TRTBackend
+
+            path = Torch2TRTBackend(
+                artifact,
+                precision=args.precision,
+                module_path=out,
+                force_engine_update=True,
+                warmup=1,
+                **profile_opts,
+            ).module_path
+        print(f"wrote {path} ({what}, {args.precision}); it runs only on this GPU model and {what} version")
+    return 0

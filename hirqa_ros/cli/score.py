@@ -1,0 +1,199 @@
+"""``hirqa score``: quality scores for images, folders (recursive) and videos."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+
+HELP = "score images, folders (recursive) and videos (every Nth frame); higher = better quality"
+
+BACKEND_CHOICES = ("auto", "onnxruntime", "torch", "tensorrt", "torch2trt")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model/--backend/--device/--precision/--input-policy, shared by score and bench."""
+    parser.add_argument(
+        "--model",
+        metavar="DIR",
+        help="model directory (default: $HIRQA_MODEL, else the installed models/hirqa-s)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKEND_CHOICES,
+        help="inference backend (default auto: tensorrt -> torch on CUDA -> onnxruntime CPU)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1 (onnxruntime also: tensorrt = its TensorRT provider)",
+    )
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=("fp32", "fp16"),
+        help="default: fp16 on GPU backends, fp32 on the CPU",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, video files or folders")
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--input-policy",
+        default=None,
+        metavar="P",
+        help="native | max-side:N | crops:KxS (default: the model card's policy)",
+    )
+    parser.add_argument(
+        "--every", type=int, default=1, metavar="N", help="score every Nth video frame (default 1)"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="frames per inference batch")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='one JSON object per frame: {"source", "frame", "score", "level"}',
+    )
+    fmt.add_argument("--csv", action="store_true", help="CSV with a header row: source,frame,score,level")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+class _Output:
+    """Streams jsonl/csv rows, or collects rows for an aligned table printed at the end."""
+
+    def __init__(self, mode: str, stream=None) -> None:
+        self.mode, self.stream, self.rows = mode, stream or sys.stdout, []
+        if mode == "csv":
+            self.writer = csv.writer(self.stream, lineterminator="\n")
+            self.writer.writerow(["source", "frame", "score", "level"])
+
+    def add(self, source: str, frame: int | None, score: float, level: str) -> None:
+        if self.mode == "jsonl":
+            self.stream.write(
+                json.dumps({"source": source, "frame": frame, "score": round(score, 6), "level": level})
+                + "\n"
+            )
+        elif self.mode == "csv":
+            self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level])
+        else:
+            self.rows.append((source, "" if frame is None else str(frame), f"{score:.4f}", level))
+
+    def close(self) -> None:
+        if self.mode != "table" or not self.rows:
+            self.stream.flush()
+            return
+        header = ("source", "frame", "score", "level")
+        widths = [max(len(r[i]) for r in [header, *self.rows]) for i in range(4)]
+        for r in [header, *self.rows]:
+            self.stream.write(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n")
+        self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from tqdm import tqdm
+
+    from hirqa_ros import media
+    from hirqa_ros.artifacts import ArtifactError, NoDefaultModelError
+    from hirqa_ros.backends import BackendUnavailable
+    from hirqa_ros.scorer import load_scorer
+
+    log = logging.getLogger("hirqa.score")
+    if args.every < 1 or args.batch_size < 1:
+        print("error: --every and --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        scorer = load_scorer(
+            args.model,
+            backend=args.backend,
+            input_policy=args.input_policy,
+            device=args.device,
+            precision=args.precision,
+            batch_size=args.batch_size,
+        )
+    except NoDefaultModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ArtifactError, BackendUnavailable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    out = _Output("jsonl" if args.jsonl else "csv" if args.csv else "table")
+    files, missing = media.expand(args.paths)
+    failures = 0
+    scored = 0
+
+    def report(err: media.MediaError) -> None:
+        nonlocal failures
+        failures += 1
+        tqdm.write(f"error: {err}", file=sys.stderr)
+
+    for err in missing:
+        report(err)
+    pending: list[media.Frame] = []
+
+    def flush() -> None:
+        nonlocal scored
+        if not pending:
+            return
+        try:
+            scores = scorer.score([f.rgb for f in pending])
+        except Exception as exc:  # keep going: report the frames of this batch as failed
+            for f in pending:
+                report(media.MediaError(f.source, f"scoring failed at frame {f.frame}: {exc}"))
+            pending.clear()
+            return
+        for f, s in zip(pending, scores):
+            out.add(f.source, f.frame, float(s), scorer.level(float(s)).name)
+        scored += len(pending)
+        pending.clear()
+
+    progress = tqdm(
+        files,
+        desc="scoring",
+        unit="file",
+        file=sys.stderr,
+        disable=True if args.no_progress else None,
+        leave=False,
+    )
+    for path in progress:
+        frames_bar = None
+        if media.kind_of(path) == "video" and not progress.disable:
+            n = media.video_frame_count(path)
+            frames_bar = tqdm(
+                total=(n + args.every - 1) // args.every or None,
+                desc=path.name,
+                unit="frame",
+                file=sys.stderr,
+                leave=False,
+                position=1,
+            )
+        for item in media.iter_file(path, args.every):
+            if frames_bar is not None:
+                frames_bar.update(1)
+            if isinstance(item, media.MediaError):
+                report(item)
+                continue
+            pending.append(item)
+            if len(pending) >= args.batch_size:
+                flush()
+        flush()
+        if frames_bar is not None:
+            frames_bar.close()
+    progress.close()
+    out.close()
+    if scored == 0 and failures == 0:
+        print("error: no images or videos found in " + " ".join(args.paths), file=sys.stderr)
+        return 1
+    log.info(
+        "scored %d frame(s) from %d file(s) with %s; %d failure(s)",
+        scored,
+        len(files),
+        scorer.backend,
+        failures,
+    )
+    return 1 if failures else 0

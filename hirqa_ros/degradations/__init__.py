@@ -1,0 +1,22 @@
+"""Distortion library: the 24 ARNIQA types in 7 groups plus 6 camera faults, 5 severity levels each,
+batched torch on CPU or CUDA (see docs/degradations.md)."""
+from __future__ import annotations
+
+from .base import Degradation
+from .registry import (
+    DEGRADATIONS,
+    GROUPS,
+    NUM_LEVELS,
+    apply,
+    apply_composition,
+    apply_compositions,
+    apply_ladder,
+    degrade,
+    get,
+)
+from .sampling import LEVEL_WEIGHTS, sample_composition
+
+__all__ = [
+    "DEGRADATIONS", "GROUPS", "LEVEL_WEIGHTS", "NUM_LEVELS", "Degradation", "apply", "apply_composition",
+    "apply_compositions", "apply_ladder", "degrade", "get", "sample_composition",
+]

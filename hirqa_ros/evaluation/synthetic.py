@@ -1,0 +1,409 @@
+"""The synthetic evaluation protocol: distortion ladders of held-out pristine images, scored by any score_fn.
+
+Protocol (docs/evaluation.md): each pristine image is shrunk so its shorter side is at most
+``resize_side`` and ``crops_per_image`` seeded ``crop`` x ``crop`` views are cut from it
+(``crop=0``: the whole shrunk image). For every view and every distortion type, the ladder is
+the view itself (level 0) and ``degrade(view, type, level, seed)`` for levels 1..5, with one
+seed per (view, type) so that all levels of a ladder share their randomness. Metrics, all
+oriented so that higher is better and 1 is perfect:
+
+* ``ladder_srocc``: SROCC between the score and minus the level within one ladder (6 points),
+  averaged over the views; for a group or pooled, the mean over its types.
+* ``srocc``: SROCC between score and minus the level over all samples of a type / group / all
+  types pooled across content (each pristine view counted once).
+* ``auroc``: probability that a "keep" sample (level 0 or 1) scores above a "drop" sample
+  (level >= 3); level 2 is left out as the grey zone. Pooled the same way as ``srocc``.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hirqa_ros.evaluation.images import load_folder
+from hirqa_ros.evaluation.metrics import auroc_separation, srocc
+
+LOG = logging.getLogger(__name__)
+
+ScoreFn = Callable[[Sequence[np.ndarray]], np.ndarray]
+LEVELS = (0, 1, 2, 3, 4, 5)
+KEEP_LEVELS = (0, 1)
+DROP_MIN_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """How views are cut and distorted. ``crop=0`` evaluates the whole (shrunk) image."""
+
+    crop: int = 256
+    resize_side: int = 512
+    crops_per_image: int = 1
+    seed: int = 0
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.crop < 0 or self.resize_side < 0 or self.crops_per_image < 1 or self.batch_size < 1:
+            raise ValueError(f"bad protocol config {self}")
+
+
+# Small protocol for periodic validation during training on a CPU.
+QUICK = ProtocolConfig(crop=128, resize_side=256, crops_per_image=1)
+
+
+@dataclass
+class ProtocolScores:
+    """Scores of one protocol run: ``scores[name]`` has shape (views, types, 6 levels)."""
+
+    types: list[str]
+    groups: list[str]
+    view_names: list[str]
+    config: ProtocolConfig
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def resolve_types(types: Sequence[str] | None = None) -> list[str]:
+    """Distortion type names from type and/or group names (None = every registered type)."""
+    from hirqa_ros.degradations import DEGRADATIONS, GROUPS
+
+    if not types:
+        return list(DEGRADATIONS)
+    out: list[str] = []
+    for name in types:
+        if name in GROUPS:
+            out.extend(GROUPS[name])
+        elif name in DEGRADATIONS:
+            out.append(name)
+        else:
+            raise ValueError(
+                f"unknown distortion type or group {name!r}; groups: {', '.join(GROUPS)}; "
+                f"types: {', '.join(DEGRADATIONS)}"
+            )
+    return list(dict.fromkeys(out))
+
+
+def group_of(type_name: str) -> str:
+    from hirqa_ros.degradations import DEGRADATIONS
+
+    return DEGRADATIONS[type_name].group
+
+
+def make_views(
+    images: Sequence[tuple[str, np.ndarray]], config: ProtocolConfig
+) -> list[tuple[str, np.ndarray]]:
+    """Deterministic views (name, rgb uint8) of the pristine images, as the module docstring says."""
+    views: list[tuple[str, np.ndarray]] = []
+    for i, (name, rgb) in enumerate(images):
+        img = np.ascontiguousarray(rgb)
+        h, w = img.shape[:2]
+        if config.resize_side and min(h, w) > config.resize_side:
+            s = config.resize_side / min(h, w)
+            img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+            h, w = img.shape[:2]
+        if not config.crop:
+            views.append((name, img))
+            continue
+        c = min(config.crop, h, w)
+        if c < config.crop:
+            LOG.info("%s: %dx%d is smaller than the %d px crop; using %d px views", name, w, h,
+                     config.crop, c)
+        rng = np.random.default_rng([config.seed, i])
+        for k in range(config.crops_per_image):
+            y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+            views.append((f"{name}#{k}", np.ascontiguousarray(img[y : y + c, x : x + c])))
+    return views
+
+
+def ladder_seed(seed: int, view_index: int, type_name: str) -> int:
+    """Seed shared by all levels of one ladder (stable across runs and Python processes)."""
+    return zlib.crc32(f"{seed}:{view_index}:{type_name}".encode()) & 0x7FFFFFFF
+
+
+def _jobs(
+    views: Sequence[tuple[str, np.ndarray]], types: Sequence[str], seed: int
+) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """(view, type index or -1 for pristine, level, image) for the whole protocol."""
+    from hirqa_ros.degradations import degrade
+
+    for v, (_, view) in enumerate(views):
+        yield v, -1, 0, view
+        for t, name in enumerate(types):
+            s = ladder_seed(seed, v, name)
+            for level in LEVELS[1:]:
+                try:
+                    out = degrade(view, name, level, seed=s)
+                except Exception as exc:
+                    raise RuntimeError(f"distortion {name!r} level {level} failed: {exc}") from exc
+                yield v, t, level, out
+
+
+def _call(name: str, fn: ScoreFn, batch: list[np.ndarray]) -> np.ndarray:
+    out = np.asarray(fn(batch), dtype=np.float64).reshape(-1)
+    if out.size != len(batch):
+        raise ValueError(f"score_fn {name!r} returned {out.size} scores for {len(batch)} images")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"score_fn {name!r} returned NaN or infinite scores")
+    return out
+
+
+@dataclass
+class Protocol:
+    """A protocol with its distorted images built once and kept in memory, for repeated scoring
+    (periodic validation during training). Build with :func:`build_protocol`."""
+
+    types: list[str]
+    groups: list[str]
+    view_names: list[str]
+    config: ProtocolConfig
+    jobs: list[tuple[int, int, int, np.ndarray]]
+
+    def score(self, score_fns: Mapping[str, ScoreFn], progress: bool = False) -> ProtocolScores:
+        return _score_jobs(score_fns, iter(self.jobs), self.types, self.groups, self.view_names, self.config,
+                           progress)
+
+    def evaluate(self, score_fn: ScoreFn, name: str = "model") -> dict:
+        """:func:`summarize` of one score_fn on this protocol."""
+        return summarize(self.score({name: score_fn}), name)
+
+
+def _named(images: str | Path | Sequence, max_images: int | None) -> list[tuple[str, np.ndarray]]:
+    if isinstance(images, (str, Path)):
+        return load_folder(images, limit=max_images)
+    items = list(images)[:max_images] if max_images else list(images)
+    return [it if isinstance(it, tuple) else (f"image{i}", it) for i, it in enumerate(items)]
+
+
+def build_protocol(
+    images: str | Path | Sequence[np.ndarray] | Sequence[tuple[str, np.ndarray]],
+    types: Sequence[str] | None = None,
+    config: ProtocolConfig = QUICK,
+    max_images: int | None = None,
+) -> Protocol:
+    """Cut the views and render every ladder once (memory: views x (1 + 5 x types) images)."""
+    type_list = resolve_types(types)
+    views = make_views(_named(images, max_images), config)
+    if not views:
+        raise ValueError("no pristine images to evaluate on")
+    return Protocol(type_list, [group_of(t) for t in type_list], [n for n, _ in views], config,
+                    list(_jobs(views, type_list, config.seed)))
+
+
+def score_protocol(
+    score_fns: Mapping[str, ScoreFn],
+    images: Sequence[tuple[str, np.ndarray]],
+    types: Sequence[str] | None = None,
+    config: ProtocolConfig = ProtocolConfig(),
+    progress: bool = False,
+) -> ProtocolScores:
+    """Render the protocol's images on the fly (little memory) and score each batch with every score_fn."""
+    type_list = resolve_types(types)
+    views = make_views(images, config)
+    if not views:
+        raise ValueError("no pristine images to evaluate on")
+    return _score_jobs(score_fns, _jobs(views, type_list, config.seed), type_list,
+                       [group_of(t) for t in type_list], [n for n, _ in views], config, progress)
+
+
+def _score_jobs(
+    score_fns: Mapping[str, ScoreFn],
+    jobs: Iterator[tuple[int, int, int, np.ndarray]],
+    type_list: list[str],
+    groups: list[str],
+    view_names: list[str],
+    config: ProtocolConfig,
+    progress: bool,
+) -> ProtocolScores:
+    n_v, n_t, n_l = len(view_names), len(type_list), len(LEVELS)
+    result = ProtocolScores(
+        types=type_list,
+        groups=groups,
+        view_names=view_names,
+        config=config,
+        scores={name: np.full((n_v, n_t, n_l), np.nan) for name in score_fns},
+    )
+    total = n_v * (1 + n_t * (n_l - 1))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="eval", unit="img", dynamic_ncols=True)
+    pending: list[tuple[int, int, int, np.ndarray]] = []
+
+    def flush() -> None:
+        batch = [p[3] for p in pending]
+        for name, fn in score_fns.items():
+            s = _call(name, fn, batch)
+            arr = result.scores[name]
+            for (v, t, level, _), val in zip(pending, s):
+                if t < 0:
+                    arr[v, :, 0] = val
+                else:
+                    arr[v, t, level] = val
+        if bar is not None:
+            bar.update(len(pending))
+        pending.clear()
+
+    for job in jobs:
+        pending.append(job)
+        if len(pending) >= config.batch_size:
+            flush()
+    if pending:
+        flush()
+    if bar is not None:
+        bar.close()
+    return result
+
+
+def _block_metrics(arr: np.ndarray, type_idx: Sequence[int]) -> dict[str, float]:
+    """srocc and auroc pooled over views and the given types; pristine counted once per view."""
+    levels = np.asarray(LEVELS, dtype=np.float64)
+    pristine = arr[:, type_idx[0], 0]
+    dist = arr[:, type_idx, 1:]  # (V, k, 5)
+    scores = np.r_[pristine, dist.reshape(-1)]
+    lv = np.r_[np.zeros(pristine.size), np.broadcast_to(levels[1:], dist.shape).reshape(-1)]
+    keep = np.r_[pristine, arr[:, type_idx, 1].reshape(-1)]
+    drop = arr[:, type_idx, DROP_MIN_LEVEL:].reshape(-1)
+    return {"srocc": srocc(scores, -lv), "auroc": auroc_separation(keep, drop)}
+
+
+def summarize(ps: ProtocolScores, name: str) -> dict:
+    """Per-type, per-group and pooled metrics of one score_fn (see the module docstring)."""
+    arr = ps.scores[name]
+    neg_levels = -np.asarray(LEVELS, dtype=np.float64)
+    per_type: dict[str, dict] = {}
+    for t, (type_name, group) in enumerate(zip(ps.types, ps.groups)):
+        ladders = [srocc(arr[v, t], neg_levels) for v in range(arr.shape[0])]
+        per_type[type_name] = {
+            "group": group,
+            "ladder_srocc": float(np.mean(ladders)),
+            **_block_metrics(arr, [t]),
+            "mean_score_by_level": [float(x) for x in arr[:, t].mean(axis=0)],
+        }
+    per_group: dict[str, dict] = {}
+    for group in dict.fromkeys(ps.groups):
+        idx = [t for t, g in enumerate(ps.groups) if g == group]
+        per_group[group] = {
+            "types": [ps.types[t] for t in idx],
+            "ladder_srocc": float(np.mean([per_type[ps.types[t]]["ladder_srocc"] for t in idx])),
+            **_block_metrics(arr, idx),
+        }
+    pooled = {
+        "ladder_srocc": float(np.mean([d["ladder_srocc"] for d in per_type.values()])),
+        **_block_metrics(arr, list(range(len(ps.types)))),
+    }
+    return {
+        "name": name,
+        "n_views": int(arr.shape[0]),
+        "n_types": len(ps.types),
+        "config": asdict(ps.config),
+        "pooled": pooled,
+        "per_group": per_group,
+        "per_type": per_type,
+    }
+
+
+# evaluate_model keeps the last rendered protocol when it is small, so periodic validation on the
+# same photos does not re-render the distortions (same key = same pixels, types and config).
+CACHE_MAX_BYTES = 256 * 2**20
+_cache: dict[tuple, Protocol] = {}
+
+
+def _protocol_key(named: Sequence[tuple[str, np.ndarray]], types: list[str], config: ProtocolConfig) -> tuple:
+    pixels = tuple((n, a.shape, zlib.crc32(np.ascontiguousarray(a).data)) for n, a in named)
+    return pixels, tuple(types), config.crop, config.resize_side, config.crops_per_image, config.seed
+
+
+def evaluate_model(
+    score_fn: ScoreFn,
+    images: str | Path | Sequence[np.ndarray] | Sequence[tuple[str, np.ndarray]],
+    types: Sequence[str] | None = None,
+    crop: int = QUICK.crop,
+    resize_side: int = QUICK.resize_side,
+    max_images: int | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+    cache: bool = True,
+) -> dict:
+    """Run the protocol for one score_fn; returns :func:`summarize`'s dict (``["pooled"]`` holds
+    ``ladder_srocc``, ``srocc`` and ``auroc``). Defaults are the small CPU validation protocol;
+    pass a folder path or a list of RGB arrays; ``types`` may name types and/or groups. With
+    ``cache`` the rendered distortions of the last call are reused when photos, types and config
+    are the same (at most ``CACHE_MAX_BYTES`` of images kept).
+    """
+    named = _named(images, max_images)
+    config = ProtocolConfig(crop=crop, resize_side=resize_side, seed=seed, batch_size=batch_size)
+    type_list = resolve_types(types)
+    if not cache:
+        ps = score_protocol({"model": score_fn}, named, types=type_list, config=config, progress=progress)
+        return summarize(ps, "model")
+    key = _protocol_key(named, type_list, config)
+    proto = _cache.get(key)
+    if proto is None:
+        proto = build_protocol(named, type_list, config)
+        _cache.clear()
+        if sum(j[3].nbytes for j in proto.jobs) <= CACHE_MAX_BYTES:
+            _cache[key] = proto
+    else:
+        proto.config = config  # batch size may differ
+    return summarize(proto.score({"model": score_fn}, progress=progress), "model")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:6.3f}"
+
+
+def format_tables(summaries: Mapping[str, dict]) -> str:
+    """Side-by-side tables (ladder SROCC, pooled SROCC, AUROC) for several summaries of one protocol run.
+
+    Rows: each type under its group, the group row, then ``pooled``. The best value in a row is
+    marked ``*``.
+    """
+    names = list(summaries)
+    first = summaries[names[0]]
+    width = max(12, *(len(n) for n in names))
+    label_w = max(22, *(len(t) + 2 for t in first["per_type"]))
+    blocks = []
+    titles = {
+        "ladder_srocc": "ladder SROCC (score vs severity within each image's ladder; 1 = perfect order)",
+        "srocc": "SROCC pooled over images (score vs severity across content)",
+        "auroc": f"AUROC keep (level {KEEP_LEVELS[0]}-{KEEP_LEVELS[-1]}) vs drop (level >= {DROP_MIN_LEVEL})",
+    }
+    for metric, title in titles.items():
+        lines = [title, "".ljust(label_w) + "".join(n.rjust(width + 1) for n in names)]
+
+        def row(label: str, values: list[float]) -> str:
+            best = max(values)
+            marks = ["*" if v == best and len(values) > 1 else " " for v in values]
+            cells = [(_fmt(v) + m).rjust(width + 1) for v, m in zip(values, marks)]
+            return label.ljust(label_w) + "".join(cells)
+
+        for group, g in first["per_group"].items():
+            for t in g["types"]:
+                lines.append(row(f"  {t}", [summaries[n]["per_type"][t][metric] for n in names]))
+            lines.append(row(f"[{group}]", [summaries[n]["per_group"][group][metric] for n in names]))
+        lines.append(row("POOLED", [summaries[n]["pooled"][metric] for n in names]))
+        blocks.append("\n".join(lines))
+    header = (
+        f"{first['n_views']} views x {first['n_types']} types x levels 0..5 "
+        f"(crop {first['config']['crop']}, resize_side {first['config']['resize_side']}, "
+        f"seed {first['config']['seed']})"
+    )
+    return header + "\n\n" + "\n\n".join(blocks)
+
+
+def compare_to_best(summaries: Mapping[str, dict], subject: str = "model") -> dict:
+    """Per pooled metric: the subject's value, the best other score_fn, whether the subject beats it."""
+    out: dict[str, dict] = {}
+    others = [n for n in summaries if n != subject]
+    for metric in ("ladder_srocc", "srocc", "auroc"):
+        value = summaries[subject]["pooled"][metric]
+        best = max(others, key=lambda n: summaries[n]["pooled"][metric]) if others else None
+        best_value = summaries[best]["pooled"][metric] if best else float("nan")
+        out[metric] = {subject: value, "best_other": best, "best_other_value": best_value,
+                       "beats": bool(best is None or value > best_value)}
+    return out

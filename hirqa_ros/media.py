@@ -1,0 +1,189 @@
+"""Read images, folders (recursively) and videos (every Nth frame) as RGB frames.
+
+Unreadable, corrupt, empty or non-image files become :class:`MediaError` items in the stream
+instead of exceptions, so one bad file never stops a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hirqa_ros.preprocess import to_rgb8
+
+IMAGE_EXTS = {
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".png",
+    ".bmp",
+    ".dib",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".pgm",
+    ".ppm",
+    ".pbm",
+    ".pnm",
+    ".pfm",
+    ".jp2",
+    ".sr",
+    ".ras",
+    ".hdr",
+    ".pic",
+    ".exr",
+    ".avif",
+}
+VIDEO_EXTS = {
+    ".mp4",
+    ".avi",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".ogv",
+    ".mjpeg",
+    ".mjpg",
+}
+
+try:  # OpenCV prints libjpeg/libpng warnings for corrupt files; we report those ourselves
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:
+    pass
+
+
+@dataclass
+class Frame:
+    """One frame: its file, its index in a video (None for a still image) and HxWx3 uint8 RGB."""
+
+    source: str
+    frame: int | None
+    rgb: np.ndarray
+
+
+@dataclass
+class MediaError:
+    """A file (or part of one) that could not be read, and why."""
+
+    source: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+
+def kind_of(path: Path) -> str:
+    """ "image", "video" or "unknown" from the file extension."""
+    ext = path.suffix.lower()
+    return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else "unknown"
+
+
+def expand(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[MediaError]]:
+    """Files named directly plus every non-hidden file under named folders (sorted), and the
+    paths that do not exist."""
+    files: list[Path] = []
+    errors: list[MediaError] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for root, dirs, names in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                files.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
+        elif p.exists():
+            files.append(p)
+        else:
+            errors.append(MediaError(str(p), "no such file or folder"))
+    return files, errors
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB; raises ValueError with the reason."""
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
+    if data.size == 0:
+        raise ValueError("empty file (0 bytes)")
+    # 3-channel BGR, EXIF orientation applied, 16-bit kept (converted by to_rgb8), alpha dropped
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if img is None or img.size == 0:
+        kind = kind_of(path)
+        raise ValueError(
+            "corrupt or unsupported image (OpenCV could not decode it)"
+            if kind == "image"
+            else f"not an image or video (extension {path.suffix or 'none'!r}, not decodable)"
+        )
+    return to_rgb8(img, bgr=True)
+
+
+def video_frame_count(path: str | os.PathLike) -> int:
+    """Frame count from the container (0 when unknown)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
+    finally:
+        cap.release()
+
+
+def read_video(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | MediaError]:
+    """Every ``every``-th frame (0, N, 2N, ...) of a video, then an error if nothing decoded."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        yield MediaError(str(path), "empty file (0 bytes)")
+        return
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        yield MediaError(str(path), "corrupt or unsupported video (OpenCV could not open it)")
+        return
+    index, decoded = 0, 0
+    try:
+        while True:
+            if index % every:
+                if not cap.grab():
+                    break
+            else:
+                ok, bgr = cap.read()
+                if not ok or bgr is None:
+                    break
+                decoded += 1
+                yield Frame(str(path), index, to_rgb8(bgr, bgr=True))
+            index += 1
+    finally:
+        cap.release()
+    if decoded == 0:
+        yield MediaError(str(path), "no frame could be decoded (corrupt or unsupported video)")
+
+
+def iter_file(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | MediaError]:
+    """Frames (or errors) from one file, dispatching on its extension."""
+    path = Path(path)
+    if kind_of(path) == "video":
+        yield from read_video(path, every)
+        return
+    try:
+        yield Frame(str(path), None, read_image(path))
+    except ValueError as exc:
+        yield MediaError(str(path), str(exc))
+
+
+def iter_media(paths: Iterable[str | os.PathLike], every: int = 1) -> Iterator[Frame | MediaError]:
+    """Frames and errors, in order, from image files, video files and folders (recursive)."""
+    if every < 1:
+        raise ValueError("every must be >= 1")
+    files, errors = expand(paths)
+    yield from errors
+    for f in files:
+        yield from iter_file(f, every)

@@ -1,0 +1,5 @@
+"""The ROS 2 quality node ``hirqa_node``: the only package that imports rclpy.
+
+``params`` (the parameter table), ``stats`` (per-camera counters and /diagnostics status,
+ROS-free), ``quality_node`` (the rclpy node), ``main`` (the console script), ``bench``.
+"""

@@ -1,0 +1,143 @@
+"""Per-camera counters, rolling windows and the camera's /diagnostics status (ROS-free, thread-safe).
+
+The camera level combines the quality hysteresis (decision.Hysteresis over per-frame verdicts)
+with input health: STALE before the first frame, ERROR when frames stop or none can be decoded.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hirqa_ros.decision import Hysteresis, Level
+
+#: bad-input reasons (the frame gets no score) -> /diagnostics key; each also gets a throttled warning
+BAD_INPUT = {"decode_error": "decode_errors", "too_small": "too_small_frames",
+             "inference_error": "inference_errors"}
+#: input oddities that still get a score -> /diagnostics key
+ODDITIES = {"zero_stamp": "zero_stamp_frames", "resolution_change": "resolution_changes",
+            "resumed": "camera_resumed"}
+
+
+@dataclass
+class CameraStats:
+    """Everything /diagnostics says about one camera. All methods may be called from any thread."""
+
+    topic: str
+    window: int = 100
+    hysteresis: Hysteresis = field(default_factory=Hysteresis)
+    received: int = 0
+    scored: int = 0
+    dropped: int = 0  # superseded in the newest-frame slot before inference picked them up
+    throttled: int = 0  # skipped by max_rate_hz
+    counts: Counter = field(default_factory=Counter)  # BAD_INPUT and ODDITIES
+    last_error: str = ""
+    last_receive: float | None = None  # time.monotonic()
+    stopped: bool = False
+    frame_id: str = ""
+    resolution: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latency_ms: deque[float] = deque(maxlen=self.window)
+        self._scores: deque[float] = deque(maxlen=self.window)
+        self._rejected: deque[bool] = deque(maxlen=self.window)
+        self._batch: deque[int] = deque(maxlen=self.window)
+        self._last_report: tuple[float, int, int] | None = None  # (time, received, scored)
+
+    # ---- updates -------------------------------------------------------------------------
+    def on_receive(self, now: float) -> bool:
+        """Count a received frame; True when the camera had stopped and has come back."""
+        with self._lock:
+            self.received += 1
+            self.last_receive = now
+            resumed = self.stopped
+            if resumed:
+                self.stopped = False
+                self.counts["resumed"] += 1
+            return resumed
+
+    def on_dropped(self) -> None:
+        with self._lock:
+            self.dropped += 1
+
+    def on_throttled(self) -> None:
+        with self._lock:
+            self.throttled += 1
+
+    def on_bad(self, reason: str, message: str) -> None:
+        with self._lock:
+            self.counts[reason] += 1
+            self.last_error = message
+
+    def on_oddity(self, kind: str) -> None:
+        with self._lock:
+            self.counts[kind] += 1
+
+    def on_scored(self, score: float, level: Level, latency_ms: float, batch_size: int) -> Level:
+        """Record one scored frame; return the camera's level after hysteresis."""
+        with self._lock:
+            self.scored += 1
+            self._scores.append(float(score))
+            self._rejected.append(level != Level.OK)
+            self._latency_ms.append(float(latency_ms))
+            self._batch.append(int(batch_size))
+            return self.hysteresis.update(level)
+
+    def set_hysteresis(self, raise_after: int, clear_after: int) -> None:
+        with self._lock:
+            self.hysteresis.raise_after = int(raise_after)
+            self.hysteresis.clear_after = int(clear_after)
+
+    # ---- report ----------------------------------------------------------------------------
+    def report(self, now: float | None = None,
+               stale_timeout_s: float = 2.0) -> tuple[Level, str, dict[str, str]]:
+        """(level, message, key/values) for this camera's /diagnostics status."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            t0, r0, s0 = self._last_report or (now, self.received, self.scored)
+            dt = now - t0
+            in_rate = (self.received - r0) / dt if dt > 0 else 0.0
+            out_rate = (self.scored - s0) / dt if dt > 0 else 0.0
+            new_received, new_scored = self.received - r0, self.scored - s0
+            self._last_report = (now, self.received, self.scored)
+            lat = np.asarray(self._latency_ms, np.float64)
+            scores = np.asarray(self._scores, np.float64)
+            values = {
+                "input_rate_hz": f"{in_rate:.2f}",
+                "scored_rate_hz": f"{out_rate:.2f}",
+                "frames_received": str(self.received),
+                "frames_scored": str(self.scored),
+                "frames_dropped": str(self.dropped),
+                "frames_throttled": str(self.throttled),
+                "latency_p50_ms": f"{np.percentile(lat, 50):.1f}" if lat.size else "",
+                "latency_p95_ms": f"{np.percentile(lat, 95):.1f}" if lat.size else "",
+                "mean_score": f"{scores.mean():.4f}" if scores.size else "",
+                "reject_fraction": f"{np.mean(self._rejected):.3f}" if self._rejected else "",
+                "mean_batch_size": f"{np.mean(self._batch):.2f}" if self._batch else "",
+                "quality_level": self.hysteresis.level.name,
+                "resolution": f"{self.resolution[1]}x{self.resolution[0]}" if self.resolution else "",
+                "last_error": self.last_error,
+            }
+            for reason, key in (*BAD_INPUT.items(), *ODDITIES.items()):
+                values[key] = str(self.counts[reason])
+            age = None if self.last_receive is None else now - self.last_receive
+            values["seconds_since_last_frame"] = "" if age is None else f"{age:.2f}"
+            if age is None:
+                return Level.STALE, "waiting for the first frame", values
+            if age > stale_timeout_s:
+                self.stopped = True
+                return Level.ERROR, f"camera stopped: no frame for {age:.1f} s", values
+            if new_received > 0 and new_scored == 0 and self.last_error:
+                return Level.ERROR, f"no usable frame: {self.last_error}", values
+            level = self.hysteresis.level
+            summary = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, mean score "
+                       f"{values['mean_score'] or 'n/a'}, {values['reject_fraction'] or '0'} rejected")
+            if level == Level.OK:
+                return Level.OK, f"quality OK: {summary}", values
+            what = "low" if level == Level.WARN else "very low"
+            msg = f"{what} quality for {self.hysteresis.raise_after}+ frames: {summary}"
+            return level, msg, values

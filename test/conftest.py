@@ -1,0 +1,49 @@
+"""Shared pytest fixtures: a random-weights model directory and the installed default model."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+try:  # keep the shared 2-core machine usable; torch is optional (ONNX Runtime path)
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:
+    torch = None
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory):
+    """A complete model directory (weights.pth, model.onnx, cards) with seeded RANDOM HiRQA-S
+    weights, named "random-test-weights". It is not a model: scores mean nothing."""
+    if torch is None:
+        pytest.skip("torch not installed (needed to build the random test model)")
+    from hirqa_ros.export import write_model_dir
+    from hirqa_ros.model import HiRQA
+
+    torch.manual_seed(1234)
+    state_dict = HiRQA("hirqa-s").state_dict()
+    card = {
+        "name": "random-test-weights",
+        "description": "Seeded random HiRQA-S weights for tests only. NOT A MODEL: its scores mean nothing.",
+        "licence": "test fixture",
+        "lineage": {"source": "torch.manual_seed(1234) + HiRQA('hirqa-s') default init"},
+    }
+    return write_model_dir(
+        tmp_path_factory.mktemp("random_model") / "random-test-weights", state_dict, "hirqa-s", card
+    )
+
+
+@pytest.fixture
+def default_model_dir():
+    """The installed default model directory, or skip when none is installed."""
+    from hirqa_ros import artifacts
+
+    try:
+        return artifacts.default_model_dir()
+    except artifacts.NoDefaultModelError:
+        pytest.skip("no default model installed in models/hirqa-s")

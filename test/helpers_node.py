@@ -1,0 +1,358 @@
+"""Helpers for the node's integration tests: start hirqa_node as a subprocess, talk to it over real DDS."""
+from __future__ import annotations
+
+import array
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def domain_id(offset: int) -> int:
+    """A ROS domain id unique to this test process and module (so concurrent runs do not cross-talk).
+
+    Kept in 1..100: Fast DDS derives its ports from the domain id, and ids above ~101 land in
+    Linux's ephemeral port range, where another socket can already hold the port."""
+    return 1 + (os.getpid() * 13 + offset * 37) % 100
+
+
+def ros_env(domain: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ROS_DOMAIN_ID=str(domain), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA", OMP_NUM_THREADS="1",
+               PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    return env
+
+
+def param_arg(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = repr(float(value))
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(f"'{v}'" for v in value) + "]"
+    else:
+        text = str(value)
+    return f"{name}:={text}"
+
+
+class NodeProcess:
+    """hirqa_node in a subprocess; its output goes to a log file the tests can read."""
+
+    def __init__(self, params: dict[str, Any], domain: int, log_path: Path, name: str | None = None):
+        cmd = [sys.executable, "-m", "hirqa_ros.node.main", "--ros-args"]
+        if name:
+            cmd += ["-r", f"__node:={name}"]
+        for k, v in params.items():
+            cmd += ["-p", param_arg(k, v)]
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # closed in stop()
+        self.proc = subprocess.Popen(cmd, env=ros_env(domain), stdout=self._log, stderr=subprocess.STDOUT,
+                                     cwd=REPO)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "READY" in self.log():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"hirqa_node exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.1)
+        raise AssertionError(f"hirqa_node not ready after {timeout} s:\n{self.log()}")
+
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def interrupt(self, timeout: float) -> int | None:
+        """SIGINT; the exit code, or None when it did not exit within ``timeout`` seconds."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def proc_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def proc_threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+class RosClient:
+    """The test side: publishers of images and subscribers of quality, accepted and /diagnostics."""
+
+    def __init__(self, domain: int, name: str = "hirqa_test_client") -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        # this process's DDS participant must use the same transports as the node's
+        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+        self.rclpy = rclpy
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, domain_id=domain)
+        self.node = rclpy.create_node(name, context=self.ctx)
+        self.lock = threading.RLock()
+        self.quality: dict[str, list] = defaultdict(list)
+        self.accepted: dict[str, list] = defaultdict(list)
+        self.diagnostics: list = []
+        self.pubs: dict[str, Any] = {}
+        self.subs: list = []
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self._closing = False
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._closing and self.ctx.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if not self.ctx.ok():
+                    return
+                raise
+
+    def _store(self, bucket: dict[str, list], topic: str, msg: Any) -> None:
+        with self.lock:
+            bucket[topic].append((time.monotonic(), msg))
+
+    def publisher(self, topic: str, compressed: bool = False, reliable: bool = False):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CompressedImage, Image
+
+        rel = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(depth=10 if reliable else 5, reliability=rel)
+        pub = self.node.create_publisher(CompressedImage if compressed else Image, topic, qos)
+        self.pubs[topic] = pub
+        return pub
+
+    def watch(self, topic: str, accepted: bool = True, compressed: bool = False) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CompressedImage, Image
+
+        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        self.subs.append(self.node.create_subscription(
+            DiagnosticArray, f"{topic}/quality", lambda m, t=topic: self._store(self.quality, t, m), qos))
+        if accepted:
+            self.subs.append(self.node.create_subscription(
+                CompressedImage if compressed else Image, f"{topic}/accepted",
+                lambda m, t=topic: self._store(self.accepted, t, m), qos))
+
+    def watch_diagnostics(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        def store(msg):
+            with self.lock:
+                self.diagnostics.append((time.monotonic(), msg))
+
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.subs.append(self.node.create_subscription(DiagnosticArray, "/diagnostics", store, qos))
+
+    def wait_matched(self, topics: list[str], timeout: float = 30.0) -> None:
+        """Wait until the node subscribes to our image topics and publishes the quality topics we watch."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = all(self.pubs[t].get_subscription_count() > 0 for t in topics if t in self.pubs)
+            ok = ok and all(s.get_publisher_count() > 0 for s in self.subs)
+            if ok:
+                time.sleep(1.0)  # let the reverse discovery (our readers at the node's writers) settle
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"DDS discovery did not match within {timeout} s for {topics}")
+
+    def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate():
+                    return
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def set_params(self, node_name: str, **values: Any) -> list:
+        """Set parameters on a running node, all at once (set_parameters_atomically); one result each."""
+        from rcl_interfaces.srv import SetParametersAtomically
+        from rclpy.parameter import Parameter
+
+        cli = self.node.create_client(SetParametersAtomically, f"/{node_name}/set_parameters_atomically")
+        try:
+            assert cli.wait_for_service(timeout_sec=20), "set_parameters_atomically service not available"
+            req = SetParametersAtomically.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                              for k, v in values.items()])
+            fut = cli.call_async(req)
+            deadline = time.monotonic() + 20
+            while not fut.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert fut.done(), "set_parameters_atomically call timed out"
+            return [fut.result().result] * len(values)
+        finally:
+            self.node.destroy_client(cli)
+
+    def list_params(self, node_name: str) -> list[str]:
+        from rcl_interfaces.srv import ListParameters
+
+        cli = self.node.create_client(ListParameters, f"/{node_name}/list_parameters")
+        try:
+            assert cli.wait_for_service(timeout_sec=20), "list_parameters service not available"
+            fut = cli.call_async(ListParameters.Request())
+            deadline = time.monotonic() + 20
+            while not fut.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert fut.done(), "list_parameters call timed out"
+            return list(fut.result().result.names)
+        finally:
+            self.node.destroy_client(cli)
+
+    def latest_status(self, name_suffix: str, after: float = 0.0):
+        """The newest /diagnostics status whose name ends with ``name_suffix`` received after ``after``."""
+        with self.lock:
+            for t, arr in reversed(self.diagnostics):
+                if t < after:
+                    break
+                for st in arr.status:
+                    if st.name.endswith(name_suffix):
+                        return st
+        return None
+
+    def close(self) -> None:
+        # stop spinning first, then tear down: never shut the context down under a spinning executor
+        self._closing = True
+        self._thread.join(5)
+        self.executor.shutdown(timeout_sec=1)
+        self.node.destroy_node()
+        self.ctx.try_shutdown()
+
+
+def make_image(rgb: np.ndarray, stamp_ns: int, frame_id: str = "cam", encoding: str = "rgb8",
+               override: dict[str, Any] | None = None):
+    """An rclpy sensor_msgs/Image holding ``rgb`` (through the project's converter); ``override``
+    replaces fields afterwards (to build broken messages)."""
+    from sensor_msgs.msg import Image
+
+    from hirqa_ros.imgmsg import rgb_to_image_fields
+
+    f = rgb_to_image_fields(rgb, encoding)
+    f.update(override or {})
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width, msg.encoding = int(f["height"]), int(f["width"]), str(f["encoding"])
+    msg.is_bigendian, msg.step = int(f["is_bigendian"]), int(f["step"])
+    data = f["data"]
+    msg.data = data if isinstance(data, array.array) else array.array("B", bytes(data))
+    return msg
+
+
+def make_compressed(data: bytes, stamp_ns: int, fmt: str = "jpeg", frame_id: str = "cam"):
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    msg.header.frame_id = frame_id
+    msg.format = fmt
+    msg.data = array.array("B", data)
+    return msg
+
+
+def status_values(status) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def level_of(status) -> int:
+    lv = status.level
+    return lv[0] if isinstance(lv, (bytes, bytearray)) else int(lv)
+
+
+def scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A photo-like synthetic scene: shapes, edges and texture (sharp), reproducible."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.uint8)
+    y, x = np.mgrid[0:h, 0:w]
+    img[...] = np.stack([80 + 100 * x / w, 90 + 80 * y / h, 150 - 60 * x / w], axis=2).astype(np.uint8)
+    for _ in range(12):
+        c = tuple(int(v) for v in rng.integers(0, 255, 3))
+        p = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        if rng.random() < 0.5:
+            cv2.circle(img, p, int(rng.integers(3, max(4, h // 4))), c, -1)
+        else:
+            q = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            cv2.rectangle(img, p, q, c, -1)
+    noise = rng.normal(0, 6, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def publish_main(argv: list[str] | None = None) -> int:
+    """A camera in its own process: ``python test/helpers_node.py --topic T --count N --rate HZ``."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--domain", type=int, required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--count", type=int, default=10)
+    ap.add_argument("--rate", type=float, default=10.0, help="frames/s; 0 = as fast as possible")
+    ap.add_argument("--size", default="64x48")
+    ap.add_argument("--stamp-base", type=int, default=1_000_000_000)
+    args = ap.parse_args(argv)
+    w, h = (int(v) for v in args.size.split("x"))
+    client = RosClient(args.domain, name=f"hirqa_test_camera_{os.getpid()}")
+    pub = client.publisher(args.topic)
+    client.wait_matched([args.topic], timeout=60)
+    print("matched", flush=True)
+    frames = [scene(h, w, seed=i) for i in range(4)]
+    msgs = [make_image(frames[i % 4], args.stamp_base + i) for i in range(min(args.count, 64))]
+    period = 1.0 / args.rate if args.rate > 0 else 0.0
+    t0 = time.monotonic()
+    for i in range(args.count):
+        msg = msgs[i % len(msgs)]
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(args.stamp_base + i, 1_000_000_000)
+        pub.publish(msg)
+        if period:
+            time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
+    print(f"done {args.count}", flush=True)
+    time.sleep(0.5)
+    # skip DDS teardown: Fast DDS shutdown here sometimes blocks for tens of seconds, and this
+    # process has nothing left to deliver (the same choice as `hirqa bag-play`)
+    os._exit(0)
+
+
+def start_publisher(domain: int, topic: str, count: int, rate: float, size: str = "64x48",
+                    stamp_base: int = 1_000_000_000) -> subprocess.Popen:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--domain", str(domain), "--topic", topic,
+           "--count", str(count), "--rate", str(rate), "--size", size, "--stamp-base", str(stamp_base)]
+    return subprocess.Popen(cmd, env=ros_env(domain), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=REPO, text=True)
+
+
+if __name__ == "__main__":
+    sys.exit(publish_main())

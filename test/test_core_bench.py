@@ -1,0 +1,57 @@
+"""`hirqa bench`: prints the table with the torch eager baseline and speed-ups (numbers not asserted)."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch", reason="torch not installed (the bench baseline is torch eager)")
+
+from hirqa_ros.bench import BenchRow, format_table
+from hirqa_ros.cli.main import main
+
+
+def test_bench_cli_quick_run(random_model_dir, tmp_path, capsys):
+    out = tmp_path / "rows.jsonl"
+    rc = main(
+        [
+            "bench",
+            "--model",
+            str(random_model_dir),
+            "--backends",
+            "onnxruntime,tensorrt",
+            "--sizes",
+            "64x64,32x48",
+            "--batches",
+            "1,2",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--jsonl",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "torch-eager" in text and "onnxruntime" in text and "x eager" in text
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {(r["backend"], r["batch"], r["height"], r["width"]) for r in rows} == {
+        (b, n, h, w) for b in ("torch-eager", "onnxruntime") for n in (1, 2) for h, w in ((64, 64), (32, 48))
+    }
+    for r in rows:
+        assert r["p95_ms"] >= r["p50_ms"] > 0 and r["throughput"] > 0 and r["peak_rss_mb"] > 0
+        assert r["speedup"] is not None
+        if r["backend"] == "torch-eager":
+            assert r["speedup"] == pytest.approx(1.0)
+    if "tensorrt" not in {r["backend"] for r in rows}:
+        assert "skipped tensorrt" in text
+
+
+def test_bench_rejects_unknown_backend(capsys):
+    assert main(["bench", "--backends", "openvino"]) == 2
+
+
+def test_format_table_columns():
+    row = BenchRow("onnxruntime", "cpu", "fp32", 4, 480, 640, 10.0, 12.5, 400.0, 900.0, None, 2.0)
+    table = format_table([row])
+    assert "480x640" in table and "2.00" in table and "p95 ms" in table

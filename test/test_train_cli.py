@@ -1,0 +1,160 @@
+"""`hirqa train` on the tiny CI config: a few CPU steps on generated images, a checkpoint, and an exact
+resume (4 steps == 2 steps + resume 2 steps: same weights, optimizer and RNG states)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "config" / "train_tiny.yaml"
+
+
+def _photo_like(rng, size=96):
+    """Smooth random structure plus fine texture (not a real photo, but it has edges and noise)."""
+    base = cv2.resize(
+        rng.uniform(0, 255, (6, 6, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC
+    )
+    edges = (rng.uniform(0, 1, (size, size, 1)) > 0.5) * 40.0
+    edges = cv2.GaussianBlur(
+        cv2.resize(edges[::8, ::8], (size, size), interpolation=cv2.INTER_NEAREST), (3, 3), 0
+    )
+    img = base + edges[..., None] + rng.normal(0, 4, (size, size, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train_cli")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        (d / split).mkdir()
+        for i in range(n):
+            cv2.imwrite(str(d / split / f"img{i}.jpg"), _photo_like(rng))
+    (d / "train" / "broken.jpg").write_bytes(b"not a jpeg")  # reported and skipped
+    return d
+
+
+def _cfg(workdir, **train):
+    from hirqa_ros.training.trainer import load_config
+
+    return load_config(
+        TINY,
+        {
+            "data": {"train": str(workdir / "train"), "val": str(workdir / "val")},
+            "text": {"cache_dir": str(workdir / "text_cache")},
+            "train": train,
+        },
+    )
+
+
+def test_cli_runs_and_checkpoints(workdir, capsys):
+    from hirqa_ros.cli.main import main
+
+    out = workdir / "run_cli"
+    args = [
+        "train",
+        "--config",
+        str(TINY),
+        "--out",
+        str(out),
+        "--train-dir",
+        str(workdir / "train"),
+        "--val-dir",
+        str(workdir / "val"),
+        "--max-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    # the tiny config's text cache is relative (data/cache/text): run from the work folder
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        assert main(args) == 0
+        assert main(args) == 2  # refuses to overwrite a run without --resume
+    finally:
+        os.chdir(cwd)
+    assert (out / "checkpoints" / "last.pt").is_file() and (out / "final.pt").is_file()
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,elapsed_s,lr,loss,rank") and len(rows) == 3
+    assert "val pooled AUROC" in capsys.readouterr().out
+
+
+def test_resume_is_exact(workdir):
+    from hirqa_ros.training.trainer import load_checkpoint, train
+
+    a = train(_cfg(workdir), workdir / "a", device="cpu", progress=False)
+    b1 = train(_cfg(workdir), workdir / "b", device="cpu", stop_at=2, progress=False)
+    assert b1["step"] == 2 and not b1["finished"] and not (workdir / "b" / "final.pt").exists()
+    b = train(_cfg(workdir), workdir / "b", resume=True, device="cpu", progress=False)
+    assert a["step"] == b["step"] == 4 and b["finished"]
+    ca, cb = (load_checkpoint(workdir / r / "checkpoints" / "last.pt") for r in ("a", "b"))
+    for k, v in ca["net"].items():
+        assert torch.equal(v, cb["net"][k]), k
+    sa, sb = ca["optimizer"]["state"], cb["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    assert ca["scheduler"] == cb["scheduler"]
+    assert torch.equal(ca["rng"][0]["torch"], cb["rng"][0]["torch"])
+    assert ca["sampler"][0]["rng"] == cb["sampler"][0]["rng"]
+    # and the run actually trained: weights moved away from the initialisation
+    init = train.__globals__["TrainNet"]("hirqa-s", 0)
+    torch.manual_seed(0)
+    assert not torch.equal(ca["net"]["model.fc.0.weight"], init.model.fc[0].weight.detach())
+
+
+def test_resume_without_checkpoint_fails(workdir):
+    from hirqa_ros.training.trainer import train
+
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(_cfg(workdir), workdir / "nothing", resume=True, device="cpu", progress=False)
+
+
+def test_init_from_keeps_lineage(workdir, random_model_dir):
+    from hirqa_ros.training.trainer import load_checkpoint, train
+
+    s = train(
+        _cfg(workdir, max_steps=1),
+        workdir / "init",
+        init_from=str(random_model_dir),
+        device="cpu",
+        progress=False,
+    )
+    assert s["init_from"] == str(random_model_dir)
+    assert s["parent"]["name"] == "random-test-weights" and len(s["parent"]["weights_sha256"]) == 64
+    assert s["lineage"] == [{"source": "torch.manual_seed(1234) + HiRQA('hirqa-s') default init"}]
+    assert load_checkpoint(workdir / "init" / "checkpoints" / "last.pt")["init_from"] == str(random_model_dir)
+
+
+def test_ship_card_appends_lineage(workdir, random_model_dir):
+    from hirqa_ros.training import ship
+
+    run = workdir / "init"
+    if not (run / "summary.json").exists():
+        pytest.skip("needs the run of test_init_from_keeps_lineage")
+    card = ship.build_card(run, hardware_note="test machine")
+    assert card["lineage"][0] == {"source": "torch.manual_seed(1234) + HiRQA('hirqa-s') default init"}
+    new = card["lineage"][-1]
+    assert new["parent"]["name"] == "random-test-weights" and new["hardware"] == "test machine"
+    assert new["steps"] == 1 and card["training"]["init"].startswith("from ")
+    assert card["thresholds"]["calibrated"] is False
+    assert "## How this model was made" in ship.human_sections(card, None)
+
+
+def test_init_from_training_checkpoint(workdir):
+    from hirqa_ros.training.trainer import train
+
+    ckpt = workdir / "a" / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        pytest.skip("needs the run of test_resume_is_exact")
+    s = train(
+        _cfg(workdir, max_steps=1), workdir / "from_ckpt", init_from=str(ckpt), device="cpu", progress=False
+    )
+    assert s["parent"] == {"name": "tiny", "checkpoint": str(ckpt), "step": 4}
+    assert s["lineage"][-1]["steps"] == 4 and s["lineage"][-1]["init"].startswith("from scratch")

@@ -1,0 +1,192 @@
+"""Training batches of distortion ladders: multi-scale, flipped pristine crops rendered at severities 0..5
+with ``hirqa_ros.degradations`` on the training device (single types, or ARNIQA compositions whose last
+step is laddered)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from hirqa_ros.degradations import DEGRADATIONS, GROUPS, apply_composition, apply_ladder, sample_composition
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Prefixes of a composition must not be able to undo the laddered step (e.g. darken, then brighten).
+PHOTOMETRIC_GROUPS = ("brightness_change", "sharpness_contrast")
+PHOTOMETRIC_TYPES = ("low_light", "overexposure", "haze", "glare")
+
+
+def load_images(folder: str | Path, max_side: int = 0) -> list[tuple[str, np.ndarray]]:
+    """(name, HxWx3 uint8 RGB) of every readable image under ``folder``; unreadable files are reported
+    and skipped. ``max_side`` > 0 shrinks larger images (INTER_AREA)."""
+    out = []
+    for p in sorted(Path(folder).rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in IMAGE_EXTS:
+            continue
+        data = np.fromfile(str(p), np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if img is None:
+            log.warning("skipping unreadable image %s", p)
+            continue
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        h, w = img.shape[:2]
+        if max_side and max(h, w) > max_side:
+            f = max_side / max(h, w)
+            img = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        out.append((p.name, np.ascontiguousarray(img)))
+    return out
+
+
+@dataclass
+class SamplerConfig:
+    """How a step's ladders are drawn (``sampler:`` in the training config)."""
+
+    ladders: int = 8  # ladders per step (per process)
+    per_type: int = 2  # ladders sharing a distortion type, on different content
+    crop_sizes: tuple[int, ...] = (112, 128)  # one size per step, drawn uniformly
+    scale_min: float = 0.15  # crops cover between crop/scale_min px and crop px of the photo
+    levels: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    group_weights: dict = field(
+        default_factory=lambda: {"camera": 3.0}
+    )  # per-type weight by group, default 1
+    type_weights: dict = field(default_factory=dict)  # overrides per type
+    types: tuple[str, ...] | None = None  # None = every registered type
+    composition_prob: float = 0.3
+    max_prefix: int = 3
+    identical_eps: float = 0.5 / 255  # ladder pairs closer than this (mean abs diff) are ties
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> SamplerConfig:
+        d = dict(d or {})
+        unknown = [k for k in d if k not in cls.__dataclass_fields__]
+        if unknown:
+            raise ValueError(f"unknown sampler settings: {', '.join(unknown)}")
+        for k in ("crop_sizes", "levels", "types"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+@dataclass
+class LadderBatch:
+    images: torch.Tensor  # (B*L, 3, H, W) in [0, 1], ladder-major
+    levels: torch.Tensor  # (L,)
+    group: torch.Tensor  # (B,) ladders comparable across content share a group id
+    pristine_base: torch.Tensor  # (B,) bool: level 0 is the pristine crop
+    valid: torch.Tensor  # (B, L, L) bool: the two images differ
+    type_idx: torch.Tensor  # (B,) index into the sampler's type list (laddered type)
+    prompt_target: torch.Tensor  # (B, L) prompt row for the alignment loss
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.group.shape[0], self.levels.shape[0]
+
+
+class LadderSampler:
+    """Draws ladder batches; all randomness comes from ``rng`` (numpy) and ``gen`` (torch), whose states
+    are saved in checkpoints so a resumed run continues identically."""
+
+    def __init__(
+        self, images: list[np.ndarray], cfg: SamplerConfig, seed: int = 0, device: str | torch.device = "cpu"
+    ) -> None:
+        if not images:
+            raise ValueError("no pristine training images")
+        if cfg.ladders % cfg.per_type:
+            raise ValueError("sampler.ladders must be a multiple of sampler.per_type")
+        self.images = images
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.types = list(cfg.types or DEGRADATIONS)
+        unknown = [t for t in self.types if t not in DEGRADATIONS]
+        if unknown:
+            raise ValueError(f"unknown distortion types in sampler.types: {unknown}")
+        w = np.array(
+            [cfg.type_weights.get(t, cfg.group_weights.get(DEGRADATIONS[t].group, 1.0)) for t in self.types],
+            dtype=np.float64,
+        )
+        self.type_p = w / w.sum()
+        self.rng = np.random.default_rng(seed)
+        self.gen = torch.Generator().manual_seed(int(seed))
+
+    # -- state for checkpoints
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.gen.set_state(state["gen"])
+
+    # -- drawing
+    def crop(self, size: int) -> np.ndarray:
+        """A random multi-scale crop (size x size) of a random photo, flipped half of the time."""
+        img = self.images[int(self.rng.integers(len(self.images)))]
+        h, w = img.shape[:2]
+        if min(h, w) < size:  # smaller than the crop: upscale so the shorter side fits
+            f = size / min(h, w)
+            img = cv2.resize(
+                img, (max(size, round(w * f)), max(size, round(h * f))), interpolation=cv2.INTER_LINEAR
+            )
+            h, w = img.shape[:2]
+        lo = max(self.cfg.scale_min, size / min(h, w))
+        scale = float(np.exp(self.rng.uniform(np.log(lo), 0.0))) if lo < 1.0 else 1.0
+        region = max(size, min(min(h, w), round(size / scale)))
+        y = int(self.rng.integers(0, h - region + 1))
+        x = int(self.rng.integers(0, w - region + 1))
+        patch = img[y : y + region, x : x + region]
+        if region != size:
+            patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+        if self.rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        return np.ascontiguousarray(patch)
+
+    def _prefix_groups(self, name: str) -> list[str]:
+        group = DEGRADATIONS[name].group
+        banned = {group}
+        if group in PHOTOMETRIC_GROUPS or name in PHOTOMETRIC_TYPES:
+            banned |= set(PHOTOMETRIC_GROUPS) | {"camera"}
+        return [g for g in GROUPS if g not in banned]
+
+    def next(self) -> LadderBatch:
+        cfg = self.cfg
+        size = int(cfg.crop_sizes[int(self.rng.integers(len(cfg.crop_sizes)))])
+        n_types = cfg.ladders // cfg.per_type
+        chosen = self.rng.choice(len(self.types), size=n_types, replace=False, p=self.type_p)
+        levels = list(cfg.levels)
+        rungs, groups, base, tids = [], [], [], []
+        for k, ti in enumerate(chosen):
+            name = self.types[int(ti)]
+            crops = np.stack([self.crop(size) for _ in range(cfg.per_type)])
+            x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            for i in range(cfg.per_type):
+                comp = self.rng.random() < cfg.composition_prob
+                if comp:
+                    steps = sample_composition(self.rng, cfg.max_prefix, self._prefix_groups(name))
+                    x[i : i + 1] = apply_composition(x[i : i + 1], steps, self.gen)
+                groups.append(-(len(groups) + 1) if comp else k)
+                base.append(not comp)
+                tids.append(int(ti))
+            rungs.append(apply_ladder(x, name, levels, self.gen).transpose(0, 1))  # (per_type, L, 3, H, W)
+        lad = torch.cat(rungs)  # (B, L, 3, H, W)
+        b, n = lad.shape[:2]
+        flat = lad.reshape(b, n, -1)
+        diff = torch.cdist(flat, flat, p=1) / flat.shape[-1]
+        lv = torch.tensor(levels, device=self.device)
+        type_idx = torch.tensor(tids, device=self.device)
+        from hirqa_ros.training.text import prompt_index
+
+        target = prompt_index(type_idx.reshape(b, 1).expand(b, n), lv.reshape(1, n).expand(b, n))
+        return LadderBatch(
+            images=lad.reshape(b * n, *lad.shape[2:]).contiguous(),
+            levels=lv,
+            group=torch.tensor(groups, device=self.device),
+            pristine_base=torch.tensor(base, device=self.device),
+            valid=diff > cfg.identical_eps,
+            type_idx=type_idx,
+            prompt_target=target,
+        )

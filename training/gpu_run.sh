@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The prepared GPU training run of HiRQA-S, one command (docs/gpu_training.md):
+#
+#   bash training/gpu_run.sh [--minutes 7] [--out DIR] [--device auto|cuda|cpu] [--init FILE|none]
+#                            [--config FILE] [--work DIR] [--smoke]
+#
+# Runs on a bare CUDA machine (torch, numpy, opencv, pyyaml; no internet, no install: the package is
+# used from this checkout through PYTHONPATH). Needs data/pristine/{train,val} (+ manifest.json),
+# data/cache/text (cached prompt embeddings) and, to continue a CPU run, data/init/init_fp16.pt
+# (python -m hirqa_ros.training.gpu_run init --checkpoint RUN/checkpoints/last.pt).
+# Writes to --out (default $OUT, else out/gpu_run): weights.pt.partNN (fp16 state dict, <= 15 MiB
+# each), gpu_run.json (sha256 of the parts + run summary), metrics.csv, val.csv, config.yaml, train.log.
+# Reassemble on the CPU: python -m hirqa_ros.training.gpu_run unpack --parts DIR --run runs/hirqa-s-gpu
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+MINUTES=7
+DEST=${OUT:-out/gpu_run}
+DEVICE=auto
+INIT=data/init/init_fp16.pt
+CONFIG=config/train_hirqa_s_gpu.yaml
+WORK=""
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) MINUTES=$2; shift 2 ;;
+    --out) DEST=$2; shift 2 ;;
+    --device) DEVICE=$2; shift 2 ;;
+    --init) INIT=$2; shift 2 ;;
+    --config) CONFIG=$2; shift 2 ;;
+    --work) WORK=$2; shift 2 ;;
+    --smoke) EXTRA+=(--smoke); shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "gpu_run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+PY=${PYTHON:-python3}
+WORK=${WORK:-${TMPDIR:-/tmp}/hirqa-gpu-run-$(date +%Y%m%d-%H%M%S)}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TQDM_MININTERVAL=${TQDM_MININTERVAL:-20}
+mkdir -p "$DEST"
+LOG="$DEST/train.log"
+
+{
+  echo "== gpu_run.sh $(date -u +%FT%TZ) minutes=$MINUTES device=$DEVICE init=$INIT config=$CONFIG work=$WORK"
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  "$PY" -c "import sys, torch, cv2, numpy, yaml; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available(), 'cv2', cv2.__version__, 'numpy', numpy.__version__)"
+  ls data/pristine/train | wc -l | sed 's/^/train photos: /'; ls data/pristine/val | wc -l | sed 's/^/val photos: /'
+} 2>&1 | tee -a "$LOG"
+
+# hard stop well past the budget (setup + end-of-run validation); the last checkpoint is packed if it hits
+LIMIT=$("$PY" -c "print(int(float('$MINUTES') * 60 + ${GPU_RUN_SLACK_S:-120}))")
+timeout -k 10 "$LIMIT" "$PY" -m hirqa_ros.training.gpu_run train --config "$CONFIG" --work "$WORK" \
+  --minutes "$MINUTES" --device "$DEVICE" --init-from "$INIT" "${EXTRA[@]}" 2>&1 | tee -a "$LOG"
+RC=${PIPESTATUS[0]}
+echo "== train exit code $RC" | tee -a "$LOG"
+"$PY" -m hirqa_ros.training.gpu_run pack --work "$WORK" --out "$DEST" 2>&1 | tee -a "$LOG"
+PRC=${PIPESTATUS[0]}
+ls -l "$DEST" | tee -a "$LOG"
+[ "$RC" -eq 0 ] && [ "$PRC" -eq 0 ]

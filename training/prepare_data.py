@@ -1,0 +1,461 @@
+"""Build the pristine photo set: Debian wallpaper packages (or any folder) -> photos only,
+deduplicated, <= 1600 px JPEGs in ``train/`` and ``val/`` (content-disjoint) plus ``manifest.json``
+with provenance and licences.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Debian packages whose wallpapers include photographs (DESIGN.md, data policy).
+DEFAULT_PACKAGES = (
+    "plasma-workspace-wallpapers",
+    "mate-backgrounds",
+    "ukui-wallpapers",
+    "lomiri-wallpapers",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+)
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MAX_SIDE = 1600
+MIN_SIDE = 256
+FLAT_MAX = 0.30  # photos keep sensor noise/texture: < 30 % of pixels with |Laplacian| < 1 at 512 px
+DUP_BITS = 6  # pHash Hamming distance for "the same image at another resolution"
+GROUP_BITS = 14  # looser distance: near-identical content (variants) stays in one split
+
+# Wallpaper JPEGs that pass the statistics test but are renders, paintings or graphics
+# (checked by eye on a contact sheet of every candidate; path substrings, relative to the package root).
+EXCLUDE = (
+    "analogpattern_by_Peter_Nerlich",  # grain texture, no scene
+    "Infinite-Sea_by_Aury88",  # composite / gradient art
+    "Painting-Colors_by",  # graphic
+    "Fossa_by_Jasper_Roks",  # graphic
+    "umang_by_Abhishek_Mudgal",  # gradient art
+    "abstract/Elephants",  # painting
+    "desktop/",  # mate desktop graphics
+    "wallpapers/Autumn/",  # digital painting
+    "wallpapers/Flow/",
+    "wallpapers/Honeywave/",
+    "wallpapers/PastelHills/",
+    "wallpapers/SafeLanding/",
+    "wallpapers/Shell/",
+    "wallpapers/Volna/",  # 3-D render
+    "ukui-wallpapers/",  # all ukui wallpapers are graphics
+)
+
+
+@dataclass
+class Candidate:
+    path: Path  # the file read
+    original_path: str  # path inside the package (or relative to the folder)
+    package: str
+    version: str
+    rgb: np.ndarray | None = None
+    phash: int = 0
+    info: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def fetch_debs(packages: tuple[str, ...], cache: Path, debs_dir: Path | None) -> list[Path]:
+    """The .deb of each package: from ``debs_dir`` when there, else ``apt-get download`` into ``cache``."""
+    found = []
+    cache.mkdir(parents=True, exist_ok=True)
+    for pkg in packages:
+        hits = []
+        for d in [x for x in (debs_dir, cache) if x is not None]:
+            hits += sorted(Path(d).glob(f"{pkg}_*.deb"))
+        if not hits:
+            log.info("%s: not in %s, running apt-get download into %s", pkg, debs_dir, cache)
+            r = subprocess.run(["apt-get", "download", pkg], cwd=cache, capture_output=True, text=True)
+            if r.returncode != 0:
+                log.warning("%s: apt-get download failed (%s); skipped", pkg, r.stderr.strip()[-300:])
+                continue
+            hits = sorted(cache.glob(f"{pkg}_*.deb"))
+        if hits:
+            found.append(hits[-1])
+    return found
+
+
+def _deb_name_version(deb: Path) -> tuple[str, str]:
+    name, _, rest = deb.stem.partition("_")
+    version = rest.rsplit("_", 1)[0].replace("%3a", ":")
+    return name, version
+
+
+def parse_copyright(text: str) -> list[dict]:
+    """Stanzas of a DEP-5 copyright file: [{files: [...], copyright, license}] (licence texts dropped)."""
+    stanzas, cur, key = [], {}, None
+    for line in [*text.splitlines(), ""]:
+        if not line.strip():
+            if cur.get("files"):
+                stanzas.append(cur)
+            cur, key = {}, None
+            continue
+        m = re.match(r"^([A-Za-z-]+):\s*(.*)$", line)
+        if m and not line.startswith((" ", "\t")):
+            key = m.group(1).lower()
+            val = m.group(2).strip()
+            if key == "files":
+                cur["files"] = val.split()
+            elif key in ("copyright", "license"):
+                cur[key] = val
+        elif key == "files":
+            cur["files"] += line.split()
+        elif key == "copyright":
+            cur["copyright"] += "; " + line.strip()
+    return stanzas
+
+
+def licence_for(stanzas: list[dict], original_path: str) -> dict:
+    """Last matching stanza wins (DEP-5); a pattern matches on the full path or on its tail."""
+    best = {}
+    for st in stanzas:
+        for pat in st["files"]:
+            tail = "/".join(Path(original_path).parts[-len(Path(pat).parts) :])
+            base_ok = "/" in pat and "*" not in pat and Path(pat).name == Path(original_path).name
+            if fnmatch.fnmatch(original_path, pat) or fnmatch.fnmatch(tail, pat) or base_ok:
+                best = {"id": st.get("license", "unknown"), "copyright": st.get("copyright", "")}
+    return best or {"id": "unknown", "copyright": ""}
+
+
+def _plasma_metadata(path: Path) -> dict:
+    """Upstream author/licence of a KDE wallpaper (``<name>/metadata.json`` above ``contents/``)."""
+    for parent in path.parents:
+        meta = parent / "metadata.json"
+        if meta.is_file():
+            try:
+                kp = json.loads(meta.read_text()).get("KPlugin", {})
+                authors = kp.get("Authors") or [{}]
+                return {"upstream_license": kp.get("License", ""), "author": authors[0].get("Name", "")}
+            except (ValueError, OSError):
+                return {}
+        if parent.name == "wallpapers":
+            break
+    return {}
+
+
+def candidates_from_debs(debs: list[Path], workdir: Path, licences_out: Path) -> list[Candidate]:
+    """Extract each .deb with ``dpkg -x`` and list its image files (symlinked duplicates once)."""
+    out = []
+    for deb in debs:
+        pkg, version = _deb_name_version(deb)
+        root = workdir / pkg
+        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        stanzas = []
+        cfile = root / "usr/share/doc" / pkg / "copyright"
+        if cfile.is_file():
+            text = cfile.read_text(errors="replace")
+            stanzas = parse_copyright(text)
+            licences_out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cfile, licences_out / f"{pkg}.copyright")
+        seen = set()
+        for p in sorted(root.rglob("*")):
+            rel = p.relative_to(root).as_posix()
+            if (
+                not p.is_file()
+                or p.suffix.lower() not in IMAGE_EXTS
+                or "/doc/" in rel
+                or "screenshot" in p.name.lower()
+            ):
+                continue
+            real = p.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            c = Candidate(real, "/" + rel, pkg, version)
+            c.info["licence"] = licence_for(stanzas, rel)
+            c.info["licence"]["file"] = f"licenses/{pkg}.copyright"
+            c.info.update(_plasma_metadata(p))
+            out.append(c)
+    return out
+
+
+def candidates_from_folder(folder: Path) -> list[Candidate]:
+    return [
+        Candidate(
+            p,
+            p.relative_to(folder).as_posix(),
+            "folder:" + folder.name,
+            "",
+            info={"licence": {"id": "as distributed with the folder", "copyright": ""}},
+        )
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+    ]
+
+
+# ----------------------------------------------------------------------------- filters
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    data = np.fromfile(str(path), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def flat_fraction(rgb: np.ndarray) -> float:
+    """Share of pixels with |Laplacian| < 1 at 512 px: high for vector art and smooth gradients."""
+    h, w = rgb.shape[:2]
+    f = 512 / max(h, w)
+    small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float((np.abs(cv2.Laplacian(grey, cv2.CV_32F)) < 1.0).mean())
+
+
+def is_jpeg(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(3) == b"\xff\xd8\xff"
+
+
+def phash(rgb: np.ndarray) -> int:
+    """64-bit DCT perceptual hash (resolution independent)."""
+    grey = cv2.cvtColor(cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    d = cv2.dct(grey.astype(np.float32))[:8, :8].flatten()
+    bits = d > np.median(d[1:])
+    return int(sum(1 << i for i, b in enumerate(bits) if b))
+
+
+def hamming(a: int, b: int) -> int:
+    return bin(a ^ b).count("1")
+
+
+def photo_verdict(c: Candidate, from_debs: bool, keep_all: bool) -> str:
+    """'' to keep, otherwise the reason for dropping the candidate."""
+    if c.rgb is None:
+        return "unreadable"
+    if min(c.rgb.shape[:2]) < MIN_SIDE:
+        return f"smaller than {MIN_SIDE} px"
+    if keep_all:
+        return ""
+    key = f"{c.package}{c.original_path}"
+    for pat in EXCLUDE:
+        if pat in key:
+            return f"manual exclude list ({pat})"
+    if from_debs and not is_jpeg(c.path):
+        return "not a JPEG (wallpaper graphics ship as PNG)"
+    ff = flat_fraction(c.rgb)
+    c.info["flat_fraction"] = round(ff, 3)
+    if ff > FLAT_MAX:
+        return f"flat fraction {ff:.2f} > {FLAT_MAX} (graphic / gradient art)"
+    return ""
+
+
+def _split(groups: list[list[Candidate]], val_fraction: float, seed: str) -> dict[int, str]:
+    """Deterministic content-disjoint split: every 1/val_fraction-th group per package goes to val."""
+    by_pkg: dict[str, list[int]] = {}
+    for gi, g in enumerate(groups):
+        by_pkg.setdefault(g[0].package, []).append(gi)
+    out, period, counter = {}, max(2, round(1 / val_fraction)), 0
+    for pkg in sorted(by_pkg):
+        order = sorted(
+            by_pkg[pkg],
+            key=lambda gi: hashlib.sha1((seed + groups[gi][0].original_path).encode()).hexdigest(),
+        )
+        for gi in order:
+            out[gi] = "val" if counter % period == period // 2 else "train"
+            counter += 1
+    return out
+
+
+def _out_name(c: Candidate, used: set[str]) -> str:
+    stem = Path(c.original_path).stem
+    parent = Path(c.original_path).parent
+    if re.fullmatch(r"\d+x\d+", stem):  # KDE names files by resolution: use the wallpaper's name
+        stem = next(
+            (p for p in reversed(parent.parts) if p not in ("images", "images_dark", "contents")), stem
+        )
+    pkg = c.package.replace("folder:", "")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{pkg}__{stem}")[:120]
+    base, k = name, 1
+    while name in used:
+        k += 1
+        name = f"{base}_{k}"
+    used.add(name)
+    return name + ".jpg"
+
+
+# ----------------------------------------------------------------------------- main entry
+
+
+def prepare(
+    out: Path,
+    debs_dir: Path | None = None,
+    folder: Path | None = None,
+    packages: tuple[str, ...] = DEFAULT_PACKAGES,
+    cache: Path | None = None,
+    val_fraction: float = 0.2,
+    max_side: int = MAX_SIDE,
+    keep_all: bool = False,
+    seed: str = "hirqa",
+) -> dict:
+    """Build ``out/{train,val}/*.jpg`` and ``out/manifest.json``; returns the manifest."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    for split in ("train", "val"):
+        d = out / split
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="hirqa_debs_") as tmp:
+        if folder is not None:
+            cands = candidates_from_folder(Path(folder))
+            source = {"kind": "folder", "path": str(folder)}
+        else:
+            debs = fetch_debs(packages, Path(cache or out / "debs_cache"), debs_dir)
+            if not debs:
+                raise RuntimeError("no wallpaper .deb found or downloadable; pass --folder DIR instead")
+            cands = candidates_from_debs(debs, Path(tmp), out / "licenses")
+            source = {"kind": "debian-packages", "debs": [d.name for d in debs]}
+        log.info("%d candidate image files", len(cands))
+        excluded, kept = [], []
+        for c in tqdm(cands, desc="filter", unit="img"):
+            try:
+                c.rgb = read_rgb(c.path)
+            except OSError as exc:
+                log.warning("cannot read %s: %s", c.path, exc)
+            reason = photo_verdict(c, folder is None, keep_all)
+            if reason:
+                excluded.append({"package": c.package, "original_path": c.original_path, "reason": reason})
+                c.rgb = None
+                continue
+            c.phash = phash(c.rgb)
+            kept.append(c)
+        # deduplicate: same picture at several resolutions -> keep the largest
+        kept.sort(key=lambda c: -c.rgb.shape[0] * c.rgb.shape[1])
+        unique, duplicates = [], []
+        for c in kept:
+            twin = next((u for u in unique if hamming(u.phash, c.phash) <= DUP_BITS), None)
+            if twin is not None:
+                duplicates.append(
+                    {
+                        "package": c.package,
+                        "original_path": c.original_path,
+                        "duplicate_of": twin.original_path,
+                    }
+                )
+                continue
+            unique.append(c)
+        # group near-identical content so it never straddles the split
+        groups: list[list[Candidate]] = []
+        for c in sorted(unique, key=lambda c: (c.package, c.original_path)):
+            g = next((g for g in groups if any(hamming(m.phash, c.phash) <= GROUP_BITS for m in g)), None)
+            (g.append(c) if g is not None else groups.append([c]))
+        split_of = _split(groups, val_fraction, seed) if len(groups) > 1 else {0: "train"}
+        images, used = [], set()
+        for gi, g in enumerate(groups):
+            for c in g:
+                h, w = c.rgb.shape[:2]
+                f = min(1.0, max_side / max(h, w))
+                rgb = (
+                    c.rgb
+                    if f >= 1.0
+                    else cv2.resize(c.rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+                )
+                name = _out_name(c, used)
+                split = split_of[gi]
+                cv2.imwrite(
+                    str(out / split / name),
+                    cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95],
+                )
+                images.append(
+                    {
+                        "file": f"{split}/{name}",
+                        "split": split,
+                        "package": c.package,
+                        "package_version": c.version,
+                        "original_path": c.original_path,
+                        "original_size": [w, h],
+                        "size": [rgb.shape[1], rgb.shape[0]],
+                        "phash": f"{c.phash:016x}",
+                        "content_group": gi,
+                        **c.info,
+                    }
+                )
+                c.rgb = None
+    manifest = {
+        "source": source,
+        "policy": {
+            "max_side": max_side,
+            "flat_fraction_max": FLAT_MAX,
+            "dedupe_hamming": DUP_BITS,
+            "group_hamming": GROUP_BITS,
+            "val_fraction": val_fraction,
+            "exclude_list": list(EXCLUDE),
+            "jpeg_only_for_packages": True,
+            "keep_all": keep_all,
+        },
+        "counts": {
+            "candidates": len(cands),
+            "excluded": len(excluded),
+            "duplicates": len(duplicates),
+            "train": sum(i["split"] == "train" for i in images),
+            "val": sum(i["split"] == "val" for i in images),
+        },
+        "images": images,
+        "excluded": excluded,
+        "duplicates": duplicates,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+    log.info(
+        "pristine set: %(train)d train + %(val)d val photos (%(excluded)d excluded, "
+        "%(duplicates)d duplicates)",
+        manifest["counts"],
+    )
+    return manifest
+
+
+def export_samples(
+    pristine: Path, names: dict[str, str], out: Path, long_side: int = 640, quality: int = 85
+) -> list[Path]:
+    """Small JPEG copies of chosen pristine photos ({pristine file name: sample name}) + ``LICENSES.md``."""
+    manifest = json.loads((Path(pristine) / "manifest.json").read_text())
+    by_file = {Path(i["file"]).name: i for i in manifest["images"]}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, written = [], []
+    for src, name in names.items():
+        entry = by_file[src]
+        rgb = read_rgb(Path(pristine) / entry["file"])
+        h, w = rgb.shape[:2]
+        f = long_side / max(h, w)
+        small = cv2.resize(rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        dst = out / name
+        cv2.imwrite(str(dst), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        written.append(dst)
+        lic = entry.get("licence", {})
+        rows.append(
+            f"| `{name}` | {entry['package']} {entry['package_version']} | `{entry['original_path']}` | "
+            f"{lic.get('id', '')} | {lic.get('copyright', '')} | {entry.get('author', '')} "
+            f"{entry.get('upstream_license', '')} |"
+        )
+    text = (
+        "# Sample photos: provenance and licences\n\n"
+        f"Downscaled to {long_side} px (long side), JPEG quality {quality}, from the validation split\n"
+        "of the pristine set built by `hirqa prepare-data` (never used for training). Licences as stated\n"
+        "in each Debian package's `copyright` file (copied in full by `hirqa prepare-data` to\n"
+        "`data/pristine/licenses/`).\n"
+        "Change made: downscaled and re-encoded. KDE wallpapers also name their author and upstream licence\n"
+        "in `metadata.json` (last column).\n\n"
+        "| file | Debian package | original path | licence | copyright | upstream author, licence |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+    (out / "LICENSES.md").write_text(text)
+    return written
