@@ -172,21 +172,28 @@ class LadderSampler:
                 base.append(not comp)
                 tids.append(int(ti))
             rungs.append(apply_ladder(x, name, levels, self.gen).transpose(0, 1))  # (per_type, L, 3, H, W)
-        lad = torch.cat(rungs)  # (B, L, 3, H, W)
-        b, n = lad.shape[:2]
-        flat = lad.reshape(b, n, -1)
-        diff = torch.cdist(flat, flat, p=1) / flat.shape[-1]
-        lv = torch.tensor(levels, device=self.device)
-        type_idx = torch.tensor(tids, device=self.device)
-        from hirqa_ros.training.text import prompt_index
+        return assemble_ladders(rungs, levels, tids, groups, base, self.device, cfg.identical_eps)
 
-        target = prompt_index(type_idx.reshape(b, 1).expand(b, n), lv.reshape(1, n).expand(b, n))
-        return LadderBatch(
-            images=lad.reshape(b * n, *lad.shape[2:]).contiguous(),
-            levels=lv,
-            group=torch.tensor(groups, device=self.device),
-            pristine_base=torch.tensor(base, device=self.device),
-            valid=diff > cfg.identical_eps,
-            type_idx=type_idx,
-            prompt_target=target,
-        )
+
+def assemble_ladders(rungs: list, levels: list, tids: list, groups: list, base: list, device,
+                     identical_eps: float) -> LadderBatch:
+    """Stack rendered ladders (each (k, L, 3, H, W)) into a LadderBatch; rungs that render
+    identically (below ``identical_eps`` mean L1) are marked invalid so losses treat them as ties."""
+    from hirqa_ros.training.text import prompt_index
+
+    lad = torch.cat(rungs)  # (B, L, 3, H, W)
+    b, n = lad.shape[:2]
+    flat = lad.reshape(b, n, -1)
+    diff = torch.cdist(flat, flat, p=1) / flat.shape[-1]
+    lv = torch.tensor(levels, device=device)
+    type_idx = torch.tensor(tids, device=device)
+    target = prompt_index(type_idx.reshape(b, 1).expand(b, n), lv.reshape(1, n).expand(b, n))
+    return LadderBatch(
+        images=lad.reshape(b * n, *lad.shape[2:]).contiguous(),
+        levels=lv,
+        group=torch.tensor(groups, device=device),
+        pristine_base=torch.tensor(base, device=device),
+        valid=diff > identical_eps,
+        type_idx=type_idx,
+        prompt_target=target,
+    )

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from hirqa_ros.degradations import DEGRADATIONS, GROUPS, apply_compositions, apply_ladder, sample_composition
-from hirqa_ros.training.data import LadderBatch, LadderSampler, SamplerConfig
+from hirqa_ros.training.data import LadderBatch, LadderSampler, SamplerConfig, assemble_ladders
 
 log = logging.getLogger(__name__)
 
@@ -118,24 +118,7 @@ class DeviceLadderSampler(LadderSampler):
             apply_ladder(x[k * pt : (k + 1) * pt], self.types[int(ti)], levels, self.gen).transpose(0, 1)
             for k, ti in enumerate(chosen)
         ]
-        lad = torch.cat(rungs)  # (B, L, 3, H, W)
-        b, n = lad.shape[:2]
-        flat = lad.reshape(b, n, -1)
-        diff = torch.cdist(flat, flat, p=1) / flat.shape[-1]
-        lv = torch.tensor(levels, device=self.device)
-        type_idx = torch.tensor(tids, device=self.device)
-        from hirqa_ros.training.text import prompt_index
-
-        target = prompt_index(type_idx.reshape(b, 1).expand(b, n), lv.reshape(1, n).expand(b, n))
-        return LadderBatch(
-            images=lad.reshape(b * n, *lad.shape[2:]).contiguous(),
-            levels=lv,
-            group=torch.tensor(groups, device=self.device),
-            pristine_base=torch.tensor(base, device=self.device),
-            valid=diff > cfg.identical_eps,
-            type_idx=type_idx,
-            prompt_target=target,
-        )
+        return assemble_ladders(rungs, levels, tids, groups, base, self.device, cfg.identical_eps)
 
     # -- prefetching
     def _produce(self) -> None:
