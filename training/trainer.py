@@ -190,7 +190,7 @@ def make_score_fn(model: HiRQA, device: torch.device, policy: str = "native"):
 
 
 def validate(model: HiRQA, device: torch.device, images: list[tuple[str, np.ndarray]], vcfg: dict) -> dict:
-    """The eval engineer's synthetic protocol (hirqa_ros.evaluation.synthetic) on held-out photos."""
+    """The synthetic protocol (hirqa_ros.evaluation.synthetic) on held-out photos."""
     from hirqa_ros.evaluation.synthetic import evaluate_model
 
     was_training = model.training
