@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
+pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
 
 from helpers_bag import storage_file, tiny_bag, write_custom_bag
 

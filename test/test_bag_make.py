@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
+pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
 
 from helpers_bag import H, W, frames, write_images
 

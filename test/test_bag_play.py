@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
-pytest.importorskip("rclpy")
+pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
+pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
 
 from helpers_bag import START_NS, frames, tiny_bag
 

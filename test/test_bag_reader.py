@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-pytest.importorskip("rosbags")
+pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
 
 from helpers_bag import START_NS, corrupt_bytes, frames, storage_file, tiny_bag, write_custom_bag
 

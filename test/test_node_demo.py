@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-pytest.importorskip("rclpy")
+pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
 
 from helpers_node import domain_id, ros_env
 

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("rclpy")
+pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
 pytest.importorskip("diagnostic_msgs.msg")
 
 from helpers_node import (

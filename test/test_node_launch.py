@@ -101,10 +101,18 @@ def test_launch_files_run_when_launch_ros_is_installed(path):
     spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    from launch_ros.actions import Node
+
     ld = module.generate_launch_description()
     context = LaunchContext()
-    for entity in ld.entities:
-        entity.visit(context)
+    pending, nodes = list(ld.entities), []
+    while pending:  # evaluate arguments and OpaqueFunctions; collect the nodes they would start
+        entity = pending.pop(0)
+        if isinstance(entity, Node):
+            nodes.append(entity)
+            continue
+        pending.extend(entity.visit(context) or [])
+    assert any(n.node_executable == "hirqa_node" for n in nodes), f"{path.name} starts no hirqa_node"
 
 
 def test_docs_list_every_parameter():

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-pytest.importorskip("rclpy")
+pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
 
 from helpers_node import NodeProcess, RosClient, domain_id, level_of, make_image, status_values
 

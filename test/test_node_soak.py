@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-pytest.importorskip("rclpy")
+pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
 
 from helpers_node import (
     NodeProcess,
