@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from hirqa_ros.degradations import DEGRADATIONS, GROUPS, apply_composition, apply_ladder, sample_composition
+from hirqa_ros.degradations import DEFAULT_GROUPS, DEFAULT_TYPES, DEGRADATIONS, apply_composition, apply_ladder, sample_composition
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class LadderSampler:
         self.images = images
         self.cfg = cfg
         self.device = torch.device(device)
-        self.types = list(cfg.types or DEGRADATIONS)
+        self.types = list(cfg.types or DEFAULT_TYPES)
         unknown = [t for t in self.types if t not in DEGRADATIONS]
         if unknown:
             raise ValueError(f"unknown distortion types in sampler.types: {unknown}")
@@ -150,7 +150,7 @@ class LadderSampler:
         banned = {group}
         if group in PHOTOMETRIC_GROUPS or name in PHOTOMETRIC_TYPES:
             banned |= set(PHOTOMETRIC_GROUPS) | {"camera"}
-        return [g for g in GROUPS if g not in banned]
+        return [g for g in DEFAULT_GROUPS if g not in banned]
 
     def next(self) -> LadderBatch:
         cfg = self.cfg

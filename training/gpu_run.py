@@ -89,10 +89,10 @@ def _check_text_cache(cfg: dict) -> None:
     neither (a bare GPU machine whose cache misses) the term is switched off instead of failing the run."""
     if not float(cfg["losses"].get("align", 0) or 0):
         return
-    from hirqa_ros.degradations import DEGRADATIONS
+    from hirqa_ros.degradations import DEFAULT_TYPES
     from hirqa_ros.training.text import prompt_embeddings
 
-    types = cfg["sampler"].get("types") or list(DEGRADATIONS)
+    types = cfg["sampler"].get("types") or list(DEFAULT_TYPES)
     try:
         _, info = prompt_embeddings(types, cfg["text"]["cache_dir"], cfg["text"]["encoder"])
         log.info(
