@@ -1,0 +1,214 @@
+"""Fit heads on the frozen 1024-d embedding (CPU, seconds): the score head ``fc.0`` and the fault head.
+
+Input: protocol runs stored by ``training/embeddings.py`` (ladders rendered at camera pixel scale on
+the TRAINING photos; shape (views, types, 6 levels, D)). Hyper-parameters are chosen on a photo-level
+split of the training photos; the held-out validation photos are only used for the final report.
+
+* Score head (authors' format ``fc.0``: Linear(1024 -> 1), then sigmoid): a ranking objective on the
+  logits: within-ladder order, keep (level 0-1) above drop (level >= 3) across content and types,
+  a larger severity gap across content scores lower, a weak calibration anchor and an L2 pull
+  towards the shipped head (`fit_score_head`).
+* Fault head: softmax regression (or one hidden ReLU layer) on standardised embeddings, class
+  balanced, temperature fitted on held-out photos (`fit_fault_head`); see ``hirqa_ros.heads``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hirqa_ros.heads import FAULT_CLASSES, FaultHead, fault_class_of
+
+
+@dataclass
+class Samples:
+    """Flattened protocol samples: one row per distinct image (pristine once per view)."""
+
+    x: np.ndarray  # (N, D) float32 embeddings
+    level: np.ndarray  # (N,) 0..5
+    view: np.ndarray  # (N,) view index
+    type_idx: np.ndarray  # (N,) type index (-1 for pristine)
+    types: list[str]
+
+
+def flatten(emb: np.ndarray, types: list[str], views: np.ndarray | None = None) -> Samples:
+    """Rows of a (V, T, 6, D) array: each view's pristine once, then every (type, level >= 1)."""
+    v_n, t_n, l_n, _ = emb.shape
+    views = np.arange(v_n) if views is None else np.asarray(views)
+    xs, lv, vv, tt = [], [], [], []
+    for v in views:
+        xs.append(emb[v, 0, 0][None])
+        lv.append([0])
+        vv.append([v])
+        tt.append([-1])
+        xs.append(emb[v, :, 1:].reshape(-1, emb.shape[-1]))
+        lv.append(np.tile(np.arange(1, l_n), t_n))
+        vv.append(np.full(t_n * (l_n - 1), v))
+        tt.append(np.repeat(np.arange(t_n), l_n - 1))
+    return Samples(np.concatenate(xs).astype(np.float32), np.concatenate(lv), np.concatenate(vv),
+                   np.concatenate(tt), list(types))
+
+
+@dataclass
+class ScoreHeadConfig:
+    rank: float = 1.0  # within-ladder order (levels i < j: z_i > z_j + margin * (j - i))
+    keep_drop: float = 1.0  # pooled keep vs drop (AUROC surrogate) across content and types
+    cross: float = 0.5  # pooled pairs with a severity gap >= 2 (SROCC surrogate)
+    anchor: float = 0.05  # BCE of the score towards 0.95 - 0.16 * level (keeps the score range)
+    l2: float = 1e-3  # pull towards the initial head (per weight, on the scale of the embedding)
+    margin: float = 0.1  # logit margin per level in the ladder term
+    sharpness: float = 4.0  # slope of the logistic pair losses on logit differences
+    steps: int = 300
+    lr: float = 0.01
+    pairs_per_step: int = 200_000
+    seed: int = 0
+
+
+def _ladder_index(emb: np.ndarray, views: np.ndarray) -> np.ndarray:
+    """(L, 6) row indices into ``flatten(emb, ..., views)`` of every ladder (pristine first)."""
+    v_n = len(views)
+    t_n, l_n = emb.shape[1], emb.shape[2]
+    per_view = 1 + t_n * (l_n - 1)
+    rows = []
+    for k in range(v_n):
+        base = k * per_view
+        for t in range(t_n):
+            rows.append([base] + [base + 1 + t * (l_n - 1) + (lv - 1) for lv in range(1, l_n)])
+    return np.asarray(rows, np.int64)
+
+
+def fit_score_head(emb: np.ndarray, w0: np.ndarray, b0: float, views: np.ndarray | None = None,
+                   cfg: ScoreHeadConfig | None = None) -> tuple[np.ndarray, float, dict]:
+    """Refit Linear(D -> 1) on protocol embeddings (V, T, 6, D). Returns (w (D,), b, loss log)."""
+    cfg = cfg or ScoreHeadConfig()
+    views = np.arange(emb.shape[0]) if views is None else np.asarray(views)
+    s = flatten(emb, [str(i) for i in range(emb.shape[1])], views)
+    x = torch.from_numpy(s.x)
+    level = torch.from_numpy(s.level).float()
+    ladders = torch.from_numpy(_ladder_index(emb, views))
+    keep = torch.nonzero(level <= 1).squeeze(1)
+    drop = torch.nonzero(level >= 3).squeeze(1)
+    w_init = torch.tensor(np.asarray(w0, np.float32).reshape(-1))
+    w = w_init.clone().requires_grad_(True)
+    b = torch.tensor(float(b0), requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=cfg.lr)
+    g = torch.Generator().manual_seed(cfg.seed)
+    ii, jj = torch.triu_indices(6, 6, offset=1)
+    gap = (jj - ii).float()
+    target = (0.95 - 0.16 * level).clamp(0.02, 0.98)
+    x_scale = float(x.std())
+    log: dict[str, float] = {}
+    for _ in range(cfg.steps):
+        z = x @ w + b
+        zl = z[ladders]  # (L, 6)
+        rank = F.softplus(-cfg.sharpness * (zl[:, ii] - zl[:, jj] - cfg.margin * gap)).mean()
+        ki = keep[torch.randint(len(keep), (cfg.pairs_per_step,), generator=g)]
+        di = drop[torch.randint(len(drop), (cfg.pairs_per_step,), generator=g)]
+        keep_drop = F.softplus(-cfg.sharpness * (z[ki] - z[di])).mean()
+        a = torch.randint(len(z), (cfg.pairs_per_step,), generator=g)
+        c = torch.randint(len(z), (cfg.pairs_per_step,), generator=g)
+        d = level[c] - level[a]  # > 0: a is less severe, should score higher
+        m = d.abs() >= 2
+        cross = F.softplus(-cfg.sharpness * torch.sign(d[m]) * (z[a[m]] - z[c[m]])).mean()
+        anchor = F.binary_cross_entropy_with_logits(z, target)
+        l2 = ((w - w_init) ** 2).sum() * x_scale**2
+        loss = cfg.rank * rank + cfg.keep_drop * keep_drop + cfg.cross * cross + cfg.anchor * anchor + cfg.l2 * l2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        log = {"loss": float(loss), "rank": float(rank), "keep_drop": float(keep_drop), "cross": float(cross),
+               "anchor": float(anchor), "l2": float(l2)}
+    return w.detach().numpy().astype(np.float32), float(b.detach()), log
+
+
+def head_scores(emb: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
+    """sigmoid(emb @ w + b) for an array (..., D)."""
+    z = emb.astype(np.float64) @ np.asarray(w, np.float64) + float(b)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# ----------------------------------------------------------------------------------------- fault head
+def fault_labels(types: list[str], level: np.ndarray, type_idx: np.ndarray) -> np.ndarray:
+    """Class index per row (level 0 -> none)."""
+    cls = {c: i for i, c in enumerate(FAULT_CLASSES)}
+    return np.asarray([cls[fault_class_of(types[t] if t >= 0 else "", int(lv))] for t, lv in zip(type_idx, level)])
+
+
+@dataclass
+class FaultHeadConfig:
+    hidden: int = 0  # 0 = linear softmax regression
+    weight_decay: float = 1e-3
+    steps: int = 400
+    lr: float = 0.01
+    min_level: int = 2  # distorted samples below this level are left out (level 1 is often invisible)
+    seed: int = 0
+
+
+def _training_rows(s: Samples, min_level: int) -> np.ndarray:
+    return np.nonzero((s.level == 0) | (s.level >= min_level))[0]
+
+
+def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None, calib: Samples | None = None) -> FaultHead:
+    """Fit the fault head on ``train`` samples; temperature on ``calib`` (held-out photos) when given."""
+    cfg = cfg or FaultHeadConfig()
+    torch.manual_seed(cfg.seed)
+    rows = _training_rows(train, cfg.min_level)
+    x = train.x[rows]
+    y = fault_labels(train.types, train.level[rows], train.type_idx[rows])
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    xt = torch.from_numpy((x - mean) / scale)
+    yt = torch.from_numpy(y).long()
+    n_cls = len(FAULT_CLASSES)
+    counts = np.bincount(y, minlength=n_cls).astype(np.float64)
+    weights = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_cls, 0.0),
+                           dtype=torch.float32)
+    dim = x.shape[1]
+    if cfg.hidden:
+        net = torch.nn.Sequential(torch.nn.Linear(dim, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, n_cls))
+    else:
+        net = torch.nn.Sequential(torch.nn.Linear(dim, n_cls))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for _ in range(cfg.steps):
+        loss = F.cross_entropy(net(xt), yt, weight=weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linears]
+    head = FaultHead(layers, mean, scale, 1.0)
+    if calib is not None:
+        head.temperature = fit_temperature(head, calib, cfg.min_level)
+    return head
+
+
+def fit_temperature(head: FaultHead, s: Samples, min_level: int = 2) -> float:
+    """Temperature minimising the NLL of held-out samples (grid search on a log scale)."""
+    rows = _training_rows(s, min_level)
+    z = head.logits(s.x[rows]).astype(np.float64)
+    y = fault_labels(s.types, s.level[rows], s.type_idx[rows])
+    best, best_t = np.inf, 1.0
+    for t in np.exp(np.linspace(np.log(0.05), np.log(20), 121)):
+        zt = z / t
+        zt = zt - zt.max(axis=1, keepdims=True)
+        nll = -(zt[np.arange(len(y)), y] - np.log(np.exp(zt).sum(axis=1))).mean()
+        if nll < best:
+            best, best_t = nll, float(t)
+    return best_t
+
+
+def fault_accuracy(head: FaultHead, s: Samples, min_level: int = 3) -> dict:
+    """Accuracy on rows with level >= ``min_level`` (and pristine, reported apart): per class and pooled."""
+    y = fault_labels(s.types, s.level, s.type_idx)
+    pred = head.predict(s.x).argmax(axis=1)
+    out: dict = {"per_class": {}}
+    sel = s.level >= min_level
+    for i, c in enumerate(FAULT_CLASSES):
+        m = sel & (y == i)
+        if m.any():
+            out["per_class"][c] = float((pred[m] == i).mean())
+    out["drop_level"] = float((pred[sel] == y[sel]).mean())
+    out["pristine_none"] = float((pred[s.level == 0] == 0).mean()) if (s.level == 0).any() else float("nan")
+    return out
