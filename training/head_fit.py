@@ -118,8 +118,8 @@ def fit_score_head(emb: np.ndarray, w0: np.ndarray, b0: float, views: np.ndarray
         opt.zero_grad()
         loss.backward()
         opt.step()
-        log = {"loss": float(loss), "rank": float(rank), "keep_drop": float(keep_drop), "cross": float(cross),
-               "anchor": float(anchor), "l2": float(l2)}
+        log = {k: float(v.detach()) for k, v in (("loss", loss), ("rank", rank), ("keep_drop", keep_drop),
+                                                  ("cross", cross), ("anchor", anchor), ("l2", l2))}
     return w.detach().numpy().astype(np.float32), float(b.detach()), log
 
 
