@@ -2,6 +2,7 @@
 fades; at camera pixel scale, deterministic for a seed, monotone in level (see also the property tests)."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import cv2
@@ -32,10 +33,10 @@ def test_frame_scale_types_are_deterministic_and_monotone_on_a_frame(name: str, 
     assert any(not torch.equal(ladder[5], o) for o in others), "the seed has no effect"
     if name == "jpeg_camera":
         err = [float((y - frame).abs().mean()) for y in ladder]
-        assert all(b > a for a, b in zip(err[1:], err[2:])), err
+        assert all(b > a for a, b in itertools.pairwise(err[1:])), err
     else:
         grad = [gradient_energy(y) for y in ladder]
-        assert all(b < a for a, b in zip(grad, grad[1:])), grad
+        assert all(b < a for a, b in itertools.pairwise(grad)), grad
 
 
 def test_roll_matches_opencv_rotation():
@@ -44,7 +45,8 @@ def test_roll_matches_opencv_rotation():
     out = _roll(img, torch.tensor([[angle]]), torch.zeros(1, 2))
     arr = img[0].permute(1, 2, 0).numpy()
     h, w = arr.shape[:2]
-    # our rotation maps output pixel p to input pixel R(angle) p about the centre; OpenCV's matrix maps input to
+    # our rotation maps output pixel p to input pixel R(angle) p about the centre; OpenCV's matrix maps
+    # input to
     # output with a positive angle turning counter-clockwise on screen, i.e. R(-angle) in image coordinates
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), math.degrees(angle), 1.0)
     ref = cv2.warpAffine(arr, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -78,7 +80,8 @@ def test_shake_rolls_only_some_samples_and_roll_adds_blur_away_from_the_centre()
 
 def test_platform_motion_is_mostly_horizontal():
     k = platform_kernels(32, 400, torch.Generator().manual_seed(1), "cpu")
-    ys, xs = torch.meshgrid(torch.arange(k.shape[1]) - k.shape[1] // 2, torch.arange(k.shape[2]) - k.shape[2] // 2,
+    half = k.shape[1] // 2
+    ys, xs = torch.meshgrid(torch.arange(k.shape[1]) - half, torch.arange(k.shape[2]) - half,
                             indexing="ij")
     spread_x = (k * xs.float() ** 2).sum(dim=(1, 2))
     spread_y = (k * ys.float() ** 2).sum(dim=(1, 2))
@@ -92,7 +95,7 @@ def test_jpeg_camera_is_a_single_or_double_opencv_roundtrip():
     rgb = (synthetic_images(1, 64, seed=5)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
     def codec(img, q):
-        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+        _, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
         return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
 
     kinds = set()
@@ -100,7 +103,7 @@ def test_jpeg_camera_is_a_single_or_double_opencv_roundtrip():
         out = degrade(rgb, "jpeg_camera", 3, seed=seed)
         u = torch.rand(1, 2, generator=torch.Generator().manual_seed(seed))[0]
         if float(u[0]) < DOUBLE_PROB:
-            ref = codec(codec(rgb, int(round(75 + 20 * float(u[1])))), 30)
+            ref = codec(codec(rgb, round(75 + 20 * float(u[1]))), 30)
             kinds.add("double")
         else:
             ref = codec(rgb, 30)

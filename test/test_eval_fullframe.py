@@ -1,4 +1,4 @@
-"""The full-frame protocol (whole camera frames, distortions rendered at that resolution) and the fault report."""
+"""The full-frame protocol (whole camera frames, distortions rendered at their size) and the fault report."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,13 @@ from helpers_eval import synthetic_scene
 
 from hirqa_ros.cli.main import main
 from hirqa_ros.evaluation.faults import fault_report, format_fault_report, plot_confusion
-from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores, camera_frame, make_views, score_protocol
+from hirqa_ros.evaluation.synthetic import (
+    ProtocolConfig,
+    ProtocolScores,
+    camera_frame,
+    make_views,
+    score_protocol,
+)
 from hirqa_ros.heads import FAULT_CLASSES
 
 pytest.importorskip("torch", reason="the distortion library runs on torch")
@@ -33,7 +39,8 @@ def test_full_frame_views_take_the_sizes_in_turn_and_windows_keep_native_scale()
     views = make_views(photos, cfg)
     assert [v.shape[:2] for _, v in views] == [(64, 96), (96, 128), (64, 96), (96, 128)]
     assert views[1][0] == "p1#0@128x96"
-    win = make_views(photos, ProtocolConfig(crop=48, resize_side=0, frame_sizes=((128, 96),), crops_per_image=2))
+    cfg = ProtocolConfig(crop=48, resize_side=0, frame_sizes=((128, 96),), crops_per_image=2)
+    win = make_views(photos, cfg)
     assert len(win) == 8 and all(v.shape == (48, 48, 3) for _, v in win)
     assert win[0][0] == "p0#0@128x96/48"
 

@@ -8,14 +8,22 @@ import pytest
 import yaml
 
 from hirqa_ros.artifacts import ArtifactError, load_artifact, sha256_file
-from hirqa_ros.heads import FAULT_CLASSES, FAULT_HEAD_FILE, TYPE_CLASSES, FaultHead, fault_class_of, load_fault_head
+from hirqa_ros.heads import (
+    FAULT_CLASSES,
+    FAULT_HEAD_FILE,
+    TYPE_CLASSES,
+    FaultHead,
+    fault_class_of,
+    load_fault_head,
+)
 
 
 def _head(hidden: int = 0, dim: int = 16, seed: int = 0) -> FaultHead:
     r = np.random.default_rng(seed)
     c = len(FAULT_CLASSES)
     if hidden:
-        layers = [(r.normal(size=(dim, hidden)), r.normal(size=hidden)), (r.normal(size=(hidden, c)), r.normal(size=c))]
+        layers = [(r.normal(size=(dim, hidden)), r.normal(size=hidden)),
+                  (r.normal(size=(hidden, c)), r.normal(size=c))]
     else:
         layers = [(r.normal(size=(dim, c)), r.normal(size=c))]
     return FaultHead(layers, r.normal(size=dim), r.uniform(0.5, 2, dim), temperature=1.7)

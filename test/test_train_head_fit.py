@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("torch", reason="head fitting uses torch")
 
-from hirqa_ros.evaluation.metrics import auroc_separation, srocc  # noqa: E402
-from hirqa_ros.heads import FAULT_CLASSES  # noqa: E402
-from hirqa_ros.training.head_fit import (  # noqa: E402
+from hirqa_ros.evaluation.metrics import auroc_separation, srocc
+from hirqa_ros.heads import FAULT_CLASSES
+from hirqa_ros.training.head_fit import (
     FaultHeadConfig,
     ScoreHeadConfig,
     fault_accuracy,
@@ -29,7 +29,8 @@ def toy_embeddings(views: int = 12, dim: int = 32, seed: int = 0, content_std: f
     dirs = r.normal(0, 1, (len(TYPES), dim))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     level = np.arange(6).reshape(1, 1, 6, 1)
-    emb = content + 0.8 * level * dirs.reshape(1, len(TYPES), 1, dim) + r.normal(0, 0.05, (views, len(TYPES), 6, dim))
+    noise = r.normal(0, 0.05, (views, len(TYPES), 6, dim))
+    emb = content + 0.8 * level * dirs.reshape(1, len(TYPES), 1, dim) + noise
     emb[:, :, 0] = emb[:, :1, 0]  # level 0 is the same pristine view for every type
     return emb.astype(np.float32)
 
@@ -43,7 +44,7 @@ def _metrics(emb: np.ndarray, w: np.ndarray, b: float) -> tuple[float, float]:
 
 def test_score_head_refit_learns_the_severity_direction():
     emb = toy_embeddings()
-    w0 = np.random.default_rng(3).normal(0, 0.01, emb.shape[-1]).astype(np.float32)  # a head that knows nothing
+    w0 = np.random.default_rng(3).normal(0, 0.01, emb.shape[-1]).astype(np.float32)  # knows nothing
     before = _metrics(emb, w0, 0.0)
     w, b, log = fit_score_head(emb, w0, 0.0, cfg=ScoreHeadConfig(steps=200, pairs_per_step=20_000, l2=0.0))
     after = _metrics(emb, w, b)

@@ -12,7 +12,14 @@ import cv2
 import numpy as np
 import torch
 
-from hirqa_ros.degradations import DEFAULT_GROUPS, DEFAULT_TYPES, DEGRADATIONS, apply_composition, apply_ladder, sample_composition
+from hirqa_ros.degradations import (
+    DEFAULT_GROUPS,
+    DEFAULT_TYPES,
+    DEGRADATIONS,
+    apply_composition,
+    apply_ladder,
+    sample_composition,
+)
 
 log = logging.getLogger(__name__)
 

@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="model directory (default: the installed default model)")
     p.add_argument("--types", nargs="+", default=None, help="types/groups (default: the full-frame types)")
     p.add_argument("--all-types", action="store_true", help="every default type of the library")
-    p.add_argument("--windows", type=int, default=0, help="cut N x N windows of the frames (0 = whole frames)")
+    p.add_argument("--windows", type=int, default=0,
+                   help="cut N x N windows of the frames (0 = whole frames)")
     p.add_argument("--views-per-image", type=int, default=1)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)

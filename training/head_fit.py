@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hirqa_ros.evaluation.synthetic import ProtocolScores
 from hirqa_ros.heads import FAULT_CLASSES, FaultHead, fault_class_of
 
 
@@ -114,7 +115,8 @@ def fit_score_head(emb: np.ndarray, w0: np.ndarray, b0: float, views: np.ndarray
         cross = F.softplus(-cfg.sharpness * torch.sign(d[m]) * (z[a[m]] - z[c[m]])).mean()
         anchor = F.binary_cross_entropy_with_logits(z, target)
         l2 = ((w - w_init) ** 2).sum() * x_scale**2
-        loss = cfg.rank * rank + cfg.keep_drop * keep_drop + cfg.cross * cross + cfg.anchor * anchor + cfg.l2 * l2
+        loss = (cfg.rank * rank + cfg.keep_drop * keep_drop + cfg.cross * cross + cfg.anchor * anchor
+                + cfg.l2 * l2)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -133,7 +135,8 @@ def head_scores(emb: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
 def fault_labels(types: list[str], level: np.ndarray, type_idx: np.ndarray) -> np.ndarray:
     """Class index per row (level 0 -> none)."""
     cls = {c: i for i, c in enumerate(FAULT_CLASSES)}
-    return np.asarray([cls[fault_class_of(types[t] if t >= 0 else "", int(lv))] for t, lv in zip(type_idx, level)])
+    return np.asarray([cls[fault_class_of(types[t] if t >= 0 else "", int(lv))]
+                       for t, lv in zip(type_idx, level)])
 
 
 @dataclass
@@ -150,7 +153,8 @@ def _training_rows(s: Samples, min_level: int) -> np.ndarray:
     return np.nonzero((s.level == 0) | (s.level >= min_level))[0]
 
 
-def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None, calib: Samples | None = None) -> FaultHead:
+def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None,
+                   calib: Samples | None = None) -> FaultHead:
     """Fit the fault head on ``train`` samples; temperature on ``calib`` (held-out photos) when given."""
     cfg = cfg or FaultHeadConfig()
     torch.manual_seed(cfg.seed)
@@ -167,7 +171,8 @@ def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None, calib: Sa
                            dtype=torch.float32)
     dim = x.shape[1]
     if cfg.hidden:
-        net = torch.nn.Sequential(torch.nn.Linear(dim, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, n_cls))
+        net = torch.nn.Sequential(torch.nn.Linear(dim, cfg.hidden), torch.nn.ReLU(),
+                                  torch.nn.Linear(cfg.hidden, n_cls))
     else:
         net = torch.nn.Sequential(torch.nn.Linear(dim, n_cls))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -212,3 +217,140 @@ def fault_accuracy(head: FaultHead, s: Samples, min_level: int = 3) -> dict:
     out["drop_level"] = float((pred[sel] == y[sel]).mean())
     out["pristine_none"] = float((pred[s.level == 0] == 0).mean()) if (s.level == 0).any() else float("nan")
     return out
+
+
+# --------------------------------------------------------------------------------------------- driver
+def _photo_folds(view_names: list[str], k: int = 5) -> np.ndarray:
+    """Fold index per view, by photo (all views of a photo in one fold)."""
+    photos = sorted({n.split("#")[0] for n in view_names})
+    fold = {p: i % k for i, p in enumerate(photos)}
+    return np.asarray([fold[n.split("#")[0]] for n in view_names])
+
+
+def _summary(ps_like: ProtocolScores, scores: np.ndarray, views: np.ndarray | None = None) -> dict:
+    from hirqa_ros.evaluation.synthetic import summarize
+
+    arr = scores if views is None else scores[views]
+    names = ps_like.view_names if views is None else [ps_like.view_names[v] for v in views]
+    sub = ProtocolScores(ps_like.types, ps_like.groups, names, ps_like.config, {"x": arr})
+    return summarize(sub, "x")
+
+
+def _subset_types(ps: ProtocolScores, emb: np.ndarray, types: list[str]) -> tuple[ProtocolScores, np.ndarray]:
+    idx = [ps.types.index(t) for t in types]
+    scores = {k: v[:, idx] for k, v in ps.scores.items()}
+    return ProtocolScores(types, [ps.groups[i] for i in idx], ps.view_names, ps.config, scores), emb[:, idx]
+
+
+def _objective(summary: dict) -> float:
+    p = summary["pooled"]
+    return p["auroc"] + p["ladder_srocc"] + 0.5 * p["srocc"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import logging
+    from pathlib import Path
+
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.evaluation import calibration
+    from hirqa_ros.evaluation.faults import fault_report, format_fault_report, plot_confusion
+    from hirqa_ros.evaluation.synthetic import format_tables
+    from hirqa_ros.training.embeddings import load
+
+    p = argparse.ArgumentParser(description="fit the score head and the fault head on cached embeddings")
+    p.add_argument("--train", required=True, help=".npz of the training photos (training/embeddings.py)")
+    p.add_argument("--val", required=True, help=".npz of the held-out full-frame protocol (report only)")
+    p.add_argument("--model", default=None, help="model directory whose fc.0 is the starting point")
+    p.add_argument("--out", required=True, help="output folder: score_head.npz, fault_head.npz, report.json")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    log = logging.getLogger("hirqa.head_fit")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    ps_tr, emb_tr = load(args.train)
+    ps_va, emb_va = load(args.val)
+    sd = load_artifact(args.model).state_dict()
+    w0 = sd["fc.0.weight"].float().numpy().reshape(-1)
+    b0 = float(sd["fc.0.bias"].float().numpy().reshape(-1)[0])
+    drift = float(np.abs(head_scores(emb_va, w0, b0) - ps_va.scores["model"]).max())
+    log.info("stored scores vs embeddings @ fc.0: max diff %.2e (fp16 cache)", drift)
+    # training-photo folds for choosing hyper-parameters (the validation photos never take part)
+    folds = _photo_folds(ps_tr.view_names)
+    inner_val = np.nonzero(folds == 0)[0]
+    inner_tr = np.nonzero(folds != 0)[0]
+    eval_types = [t for t in ps_va.types if t in ps_tr.types]
+    ps_tr_ff, emb_tr_ff = _subset_types(ps_tr, emb_tr, eval_types)
+    base_inner = _summary(ps_tr_ff, head_scores(emb_tr_ff, w0, b0), inner_val)
+    log.info("inner split: shipped head %s", {k: round(v, 4) for k, v in base_inner["pooled"].items()})
+    report: dict = {"drift": drift, "inner_shipped": base_inner["pooled"], "score_candidates": []}
+    best = None
+    for l2 in (1e-1, 1e-2, 1e-3):
+        for kd in (1.0, 2.0):
+            cfg = ScoreHeadConfig(l2=l2, keep_drop=kd)
+            w, b, loss = fit_score_head(emb_tr, w0, b0, inner_tr, cfg)
+            summ = _summary(ps_tr_ff, head_scores(emb_tr_ff, w, b), inner_val)
+            obj = _objective(summ)
+            report["score_candidates"].append({"l2": l2, "keep_drop": kd, "inner": summ["pooled"],
+                                               "loss": loss})
+            log.info("score head l2=%g keep_drop=%g: inner %s", l2, kd,
+                     {k: round(v, 4) for k, v in summ["pooled"].items()})
+            if best is None or obj > best[0]:
+                best = (obj, cfg)
+    cfg = best[1]
+    log.info("chosen score head config: l2=%g keep_drop=%g", cfg.l2, cfg.keep_drop)
+    w, b, _ = fit_score_head(emb_tr, w0, b0, None, cfg)
+    np.savez(out / "score_head.npz", weight=w.astype(np.float32), bias=np.float32(b))
+    new_va = head_scores(emb_va, w, b)
+    old_sum = _summary(ps_va, ps_va.scores["model"])
+    new_sum = _summary(ps_va, new_va)
+    cues = {k: _summary(ps_va, v) for k, v in ps_va.scores.items() if k != "model"}
+    tables = format_tables({"new": new_sum, "shipped": old_sum, **cues})
+    (out / "fullframe_tables.txt").write_text(tables)
+    print(tables)
+    ps_new = ProtocolScores(ps_va.types, ps_va.groups, ps_va.view_names, ps_va.config, {"model": new_va})
+    cal = calibration.calibrate_protocol(ps_new, "model")
+    ps_old = ProtocolScores(ps_va.types, ps_va.groups, ps_va.view_names, ps_va.config,
+                            {"model": ps_va.scores["model"]})
+    cal_old = calibration.calibrate_protocol(ps_old, "model")
+    report.update({"score_config": cfg.__dict__, "val_new": new_sum, "val_shipped": old_sum,
+                   "val_cues": {k: v["pooled"] for k, v in cues.items()},
+                   "calibration_new": cal.as_dict(), "calibration_shipped": cal_old.as_dict()})
+
+    # fault head
+    s_tr_inner = flatten(emb_tr, ps_tr.types, inner_tr)
+    s_val_inner = flatten(emb_tr, ps_tr.types, inner_val)
+    fbest = None
+    report["fault_candidates"] = []
+    for hidden in (0, 256):
+        for wd in (1e-4, 1e-2):
+            fcfg = FaultHeadConfig(hidden=hidden, weight_decay=wd)
+            head = fit_fault_head(s_tr_inner, fcfg, calib=s_val_inner)
+            acc = fault_accuracy(head, s_val_inner)
+            report["fault_candidates"].append({"hidden": hidden, "weight_decay": wd, "inner": acc,
+                                               "temperature": head.temperature})
+            log.info("fault head hidden=%d wd=%g: inner drop-level accuracy %.3f (pristine none %.3f), "
+                     "T=%.2f",
+                     hidden, wd, acc["drop_level"], acc["pristine_none"], head.temperature)
+            score = acc["drop_level"] + 0.5 * acc["pristine_none"]
+            if fbest is None or score > fbest[0]:
+                fbest = (score, fcfg, head.temperature)
+    _, fcfg, temperature = fbest
+    head = fit_fault_head(flatten(emb_tr, ps_tr.types), fcfg)
+    head.temperature = temperature
+    head.save(out / "fault_head.npz")
+    v, t, lv, d = emb_va.shape
+    ps_va.aux["model"] = head.predict(emb_va.reshape(-1, d)).reshape(v, t, lv, -1)
+    frep = fault_report(ps_va, "model")
+    print(format_fault_report(frep))
+    plot_confusion(frep, out / "fault_confusion.png")
+    report.update({"fault_config": fcfg.__dict__, "fault_temperature": temperature, "fault_val": frep})
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    log.info("wrote %s", out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

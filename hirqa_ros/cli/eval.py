@@ -10,7 +10,8 @@ HELP = "evaluate a model beside classical cues: synthetic distortion ladders (SR
 
 log = logging.getLogger("hirqa.eval")
 DEFAULT_IMAGES = "data/pristine/val"
-# full-frame protocol: photos kept at up to 4096 px (`hirqa prepare-data --max-side 4096 --out data/pristine_native`)
+# full-frame protocol: photos kept at up to 4096 px
+# (`hirqa prepare-data --max-side 4096 --out data/pristine_native`)
 # so that 1920x1080 frames are cut from a larger photo, not enlarged
 DEFAULT_NATIVE_IMAGES = "data/pristine_native/val"
 
@@ -24,8 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--no-model", action="store_true", help="evaluate only the classical cues")
     s = p.add_argument_group("synthetic protocol")
     s.add_argument("--full-frame", action="store_true",
-                   help="deployment-like protocol: whole camera frames (640x480 .. 1920x1080) cut from the photos, "
-                        "distortions rendered at that resolution, each frame scored whole with the input policy; "
+                   help="deployment-like protocol: whole camera frames (640x480 .. 1920x1080) cut from the "
+                        "photos, distortions rendered at that resolution, each frame scored whole with the "
+                        "input policy; "
                         "also reports the fault class when the model has a fault head")
     s.add_argument("--frame-sizes", nargs="+", default=None, metavar="WxH",
                    help="camera frame sizes for --full-frame, used in turn per view "
@@ -201,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
                      ", ".join(f"{w}x{h}" for w, h in config.frame_sizes),
                      model_info["input_policy"] if model_info else "-")
             if model_info and model_info["input_policy"] != "native":
-                log.warning("input policy %s: shrinking frames hides blur, noise and compression from the model; "
+                log.warning("input policy %s: shrinking frames hides blur, noise and compression from the "
+                            "model; "
                             "the model card's policy is what the node uses", model_info["input_policy"])
         else:
             log.info("synthetic protocol: %d images from %s, %d types, levels 0..5, crop %s, resize_side %s",
@@ -252,7 +255,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         log.info("benchmark %s: %d images (%d reference keys), labels %s", bench.name, len(bench.items),
                  len(bench.keys()), "MOS" if bench.higher_is_better else "DMOS, sign flipped")
-        bench_report = datasets.evaluate_benchmark(fns, bench, batch_size=args.batch_size or 32, progress=progress)
+        bench_report = datasets.evaluate_benchmark(fns, bench, batch_size=args.batch_size or 32,
+                                                   progress=progress)
         print()
         print(datasets.format_benchmark(bench_report))
         report["benchmark"] = bench_report

@@ -8,8 +8,8 @@ from .registry import (
     DEFAULT_TYPES,
     DEGRADATIONS,
     GROUPS,
-    OPT_IN_GROUPS,
     NUM_LEVELS,
+    OPT_IN_GROUPS,
     apply,
     apply_composition,
     apply_compositions,
@@ -20,6 +20,19 @@ from .registry import (
 from .sampling import LEVEL_WEIGHTS, sample_composition
 
 __all__ = [
-    "DEFAULT_GROUPS", "DEFAULT_TYPES", "DEGRADATIONS", "GROUPS", "OPT_IN_GROUPS", "LEVEL_WEIGHTS", "NUM_LEVELS", "Degradation", "apply", "apply_composition",
-    "apply_compositions", "apply_ladder", "degrade", "get", "sample_composition",
+    "DEFAULT_GROUPS",
+    "DEFAULT_TYPES",
+    "DEGRADATIONS",
+    "GROUPS",
+    "LEVEL_WEIGHTS",
+    "NUM_LEVELS",
+    "OPT_IN_GROUPS",
+    "Degradation",
+    "apply",
+    "apply_composition",
+    "apply_compositions",
+    "apply_ladder",
+    "degrade",
+    "get",
+    "sample_composition",
 ]

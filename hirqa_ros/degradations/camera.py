@@ -57,7 +57,7 @@ def haze(x: torch.Tensor, beta: float, g: torch.Generator | None) -> torch.Tenso
 
 
 def shake_paths(length: float, n: int, g: torch.Generator | None, device, steps: int = 32) -> torch.Tensor:
-    """(N, 8*steps, 2) random smooth camera paths (random walk with inertia), centred, ``length`` px extent."""
+    """(N, 8*steps, 2) random smooth camera paths centred, extent ``length`` px."""
     acc = randn(g, n, steps, 2, device=device)
     vel = randn(g, n, 1, 2, device=device) * 1.5 + torch.cumsum(acc * 0.6, dim=1)
     path = torch.cumsum(vel, dim=1)

@@ -61,7 +61,7 @@ def jpeg_camera(x: torch.Tensor, quality: float, g: torch.Generator | None) -> t
     # half of the samples were already JPEG-compressed by the camera (quality 75..95) before the
     # transport (e.g. a `compressed` image topic) re-encodes them at this level's quality
     u = rand(g, x.shape[0], 2, device=x.device).cpu()
-    first = [int(round(75 + 20 * float(b))) if float(a) < DOUBLE_PROB else 0 for a, b in u]
+    first = [round(75 + 20 * float(b)) if float(a) < DOUBLE_PROB else 0 for a, b in u]
 
     def one(i: int, img: np.ndarray) -> np.ndarray:
         if first[i]:

@@ -54,7 +54,8 @@ def shake(x: torch.Tensor, extent: float, g: torch.Generator | None) -> torch.Te
     u = rand(g, n, 4, device=dev)  # roll on/off, roll amount, roll centre x, y
     lin = convolve(srgb_to_linear(x), splat_paths(path, _kernel_size(extent)))
     half_diag = 0.5 * math.hypot(h, w)
-    roll = torch.where(u[:, 0] < ROLL_PROB, u[:, 1] * ROLL_MAX * extent / half_diag, torch.zeros_like(u[:, 1]))
+    roll = torch.where(u[:, 0] < ROLL_PROB, u[:, 1] * ROLL_MAX * extent / half_diag,
+                       torch.zeros_like(u[:, 1]))
     max_arc = float(roll.max()) * half_diag if n else 0.0
     if max_arc >= 0.5:
         steps = min(MAX_ROLL_STEPS, max(2, math.ceil(max_arc) + 1))

@@ -31,8 +31,10 @@ def fault_report(ps: ProtocolScores, name: str = "model", min_level: int = DROP_
         truth = index[fault_class_of(type_name, min_level)]
         p = pred[:, t, min_level:].reshape(-1)
         np.add.at(conf, (np.full(p.size, truth), p), 1)
-        per_type[type_name] = {"class": classes[truth], "accuracy": float((p == truth).mean()), "n": int(p.size),
-                               "by_level": [float((pred[:, t, lv] == truth).mean()) for lv in range(min_level, 6)]}
+        per_type[type_name] = {
+            "class": classes[truth], "accuracy": float((p == truth).mean()), "n": int(p.size),
+            "by_level": [float((pred[:, t, lv] == truth).mean()) for lv in range(min_level, 6)],
+        }
     pristine = pred[:, 0, 0]
     np.add.at(conf, (np.zeros(pristine.size, np.int64), pristine), 1)
     per_class = {}
@@ -54,7 +56,8 @@ def fault_report(ps: ProtocolScores, name: str = "model", min_level: int = DROP_
 
 
 def format_fault_report(rep: dict) -> str:
-    lines = [f"fault class, images with severity >= {rep['min_level']}: {rep['accuracy_drop_level']:.1%} right; "
+    lines = [f"fault class, images with severity >= {rep['min_level']}: "
+             f"{rep['accuracy_drop_level']:.1%} right; "
              f"pristine frames called `none`: {rep['pristine_none']:.1%}"]
     lines.append(f"{'type':22s}{'class':>14s}{'accuracy':>10s}")
     for t, d in rep["per_type"].items():
@@ -88,7 +91,8 @@ def plot_confusion(rep: dict, path: str | Path) -> None:
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("predicted fault class")
     ax.set_ylabel("true class")
-    ax.set_title(f"Fault class, severity >= {rep['min_level']} and pristine ({rep['accuracy_drop_level']:.1%} right)")
+    ax.set_title(f"Fault class, severity >= {rep['min_level']} and pristine "
+                 f"({rep['accuracy_drop_level']:.1%} right)")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
