@@ -63,7 +63,7 @@ class SamplerConfig:
         default_factory=lambda: {"camera": 3.0}
     )  # per-type weight by group, default 1
     type_weights: dict = field(default_factory=dict)  # overrides per type
-    types: tuple[str, ...] | None = None  # None = every registered type
+    types: tuple[str, ...] | None = None  # None = every default type (no-content fades are opt-in)
     composition_prob: float = 0.3
     max_prefix: int = 3
     identical_eps: float = 0.5 / 255  # ladder pairs closer than this (mean abs diff) are ties

@@ -60,8 +60,8 @@ DOUBLE_PROB = 0.5  # share of jpeg_camera samples compressed twice (camera encod
 def jpeg_camera(x: torch.Tensor, quality: float, g: torch.Generator | None) -> torch.Tensor:
     # half of the samples were already JPEG-compressed by the camera (quality 75..95) before the
     # transport (e.g. a `compressed` image topic) re-encodes them at this level's quality
-    u = rand(g, x.shape[0], 2, device=x.device).cpu()
-    first = [round(75 + 20 * float(b)) if float(a) < DOUBLE_PROB else 0 for a, b in u]
+    u = rand(g, x.shape[0], 2, device=x.device).cpu().tolist()  # one transfer (the codec runs on the CPU)
+    first = [round(75 + 20 * b) if a < DOUBLE_PROB else 0 for a, b in u]
 
     def one(i: int, img: np.ndarray) -> np.ndarray:
         if first[i]:

@@ -32,17 +32,17 @@ def _roll(x: torch.Tensor, angles: torch.Tensor, centres: torch.Tensor) -> torch
     in normalised [-1,1] coordinates: the blur of a camera rolling during the exposure."""
     n, c, h, w = x.shape
     k = angles.shape[1]
-    out = torch.zeros_like(x)
     aspect = w / h
-    for i in range(k):
-        cos, sin = torch.cos(angles[:, i]), torch.sin(angles[:, i])
-        cx, cy = centres[:, 0], centres[:, 1]
-        # rotation in pixel-proportional coordinates (x scaled by the aspect ratio), about (cx, cy)
-        theta = torch.stack([
-            torch.stack([cos, -sin / aspect, cx - cos * cx + sin * cy / aspect], dim=1),
-            torch.stack([sin * aspect, cos, cy - sin * aspect * cx - cos * cy], dim=1),
-        ], dim=1)
-        grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
+    cos, sin = torch.cos(angles), torch.sin(angles)  # (N,K)
+    cx, cy = centres[:, 0:1], centres[:, 1:2]
+    # rotation in pixel-proportional coordinates (x scaled by the aspect ratio), about (cx, cy); all K at once
+    theta = torch.stack([
+        torch.stack([cos, -sin / aspect, cx - cos * cx + sin * cy / aspect], dim=-1),
+        torch.stack([sin * aspect, cos, cy - sin * aspect * cx - cos * cy], dim=-1),
+    ], dim=-2)  # (N,K,2,3)
+    out = torch.zeros_like(x)
+    for i in range(k):  # one copy at a time: N*K full frames at once would not fit in memory at 1080p
+        grid = F.affine_grid(theta[:, i], [n, c, h, w], align_corners=False)
         out += F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out / k
 
@@ -56,8 +56,9 @@ def shake(x: torch.Tensor, extent: float, g: torch.Generator | None) -> torch.Te
     half_diag = 0.5 * math.hypot(h, w)
     roll = torch.where(u[:, 0] < ROLL_PROB, u[:, 1] * ROLL_MAX * extent / half_diag,
                        torch.zeros_like(u[:, 1]))
-    max_arc = float(roll.max()) * half_diag if n else 0.0
-    if max_arc >= 0.5:
+    # copies for the largest roll this level can draw (no host sync); on the CPU skip batches without roll
+    max_arc = ROLL_MAX * extent
+    if max_arc >= 0.5 and (dev.type != "cpu" or bool((roll > 0).any())):
         steps = min(MAX_ROLL_STEPS, max(2, math.ceil(max_arc) + 1))
         frac = torch.linspace(-0.5, 0.5, steps, device=dev)
         centres = (u[:, 2:4] - 0.5) * 0.5  # within the middle half of the frame
