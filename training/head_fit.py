@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                             {"model": ps_va.scores["model"]})
     cal_old = calibration.calibrate_protocol(ps_old, "model")
     report.update({"score_config": cfg.__dict__, "val_new": new_sum, "val_shipped": old_sum,
-                   "val_cues": {k: v["pooled"] for k, v in cues.items()},
+                   "val_cues": {k: v["pooled"] for k, v in cues.items()}, "val_cue_summaries": cues,
                    "calibration_new": cal.as_dict(), "calibration_shipped": cal_old.as_dict()})
 
     # fault head

@@ -6,6 +6,7 @@ roughly one kernel launch), the host syncs among them (``item``/``nonzero``/``_l
 each stalls the CPU until the GPU catches up) and the time; then the same for whole sampler batches
 (``DeviceLadderSampler.draw``). Used for docs/gpu_training.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,9 @@ def profile_call(fn, device: torch.device, repeats: int = 2) -> dict:
     return {"aten_calls": calls, "host_syncs": syncs, "ms": 1000 * (time.perf_counter() - t0) / repeats}
 
 
-def profile_types(device: torch.device, size: int, batch: int, types: list[str] | None = None) -> dict[str, dict]:
+def profile_types(
+    device: torch.device, size: int, batch: int, types: list[str] | None = None
+) -> dict[str, dict]:
     from hirqa_ros.degradations import DEFAULT_TYPES, apply_ladder
 
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
@@ -62,7 +65,9 @@ def profile_types(device: torch.device, size: int, batch: int, types: list[str] 
     return out
 
 
-def profile_draw(device: torch.device, ladders: int, per_type: int, sizes: list[int], photos: int = 6) -> dict:
+def profile_draw(
+    device: torch.device, ladders: int, per_type: int, sizes: list[int], photos: int = 6
+) -> dict:
     """Aten calls / syncs / time of one ``DeviceLadderSampler.draw`` on synthetic 'photos'."""
     from hirqa_ros.training.data import SamplerConfig
     from hirqa_ros.training.device_sampler import DeviceLadderSampler
@@ -88,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-draw", action="store_true", help="only the per-type profile")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    print(f"# device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
-          f"ladder of {args.batch} crops x 6 levels at {args.size} px")
+    print(
+        f"# device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
+        f"ladder of {args.batch} crops x 6 levels at {args.size} px"
+    )
     print("| type | aten calls | host syncs | ms per ladder |")
     print("|---|---:|---:|---:|")
     total = {"aten_calls": 0, "host_syncs": 0, "ms": 0.0}
@@ -100,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| **sum** | {total['aten_calls']} | {total['host_syncs']} | {total['ms']:.1f} |")
     if not args.no_draw:
         r = profile_draw(device, args.ladders, args.per_type, [args.size])
-        print(f"\nsampler draw: {args.ladders} ladders x 6 levels at {args.size} px: {r['aten_calls']} aten calls, "
-              f"{r['host_syncs']} host syncs, {r['ms']:.0f} ms ({r['images_per_s']:.0f} images/s)")
+        print(
+            f"\nsampler draw: {args.ladders} ladders x 6 levels at {args.size} px: {r['aten_calls']} aten "
+            "calls, "
+            f"{r['host_syncs']} host syncs, {r['ms']:.0f} ms ({r['images_per_s']:.0f} images/s)"
+        )
     return 0
 
 
