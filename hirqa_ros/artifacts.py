@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from hirqa_ros.decision import Thresholds
+from hirqa_ros.files import atomic_write_bytes  # noqa: F401  (imported from here by the backends)
 
 CARD_FILE = "model.yaml"
 HUMAN_CARD_FILE = "MODEL_CARD.md"
@@ -39,26 +40,6 @@ class ArtifactError(RuntimeError):
 
 class NoDefaultModelError(ArtifactError):
     """No model was named and no default model is installed."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
