@@ -18,6 +18,7 @@ import yaml
 
 from hirqa_ros.decision import Thresholds
 from hirqa_ros.files import atomic_write_bytes  # noqa: F401  (imported from here by the backends)
+from hirqa_ros.preprocess import MEAN, STD, Normalisation
 
 CARD_FILE = "model.yaml"
 HUMAN_CARD_FILE = "MODEL_CARD.md"
@@ -68,7 +69,22 @@ class ModelArtifact:
 
     @property
     def input_policy(self) -> str:
+        """The card's input policy; ``native`` (the authors' whole-frame input) when it names none."""
         return str(self.card.get("input_policy", "native"))
+
+    @property
+    def normalisation(self) -> Normalisation:
+        """The card's ``normalisation`` (RGB in [0, 1], mean, std); the authors' values when absent."""
+        n = self.card.get("normalisation") or {}
+        colour, value_range = str(n.get("colour", "RGB")).upper(), list(n.get("range", [0, 1]))
+        if colour != "RGB" or value_range != [0, 1]:
+            raise ArtifactError(f"{self.path}: normalisation colour {colour} range {value_range} is not "
+                                "supported (expected RGB in [0, 1])")
+        try:
+            return Normalisation(tuple(float(v) for v in n.get("mean", MEAN)),
+                                 tuple(float(v) for v in n.get("std", STD)))
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{self.path}: bad normalisation in {CARD_FILE}: {exc}") from exc
 
     @property
     def thresholds(self) -> Thresholds:
