@@ -141,22 +141,29 @@ def evaluate_bag(
                                 target_frr, problems, batch=batch, min_side=min_side)
         summary["overall"]["setup_time_s"] = t_setup
         result = EvalResult(rows, summary, problems, out)
-        result.files["frames"] = str(write_frames_csv(rows, out / "frames.csv"))
-        if write_bag:
-            try:
-                path = write_quality_bag(reader, rows, out / (_bag_name(bag) + "_quality"), thresholds,
-                                         str(getattr(scorer, "backend", "")))
-                result.files["bag"] = str(path)
-            except Exception as exc:
-                problems.append(f"could not write the bag copy with quality messages: {exc}")
-        if plots and result.scored:
-            _plot(result, lab, thresholds)
-        summary["files"] = result.files
-        summary["problems"] = list(problems)
-        result.files["summary"] = str(write_json(out / "summary.json", summary))
+        _write_outputs(result, reader, _bag_name(bag) + "_quality" if write_bag else None, plots, lab,
+                       thresholds, str(getattr(scorer, "backend", "")))
         return result
     finally:
         reader.close()
+
+
+def _write_outputs(result: EvalResult, reader: BagReader, bag_copy: str | None, plots: bool,
+                   labels: Labels | None, thresholds: Thresholds, backend: str) -> None:
+    """frames.csv, the bag copy (``bag_copy`` name, None: none), plots, then summary.json."""
+    out = result.out_dir
+    result.files["frames"] = str(write_frames_csv(result.rows, out / "frames.csv"))
+    if bag_copy:
+        try:
+            path = write_quality_bag(reader, result.rows, out / bag_copy, thresholds, backend)
+            result.files["bag"] = str(path)
+        except Exception as exc:
+            result.problems.append(f"could not write the bag copy with quality messages: {exc}")
+    if plots and result.scored:
+        _plot(result, labels, thresholds)
+    result.summary["files"] = result.files
+    result.summary["problems"] = list(result.problems)
+    result.files["summary"] = str(write_json(out / "summary.json", result.summary))
 
 
 def _plot(result: EvalResult, labels: Labels | None, thresholds: Thresholds) -> None:

@@ -1,8 +1,9 @@
-"""The rclpy node: subscribes camera topics, scores the newest frames in one batch, publishes verdicts.
+"""The rclpy node: ROS wiring around the per-frame pipeline of ``hirqa_ros.monitor``.
 
-Subscription callbacks only store the newest frame per camera; one worker thread decodes,
-scores every waiting frame with a single ``Scorer.score`` call and publishes ``<topic>/quality``
-and ``<topic>/accepted``; a steady-clock timer publishes ``/diagnostics``.
+Subscription callbacks only store the newest frame per camera; one worker thread decodes the
+waiting frames, runs each camera's ``CameraMonitor`` checks, scores them as one batch
+(``monitor.run_frames``) and publishes ``<topic>/quality`` and ``<topic>/accepted``; a
+steady-clock timer publishes ``/diagnostics``.
 """
 from __future__ import annotations
 
