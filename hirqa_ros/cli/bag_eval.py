@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE
+from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
 
 HELP = "score the camera frames of a rosbag2 (sqlite3/MCAP) or ROS 1 bag offline; label metrics, plots"
 
@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="false-reject rate on keep-labelled frames for the suggested threshold (default 0.01)",
     )
     p.add_argument("--model", help="model directory (default: $HIRQA_MODEL or the installed models/hirqa-s)")
-    p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt | torch2trt")
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="inference backend")
     p.add_argument("--input-policy", help="native | max-side:N | crops:KxS (default: the model card's)")
     p.add_argument("--batch", type=int, default=8, help="frames per inference call (default 8)")
     p.add_argument(

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from hirqa_ros.constants import BACKEND_CHOICES
+
 HELP = "run hirqa_node on a sample camera stream with hazy/blurred/dark/glared stretches, print verdicts"
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="DIR", default="",
                         help="model directory (default: $HIRQA_MODEL, else the installed models/hirqa-s)")
     parser.add_argument("--backend", default="auto",
-                        choices=("auto", "tensorrt", "torch", "onnxruntime", "torch2trt"),
+                        choices=BACKEND_CHOICES,
                         help="inference backend of the node (default auto)")
     parser.add_argument("--duration", type=float, default=35.0, help="seconds of streaming (default 35)")
     parser.add_argument("--rate", type=float, default=4.0, help="camera frames per second (default 4)")
