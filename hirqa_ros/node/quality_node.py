@@ -322,15 +322,16 @@ class QualityNode(Node):
             if not result.scored:
                 self._bad(cam, result.reason, result.message)
                 continue
-            self._publish(cam, msg, t_recv, result, n)
+            self._publish(cam, msg, t_recv, result)
 
-    def _publish(self, cam: Camera, msg: Any, t_recv: float, result: FrameResult, n: int) -> None:
+    def _publish(self, cam: Camera, msg: Any, t_recv: float, result: FrameResult) -> None:
         """The frame's quality message, the frame itself on accepted when OK, and its statistics."""
         cam.sequence += 1
         latency_ms = (time.monotonic() - t_recv) * 1000.0
         fields = quality_status_fields(
             cam.topic, result.score, result.level, result.smoothed, cam.monitor.thresholds,
-            str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=cam.sequence, batch_size=n,
+            str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=cam.sequence,
+            batch_size=result.batch_size,
             node_name=self.get_name(),
             extra=(("latency_ms", f"{latency_ms:.2f}"),
                    ("inference_ms", f"{result.batch_seconds * 1000.0:.2f}")))
@@ -344,7 +345,7 @@ class QualityNode(Node):
         cam.quality_pub.publish(out)
         if result.level == Level.OK and cam.accepted_pub is not None:
             cam.accepted_pub.publish(msg)
-        cam.stats.on_scored(result.score, result.level, latency_ms, n)
+        cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size)
 
     # ---- /diagnostics --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
