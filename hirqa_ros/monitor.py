@@ -169,17 +169,22 @@ class CameraMonitor:
             result = FrameResult(level, outcome.score, float(smoothed),
                                  message=status_message(level, outcome.score), notes=checked.notes)
         result.batch_size, result.batch_seconds = outcome.batch_size, outcome.batch_seconds
+        result.fault, result.fault_confidence = outcome.fault, outcome.fault_confidence
+        result.fault_top3 = outcome.fault_top3
         return result
 
 
 @dataclass(frozen=True)
 class ScoreOutcome:
-    """The score of one frame, or why there is none."""
+    """The score of one frame, or why there is none (fault fields: from a model's fault head, when any)."""
 
     score: float | None
     error: str = ""
     batch_size: int = 0
     batch_seconds: float = 0.0
+    fault: str | None = None
+    fault_confidence: float | None = None
+    fault_top3: tuple[tuple[str, float], ...] | None = None
 
 
 def score_frames(
