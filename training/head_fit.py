@@ -247,6 +247,34 @@ def _objective(summary: dict) -> float:
     return p["auroc"] + p["ladder_srocc"] + 0.5 * p["srocc"]
 
 
+CUE_FEATURES = ("laplacian_var", "tenengrad", "exposure", "dark_channel", "noise")
+
+
+def cue_features(ps: ProtocolScores) -> np.ndarray:
+    """(V, T, 6, 5) classical cues as head inputs: log of the two sharpness energies, the rest raw."""
+    feats = []
+    for name in CUE_FEATURES:
+        v = ps.scores[name]
+        feats.append(np.log1p(np.maximum(v, 0)) if name in ("laplacian_var", "tenengrad") else v)
+    return np.stack(feats, axis=-1).astype(np.float32)
+
+
+def _fit_fused(ps_tr, emb_tr, ps_va, emb_va, ps_tr_ff, inner_tr, inner_val, w0, b0, cfg, eval_types) -> dict:
+    c_tr, c_va = cue_features(ps_tr), cue_features(ps_va)
+    mu, sd = c_tr.reshape(-1, 5).mean(0), c_tr.reshape(-1, 5).std(0) + 1e-6
+    scale = float(emb_tr.std())  # cues on the embedding's scale so that one learning rate fits both
+    x_tr = np.concatenate([emb_tr, (c_tr - mu) / sd * scale], axis=-1)
+    x_va = np.concatenate([emb_va, (c_va - mu) / sd * scale], axis=-1)
+    wf0 = np.concatenate([w0, np.zeros(5, np.float32)])
+    idx = [ps_tr.types.index(t) for t in eval_types]
+    w, b, _ = fit_score_head(x_tr, wf0, b0, inner_tr, cfg)
+    inner = _summary(ps_tr_ff, head_scores(x_tr[:, idx], w, b), inner_val)["pooled"]
+    w, b, _ = fit_score_head(x_tr, wf0, b0, None, cfg)
+    val = _summary(ps_va, head_scores(x_va, w, b))
+    return {"inner": inner, "val": val["pooled"], "val_summary": val, "cue_weights": w[-5:].tolist(),
+            "cue_mean": mu.tolist(), "cue_std": sd.tolist()}
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
@@ -318,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     report.update({"score_config": cfg.__dict__, "val_new": new_sum, "val_shipped": old_sum,
                    "val_cues": {k: v["pooled"] for k, v in cues.items()}, "val_cue_summaries": cues,
                    "calibration_new": cal.as_dict(), "calibration_shipped": cal_old.as_dict()})
+
+    # fused head: the same objective on [embedding, classical cues] (cues standardised, start at weight 0)
+    fused = _fit_fused(ps_tr, emb_tr, ps_va, emb_va, ps_tr_ff, inner_tr, inner_val, w0, b0, cfg, eval_types)
+    report["fused_with_cues"] = fused
+    log.info("fused head (embedding + cues): inner %s, val %s", fused["inner"], fused["val"])
 
     # fault head
     s_tr_inner = flatten(emb_tr, ps_tr.types, inner_tr)
