@@ -90,6 +90,13 @@ class FaultHead:
         idx = p.argmax(axis=1)
         return [self.classes[i] for i in idx], p[np.arange(len(idx)), idx]
 
+    def top(self, probs: np.ndarray, k: int = 3) -> list[tuple[tuple[str, float], ...]]:
+        """Per row of ``probs`` (N, C) the ``k`` most likely classes with their probabilities, best first:
+        ``result[i][0]`` is (fault, fault_confidence), ``result[i]`` the top-k."""
+        p = np.asarray(probs, np.float64)
+        order = np.argsort(-p, axis=1, kind="stable")[:, :k]
+        return [tuple((self.classes[j], float(row[j])) for j in idx) for row, idx in zip(p, order)]
+
     def save(self, path: str | os.PathLike) -> Path:
         arrays: dict[str, np.ndarray] = {
             "mean": self.mean, "scale": self.scale, "temperature": np.float32(self.temperature),

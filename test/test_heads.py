@@ -38,6 +38,10 @@ def test_predict_is_a_calibrated_softmax_and_roundtrips(hidden, tmp_path):
     z = head.logits(x) / 1.7
     ref = np.exp(z - z.max(1, keepdims=True))
     assert np.allclose(p, ref / ref.sum(1, keepdims=True), atol=1e-6)
+    top = head.top(p)
+    assert len(top) == 5 and all(len(t) == 3 for t in top)
+    assert [t[0][0] for t in top] == [FAULT_CLASSES[i] for i in p.argmax(1)]
+    assert all(t[0][1] >= t[1][1] >= t[2][1] for t in top)
     names, conf = head.classify(x)
     assert names == [FAULT_CLASSES[i] for i in p.argmax(1)] and np.allclose(conf, p.max(1))
     path = head.save(tmp_path / FAULT_HEAD_FILE)
