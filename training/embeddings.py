@@ -106,6 +106,24 @@ def load(path: str | Path) -> tuple[ProtocolScores, np.ndarray]:
     return ps, emb
 
 
+def pristine_views(images, per_photo: int, window: int, seed: int = 0) -> list[np.ndarray]:
+    """Undistorted ``window`` px views cut at native resolution from camera frames of each photo
+    (frame sizes in turn, seeded): extra examples of clean frames for the heads."""
+    from hirqa_ros.evaluation.synthetic import camera_frame
+
+    out = []
+    sizes = FULL_FRAME.frame_sizes
+    for i, (_, rgb) in enumerate(images):
+        rng = np.random.default_rng([seed, 1000 + i])
+        for k in range(per_photo):
+            frame = camera_frame(rgb, sizes[k % len(sizes)], rng)
+            h, w = frame.shape[:2]
+            c = min(window, h, w)
+            y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+            out.append(np.ascontiguousarray(frame[y : y + c, x : x + c]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from hirqa_ros.classical import CUES, cue_score_fn
     from hirqa_ros.evaluation.images import load_folder
@@ -124,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", default="runs/cache")
+    p.add_argument("--pristine-only", type=int, default=0, metavar="N",
+                   help="only N clean windows per photo (needs --windows): embeddings + cues, no ladders")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     types = resolve_types(None if args.all_types else (args.types or list(FULL_FRAME_TYPES)))
@@ -133,6 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     images = load_folder(args.images, limit=args.max_images)
     fn = EmbedFn(embedding_onnx(args.model, args.cache_dir), threads=args.threads)
     fns = {"model": fn, **{c: cue_score_fn(c) for c in CUES}}
+    if args.pristine_only:
+        views = pristine_views(images, args.pristine_only, args.windows or 256, args.seed)
+        scores, emb = fn(views)
+        cues = np.stack([fns[c](views) for c in CUES], axis=1)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        photos = np.repeat(np.arange(len(images)), args.pristine_only)
+        np.savez_compressed(args.out, embeddings=emb.astype(np.float16), scores=scores, cues=cues,
+                            cue_names=np.asarray(CUES), photos=photos)
+        log.info("wrote %d clean views to %s", len(views), args.out)
+        return 0
     log.info("%d photos x %d views, %d types, windows %s", len(images), args.views_per_image, len(types),
              args.windows or "whole frames")
     ps = score_protocol(fns, images, types=types, config=config, progress=True)

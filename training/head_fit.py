@@ -81,13 +81,19 @@ def _ladder_index(emb: np.ndarray, views: np.ndarray) -> np.ndarray:
 
 
 def fit_score_head(emb: np.ndarray, w0: np.ndarray, b0: float, views: np.ndarray | None = None,
-                   cfg: ScoreHeadConfig | None = None) -> tuple[np.ndarray, float, dict]:
-    """Refit Linear(D -> 1) on protocol embeddings (V, T, 6, D). Returns (w (D,), b, loss log)."""
+                   cfg: ScoreHeadConfig | None = None,
+                   extra_keep: np.ndarray | None = None) -> tuple[np.ndarray, float, dict]:
+    """Refit Linear(D -> 1) on protocol embeddings (V, T, 6, D) (+ ``extra_keep`` (M, D) clean views, used as
+    level 0 outside the ladders). Returns (w (D,), b, loss log)."""
     cfg = cfg or ScoreHeadConfig()
     views = np.arange(emb.shape[0]) if views is None else np.asarray(views)
     s = flatten(emb, [str(i) for i in range(emb.shape[1])], views)
-    x = torch.from_numpy(s.x)
-    level = torch.from_numpy(s.level).float()
+    xs, lv = s.x, s.level
+    if extra_keep is not None and len(extra_keep):
+        xs = np.concatenate([xs, extra_keep.astype(np.float32)])
+        lv = np.concatenate([lv, np.zeros(len(extra_keep), lv.dtype)])
+    x = torch.from_numpy(xs)
+    level = torch.from_numpy(lv).float()
     ladders = torch.from_numpy(_ladder_index(emb, views))
     keep = torch.nonzero(level <= 1).squeeze(1)
     drop = torch.nonzero(level >= 3).squeeze(1)
@@ -151,6 +157,16 @@ class FaultHeadConfig:
 
 def _training_rows(s: Samples, min_level: int) -> np.ndarray:
     return np.nonzero((s.level == 0) | (s.level >= min_level))[0]
+
+
+def with_clean(s: Samples, clean: np.ndarray | None) -> Samples:
+    """``s`` plus clean views (M, D) as pristine rows (class ``none``)."""
+    if clean is None or not len(clean):
+        return s
+    m = len(clean)
+    return Samples(np.concatenate([s.x, clean.astype(np.float32)]),
+                   np.concatenate([s.level, np.zeros(m, int)]), np.concatenate([s.view, np.full(m, -1)]),
+                   np.concatenate([s.type_idx, np.full(m, -1)]), s.types)
 
 
 def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None,
@@ -292,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", required=True, help=".npz of the held-out full-frame protocol (report only)")
     p.add_argument("--model", default=None, help="model directory whose fc.0 is the starting point")
     p.add_argument("--out", required=True, help="output folder: score_head.npz, fault_head.npz, report.json")
+    p.add_argument("--clean", default=None, help=".npz of extra clean views of the training photos "
+                                                 "(training/embeddings.py --pristine-only)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     log = logging.getLogger("hirqa.head_fit")
@@ -309,6 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     folds = _photo_folds(ps_tr.view_names)
     inner_val = np.nonzero(folds == 0)[0]
     inner_tr = np.nonzero(folds != 0)[0]
+    clean_tr = clean_val = clean_all = None
+    if args.clean:
+        with np.load(args.clean) as z:
+            clean_all = z["embeddings"].astype(np.float32)
+            cfold = z["photos"] % 5  # photos are in the same (sorted) order as the protocol's views
+        clean_tr, clean_val = clean_all[cfold != 0], clean_all[cfold == 0]
+        log.info("extra clean views: %d (%d in the inner validation fold)", len(clean_all), len(clean_val))
     eval_types = [t for t in ps_va.types if t in ps_tr.types]
     ps_tr_ff, emb_tr_ff = _subset_types(ps_tr, emb_tr, eval_types)
     base_inner = _summary(ps_tr_ff, head_scores(emb_tr_ff, w0, b0), inner_val)
@@ -318,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     for l2 in (1e-1, 1e-2, 1e-3):
         for kd in (1.0, 2.0):
             cfg = ScoreHeadConfig(l2=l2, keep_drop=kd)
-            w, b, loss = fit_score_head(emb_tr, w0, b0, inner_tr, cfg)
+            w, b, loss = fit_score_head(emb_tr, w0, b0, inner_tr, cfg, clean_tr)
             summ = _summary(ps_tr_ff, head_scores(emb_tr_ff, w, b), inner_val)
             obj = _objective(summ)
             report["score_candidates"].append({"l2": l2, "keep_drop": kd, "inner": summ["pooled"],
@@ -329,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                 best = (obj, cfg)
     cfg = best[1]
     log.info("chosen score head config: l2=%g keep_drop=%g", cfg.l2, cfg.keep_drop)
-    w, b, _ = fit_score_head(emb_tr, w0, b0, None, cfg)
+    w, b, _ = fit_score_head(emb_tr, w0, b0, None, cfg, clean_all)
     np.savez(out / "score_head.npz", weight=w.astype(np.float32), bias=np.float32(b))
     new_va = head_scores(emb_va, w, b)
     old_sum = _summary(ps_va, ps_va.scores["model"])
@@ -353,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("fused head (embedding + cues): inner %s, val %s", fused["inner"], fused["val"])
 
     # fault head
-    s_tr_inner = flatten(emb_tr, ps_tr.types, inner_tr)
-    s_val_inner = flatten(emb_tr, ps_tr.types, inner_val)
+    s_tr_inner = with_clean(flatten(emb_tr, ps_tr.types, inner_tr), clean_tr)
+    s_val_inner = with_clean(flatten(emb_tr, ps_tr.types, inner_val), clean_val)
     fbest = None
     report["fault_candidates"] = []
     for hidden in (0, 256):
@@ -371,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             if fbest is None or score > fbest[0]:
                 fbest = (score, fcfg, head.temperature)
     _, fcfg, temperature = fbest
-    head = fit_fault_head(flatten(emb_tr, ps_tr.types), fcfg)
+    head = fit_fault_head(with_clean(flatten(emb_tr, ps_tr.types), clean_all), fcfg)
     head.temperature = temperature
     head.save(out / "fault_head.npz")
     v, t, lv, d = emb_va.shape
