@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,88 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "score"
 
 
+# ONNX Runtime versions that added TensorRT provider options (older versions reject the option,
+# and the Python API then silently retries without the TensorRT provider)
+ORT_TRT_PROFILE_SHAPES_SINCE = (1, 15)  # trt_profile_min/opt/max_shapes: microsoft/onnxruntime#15546
+ORT_TRT_TIMING_CACHE_PATH_SINCE = (1, 17)  # trt_timing_cache_path: microsoft/onnxruntime#17865
+# device nodes of an NVIDIA GPU: desktop driver, Jetson (JetPack 5), Jetson (JetPack 6)
+NVIDIA_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu")
+
+
+def ort_version_tuple(version: str) -> tuple[int, int]:
+    """'1.16.3' -> (1, 16)."""
+    parts = re.findall(r"\d+", str(version))[:2]
+    return (int(parts[0]), int(parts[1])) if len(parts) == 2 else (0, 0)
+
+
+def nvidia_gpu_present(nodes: tuple[str, ...] = NVIDIA_DEVICE_NODES) -> bool:
+    """Whether this machine has an NVIDIA GPU device node (checked without torch or CUDA)."""
+    return any(os.path.exists(n) for n in nodes)
+
+
+def wheel_conflict() -> str | None:
+    """A warning when both the onnxruntime and onnxruntime-gpu wheels are installed: they share
+    one ``onnxruntime`` folder, so whichever was installed last wins and may hide the GPU providers."""
+    from importlib import metadata
+
+    names = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            names.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    if len(names) < 2:
+        return None
+    return (
+        f"both {' and '.join(names)} are installed and overwrite each other; keep one: "
+        "`pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu` for a GPU"
+    )
+
+
+def shapes_option(shape: tuple[int, ...]) -> str:
+    """ONNX Runtime's profile-shape syntax: ``image:1x3x32x32``."""
+    return f"{INPUT_NAME}:" + "x".join(str(int(d)) for d in shape)
+
+
+def trt_provider_options(ort_version: str, index: int, precision: str, cache_dir: str, profile=None) -> dict:
+    """TensorrtExecutionProvider options supported by ``ort_version``: engine + timing cache, and
+    the explicit profile (without it the provider rebuilds its engine for every new input shape)."""
+    ver = ort_version_tuple(ort_version)
+    opts: dict = {
+        "device_id": index,
+        "trt_fp16_enable": precision == "fp16",
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": cache_dir,
+        "trt_timing_cache_enable": True,
+    }
+    if ver >= ORT_TRT_TIMING_CACHE_PATH_SINCE:
+        opts["trt_timing_cache_path"] = cache_dir
+    if profile is not None:
+        if ver >= ORT_TRT_PROFILE_SHAPES_SINCE:
+            opts["trt_profile_min_shapes"] = shapes_option(profile.min)
+            opts["trt_profile_opt_shapes"] = shapes_option(profile.opt)
+            opts["trt_profile_max_shapes"] = shapes_option(profile.max)
+        else:
+            log.warning(
+                "onnxruntime %s has no trt_profile_*_shapes options: its TensorRT provider rebuilds "
+                "engines when input shapes change (1.15 or newer fixes this)",
+                ort_version,
+            )
+    return opts
+
+
 def select_providers(
-    available: list[str], device: str | None, precision: str, trt_cache_dir: str | os.PathLike | None = None
+    available: list[str],
+    device: str | None,
+    precision: str,
+    trt_cache_dir: str | os.PathLike | None = None,
+    ort_version: str = "1.17",
+    profile=None,
+    gpu_present: bool | None = None,
 ) -> list:
-    """Execution providers for ``device``: None -> CUDA if present else CPU; "cpu"; "cuda";
-    "tensorrt" (TensorRT EP with engine + timing cache, then CUDA, then CPU)."""
+    """Execution providers for ``device``: None -> CUDA if installed and a GPU is present, else
+    CPU; "cpu"; "cuda[:i]"; "tensorrt[:i]" (TensorRT EP with engine + timing cache and an explicit
+    profile, then CUDA, then CPU)."""
     dev = (device or "").split(":")[0].lower()
     index = int(device.split(":")[1]) if device and ":" in device else 0
     cuda = ("CUDAExecutionProvider", {"device_id": index})
@@ -38,17 +116,7 @@ def select_providers(
         cache = str(trt_cache_dir or Path.home() / ".cache" / "hirqa_ros" / "ort_trt")
         os.makedirs(cache, exist_ok=True)
         wanted.append(
-            (
-                "TensorrtExecutionProvider",
-                {
-                    "device_id": index,
-                    "trt_fp16_enable": precision == "fp16",
-                    "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": cache,
-                    "trt_timing_cache_enable": True,
-                    "trt_timing_cache_path": cache,
-                },
-            )
+            ("TensorrtExecutionProvider", trt_provider_options(ort_version, index, precision, cache, profile))
         )
         wanted.append(cuda)
     elif dev == "cuda":
@@ -58,9 +126,49 @@ def select_providers(
             )
         wanted.append(cuda)
     elif "CUDAExecutionProvider" in available:
-        wanted.append(cuda)
+        if gpu_present if gpu_present is not None else nvidia_gpu_present():
+            wanted.append(cuda)
+        else:  # a GPU wheel on a machine without a GPU: asking for CUDA only prints errors
+            log.info("onnxruntime: CUDAExecutionProvider is installed but no NVIDIA GPU is here; using CPU")
     wanted.append("CPUExecutionProvider")
     return wanted
+
+
+def provider_name(entry) -> str:
+    return entry[0] if isinstance(entry, tuple) else str(entry)
+
+
+def check_providers(requested: list, used: list[str], device: str | None) -> str:
+    """Compare the providers asked for with those the session runs (ONNX Runtime drops a provider
+    it cannot create and only logs it). An explicitly requested GPU provider that is missing is
+    an error; in auto mode the fallback is logged. Returns the device actually used."""
+    first = provider_name(requested[0])
+    dev = (device or "").split(":")[0].lower()
+    if first not in used:
+        msg = (
+            f"onnxruntime: asked for {first} but the session runs {used} (ONNX Runtime could not create "
+            "it: see its log above; CUDA/cuDNN/TensorRT libraries missing or of the wrong version?)"
+        )
+        if dev in ("cuda", "tensorrt"):
+            raise BackendUnavailable(msg)
+        log.warning(msg)
+    top = used[0] if used else "CPUExecutionProvider"
+    return "cpu" if top == "CPUExecutionProvider" else top.replace("ExecutionProvider", "").lower()
+
+
+def _trt_ep_profile(artifact, device: str | None, options: dict):
+    """The explicit TensorRT-provider profile (same as the TensorRT backend's) for device tensorrt."""
+    if not (device or "").lower().startswith("tensorrt"):
+        return None
+    from hirqa_ros.backends.tensorrt_backend import compute_profile
+
+    return compute_profile(
+        options.get("input_policy") or artifact.input_policy,
+        int(options.get("max_batch", 8)),
+        int(options.get("opt_batch", 1)),
+        options.get("max_hw"),
+        options.get("opt_hw"),
+    )
 
 
 class OnnxRuntimeBackend:
@@ -77,7 +185,7 @@ class OnnxRuntimeBackend:
         max_batch: int = 8,
         onnx_path: str | os.PathLike | None = None,
         trt_cache_dir: str | os.PathLike | None = None,
-        **_: object,
+        **options: object,
     ) -> None:
         import onnxruntime as ort
 
@@ -87,7 +195,19 @@ class OnnxRuntimeBackend:
         self.precision = precision or "fp32"
         if self.precision != "fp32" and (device or "").split(":")[0] != "tensorrt":
             raise ValueError("onnxruntime runs the fp32 ONNX; fp16 only with device='tensorrt' (TensorRT EP)")
-        providers = select_providers(ort.get_available_providers(), device, self.precision, trt_cache_dir)
+        providers = select_providers(
+            ort.get_available_providers(),
+            device,
+            self.precision,
+            trt_cache_dir,
+            ort.__version__,
+            _trt_ep_profile(artifact, device, options),
+        )
+        if provider_name(providers[0]) == "TensorrtExecutionProvider":
+            from hirqa_ros.backends.trt_onnx import folded_fp32_onnx
+
+            # TensorRT gets fp32 initializers, not fp16 ones behind Cast nodes
+            path = folded_fp32_onnx(path, trt_cache_dir or Path.home() / ".cache" / "hirqa_ros" / "ort_trt")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
@@ -97,13 +217,20 @@ class OnnxRuntimeBackend:
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         used = self.session.get_providers()
-        self.device = (
-            "cpu" if used[0] == "CPUExecutionProvider" else used[0].replace("ExecutionProvider", "").lower()
-        )
+        self.device = check_providers(providers, used, device)
+        if self.precision == "fp16" and self.device != "tensorrt":
+            self.precision = "fp32"  # only the TensorRT provider runs fp16
         self.providers = used
         self.max_batch = max_batch
         self.onnx_path = Path(path)
-        log.info("onnxruntime %s: providers %s, model %s", ort.__version__, used, path)
+        log.info(
+            "onnxruntime %s: running on %s (%s), providers %s, model %s",
+            ort.__version__,
+            self.device,
+            self.precision,
+            used,
+            path,
+        )
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
