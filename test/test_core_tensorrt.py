@@ -836,3 +836,41 @@ def test_onnxruntime_cuda_provider_runs_when_present(random_model_dir):
 
     s = load_scorer(random_model_dir, backend="onnxruntime", device="cuda")
     assert s.device == "cuda" and "CUDAExecutionProvider" in s.impl.providers
+
+
+def test_requested_profile_and_node_engine_options():
+    from hirqa_ros.backends.tensorrt_backend import requested_profile
+    from hirqa_ros.node.params import BY_NAME, engine_options
+
+    assert requested_profile("native") == compute_profile("native", 8, 1)  # the defaults
+    one_cam = requested_profile("native", cameras=1, camera_sizes=[(720, 1280)])
+    assert one_cam.max == (1, 3, 720, 1280) and one_cam.opt == (1, 3, 720, 1280)
+    assert requested_profile("native", max_batch=4, cameras=2).max == (4, 3, 1088, 1920)
+    assert requested_profile("crops:3x224", cameras=2).max == (6, 3, 224, 224)
+    defaults = {s.name: s.default for s in BY_NAME.values()}
+    assert engine_options(defaults, 2) == {"cameras": 2, "camera_sizes": []}
+    p = {
+        **defaults,
+        "camera_sizes": ["720x1280"],
+        "max_batch": 3,
+        "engine_path": "/e.plan",
+        "engine_cache_dir": "/c",
+        "force_engine_update": True,
+    }
+    assert engine_options(p, 2) == {
+        "cameras": 2,
+        "camera_sizes": [(720, 1280)],
+        "max_batch": 3,
+        "cache_dir": "/c",
+        "trt_cache_dir": "/c",
+        "engine_path": "/e.plan",
+        "force_engine_update": True,
+    }
+    assert engine_options({**defaults, "camera_sizes": ["480x640", "720x1280"]}, 2)["camera_sizes"] == [
+        (480, 640),
+        (720, 1280),
+    ]
+    with pytest.raises(ValueError, match="3 entries for 2 topics"):
+        engine_options({**defaults, "camera_sizes": ["1x1"] * 3}, 2)
+    with pytest.raises(ValueError, match=r"camera_sizes.*HxW"):
+        engine_options({**defaults, "camera_sizes": ["720p"]}, 1)

@@ -160,14 +160,16 @@ def _trt_ep_profile(artifact, device: str | None, options: dict):
     """The explicit TensorRT-provider profile (same as the TensorRT backend's) for device tensorrt."""
     if not (device or "").lower().startswith("tensorrt"):
         return None
-    from hirqa_ros.backends.tensorrt_backend import compute_profile
+    from hirqa_ros.backends.tensorrt_backend import requested_profile
 
-    return compute_profile(
+    return requested_profile(
         options.get("input_policy") or artifact.input_policy,
-        int(options.get("max_batch", 8)),
-        int(options.get("opt_batch", 1)),
+        options.get("max_batch"),
+        options.get("opt_batch"),
         options.get("max_hw"),
         options.get("opt_hw"),
+        options.get("cameras"),
+        options.get("camera_sizes"),
     )
 
 
@@ -182,7 +184,7 @@ class OnnxRuntimeBackend:
         device: str | None = None,
         precision: str | None = None,
         threads: int | None = None,
-        max_batch: int = 8,
+        max_batch: int | None = None,
         onnx_path: str | os.PathLike | None = None,
         trt_cache_dir: str | os.PathLike | None = None,
         **options: object,
@@ -201,7 +203,7 @@ class OnnxRuntimeBackend:
             self.precision,
             trt_cache_dir,
             ort.__version__,
-            _trt_ep_profile(artifact, device, options),
+            _trt_ep_profile(artifact, device, {**options, "max_batch": max_batch}),
         )
         if provider_name(providers[0]) == "TensorrtExecutionProvider":
             from hirqa_ros.backends.trt_onnx import folded_fp32_onnx
@@ -221,7 +223,7 @@ class OnnxRuntimeBackend:
         if self.precision == "fp16" and self.device != "tensorrt":
             self.precision = "fp32"  # only the TensorRT provider runs fp16
         self.providers = used
-        self.max_batch = max_batch
+        self.max_batch = max_batch or 8
         self.onnx_path = Path(path)
         log.info(
             "onnxruntime %s: running on %s (%s), providers %s, model %s",

@@ -218,6 +218,29 @@ def profile_options_for_cameras(
     return opts
 
 
+def requested_profile(
+    policy: InputPolicy | str | None,
+    max_batch: int | None = None,
+    opt_batch: int | None = None,
+    max_hw: tuple[int, int] | None = None,
+    opt_hw: tuple[int, int] | None = None,
+    cameras: int | None = None,
+    camera_sizes: Sequence[tuple[int, int]] | None = None,
+    layout: str = INPUT_LAYOUT,
+) -> ShapeProfile:
+    """The profile an engine is built for from the backend options: explicit values win, then
+    the node's declared ``cameras`` / ``camera_sizes`` (see :func:`profile_options_for_cameras`),
+    then the defaults (batch 8, frames up to 1088x1920, optimised for one 480x640 frame)."""
+    if cameras:
+        derived = profile_options_for_cameras(camera_sizes or [], policy, int(cameras), int(max_batch or 0))
+        max_batch = derived["max_batch"]
+        opt_batch = opt_batch or derived["opt_batch"]
+        max_hw = max_hw or derived.get("max_hw")
+        opt_hw = opt_hw or derived.get("opt_hw")
+    max_batch = int(max_batch or 8)
+    return compute_profile(policy, max_batch, min(int(opt_batch or 1), max_batch), max_hw, opt_hw, layout)
+
+
 def parse_hw(text: str) -> tuple[int, int]:
     """'720x1280' -> (720, 1280)."""
     try:
@@ -463,10 +486,12 @@ class TensorRTBackend:
         device: str | None = None,
         precision: str | None = None,
         input_policy: InputPolicy | str | None = None,
-        max_batch: int = 8,
-        opt_batch: int = 1,
+        max_batch: int | None = None,
+        opt_batch: int | None = None,
         max_hw: tuple[int, int] | None = None,
         opt_hw: tuple[int, int] | None = None,
+        cameras: int | None = None,
+        camera_sizes: Sequence[tuple[int, int]] | None = None,
         cache_dir: str | os.PathLike | None = None,
         engine_path: str | os.PathLike | None = None,
         force_engine_update: bool = False,
@@ -483,7 +508,7 @@ class TensorRTBackend:
         self.device = str(dev)
         self.precision = precision or "fp16"
         policy = InputPolicy.parse(input_policy or artifact.input_policy)
-        wanted = compute_profile(policy, max_batch, opt_batch, max_hw, opt_hw)
+        wanted = requested_profile(policy, max_batch, opt_batch, max_hw, opt_hw, cameras, camera_sizes)
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         # cudaSetDevice is per host thread: every CUDA call below runs with this device current
         with torch.cuda.device(dev):

@@ -16,10 +16,10 @@ import numpy as np
 
 from hirqa_ros.artifacts import atomic_write_bytes
 from hirqa_ros.backends.tensorrt_backend import (
-    compute_profile,
     cuda_device,
     default_cache_dir,
     parse_version,
+    requested_profile,
     version_supported,
 )
 from hirqa_ros.preprocess import InputPolicy
@@ -99,10 +99,12 @@ class Torch2TRTBackend:
         device: str | None = None,
         precision: str | None = None,
         input_policy: InputPolicy | str | None = None,
-        max_batch: int = 8,
-        opt_batch: int = 1,
+        max_batch: int | None = None,
+        opt_batch: int | None = None,
         max_hw: tuple[int, int] | None = None,
         opt_hw: tuple[int, int] | None = None,
+        cameras: int | None = None,
+        camera_sizes=None,
         cache_dir: str | os.PathLike | None = None,
         module_path: str | os.PathLike | None = None,
         force_engine_update: bool = False,
@@ -120,10 +122,16 @@ class Torch2TRTBackend:
         self._dev = dev
         self.device = str(dev)
         self.precision = precision or "fp16"
-        self.max_batch = max_batch
-        self.profile = compute_profile(
-            InputPolicy.parse(input_policy or artifact.input_policy), max_batch, opt_batch, max_hw, opt_hw
+        self.profile = requested_profile(
+            InputPolicy.parse(input_policy or artifact.input_policy),
+            max_batch,
+            opt_batch,
+            max_hw,
+            opt_hw,
+            cameras,
+            camera_sizes,
         )
+        self.max_batch = self.profile.max[0]
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         # torch2trt builds and runs on the current CUDA device, which is per host thread
         with torch.cuda.device(dev):
