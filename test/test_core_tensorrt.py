@@ -874,3 +874,49 @@ def test_requested_profile_and_node_engine_options():
         engine_options({**defaults, "camera_sizes": ["1x1"] * 3}, 2)
     with pytest.raises(ValueError, match=r"camera_sizes.*HxW"):
         engine_options({**defaults, "camera_sizes": ["720p"]}, 1)
+
+
+def test_memory_estimate_follows_the_model():
+    torch = pytest.importorskip("torch", reason="torch not installed")
+    from hirqa_ros.backends.tensorrt_backend import PEAK_ACTIVATIONS_PER_PIXEL, WEIGHT_COUNT, memory_estimate
+    from hirqa_ros.model import HiRQA
+
+    model = HiRQA("hirqa-s").eval()
+    sizes = []
+    for mod in model.modules():
+        if not list(mod.children()):
+            mod.register_forward_hook(lambda m, i, o: sizes.append(o.numel()) if torch.is_tensor(o) else None)
+    h, w = 64, 96
+    with torch.no_grad():
+        model(torch.zeros(1, 3, h, w))
+    per_pixel = sorted({s / (h * w) for s in sizes}, reverse=True)
+    assert per_pixel[0] + per_pixel[1] == PEAK_ACTIVATIONS_PER_PIXEL  # conv1 output + max-pool output
+    assert sum(p.numel() for p in model.parameters()) == WEIGHT_COUNT
+    small, big = compute_profile("native", 1, 1, (480, 640)), compute_profile("native", 8, 1)
+    assert memory_estimate(small, "fp16")["activations"] == 20 * 480 * 640 * 2
+    assert memory_estimate(big, "fp32")["total"] > 8 * memory_estimate(small, "fp32")["activations"]
+
+
+def test_fp16_onnx_added_to_a_model_dir_is_used_for_strong_typing(random_model_dir, tmp_path):
+    import shutil
+
+    pytest.importorskip("onnx", reason="onnx not installed (needed to export)")
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.backends.tensorrt_backend import has_fp16_onnx
+    from hirqa_ros.backends.trt_onnx import fp16_onnx_for, onnx_for_plan, source_onnx_sha256
+    from hirqa_ros.cli.main import main
+
+    model = tmp_path / "m"
+    shutil.copytree(random_model_dir, model)
+    assert main(["export", "--model", str(model), "--fp16-onnx-into-model"]) == 0
+    art = load_artifact(model)  # sha256 of the new file checked
+    assert has_fp16_onnx(art) and art.file("onnx_fp16") == art.path / "model_fp16.onnx"
+    assert "model_fp16.onnx" in (model / "MODEL_CARD.md").read_text()
+    plan = build_plan("10.3.0", "fp16", has_fp16_onnx(art))
+    assert plan.strongly_typed and onnx_for_plan(art, plan, tmp_path / "c") == art.path / "model_fp16.onnx"
+    assert fp16_onnx_for(art, tmp_path / "c") == art.path / "model_fp16.onnx"
+    assert source_onnx_sha256(art, "fp16") == art.file_sha256("onnx_fp16")
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(art.path / "model_fp16.onnx"), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].type == "tensor(float16)"

@@ -141,6 +141,32 @@ class ShapeProfile:
         return int(np.prod(self.max)) * itemsize
 
 
+# Activation elements per input pixel at HiRQA-S's widest point: the first convolution's output
+# (64 channels at half resolution = 16 per pixel) alive beside the max-pool output (4 per pixel).
+# Checked against the model's layer shapes by test_memory_estimate_follows_the_model.
+PEAK_ACTIVATIONS_PER_PIXEL = 20
+WEIGHT_COUNT = 12_490_817  # HiRQA-S parameters
+
+
+def memory_estimate(
+    profile: ShapeProfile, precision: str, input_itemsize: int = 4, layout: str = INPUT_LAYOUT
+):
+    """Rough bytes one execution context needs at the profile's max shape: ``weights``,
+    ``activations`` (peak), ``input`` buffer, and their ``total``. An estimate from tensor sizes, not
+    a measurement: TensorRT's own figure (logged at load as context memory) adds tactic scratch,
+    and the CUDA context itself comes on top."""
+    n = profile.max[0]
+    h, w = (profile.max[2], profile.max[3]) if layout == "NCHW" else (profile.max[1], profile.max[2])
+    item = 2 if precision == "fp16" else 4
+    est = {
+        "weights": WEIGHT_COUNT * item,
+        "activations": PEAK_ACTIVATIONS_PER_PIXEL * n * h * w * item,
+        "input": 3 * n * h * w * input_itemsize,
+    }
+    est["total"] = sum(est.values())
+    return est
+
+
 def _shape(n: int, h: int, w: int, layout: str) -> tuple[int, int, int, int]:
     if layout == "NCHW":
         return (n, 3, h, w)
@@ -533,10 +559,12 @@ class TensorRTBackend:
                     else cache / engine_file_name(sha, trt.__version__, cc, self.precision, key)
                 )
                 build = self._builder(artifact, trt.__version__, wanted, cache, props.name, cc, workspace_gb)
+                est = memory_estimate(wanted, self.precision)["total"]
                 announce = (
                     f"BUILDING TensorRT ENGINE ({self.precision}, {self.plan.describe()}, profile "
-                    f"{wanted.describe()}) on {props.name}. This takes minutes (on a Jetson up to ~10 min) "
-                    f"and happens once; the engine is written to {self.engine_path}"
+                    f"{wanted.describe()}, roughly {est / 2**20:.0f} MiB per context) on {props.name}. This "
+                    f"takes minutes (on a Jetson up to ~10 min) and happens once; the engine is written to "
+                    f"{self.engine_path}"
                 )
             engine, self.built = load_or_build(
                 self.engine_path, force_engine_update, runtime.deserialize_cuda_engine, build, announce

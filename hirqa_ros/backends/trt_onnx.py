@@ -95,3 +95,28 @@ def onnx_for_plan(artifact, plan, cache_dir: str | os.PathLike) -> Path:
     if artifact.onnx is None or not artifact.onnx.is_file():
         raise RuntimeError(f"{artifact.path}: no ONNX file to build a TensorRT engine from")
     return folded_fp32_onnx(artifact.onnx, cache_dir)
+
+
+FP16_ONNX_FILE = "model_fp16.onnx"
+
+
+def add_fp16_onnx(model_dir: str | os.PathLike) -> Path:
+    """Export the fp16 ONNX into a model directory and list it in its cards (``files.onnx_fp16``):
+    a step for a machine with torch and onnx, so that TensorRT >= 10 builds fp16 engines strongly
+    typed from it (TensorRT 11 needs it) and the robot never exports anything."""
+    import yaml
+
+    from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, atomic_write_bytes, load_artifact
+    from hirqa_ros.export import _render_human_card, export_onnx
+
+    art = load_artifact(model_dir)
+    out = art.path / FP16_ONNX_FILE
+    export_onnx(art.torch_model(), out, fp16=True)
+    card = dict(art.card)
+    files = dict(card.get("files") or {})
+    files[FP16_ONNX_KEY] = {"path": FP16_ONNX_FILE, "sha256": sha256_file(out), "bytes": out.stat().st_size}
+    card["files"] = files
+    atomic_write_bytes(art.path / CARD_FILE, yaml.safe_dump(card, sort_keys=False).encode())
+    atomic_write_bytes(art.path / HUMAN_CARD_FILE, _render_human_card(card).encode())
+    log.info("added %s (%.1f MB) to %s", out.name, out.stat().st_size / 1e6, art.path)
+    return out

@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --onnx: fp16 network and fp16 input (final linear + sigmoid stay fp32)",
     )
     parser.add_argument(
+        "--fp16-onnx-into-model",
+        action="store_true",
+        help="write model_fp16.onnx into the model directory and list it in its card: TensorRT >= 10 "
+        "builds fp16 engines strongly typed from it (TensorRT 11 needs it; the robot never exports)",
+    )
+    parser.add_argument(
         "--engine", metavar="OUT.plan", help="build a TensorRT engine (needs TensorRT + CUDA)"
     )
     parser.add_argument("--precision", default="fp16", choices=("fp16", "fp32"), help="engine precision")
@@ -64,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError, load_artifact
     from hirqa_ros.backends import probe
 
-    if not (args.onnx or args.engine or args.torch2trt):
-        print("error: nothing to do: give --onnx, --engine and/or --torch2trt", file=sys.stderr)
+    if not (args.onnx or args.engine or args.torch2trt or args.fp16_onnx_into_model):
+        print(
+            "error: nothing to do: give --onnx, --fp16-onnx-into-model, --engine and/or --torch2trt",
+            file=sys.stderr,
+        )
         return 2
     try:
         artifact = load_artifact(args.model)
@@ -77,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
 
         path = export_onnx(artifact.torch_model(), args.onnx, fp16=args.fp16)
         print(f"wrote {path} ({'fp16' if args.fp16 else 'fp32'}, opset 17)")
+    if args.fp16_onnx_into_model:
+        from hirqa_ros.backends.trt_onnx import add_fp16_onnx
+
+        path = add_fp16_onnx(artifact.path)
+        print(f"wrote {path} (fp16 network for TensorRT) and listed it in {artifact.path / 'model.yaml'}")
+        artifact = load_artifact(artifact.path)
     profile_opts = {
         "input_policy": args.input_policy or artifact.input_policy,
         "max_batch": args.max_batch,
