@@ -90,6 +90,11 @@ def trt_provider_options(ort_version: str, index: int, precision: str, cache_dir
     return opts
 
 
+def ort_trt_cache_dir(trt_cache_dir: str | os.PathLike | None = None) -> Path:
+    """Engine/timing cache of the TensorRT provider: ``trt_cache_dir``, else ~/.cache/hirqa_ros/ort_trt."""
+    return Path(trt_cache_dir) if trt_cache_dir else Path.home() / ".cache" / "hirqa_ros" / "ort_trt"
+
+
 def select_providers(
     available: list[str],
     device: str | None,
@@ -113,7 +118,7 @@ def select_providers(
             raise BackendUnavailable(
                 "onnxruntime: TensorrtExecutionProvider not available (install onnxruntime-gpu with TensorRT)"
             )
-        cache = str(trt_cache_dir or Path.home() / ".cache" / "hirqa_ros" / "ort_trt")
+        cache = str(ort_trt_cache_dir(trt_cache_dir))
         os.makedirs(cache, exist_ok=True)
         wanted.append(
             ("TensorrtExecutionProvider", trt_provider_options(ort_version, index, precision, cache, profile))
@@ -209,7 +214,7 @@ class OnnxRuntimeBackend:
             from hirqa_ros.backends.trt_onnx import folded_fp32_onnx
 
             # TensorRT gets fp32 initializers, not fp16 ones behind Cast nodes
-            path = folded_fp32_onnx(path, trt_cache_dir or Path.home() / ".cache" / "hirqa_ros" / "ort_trt")
+            path = folded_fp32_onnx(path, ort_trt_cache_dir(trt_cache_dir))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():

@@ -533,6 +533,7 @@ class TensorRTBackend:
         self._dev = dev
         self.device = str(dev)
         self.precision = precision or "fp16"
+        self.plan: BuildPlan | None = None  # known once a build is needed (a pre-built plan has none)
         policy = InputPolicy.parse(input_policy or artifact.input_policy)
         wanted = requested_profile(policy, max_batch, opt_batch, max_hw, opt_hw, cameras, camera_sizes)
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -612,7 +613,7 @@ class TensorRTBackend:
         def build() -> bytes:
             from hirqa_ros.backends.trt_onnx import onnx_for_plan
 
-            if not hasattr(self, "plan"):
+            if self.plan is None:
                 self.plan = build_plan(trt_version, self.precision, has_fp16_onnx(artifact))
             onnx_path = onnx_for_plan(artifact, self.plan, cache)
             return build_engine(
