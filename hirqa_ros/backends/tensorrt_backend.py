@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from hirqa_ros.artifacts import atomic_write_bytes
+from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
+from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
 from hirqa_ros.preprocess import MIN_SIDE, InputPolicy
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "image"
-OUTPUT_NAME = "score"
 OPTIONAL_OUTPUTS = ("embedding",)
 INPUT_LAYOUT = "NCHW"  # the ONNX input: normalised float NCHW
 DEFAULT_MAX_HW = (1088, 1920)
