@@ -148,15 +148,13 @@ PEAK_ACTIVATIONS_PER_PIXEL = 20
 WEIGHT_COUNT = 12_490_817  # HiRQA-S parameters
 
 
-def memory_estimate(
-    profile: ShapeProfile, precision: str, input_itemsize: int = 4, layout: str = INPUT_LAYOUT
-):
-    """Rough bytes one execution context needs at the profile's max shape: ``weights``,
-    ``activations`` (peak), ``input`` buffer, and their ``total``. An estimate from tensor sizes, not
-    a measurement: TensorRT's own figure (logged at load as context memory) adds tactic scratch,
-    and the CUDA context itself comes on top."""
-    n = profile.max[0]
-    h, w = (profile.max[2], profile.max[3]) if layout == "NCHW" else (profile.max[1], profile.max[2])
+def memory_estimate(profile: ShapeProfile, precision: str, input_itemsize: int = 4):
+    """Rough bytes one execution context needs at the profile's max shape (NCHW or NHWC):
+    ``weights``, ``activations`` (peak), ``input`` buffer (``input_itemsize`` bytes per value), and
+    their ``total``. An estimate from tensor sizes, not a measurement: TensorRT's own figure
+    (logged at load as context memory) adds tactic scratch, and the CUDA context comes on top."""
+    m = profile.max
+    n, (h, w) = m[0], ((m[2], m[3]) if m[1] == 3 else (m[1], m[2]))
     item = 2 if precision == "fp16" else 4
     est = {
         "weights": WEIGHT_COUNT * item,
