@@ -1,6 +1,8 @@
 """ONNX Runtime backend: CPU by default; CUDA / TensorRT execution providers from onnxruntime-gpu.
 
-Never imports torch.
+Feeds the camera-bytes ONNX (uint8 NHWC in, normalised by ONNX Runtime's own kernels); an ONNX
+exported before that contract (float NCHW ``image``) still runs, normalised on the host, with a
+warning that says how to refresh it. Never imports torch.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hirqa_ros.artifacts import EMBEDDING_OUTPUT, FLOAT_INPUT, FRAMES_INPUT, SCORE_OUTPUT
 from hirqa_ros.backends import BackendUnavailable
+from hirqa_ros.preprocess import normalize
 
 log = logging.getLogger(__name__)
-
-INPUT_NAME = "image"
-OUTPUT_NAME = "score"
 
 
 def select_providers(
@@ -103,8 +104,30 @@ class OnnxRuntimeBackend:
         self.providers = used
         self.max_batch = max_batch
         self.onnx_path = Path(path)
-        log.info("onnxruntime %s: providers %s, model %s", ort.__version__, used, path)
+        inputs = self.session.get_inputs()
+        outputs = [o.name for o in self.session.get_outputs()]
+        if len(inputs) != 1 or inputs[0].name not in (FRAMES_INPUT, FLOAT_INPUT) or outputs[:1] != [SCORE_OUTPUT]:
+            raise BackendUnavailable(
+                f"onnxruntime: {path} has inputs {[i.name for i in inputs]} and outputs {outputs}; expected "
+                f"'{FRAMES_INPUT}' (or the older '{FLOAT_INPUT}') -> '{SCORE_OUTPUT}' first"
+            )
+        self.input_name = inputs[0].name
+        self.camera_bytes = self.input_name == FRAMES_INPUT
+        self.outputs = [SCORE_OUTPUT] + ([EMBEDDING_OUTPUT] if EMBEDDING_OUTPUT in outputs else [])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.channel_order = "BGR" if self.camera_bytes and "BGR" in meta.get("hirqa.input", "") else "RGB"
+        if not self.camera_bytes:
+            log.warning(
+                "%s predates the camera-bytes input (it takes float NCHW '%s'): frames are normalised on the "
+                "host (slower) and no embedding is returned. Refresh it from its weights with "
+                "`hirqa export --model %s --refresh`",
+                path, FLOAT_INPUT, Path(path).parent,
+            )
+        log.info("onnxruntime %s: providers %s, model %s (input %s)", ort.__version__, used, path, self.input_name)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        return np.asarray(self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0], dtype=np.float32).reshape(-1)
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores (N,), embeddings (N, D) or None) for a uint8 (N, H, W, 3) batch in ``channel_order``."""
+        x = frames if self.camera_bytes else normalize(frames)
+        out = self.session.run(self.outputs, {self.input_name: np.ascontiguousarray(x)})
+        scores = np.asarray(out[0], dtype=np.float32).reshape(-1)
+        return scores, (np.asarray(out[1], dtype=np.float32) if len(out) > 1 else None)
