@@ -390,8 +390,14 @@ def refresh_model_dir(path: str | os.PathLike, channel_order: str = "RGB") -> Pa
     storage = (art.card.get("export") or {}).get("weights_storage") or (
         "float16" if any(str(v.dtype) == "torch.float16" for v in art.state_dict().values()) else "float32"
     )
-    card = dict(art.card)
-    card.update(_export_checked_onnx(art.torch_model(), art.onnx, storage, channel_order))
+    fields = _export_checked_onnx(art.torch_model(), art.onnx, storage, channel_order)
+    card: dict[str, Any] = {}
+    for key, value in art.card.items():  # keep the card's order; the input contract follows normalisation
+        if key != "input":
+            card[key] = fields.pop(key, value)
+        if key == "normalisation":
+            card["input"] = fields.pop("input")
+    card.update(fields)
     card["format"] = FORMAT_VERSION
     files = dict(card.get("files") or {})
     files["onnx"] = _file_entry(out, art.onnx.name)
