@@ -112,6 +112,23 @@ def build_model(variant: str = "hirqa-s", state_dict: dict | None = None) -> HiR
     return model.eval()
 
 
+def norm_tensors(channel_order: str = "RGB", device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) float32 (1, 3, 1, 1) from ``preprocess.norm_constants``, in ``channel_order``."""
+    from hirqa_ros.preprocess import norm_constants
+
+    scale, shift = (torch.from_numpy(c.copy()).reshape(1, 3, 1, 1).to(device) for c in norm_constants())
+    if channel_order.upper() == "BGR":
+        scale, shift = scale.flip(1), shift.flip(1)
+    return scale.contiguous(), shift.contiguous()
+
+
+def normalise_frames(frames: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> normalised NCHW in ``dtype`` (channels-last strides: no data movement
+    for the transpose). Computed in float32: ``x * scale - shift``."""
+    return (frames.permute(0, 3, 1, 2).float() * scale - shift).to(dtype)
+
+
 class DeployedHiRQA(nn.Module):
     """HiRQA as backends and exports run it: input contract and precision fixed, two outputs.
 
@@ -130,7 +147,7 @@ class DeployedHiRQA(nn.Module):
         super().__init__()
         import copy
 
-        from hirqa_ros.preprocess import CHANNEL_ORDERS, norm_constants
+        from hirqa_ros.preprocess import CHANNEL_ORDERS
 
         order = channel_order.upper()
         if order not in CHANNEL_ORDERS:
@@ -142,14 +159,13 @@ class DeployedHiRQA(nn.Module):
         m = copy.deepcopy(model).eval().float()
         self.variant = getattr(model, "variant", "hirqa-s")
         self.frames, self.channel_order, self.precision = frames, order, precision
-        scale, shift = (torch.from_numpy(c.copy()).reshape(1, 3, 1, 1) for c in norm_constants())
         if order == "BGR":
             conv = m.backbone.features[0]
             with torch.no_grad():
                 conv.weight.copy_(conv.weight.flip(1))
-            scale, shift = scale.flip(1), shift.flip(1)
-        self.register_buffer("scale", scale.contiguous(), persistent=False)
-        self.register_buffer("shift", shift.contiguous(), persistent=False)
+        scale, shift = norm_tensors(order)
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.backbone = m.backbone.to(self.dtype)
         self.global_pool_quality = m.global_pool_quality.to(self.dtype)
@@ -157,8 +173,7 @@ class DeployedHiRQA(nn.Module):
 
     def normalise(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, 3) -> normalised NCHW (channels-last strides) in the network's dtype."""
-        x = frames.permute(0, 3, 1, 2).float()
-        return (x * self.scale - self.shift).to(self.dtype)
+        return normalise_frames(frames, self.scale, self.shift, self.dtype)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.normalise(x) if self.frames else x.to(self.dtype)

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from hirqa_ros.artifacts import atomic_write_bytes, sha256_file
+from hirqa_ros.artifacts import EMBEDDING_OUTPUT, FRAMES_INPUT, atomic_write_bytes, sha256_file
 from hirqa_ros.preprocess import MIN_SIDE, InputPolicy
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "image"
+INPUT_NAME = FRAMES_INPUT  # uint8 NHWC camera bytes, normalised inside the engine
 OUTPUT_NAME = "score"
 DEFAULT_MAX_HW = (1088, 1920)
 DEFAULT_OPT_HW = (480, 640)
@@ -90,6 +90,10 @@ class ShapeProfile:
     min: tuple[int, int, int, int]
     opt: tuple[int, int, int, int]
     max: tuple[int, int, int, int]
+
+    def nhwc(self) -> ShapeProfile:
+        """The same profile for the camera-bytes input (N, H, W, 3)."""
+        return ShapeProfile(*(tuple(s[i] for i in (0, 2, 3, 1)) for s in (self.min, self.opt, self.max)))
 
     def contains(self, shape: tuple[int, ...]) -> bool:
         return len(shape) == 4 and all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max))
@@ -176,15 +180,19 @@ def default_cache_dir() -> Path:
     return Path(base) / "hirqa_ros" / "engines"
 
 
-def fp16_onnx_for(artifact, cache_dir: Path) -> Path:
-    """The fp16 ONNX of a model directory (exported once from its weights, cached by ONNX sha256)."""
+def onnx_for(artifact, cache_dir: Path, precision: str = "fp16") -> Path:
+    """The camera-bytes ONNX to build from: the model directory's own for fp32, else (fp16, or a
+    directory made before the camera-bytes input) one exported once from its weights and cached
+    by the directory's ONNX sha256."""
+    if precision == "fp32" and artifact.input_contract.camera_bytes:
+        return artifact.onnx
     sha = artifact.file_sha256("onnx") or sha256_file(artifact.onnx)
-    path = Path(cache_dir) / f"hirqa-{sha[:16]}-fp16.onnx"
+    path = Path(cache_dir) / f"hirqa-{sha[:16]}-{precision}-frames.onnx"
     if not path.is_file():
         from hirqa_ros.export import export_onnx
 
-        log.info("exporting fp16 ONNX for TensorRT to %s", path)
-        export_onnx(artifact.torch_model(), path, fp16=True)
+        log.info("exporting %s camera-bytes ONNX for TensorRT to %s", precision, path)
+        export_onnx(artifact.torch_model(), path, fp16=precision == "fp16")
     return path
 
 
@@ -217,7 +225,8 @@ def build_engine(
     if plan.fp16_flag:
         config.set_flag(trt.BuilderFlag.FP16)
     opt_profile = builder.create_optimization_profile()
-    opt_profile.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
+    shapes = profile.nhwc()  # the camera-bytes input is NHWC
+    opt_profile.set_shape(INPUT_NAME, shapes.min, shapes.opt, shapes.max)
     config.add_optimization_profile(opt_profile)
     cache = None
     if timing_cache is not None:
@@ -296,7 +305,7 @@ class TensorRTBackend:
         self.plan = build_plan(trt.__version__, self.precision)
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
-        onnx_path = fp16_onnx_for(artifact, cache) if self.plan.onnx_precision == "fp16" else artifact.onnx
+        onnx_path = onnx_for(artifact, cache, self.plan.onnx_precision)
         props = torch.cuda.get_device_properties(dev)
         cc = (props.major, props.minor)
         onnx_sha = sha256_file(onnx_path)
@@ -335,10 +344,17 @@ class TensorRTBackend:
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
-            raise RuntimeError(f"engine I/O {inputs} -> {outputs}; expected ['image'] -> ['score']")
+        if inputs != [INPUT_NAME] or outputs[:1] != [OUTPUT_NAME]:
+            raise RuntimeError(
+                f"engine {self.engine_path} has I/O {inputs} -> {outputs}; expected ['{INPUT_NAME}'] -> "
+                f"['{OUTPUT_NAME}', '{EMBEDDING_OUTPUT}'] (an engine built before the camera-bytes input? "
+                "rebuild it with force_engine_update=True)"
+            )
+        self.outputs = outputs
         self.input_dtype = self._torch_dtype(engine.get_tensor_dtype(INPUT_NAME))
-        self.output_dtype = self._torch_dtype(engine.get_tensor_dtype(OUTPUT_NAME))
+        self.output_dtypes = [self._torch_dtype(engine.get_tensor_dtype(n)) for n in outputs]
+        self.input_profile = self.profile.nhwc()
+        self.channel_order = "RGB"
         self._dev = dev
         log.info(
             "TensorRT %s engine %s ready on %s (input %s)",
@@ -348,38 +364,48 @@ class TensorRTBackend:
             self.input_dtype,
         )
         for _ in range(warmup):
-            self.run_tensor(torch.zeros(self.profile.opt, device=dev))
+            self.infer_tensor(torch.zeros(self.input_profile.opt, dtype=self.input_dtype, device=dev))
         torch.cuda.synchronize(dev)
 
     def _torch_dtype(self, trt_dtype):
         name = str(trt_dtype).rsplit(".", 1)[-1]
         return getattr(self.torch, TRT_DTYPE_TO_TORCH[name])
 
-    def run_tensor(self, x):
-        """Scores for a normalised NCHW tensor (moved to the GPU if needed); no host sync."""
+    def alloc_host(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A page-locked host staging buffer (uint8) for async uploads."""
+        return self.torch.empty(shape, dtype=self.torch.uint8, pin_memory=True).numpy()
+
+    def infer_tensor(self, x):
+        """(score, embedding or None) on the GPU for a uint8 (N, H, W, 3) tensor; no host sync."""
         torch = self.torch
         shape = tuple(x.shape)
-        if not self.profile.contains(shape):
+        if not self.input_profile.contains(shape):
             raise ValueError(
-                f"input {'x'.join(map(str, shape))} is outside the engine's profile "
-                f"({self.profile.describe()}); "
+                f"input {'x'.join(map(str, shape))} (NHWC) is outside the engine's profile "
+                f"({self.input_profile.describe()}); "
                 "use an input policy such as max-side:N or build with a larger max_hw / max_batch"
             )
         x = x.to(self._dev, self.input_dtype, non_blocking=True).contiguous()
         self.context.set_input_shape(INPUT_NAME, shape)
-        out = torch.empty(
-            tuple(self.context.get_tensor_shape(OUTPUT_NAME)), dtype=self.output_dtype, device=self._dev
-        )
         self.context.set_tensor_address(INPUT_NAME, x.data_ptr())
-        self.context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
+        outs = []
+        for name, dtype in zip(self.outputs, self.output_dtypes):
+            out = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=dtype, device=self._dev)
+            self.context.set_tensor_address(name, out.data_ptr())
+            outs.append(out)
         stream = torch.cuda.current_stream(self._dev)
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise RuntimeError("TensorRT execute_async_v3 failed")
-        return out
+        return outs[0], (outs[1] if len(outs) > 1 else None)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        return self.run_tensor(x).float().cpu().numpy().reshape(-1)
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores, embeddings or None) for a uint8 (N, H, W, 3) batch (ideally from ``alloc_host``)."""
+        x = frames.base  # a buffer from alloc_host is a view of its pinned tensor
+        if not (isinstance(x, self.torch.Tensor) and tuple(x.shape) == frames.shape):
+            x = self.torch.from_numpy(np.ascontiguousarray(frames))
+        score, emb = self.infer_tensor(x)
+        return (score.float().cpu().numpy().reshape(-1),
+                None if emb is None else emb.float().cpu().numpy())
 
 
 def build_engine_file(artifact, out_path: str | os.PathLike, precision: str = "fp16", **options) -> Path:

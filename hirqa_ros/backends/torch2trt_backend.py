@@ -69,6 +69,7 @@ class Torch2TRTBackend:
     """Scores with a torch2trt-converted HiRQA (fp16 by default)."""
 
     name = "torch2trt"
+    channel_order = "RGB"
 
     def __init__(
         self,
@@ -124,6 +125,7 @@ class Torch2TRTBackend:
             module = convert(artifact.torch_model(), self.profile, self.precision)
             save_trt_module(module, self.module_path)
         self.module = module
+        self._norm = None
         for _ in range(warmup):
             self.run_tensor(torch.zeros(self.profile.opt, device=self.device))
         torch.cuda.synchronize()
@@ -136,6 +138,14 @@ class Torch2TRTBackend:
         with self.torch.inference_mode():
             return self.module(x.to(self.device, self.torch.float32).contiguous()).reshape(-1)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        return self.run_tensor(x).float().cpu().numpy().reshape(-1)
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, None]:
+        """(scores, None) for a uint8 (N, H, W, 3) batch: normalised on the GPU with torch, then the
+        converted float NCHW module (no embedding output)."""
+        from hirqa_ros.model import norm_tensors, normalise_frames
+
+        if self._norm is None:
+            self._norm = norm_tensors(self.channel_order, self.device)
+        x = self.torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
+        with self.torch.inference_mode():
+            x = normalise_frames(x, *self._norm).contiguous()
+        return self.run_tensor(x).float().cpu().numpy().reshape(-1), None

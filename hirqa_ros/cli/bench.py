@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "benchmark backends (latency p50/p95, throughput, peak memory) against torch eager fp32"
+HELP = (
+    "benchmark backends against torch eager fp32: network latency p50/p95, frame-in to score-out "
+    "latency (e2e) and host time per frame, throughput, peak memory"
+)
 
 
 def _csv(kind):
@@ -108,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"# hirqa bench: model {artifact.name} ({artifact.variant}), {platform.machine()} "
         f"{platform.processor() or ''} python {platform.python_version()}; {args.iters} iters, "
-        f"{args.warmup} warm-up; baseline = torch eager fp32"
+        f"{args.warmup} warm-up; baseline = torch eager fp32; net = the backend's call on a ready uint8 "
+        "batch, e2e = separate HxWx3 frames in -> scores out (per batch), host = e2e outside the backend"
     )
     print(format_table(rows))
     for note in skipped:
