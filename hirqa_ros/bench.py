@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZES = ((224, 224), (480, 640), (720, 1280))
 DEFAULT_BATCHES = (1, 4, 8)
 BASELINE = "torch-eager"
+HOST_NORM = "onnxruntime-hostnorm"
 
 
 @dataclass
@@ -82,16 +83,22 @@ def time_calls(fn, iters: int, warmup: int) -> np.ndarray:
 
 
 class _TimedBackend:
-    """Wraps a backend and adds up the time spent inside its ``infer`` (host-time accounting)."""
+    """Wraps a backend and adds up the time spent inside its network call (host-time accounting:
+    a backend's host-side input conversion, ``network_input``, counts as host time)."""
 
     def __init__(self, impl) -> None:
         self.impl = impl
         self.seconds = 0.0
 
     def infer(self, frames: np.ndarray):
+        if hasattr(self.impl, "run_network"):
+            x = self.impl.network_input(frames)
+            call = lambda: self.impl.run_network(x)  # noqa: E731
+        else:
+            call = lambda: self.impl.infer(frames)  # noqa: E731
         t0 = time.perf_counter()
         try:
-            return self.impl.infer(frames)
+            return call()
         finally:
             self.seconds += time.perf_counter() - t0
 
@@ -152,7 +159,11 @@ def measure(backend, name: str, batches, sizes, iters: int, warmup: int, seed: i
             batch = stage(group.views, group.bgr, getattr(backend, "alloc_host", numpy_alloc)((n, h, w, 3)))
             _reset_peak_rss()
             _gpu_peak_reset(device)
-            t = time_calls(lambda b=batch: backend.infer(b), iters, warmup)
+            if hasattr(backend, "run_network"):  # time the network on exactly what it is fed
+                ready = backend.network_input(batch)
+                t = time_calls(lambda x=ready: backend.run_network(x), iters, warmup)
+            else:
+                t = time_calls(lambda b=batch: backend.infer(b), iters, warmup)
             row = BenchRow(
                 name,
                 device,
@@ -176,6 +187,19 @@ def measure(backend, name: str, batches, sizes, iters: int, warmup: int, seed: i
     return rows
 
 
+def _host_norm_rows(artifact, device, max_batch, batches, sizes, iters, warmup) -> list[BenchRow]:
+    """ONNX Runtime with a float NCHW ONNX and host normalisation (how frames were scored before)."""
+    import tempfile
+    from pathlib import Path
+
+    from hirqa_ros.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="hirqa-bench-") as tmp:
+        path = export_onnx(artifact.torch_model(), Path(tmp) / "float_input.onnx", frames=False)
+        backend = open_backend("onnxruntime", artifact, device=device, max_batch=max_batch, onnx_path=path)
+        return measure(backend, HOST_NORM, batches, sizes, iters, warmup, artifact=artifact)
+
+
 def valid_precisions(name: str, device: str, precisions) -> list[str]:
     """Precisions a backend runs on a device (ONNX Runtime / torch on the CPU: fp32 only)."""
     gpu = device.startswith("cuda") or device == "tensorrt"
@@ -192,8 +216,13 @@ def run_bench(
     warmup: int = 2,
     device: str | None = None,
     progress=None,
+    host_norm_baseline: bool = False,
 ) -> tuple[list[BenchRow], list[str]]:
-    """Baseline (torch eager fp32) plus every usable backend x precision; returns rows and skip notes."""
+    """Baseline (torch eager fp32) plus every usable backend x precision; returns rows and skip notes.
+
+    ``host_norm_baseline``: also time ONNX Runtime on a float-input ONNX of the same weights with
+    host normalisation (``HOST_NORM``: the path before the camera-bytes input), in the same run.
+    """
     from hirqa_ros.backends.torch_backend import TorchBackend
 
     skipped: list[str] = []
@@ -232,6 +261,10 @@ def run_bench(
             del backend
             if progress:
                 progress()
+            if name == "onnxruntime" and prec == "fp32" and host_norm_baseline:
+                rows += _host_norm_rows(artifact, dev, max_batch, batches, sizes, iters, warmup)
+                if progress:
+                    progress()
     for r in rows:
         b = base_p50.get((r.batch, r.height, r.width))
         r.speedup = b / r.p50_ms if b and r.p50_ms > 0 else None

@@ -69,6 +69,9 @@ def test_profile_contains():
     )
     assert not p.contains((1, 3, 64))
     assert "max 4x3x128x256" in p.describe()
+    frames = p.nhwc()  # the camera-bytes input: N, H, W, 3
+    assert frames.min == (1, 32, 32, 3) and frames.max == (4, 128, 256, 3)
+    assert frames.contains((2, 64, 64, 3)) and not frames.contains((2, 3, 64, 64))
 
 
 def test_engine_cache_key_changes_with_every_field():
@@ -128,7 +131,8 @@ def test_tensorrt_engine_builds_caches_and_agrees_with_onnxruntime(random_model_
     for precision, tol in (("fp32", 1e-3), ("fp16", 2e-2)):
         s = load_scorer(random_model_dir, backend="tensorrt", precision=precision, **opts)
         assert s.backend == "tensorrt"
-        assert np.abs(s.score(_frames()) - ref).max() <= tol
+        out = s.infer(_frames())
+        assert np.abs(out.scores - ref).max() <= tol and out.embeddings.shape == (2, 1024)
     plans = sorted(tmp_path.glob("*.plan"))
     assert len(plans) == 2
     mtime = plans[0].stat().st_mtime_ns
@@ -159,6 +163,8 @@ def test_torch_cuda_fp16_graphs_agree_with_cpu(random_model_dir):
         got = gpu.score(_frames())
         assert np.abs(got - cpu).max() <= 2e-2
     assert gpu.impl._graphs
+    staged = gpu.staging.acquire((1, 64, 64, 3))
+    assert staged.base.is_pinned()  # reusable page-locked staging buffers
 
 
 def test_engine_cache_policy_reuse_force_and_corrupt(tmp_path, caplog):

@@ -116,7 +116,7 @@ class OnnxRuntimeBackend:
         self.outputs = [SCORE_OUTPUT] + ([EMBEDDING_OUTPUT] if EMBEDDING_OUTPUT in outputs else [])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.channel_order = "BGR" if self.camera_bytes and "BGR" in meta.get("hirqa.input", "") else "RGB"
-        if not self.camera_bytes:
+        if not self.camera_bytes and onnx_path is None:
             log.warning(
                 "%s predates the camera-bytes input (it takes float NCHW '%s'): frames are normalised on the "
                 "host (slower) and no embedding is returned. Refresh it from its weights with "
@@ -125,9 +125,16 @@ class OnnxRuntimeBackend:
             )
         log.info("onnxruntime %s: providers %s, model %s (input %s)", ort.__version__, used, path, self.input_name)
 
-    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(scores (N,), embeddings (N, D) or None) for a uint8 (N, H, W, 3) batch in ``channel_order``."""
-        x = frames if self.camera_bytes else normalize(frames)
-        out = self.session.run(self.outputs, {self.input_name: np.ascontiguousarray(x)})
+    def network_input(self, frames: np.ndarray) -> np.ndarray:
+        """What the session is fed for a uint8 NHWC batch: the batch itself, or for an ONNX that
+        predates the camera-bytes input the host-normalised float NCHW batch."""
+        return np.ascontiguousarray(frames if self.camera_bytes else normalize(frames))
+
+    def run_network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = self.session.run(self.outputs, {self.input_name: x})
         scores = np.asarray(out[0], dtype=np.float32).reshape(-1)
         return scores, (np.asarray(out[1], dtype=np.float32) if len(out) > 1 else None)
+
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores (N,), embeddings (N, D) or None) for a uint8 (N, H, W, 3) batch in ``channel_order``."""
+        return self.run_network(self.network_input(frames))
