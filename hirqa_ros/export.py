@@ -107,7 +107,8 @@ def export_onnx(
 
     path = Path(path)
     contract = InputContract.frames(channel_order) if frames else InputContract(outputs=OUTPUTS)
-    net = DeployedHiRQA(model, frames=frames, channel_order=channel_order, precision="fp16" if fp16 else "fp32")
+    precision = "fp16" if fp16 else "fp32"
+    net = DeployedHiRQA(model, frames=frames, channel_order=channel_order, precision=precision)
     # trace fp16 on the GPU when there is one: older torch builds lack fp16 convolutions on the CPU
     dev = "cuda" if fp16 and torch.cuda.is_available() else "cpu"
     net = net.to(dev).eval()
@@ -245,8 +246,10 @@ def _plain(value: Any) -> Any:
 def _input_line(card: dict[str, Any]) -> str:
     c = InputContract.from_card(card)
     if c.camera_bytes:
-        return (f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout} {c.channels} camera bytes; normalisation "
-                "and transpose run inside the graph")
+        return (
+            f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout} {c.channels} camera bytes; "
+            "normalisation and transpose run inside the graph"
+        )
     return f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout}, normalised on the host"
 
 

@@ -59,9 +59,9 @@ def test_bench_rejects_unknown_backend(capsys):
 
 
 def test_format_table_columns():
-    row = BenchRow("onnxruntime", "cpu", "fp32", 4, 480, 640, 10.0, 12.5, 400.0, 900.0, None, 2.0, 11.5, 0.375)
+    row = BenchRow("onnxruntime", "cpu", "fp32", 4, 480, 640, 10.0, 12.5, 400.0, 900.0, None, 2.0, 11.5, 0.4)
     table = format_table([row])
     assert "480x640" in table and "2.00" in table and "p95 ms" in table
-    assert "11.50" in table and "0.375" in table
+    assert "11.50" in table and "0.400" in table
     legacy = BenchRow("onnxruntime", "cpu", "fp32", 4, 480, 640, 10.0, 12.5, 400.0, 900.0)
     assert format_table([legacy]).splitlines()[1].count(" - ") >= 2  # no e2e timing: dashes

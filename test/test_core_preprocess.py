@@ -136,7 +136,8 @@ def test_norm_constants_are_the_authors_stats():
     assert scale.dtype == shift.dtype == np.float32
     x = np.array([0, 128, 255], np.float32)
     for c in range(3):
-        np.testing.assert_allclose(x * scale[c] - shift[c], (x / 255 - MEAN[c]) / STD[c], rtol=1e-6, atol=1e-6)
+        expected = (x / 255 - MEAN[c]) / STD[c]
+        np.testing.assert_allclose(x * scale[c] - shift[c], expected, rtol=1e-6, atol=1e-6)
 
 
 def test_native_and_crop_views_are_slices_of_the_frame_not_copies():

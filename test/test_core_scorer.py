@@ -60,7 +60,8 @@ def test_crop_scores_are_averaged_per_frame(random_model_dir):
     scorer = load_scorer(random_model_dir, backend="onnxruntime", input_policy="crops:3x48", batch_size=2)
     got = scorer.score(frames)
     (group,) = group_views(frames, "crops:3x48")
-    per_crop, per_crop_emb = scorer.impl.infer(stage(group.views, group.bgr, np.empty((6, 48, 48, 3), np.uint8)))
+    staged = stage(group.views, group.bgr, np.empty((6, 48, 48, 3), np.uint8))
+    per_crop, per_crop_emb = scorer.impl.infer(staged)
     expected = [per_crop[group.owners == i].mean() for i in range(2)]
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert str(scorer.input_policy) == "crops:3x48"

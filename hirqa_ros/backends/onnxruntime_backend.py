@@ -106,7 +106,8 @@ class OnnxRuntimeBackend:
         self.onnx_path = Path(path)
         inputs = self.session.get_inputs()
         outputs = [o.name for o in self.session.get_outputs()]
-        if len(inputs) != 1 or inputs[0].name not in (FRAMES_INPUT, FLOAT_INPUT) or outputs[:1] != [SCORE_OUTPUT]:
+        known = len(inputs) == 1 and inputs[0].name in (FRAMES_INPUT, FLOAT_INPUT)
+        if not known or outputs[:1] != [SCORE_OUTPUT]:
             raise BackendUnavailable(
                 f"onnxruntime: {path} has inputs {[i.name for i in inputs]} and outputs {outputs}; expected "
                 f"'{FRAMES_INPUT}' (or the older '{FLOAT_INPUT}') -> '{SCORE_OUTPUT}' first"
@@ -123,7 +124,9 @@ class OnnxRuntimeBackend:
                 "`hirqa export --model %s --refresh`",
                 path, FLOAT_INPUT, Path(path).parent,
             )
-        log.info("onnxruntime %s: providers %s, model %s (input %s)", ort.__version__, used, path, self.input_name)
+        log.info(
+            "onnxruntime %s: providers %s, model %s (input %s)", ort.__version__, used, path, self.input_name
+        )
 
     def network_input(self, frames: np.ndarray) -> np.ndarray:
         """What the session is fed for a uint8 NHWC batch: the batch itself, or for an ONNX that

@@ -115,12 +115,12 @@ class TorchBackend:
     def infer_tensor(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores, embeddings) on the device for a uint8 (N, H, W, 3) tensor; no host sync."""
         if frames.dtype != torch.uint8 or frames.dim() != 4 or frames.shape[3] != 3:
-            raise ValueError(f"expected a uint8 (N, H, W, 3) tensor, got {frames.dtype} {tuple(frames.shape)}")
+            raise ValueError(f"expected uint8 (N, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
         with torch.inference_mode():
             return self._forward(frames)
 
     def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(scores (N,), embeddings (N, 1024)) for a uint8 (N, H, W, 3) batch (ideally from ``alloc_host``)."""
+        """(scores (N,), embeddings (N, 1024)) for a uint8 (N, H, W, 3) batch (best from ``alloc_host``)."""
         x = frames.base  # a buffer from alloc_host is a view of its pinned tensor: use that tensor
         if not (isinstance(x, torch.Tensor) and tuple(x.shape) == frames.shape
                 and x.data_ptr() == frames.ctypes.data):

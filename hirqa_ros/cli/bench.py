@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         f"# hirqa bench: model {artifact.name} ({artifact.variant}), {platform.machine()} "
         f"{platform.processor() or ''} python {platform.python_version()}; {args.iters} iters, "
         f"{args.warmup} warm-up; baseline = torch eager fp32; net = the network call on a ready batch "
-        "(uint8 NHWC; float NCHW for onnxruntime-hostnorm), e2e = separate HxWx3 frames in -> scores out (per batch), host = e2e outside the backend"
+        "(uint8 NHWC; float NCHW for onnxruntime-hostnorm), e2e = separate HxWx3 frames in -> scores out "
+        "(per batch), host = e2e outside the backend"
     )
     print(format_table(rows))
     for note in skipped:

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             from hirqa_ros.export import refresh_model_dir
 
             folder = refresh_model_dir(load_artifact(args.model).path, channel_order=order)
-            print(f"refreshed {folder / 'model.onnx'} (input 'frames' uint8 NHWC {order}; outputs score, embedding)")
+            print(f"refreshed {folder / 'model.onnx'}: input 'frames' uint8 NHWC {order}; outputs score, embedding")
         artifact = load_artifact(args.model)
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -104,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
         from hirqa_ros.export import export_onnx
 
         path = export_onnx(
-            artifact.torch_model(), args.onnx, fp16=args.fp16, frames=not args.float_input, channel_order=order
+            artifact.torch_model(),
+            args.onnx,
+            fp16=args.fp16,
+            frames=not args.float_input,
+            channel_order=order,
         )
         what = "float NCHW 'image'" if args.float_input else f"uint8 NHWC {order} 'frames'"
         print(f"wrote {path} ({'fp16' if args.fp16 else 'fp32'}, opset 17, input {what})")
