@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
             from hirqa_ros.export import refresh_model_dir
 
             folder = refresh_model_dir(load_artifact(args.model).path, channel_order=order)
-            print(f"refreshed {folder / 'model.onnx'}: input 'frames' uint8 NHWC {order}; outputs score, embedding")
+            onnx_file = folder / "model.onnx"
+            print(f"refreshed {onnx_file}: input 'frames' uint8 NHWC {order}; outputs score, embedding")
         artifact = load_artifact(args.model)
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
