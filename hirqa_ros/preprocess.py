@@ -179,16 +179,22 @@ class ViewGroup:
 
 
 def group_views(frames: Sequence[np.ndarray], policy: InputPolicy | str | None = None,
-                bgr: bool = False) -> list[ViewGroup]:
+                bgr: bool | Sequence[bool] = False) -> list[ViewGroup]:
     """The views of ``frames`` under ``policy``, grouped by spatial size (one group per size).
+
+    ``bgr``: one flag for all frames, or one per frame (cameras with different encodings in one
+    batch); BGR frames are swapped during the staging copy, not before.
 
     ``native`` and ``crops`` views are slices of the frames (no pixel copies); ``max-side`` and
     the upscaling of tiny frames resize (a copy, unavoidable).
     """
     policy = InputPolicy.parse(policy)
+    flags = [bool(bgr)] * len(frames) if isinstance(bgr, (bool, np.bool_)) else [bool(b) for b in bgr]
+    if len(flags) != len(frames):
+        raise ValueError(f"got {len(flags)} bgr flags for {len(frames)} frames")
     by_size: dict[tuple[int, int], tuple[list[np.ndarray], list[bool], list[int]]] = {}
     for i, frame in enumerate(frames):
-        img, is_bgr = frame_bytes(frame, bgr)
+        img, is_bgr = frame_bytes(frame, flags[i])
         for view in policy_views(img, policy):
             views, orders, owners = by_size.setdefault(view.shape[:2], ([], [], []))
             views.append(view)
@@ -231,7 +237,7 @@ class Batch:
 
 
 def prepare(frames: Sequence[np.ndarray], policy: InputPolicy | str | None = None,
-            bgr: bool = False) -> list[Batch]:
+            bgr: bool | Sequence[bool] = False) -> list[Batch]:
     """Normalised float32 NCHW batches grouped by spatial size, normalised on the host.
 
     The float entry point (training, validation, ONNX files that predate the camera-bytes input);

@@ -78,9 +78,11 @@ class Scorer:
     def model_name(self) -> str:
         return self.artifact.name
 
-    def infer(self, frames: Sequence[np.ndarray], bgr: bool = False) -> Inference:
-        """Scores and embeddings of ``frames`` (HxWx3 uint8 RGB, or BGR with ``bgr=True``; other
-        pixel formats are converted). Crops of one frame are averaged (scores and embeddings)."""
+    def infer(self, frames: Sequence[np.ndarray], bgr: bool | Sequence[bool] = False) -> Inference:
+        """Scores and embeddings of ``frames`` (HxWx3 uint8 RGB, or BGR with ``bgr=True`` or a flag
+        per frame; other pixel formats are converted). Pass frames as decoded (views are fine):
+        the one pixel copy, BGR swap included, happens while staging. Crops of one frame are
+        averaged (scores and embeddings)."""
         frames = list(frames)
         n = len(frames)
         total = np.zeros(n, np.float64)
@@ -113,7 +115,7 @@ class Scorer:
         embeddings = None if emb_total is None else (emb_total / div[:, None]).astype(np.float32)
         return Inference((total / div).astype(np.float32), embeddings)
 
-    def score(self, frames: Sequence[np.ndarray], bgr: bool = False) -> np.ndarray:
+    def score(self, frames: Sequence[np.ndarray], bgr: bool | Sequence[bool] = False) -> np.ndarray:
         """Scores (N,) float32 in (0, 1), higher = better; crops of one frame are averaged."""
         return self.infer(frames, bgr=bgr).scores
 

@@ -96,8 +96,12 @@ def test_bgr_input(random_model_dir):
     f = _frames()[1]
     assert scorer.score([f[:, :, ::-1]], bgr=True)[0] == pytest.approx(scorer.score([f])[0], abs=1e-6)
     contiguous_bgr = np.ascontiguousarray(f[:, :, ::-1])
-    mixed = scorer.score([contiguous_bgr, contiguous_bgr], bgr=True)
+    both = scorer.score([contiguous_bgr, contiguous_bgr], bgr=True)
+    np.testing.assert_allclose(both, scorer.score([f, f]), atol=1e-6)
+    mixed = scorer.score([f, contiguous_bgr], bgr=[False, True])  # two cameras, two encodings
     np.testing.assert_allclose(mixed, scorer.score([f, f]), atol=1e-6)
+    with pytest.raises(ValueError, match="bgr flags"):
+        scorer.score([f, f], bgr=[True])
 
 
 def test_unknown_backend_and_device_errors(random_model_dir):
