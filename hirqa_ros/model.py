@@ -125,8 +125,9 @@ def norm_tensors(channel_order: str = "RGB", device=None) -> tuple[torch.Tensor,
 def normalise_frames(frames: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> normalised NCHW in ``dtype`` (channels-last strides: no data movement
-    for the transpose). Computed in float32: ``x * scale - shift``."""
-    return (frames.permute(0, 3, 1, 2).float() * scale - shift).to(dtype)
+    for the transpose). Computed in float32: ``x * scale - shift``. The cast comes first, so the
+    uint8 input feeds a Cast node (what TensorRT wants of a UINT8 network input)."""
+    return (frames.float().permute(0, 3, 1, 2) * scale - shift).to(dtype)
 
 
 class DeployedHiRQA(nn.Module):
