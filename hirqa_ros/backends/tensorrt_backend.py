@@ -344,13 +344,13 @@ class TensorRTBackend:
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if inputs != [INPUT_NAME] or outputs[:1] != [OUTPUT_NAME]:
+        if inputs != [INPUT_NAME] or OUTPUT_NAME not in outputs:
             raise RuntimeError(
                 f"engine {self.engine_path} has I/O {inputs} -> {outputs}; expected ['{INPUT_NAME}'] -> "
                 f"['{OUTPUT_NAME}', '{EMBEDDING_OUTPUT}'] (an engine built before the camera-bytes input? "
                 "rebuild it with force_engine_update=True)"
             )
-        self.outputs = outputs
+        self.outputs = [OUTPUT_NAME] + [n for n in outputs if n == EMBEDDING_OUTPUT]  # by name, score first
         self.input_dtype = self._torch_dtype(engine.get_tensor_dtype(INPUT_NAME))
         self.output_dtypes = [self._torch_dtype(engine.get_tensor_dtype(n)) for n in outputs]
         self.input_profile = self.profile.nhwc()
