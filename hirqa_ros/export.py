@@ -29,7 +29,8 @@ from hirqa_ros.artifacts import (
     load_artifact,
     sha256_file,
 )
-from hirqa_ros.preprocess import MEAN, MIN_SIDE, STD
+from hirqa_ros.constants import uncalibrated_thresholds
+from hirqa_ros.preprocess import AUTHORS_NORMALISATION, MEAN, MIN_SIDE, STD, Normalisation
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,13 @@ def export_onnx(
     check: bool = True,
     frames: bool = True,
     channel_order: str = "RGB",
+    norm: Normalisation | None = None,
 ) -> Path:
     """Export ``model`` (a HiRQA module) to ONNX with the legacy exporter (``dynamo=False``), opset 17.
 
     ``frames=True`` (the contract of model directories): input ``frames`` uint8 (N, H, W, 3) in
-    ``channel_order``, normalised and transposed inside the graph. ``frames=False``: input
+    ``channel_order``, normalised with ``norm`` (the card's; the authors' when None) and
+    transposed inside the graph (the values are recorded in the ONNX metadata). ``frames=False``: input
     ``image`` float NCHW, normalised by the caller (float32, or float16 with ``fp16``). Batch,
     height and width are dynamic. Outputs: ``score`` float32 (N,) first, ``embedding`` float32
     (N, 1024). ``fp16``: trunk and pooling in fp16 (see ``model.DeployedHiRQA``). BatchNorm is
@@ -108,7 +111,8 @@ def export_onnx(
     path = Path(path)
     contract = InputContract.frames(channel_order) if frames else InputContract(outputs=OUTPUTS)
     precision = "fp16" if fp16 else "fp32"
-    net = DeployedHiRQA(model, frames=frames, channel_order=channel_order, precision=precision)
+    norm = norm or AUTHORS_NORMALISATION
+    net = DeployedHiRQA(model, frames=frames, channel_order=channel_order, precision=precision, norm=norm)
     # trace fp16 on the GPU when there is one: older torch builds lack fp16 convolutions on the CPU
     dev = "cuda" if fp16 and torch.cuda.is_available() else "cpu"
     net = net.to(dev).eval()
@@ -144,8 +148,8 @@ def export_onnx(
     meta = {
         "hirqa.variant": getattr(model, "variant", "hirqa-s"),
         "hirqa.precision": "fp16" if fp16 else "fp32",
-        "hirqa.mean": ",".join(map(str, MEAN)),
-        "hirqa.std": ",".join(map(str, STD)),
+        "hirqa.mean": ",".join(map(str, norm.mean)),
+        "hirqa.std": ",".join(map(str, norm.std)),
         "hirqa.input": f"{contract.name} {contract.dtype} {contract.layout} {contract.channels}",
     }
     for k, v in meta.items():
@@ -158,7 +162,11 @@ def export_onnx(
 
 
 def onnx_max_abs_diff(
-    model, onnx_path: str | os.PathLike, sizes=((2, 64, 96),), seed: int = 0
+    model,
+    onnx_path: str | os.PathLike,
+    sizes=((2, 64, 96),),
+    seed: int = 0,
+    norm: Normalisation | None = None,
 ) -> tuple[float, float]:
     """Largest |torch - ONNX Runtime| (score, embedding) differences, fp32 on the CPU.
 
@@ -181,7 +189,7 @@ def onnx_max_abs_diff(
     worst = [0.0, 0.0]
     for n, h, w in sizes:
         frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-        x = prepare(list(frames))[0].array
+        x = prepare(list(frames), norm=norm or AUTHORS_NORMALISATION)[0].array
         with torch.no_grad():
             ref = [t.numpy() for t in reference(torch.from_numpy(x))]
         feed = (frames[..., ::-1] if bgr else frames) if inp.name == FRAMES_INPUT else x
@@ -316,9 +324,11 @@ def write_model_dir(
     buf = io.BytesIO()
     torch.save({"model_state_dict": rounded}, buf)
     atomic_write_bytes(out / WEIGHTS_FILE, buf.getvalue())
-    contract_fields = _export_checked_onnx(model, out / ONNX_FILE, storage)
+    n = card.get("normalisation") or {}
+    norm = Normalisation(tuple(n.get("mean", MEAN)), tuple(n.get("std", STD)))
+    contract_fields = _export_checked_onnx(model, out / ONNX_FILE, storage, norm=norm)
 
-    thresholds = dict(card.get("thresholds") or {"warn": 0.5, "error": 0.3, "calibrated": False})
+    thresholds = dict(card.get("thresholds") or uncalibrated_thresholds())
     thresholds.setdefault("calibrated", False)
     files = {}
     for key, name in (("weights", WEIGHTS_FILE), ("onnx", ONNX_FILE)):
@@ -329,7 +339,7 @@ def write_model_dir(
         "description": card.get("description", ""),
         "variant": variant,
         "input_policy": str(InputPolicy.parse(card.get("input_policy", "native"))),
-        "normalisation": {"colour": "RGB", "range": [0, 1], "mean": list(MEAN), "std": list(STD)},
+        "normalisation": {"colour": "RGB", "range": [0, 1], "mean": list(norm.mean), "std": list(norm.std)},
         **contract_fields,
         "thresholds": thresholds,
         "licence": card.get("licence", "unknown"),
@@ -353,13 +363,14 @@ def _file_entry(folder: Path, name: str) -> dict[str, Any]:
     return {"path": name, "sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
 
 
-def _export_checked_onnx(model, path: Path, storage: str, channel_order: str = "RGB") -> dict[str, Any]:
+def _export_checked_onnx(model, path: Path, storage: str, channel_order: str = "RGB",
+                         norm: Normalisation | None = None) -> dict[str, Any]:
     """Export the camera-bytes ONNX of ``model`` to ``path``, check it against torch, and return
     the card fields that describe it (``input``, ``output``, ``export``)."""
     import torch
 
-    export_onnx(model, path, compact=(storage == "float16"), channel_order=channel_order)
-    diff, emb_diff = onnx_max_abs_diff(model, path, sizes=((2, MIN_SIDE * 2, MIN_SIDE * 3),))
+    export_onnx(model, path, compact=(storage == "float16"), channel_order=channel_order, norm=norm)
+    diff, emb_diff = onnx_max_abs_diff(model, path, sizes=((2, MIN_SIDE * 2, MIN_SIDE * 3),), norm=norm)
     if diff > ONNX_CHECK_TOLERANCE:
         raise RuntimeError(f"exported ONNX disagrees with torch: max abs score diff {diff:.2e}")
     return {
@@ -393,7 +404,7 @@ def refresh_model_dir(path: str | os.PathLike, channel_order: str = "RGB") -> Pa
     storage = (art.card.get("export") or {}).get("weights_storage") or (
         "float16" if any(str(v.dtype) == "torch.float16" for v in art.state_dict().values()) else "float32"
     )
-    fields = _export_checked_onnx(art.torch_model(), art.onnx, storage, channel_order)
+    fields = _export_checked_onnx(art.torch_model(), art.onnx, storage, channel_order, art.normalisation)
     card: dict[str, Any] = {}
     for key, value in art.card.items():  # keep the card's order; the input contract follows normalisation
         if key != "input":
@@ -473,7 +484,7 @@ def import_official(
             "weights (uf-robopi/HiRQA), imported unchanged. Thresholds are defaults, not calibrated."
         ),
         "input_policy": "native",
-        "thresholds": {"warn": 0.5, "error": 0.3, "calibrated": False},
+        "thresholds": uncalibrated_thresholds(),
         "licence": OFFICIAL_LICENCE,
         "lineage": {
             "source": "authors' weights (uf-robopi/HiRQA)",

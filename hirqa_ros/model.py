@@ -112,11 +112,13 @@ def build_model(variant: str = "hirqa-s", state_dict: dict | None = None) -> HiR
     return model.eval()
 
 
-def norm_tensors(channel_order: str = "RGB", device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, shift) float32 (1, 3, 1, 1) from ``preprocess.norm_constants``, in ``channel_order``."""
-    from hirqa_ros.preprocess import norm_constants
+def norm_tensors(channel_order: str = "RGB", device=None, norm=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) float32 (1, 3, 1, 1) of ``norm`` (a ``preprocess.Normalisation``; the
+    authors' when None), in ``channel_order``."""
+    from hirqa_ros.preprocess import AUTHORS_NORMALISATION
 
-    scale, shift = (torch.from_numpy(c.copy()).reshape(1, 3, 1, 1).to(device) for c in norm_constants())
+    consts = (norm or AUTHORS_NORMALISATION).scale_shift()
+    scale, shift = (torch.from_numpy(c.copy()).reshape(1, 3, 1, 1).to(device) for c in consts)
     if channel_order.upper() == "BGR":
         scale, shift = scale.flip(1), shift.flip(1)
     return scale.contiguous(), shift.contiguous()
@@ -134,7 +136,7 @@ class DeployedHiRQA(nn.Module):
     """HiRQA as backends and exports run it: input contract and precision fixed, two outputs.
 
     ``frames=True``: input uint8 (N, H, W, 3) camera bytes in ``channel_order``; the cast,
-    normalisation (``preprocess.norm_constants``, float32) and NHWC -> NCHW transpose are part
+    normalisation (``norm``, a ``preprocess.Normalisation``, float32) and NHWC -> NCHW transpose are part
     of the graph. The transpose is a stride permutation, so the network sees a channels-last
     tensor at no cost. ``BGR`` is folded into the first convolution (its input channels
     reversed) and the normalisation constants: no extra op. ``frames=False``: the float NCHW
@@ -144,7 +146,7 @@ class DeployedHiRQA(nn.Module):
     """
 
     def __init__(self, model: HiRQA, frames: bool = True, channel_order: str = "RGB",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", norm=None) -> None:
         super().__init__()
         import copy
 
@@ -164,7 +166,7 @@ class DeployedHiRQA(nn.Module):
             conv = m.backbone.features[0]
             with torch.no_grad():
                 conv.weight.copy_(conv.weight.flip(1))
-        scale, shift = norm_tensors(order)
+        scale, shift = norm_tensors(order, norm=norm)
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("shift", shift, persistent=False)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32

@@ -20,24 +20,36 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-MEAN = (0.481, 0.458, 0.408)
+MEAN = (0.481, 0.458, 0.408)  # the authors' HiRQA statistics (RGB in [0, 1]); a model card may name others
 STD = (0.290, 0.295, 0.300)
 MIN_SIDE = 32
 
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
-def norm_constants() -> tuple[np.ndarray, np.ndarray]:
-    """(scale, shift), float32 (3,) in RGB order: normalised = uint8 * scale - shift.
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel mean and std of RGB in [0, 1] that the network was trained with.
 
     The single source of the normalisation numbers, used on the host (:func:`normalize`) and
     inside the graph (``model.DeployedHiRQA``), so both paths compute the same float32 values.
     """
-    std = np.asarray(STD, np.float32)
-    return (np.float32(1.0) / (np.float32(255.0) * std)), np.asarray(MEAN, np.float32) / std
+
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"normalisation needs 3 means and 3 positive stds, got {self.mean}, {self.std}")
+
+    def scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, shift) such that ``uint8 * scale - shift`` is the normalised value, each (3, 1, 1)."""
+        std = np.asarray(self.std, np.float32)
+        shift = np.asarray(self.mean, np.float32) / std
+        return (1.0 / (255.0 * std)).reshape(3, 1, 1), shift.reshape(3, 1, 1)
 
 
-_SCALE, _SHIFT = (c.reshape(3, 1, 1) for c in norm_constants())
+AUTHORS_NORMALISATION = Normalisation()
 
 
 @dataclass(frozen=True)
@@ -147,11 +159,12 @@ def policy_views(rgb: np.ndarray, policy: InputPolicy) -> list[np.ndarray]:
     return [_ensure_min_side(rgb, MIN_SIDE)]
 
 
-def normalize(views: Sequence[np.ndarray]) -> np.ndarray:
+def normalize(views: Sequence[np.ndarray], norm: Normalisation = AUTHORS_NORMALISATION) -> np.ndarray:
     """Stack same-size HxWx3 uint8 RGB views into normalised float32 NCHW (host-side float path)."""
+    scale, shift = norm.scale_shift()
     stacked = views if isinstance(views, np.ndarray) else np.stack(views)
     batch = stacked.astype(np.float32).transpose(0, 3, 1, 2)
-    return batch * _SCALE - _SHIFT
+    return batch * scale - shift
 
 
 def frame_bytes(frame: np.ndarray, bgr: bool = False) -> tuple[np.ndarray, bool]:
@@ -237,15 +250,15 @@ class Batch:
 
 
 def prepare(frames: Sequence[np.ndarray], policy: InputPolicy | str | None = None,
-            bgr: bool | Sequence[bool] = False) -> list[Batch]:
-    """Normalised float32 NCHW batches grouped by spatial size, normalised on the host.
+            bgr: bool | Sequence[bool] = False, norm: Normalisation = AUTHORS_NORMALISATION) -> list[Batch]:
+    """Normalised float32 NCHW batches grouped by spatial size, normalised on the host with ``norm``.
 
-    The float entry point (training, validation, ONNX files that predate the camera-bytes input);
-    scoring uses :func:`group_views` + :func:`stage` and normalises inside the graph.
+    The float entry point (training, ONNX files that predate the camera-bytes input); scoring
+    uses :func:`group_views` + :func:`stage` and normalises inside the graph.
     """
     out = []
     for g in group_views(frames, policy, bgr):
         h, w = g.shape
         rgb = stage(g.views, g.bgr, np.empty((len(g.views), h, w, 3), np.uint8))
-        out.append(Batch(normalize(rgb), g.owners))
+        out.append(Batch(normalize(rgb, norm), g.owners))
     return out

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from hirqa_ros.preprocess import (
+    AUTHORS_NORMALISATION,
     MEAN,
     MIN_SIDE,
     STD,
     InputPolicy,
     as_batch,
     group_views,
-    norm_constants,
     normalize,
     policy_views,
     prepare,
@@ -132,7 +132,7 @@ def test_normalize_matches_prepare():
 
 
 def test_norm_constants_are_the_authors_stats():
-    scale, shift = norm_constants()
+    scale, shift = (c.reshape(3) for c in AUTHORS_NORMALISATION.scale_shift())
     assert scale.dtype == shift.dtype == np.float32
     x = np.array([0, 128, 255], np.float32)
     for c in range(3):

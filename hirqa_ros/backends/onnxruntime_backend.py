@@ -64,6 +64,22 @@ def select_providers(
     return wanted
 
 
+def check_baked_normalisation(meta: dict[str, str], norm, path) -> None:
+    """Refuse a camera-bytes ONNX whose in-graph normalisation (its ``hirqa.mean``/``hirqa.std``
+    metadata) differs from the model card's: the card would silently not apply."""
+    try:
+        baked = [tuple(float(v) for v in meta[k].split(",")) for k in ("hirqa.mean", "hirqa.std")]
+    except (KeyError, ValueError):
+        return  # not written by hirqa_ros: nothing to compare
+    want = (tuple(norm.mean), tuple(norm.std))
+    if any(abs(a - b) > 1e-6 for got, exp in zip(baked, want) for a, b in zip(got, exp)):
+        raise BackendUnavailable(
+            f"onnxruntime: {path} normalises with mean {baked[0]} std {baked[1]} inside the graph, but the "
+            f"model card says mean {want[0]} std {want[1]}; re-export it with "
+            f"`hirqa export --model {Path(path).parent} --refresh`"
+        )
+
+
 class OnnxRuntimeBackend:
     """Runs the model directory's ``model.onnx`` (fp32) with ONNX Runtime."""
 
@@ -117,6 +133,9 @@ class OnnxRuntimeBackend:
         self.outputs = [SCORE_OUTPUT] + ([EMBEDDING_OUTPUT] if EMBEDDING_OUTPUT in outputs else [])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.channel_order = "BGR" if self.camera_bytes and "BGR" in meta.get("hirqa.input", "") else "RGB"
+        self.norm = artifact.normalisation
+        if self.camera_bytes:
+            check_baked_normalisation(meta, self.norm, path)
         if not self.camera_bytes and onnx_path is None:
             log.warning(
                 "%s predates the camera-bytes input (it takes float NCHW '%s'): frames are normalised on the "
@@ -131,7 +150,7 @@ class OnnxRuntimeBackend:
     def network_input(self, frames: np.ndarray) -> np.ndarray:
         """What the session is fed for a uint8 NHWC batch: the batch itself, or for an ONNX that
         predates the camera-bytes input the host-normalised float NCHW batch."""
-        return np.ascontiguousarray(frames if self.camera_bytes else normalize(frames))
+        return np.ascontiguousarray(frames if self.camera_bytes else normalize(frames, self.norm))
 
     def run_network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         out = self.session.run(self.outputs, {self.input_name: x})

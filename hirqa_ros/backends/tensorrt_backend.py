@@ -20,13 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from hirqa_ros.artifacts import EMBEDDING_OUTPUT, FRAMES_INPUT, atomic_write_bytes, sha256_file
+from hirqa_ros.artifacts import atomic_write_bytes, sha256_file
+from hirqa_ros.constants import ONNX_EMBEDDING_NAME as EMBEDDING_OUTPUT
+from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
+from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
 from hirqa_ros.preprocess import MIN_SIDE, InputPolicy
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = FRAMES_INPUT  # uint8 NHWC camera bytes, normalised inside the engine
-OUTPUT_NAME = "score"
+
 DEFAULT_MAX_HW = (1088, 1920)
 DEFAULT_OPT_HW = (480, 640)
 MIN_VERSION = (8, 6)
@@ -192,7 +194,7 @@ def onnx_for(artifact, cache_dir: Path, precision: str = "fp16") -> Path:
         from hirqa_ros.export import export_onnx
 
         log.info("exporting %s camera-bytes ONNX for TensorRT to %s", precision, path)
-        export_onnx(artifact.torch_model(), path, fp16=precision == "fp16")
+        export_onnx(artifact.torch_model(), path, fp16=precision == "fp16", norm=artifact.normalisation)
     return path
 
 

@@ -126,6 +126,7 @@ class Torch2TRTBackend:
             save_trt_module(module, self.module_path)
         self.module = module
         self._norm = None
+        self._card_norm = artifact.normalisation
         for _ in range(warmup):
             self.run_tensor(torch.zeros(self.profile.opt, device=self.device))
         torch.cuda.synchronize()
@@ -144,7 +145,7 @@ class Torch2TRTBackend:
         from hirqa_ros.model import norm_tensors, normalise_frames
 
         if self._norm is None:
-            self._norm = norm_tensors(self.channel_order, self.device)
+            self._norm = norm_tensors(self.channel_order, self.device, self._card_norm)
         x = self.torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
         with self.torch.inference_mode():
             x = normalise_frames(x, *self._norm).contiguous()

@@ -68,7 +68,8 @@ class TorchBackend:
         if self.precision == "fp16" and not self.cuda:
             raise ValueError("torch fp16 needs CUDA; use precision fp32 on the CPU")
         net = model if model is not None else artifact.torch_model()
-        net = DeployedHiRQA(net, frames=True, channel_order=channel_order, precision=self.precision).eval()
+        norm = artifact.normalisation if artifact is not None else None
+        net = DeployedHiRQA(net, channel_order=channel_order, precision=self.precision, norm=norm).eval()
         self.channel_order = net.channel_order
         if self.cuda:
             net = net.to(self.device, memory_format=torch.channels_last)
