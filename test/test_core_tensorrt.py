@@ -120,6 +120,9 @@ def test_profile_contains_covers_and_bytes():
     assert p.covers(ShapeProfile((1, 3, 32, 32), (1, 3, 32, 32), (2, 3, 64, 64)))
     assert not p.covers(ShapeProfile((1, 3, 32, 32), (1, 3, 32, 32), (8, 3, 64, 64)))
     assert p.input_bytes(4) == 4 * 3 * 128 * 256 * 4
+    frames = p.nhwc()  # the camera-bytes input: N, H, W, 3
+    assert frames.min == (1, 32, 32, 3) and frames.max == (4, 128, 256, 3)
+    assert frames.contains((2, 64, 64, 3)) and not frames.contains((2, 3, 64, 64))
 
 
 def test_profile_options_from_declared_cameras():
@@ -156,20 +159,25 @@ class FakeEngine:
 
 
 def test_profile_read_from_a_prebuilt_engine():
-    eng = FakeEngine({("image", 0): [[1, 3, 32, 32], [2, 3, 720, 1280], [4, 3, 720, 1280]]})
+    eng = FakeEngine({("frames", 0): [[1, 32, 32, 3], [2, 720, 1280, 3], [4, 720, 1280, 3]]})
     p = profile_from_engine(eng)
-    assert p == ShapeProfile((1, 3, 32, 32), (2, 3, 720, 1280), (4, 3, 720, 1280))
-    assert not p.contains((1, 3, 1080, 1920))
+    assert p == ShapeProfile((1, 32, 32, 3), (2, 720, 1280, 3), (4, 720, 1280, 3))
+    assert not p.contains((1, 1080, 1920, 3))
     with pytest.raises(RuntimeError, match="no optimisation profile"):
         profile_from_engine(eng, profile_index=1)
     with pytest.raises(RuntimeError, match="not 4-d"):
-        profile_from_engine(FakeEngine({("image", 0): [[1, 3], [1, 3], [1, 3]]}))
+        profile_from_engine(FakeEngine({("frames", 0): [[1, 3], [1, 3], [1, 3]]}))
 
 
 def test_engine_io_names_are_checked():
-    assert check_io(["image"], ["score"]) == ["score"]
-    assert check_io(["image"], ["embedding", "score"]) == ["score", "embedding"]
-    for inputs, outputs in ((["input"], ["score"]), (["image"], ["logits"]), (["image"], ["score", "x"])):
+    assert check_io(["frames"], ["score"]) == ["score"]
+    assert check_io(["frames"], ["embedding", "score"]) == ["score", "embedding"]
+    bad = (
+        (["image"], ["score"]),
+        (["frames"], ["logits"]),
+        (["frames"], ["score", "x"]),
+    )  # image: pre-frames
+    for inputs, outputs in bad:
         with pytest.raises(RuntimeError, match="HiRQA engine"):
             check_io(inputs, outputs)
 
@@ -407,7 +415,7 @@ def test_build_engine_sets_the_flags_of_the_plan(tmp_path, version, precision, n
     data = build_engine(tmp_path / "m.onnx", plan, prof, timing, 1 << 28, trt=trt)
     rec = trt.record
     assert data == b"PLAN" and rec["network_flags"] == network_flags and rec.get("flags") == flags
-    assert rec["profile"] == ("image", prof.min, prof.opt, prof.max) and rec["profiles"] == 1
+    assert rec["profile"] == ("frames", prof.min, prof.opt, prof.max) and rec["profiles"] == 1
     assert rec["workspace"] == 1 << 28 and timing.read_bytes() == b"+new-timings"
 
 
@@ -549,18 +557,20 @@ def test_folded_fp32_onnx_has_no_casts_and_the_same_scores(random_model_dir, tmp
     from hirqa_ros.backends.trt_onnx import folded_fp32_onnx, onnx_for_plan, source_onnx_sha256
 
     art = load_artifact(random_model_dir)
-    src_ops = {n.op_type for n in onnx.load(str(art.onnx)).graph.node}
-    assert "Cast" in src_ops  # fp16 initializers behind Casts in the compact model.onnx
+
+    def cast_of_weights(model) -> int:  # Cast nodes fed by an initializer (fp16 weights behind a Cast)
+        inits = {i.name for i in model.graph.initializer}
+        return sum(n.op_type == "Cast" and n.input[0] in inits for n in model.graph.node)
+
+    assert cast_of_weights(onnx.load(str(art.onnx))) > 10  # the compact model.onnx
     out = folded_fp32_onnx(art.onnx, tmp_path)
     model = onnx.load(str(out))
-    ops = {n.op_type for n in model.graph.node}
-    assert (
-        "Cast" not in ops and "BatchNormalization" not in ops and {n.domain for n in model.graph.node} == {""}
-    )
+    assert cast_of_weights(model) == 0 and "BatchNormalization" not in {n.op_type for n in model.graph.node}
+    assert {n.domain for n in model.graph.node} == {""}  # standard ONNX ops only
     assert all(i.data_type == onnx.TensorProto.FLOAT for i in model.graph.initializer if len(i.dims) == 4)
-    x = np.random.default_rng(3).standard_normal((2, 3, 64, 96)).astype(np.float32)
+    x = np.random.default_rng(3).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)  # camera bytes
     a, b = (
-        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"frames": x})[0]
         for p in (art.onnx, out)
     )
     assert np.abs(a - b).max() < 1e-5
@@ -638,7 +648,9 @@ def test_onnxruntime_trt_options_follow_the_installed_version(caplog):
     from hirqa_ros.backends.onnxruntime_backend import trt_provider_options
 
     prof = compute_profile("native", max_batch=4, max_hw=(720, 1280))
-    new = trt_provider_options("1.17.1", 0, "fp16", "/c", prof)
+    frames = trt_provider_options("1.17.1", 0, "fp16", "/c", prof.nhwc())
+    assert frames["trt_profile_max_shapes"] == "frames:4x720x1280x3"  # the camera-bytes input
+    new = trt_provider_options("1.17.1", 0, "fp16", "/c", prof, input_name="image")  # an older float ONNX
     assert new["trt_timing_cache_path"] == "/c"  # added in ONNX Runtime 1.17 (microsoft/onnxruntime#17865)
     assert new["trt_profile_min_shapes"] == "image:1x3x32x32"
     assert new["trt_profile_opt_shapes"] == "image:1x3x480x640"
@@ -760,7 +772,8 @@ def test_tensorrt_engine_builds_caches_and_agrees_with_onnxruntime(random_model_
     for precision, tol in (("fp32", 1e-3), ("fp16", 2e-2)):
         s = load_scorer(random_model_dir, backend="tensorrt", precision=precision, **opts)
         assert s.backend == "tensorrt"
-        assert np.abs(s.score(_frames()) - ref).max() <= tol
+        out = s.infer(_frames())
+        assert np.abs(out.scores - ref).max() <= tol and out.embeddings.shape == (2, 1024)
     plans = sorted(tmp_path.glob("*.plan"))
     assert len(plans) == 2
     fp32_plan = next(p for p in plans if "-fp32-" in p.name)  # the plan of the precision reloaded
@@ -785,7 +798,7 @@ def test_tensorrt_prebuilt_engine_path_is_used_with_its_own_profile(random_model
     # asked for a bigger profile, the pre-built plan is used anyway and its profile is enforced
     s = load_scorer(random_model_dir, backend="tensorrt", engine_path=plan, cache_dir=tmp_path / "c")
     assert s.impl.built is False and plan.stat().st_mtime_ns == mtime
-    assert s.impl.profile.max == (2, 3, 128, 128) and s.impl.max_batch == 2
+    assert s.impl.profile.max == (2, 128, 128, 3) and s.impl.max_batch == 2  # NHWC camera bytes
     assert np.isfinite(s.score(_frames())).all()
     with pytest.raises(ValueError, match="outside the engine's profile"):
         s.score([np.zeros((200, 200, 3), np.uint8)])
@@ -833,6 +846,8 @@ def test_torch_cuda_fp16_graphs_agree_with_cpu(random_model_dir):
         got = gpu.score(_frames())
         assert np.abs(got - cpu).max() <= 2e-2
     assert gpu.impl._graphs
+    staged = gpu.staging.acquire((1, 64, 64, 3))
+    assert staged.base.is_pinned()  # reusable page-locked staging buffers
 
 
 def test_onnxruntime_cuda_provider_runs_when_present(random_model_dir):
@@ -927,7 +942,10 @@ def test_fp16_onnx_added_to_a_model_dir_is_used_for_strong_typing(random_model_d
     assert plan.strongly_typed and onnx_for_plan(art, plan, tmp_path / "c") == art.path / "model_fp16.onnx"
     assert fp16_onnx_for(art, tmp_path / "c") == art.path / "model_fp16.onnx"
     assert source_onnx_sha256(art, "fp16") == art.file_sha256("onnx_fp16")
+    import onnx
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(art.path / "model_fp16.onnx"), providers=["CPUExecutionProvider"])
-    assert sess.get_inputs()[0].type == "tensor(float16)"
+    assert [(i.name, i.type) for i in sess.get_inputs()] == [("frames", "tensor(uint8)")]
+    inits = onnx.load(str(art.path / "model_fp16.onnx")).graph.initializer
+    assert sum(i.data_type == onnx.TensorProto.FLOAT16 for i in inits) > 10  # an fp16 network

@@ -1,7 +1,8 @@
 """Inference backends behind the Scorer: probing what is usable here, and opening one by name.
 
-Every backend maps a normalised float32 NCHW batch to float32 scores (N,). Probing never
-imports torch unless it is installed, so the ONNX Runtime path works without torch.
+Every backend maps a uint8 (N, H, W, 3) camera-bytes batch to float32 scores (N,) and, where
+the model has it, the (N, 1024) embedding; normalisation runs on the backend's own kernels.
+Probing never imports torch unless it is installed, so the ONNX Runtime path works without torch.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ class Backend(Protocol):
     device: str
     precision: str
     max_batch: int
+    channel_order: str  # "RGB" or "BGR": the order of the bytes ``infer`` takes
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Scores (N,) float32 for a normalised float32 NCHW batch."""
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores (N,) float32, embeddings (N, D) float32 or None) for a C-contiguous uint8
+        (N, H, W, 3) batch. Backends that stage through pinned memory also offer
+        ``alloc_host(shape) -> np.ndarray`` for the Scorer's reusable staging buffers."""
         ...
 
 

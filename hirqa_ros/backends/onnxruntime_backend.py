@@ -1,6 +1,8 @@
 """ONNX Runtime backend: CPU by default; CUDA / TensorRT execution providers from onnxruntime-gpu.
 
-Never imports torch.
+Feeds the camera-bytes ONNX (uint8 NHWC in, normalised by ONNX Runtime's own kernels); an ONNX
+exported before that contract (float NCHW ``image``) still runs, normalised on the host, with a
+warning that says how to refresh it. Never imports torch.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hirqa_ros.artifacts import EMBEDDING_OUTPUT, FLOAT_INPUT, FRAMES_INPUT, SCORE_OUTPUT
 from hirqa_ros.backends import BackendUnavailable
-from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
-from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
+from hirqa_ros.preprocess import normalize
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +59,14 @@ def wheel_conflict() -> str | None:
     )
 
 
-def shapes_option(shape: tuple[int, ...]) -> str:
-    """ONNX Runtime's profile-shape syntax: ``image:1x3x32x32``."""
-    return f"{INPUT_NAME}:" + "x".join(str(int(d)) for d in shape)
+def shapes_option(name: str, shape: tuple[int, ...]) -> str:
+    """ONNX Runtime's profile-shape syntax: ``frames:1x32x32x3``."""
+    return f"{name}:" + "x".join(str(int(d)) for d in shape)
 
 
-def trt_provider_options(ort_version: str, index: int, precision: str, cache_dir: str, profile=None) -> dict:
+def trt_provider_options(
+    ort_version: str, index: int, precision: str, cache_dir: str, profile=None, input_name: str = FRAMES_INPUT
+) -> dict:
     """TensorrtExecutionProvider options supported by ``ort_version``: engine + timing cache, and
     the explicit profile (without it the provider rebuilds its engine for every new input shape)."""
     ver = ort_version_tuple(ort_version)
@@ -77,9 +81,9 @@ def trt_provider_options(ort_version: str, index: int, precision: str, cache_dir
         opts["trt_timing_cache_path"] = cache_dir
     if profile is not None:
         if ver >= ORT_TRT_PROFILE_SHAPES_SINCE:
-            opts["trt_profile_min_shapes"] = shapes_option(profile.min)
-            opts["trt_profile_opt_shapes"] = shapes_option(profile.opt)
-            opts["trt_profile_max_shapes"] = shapes_option(profile.max)
+            opts["trt_profile_min_shapes"] = shapes_option(input_name, profile.min)
+            opts["trt_profile_opt_shapes"] = shapes_option(input_name, profile.opt)
+            opts["trt_profile_max_shapes"] = shapes_option(input_name, profile.max)
         else:
             log.warning(
                 "onnxruntime %s has no trt_profile_*_shapes options: its TensorRT provider rebuilds "
@@ -94,6 +98,22 @@ def ort_trt_cache_dir(trt_cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(trt_cache_dir) if trt_cache_dir else Path.home() / ".cache" / "hirqa_ros" / "ort_trt"
 
 
+def check_baked_normalisation(meta: dict[str, str], norm, path) -> None:
+    """Refuse a camera-bytes ONNX whose in-graph normalisation (its ``hirqa.mean``/``hirqa.std``
+    metadata) differs from the model card's: the card would silently not apply."""
+    try:
+        baked = [tuple(float(v) for v in meta[k].split(",")) for k in ("hirqa.mean", "hirqa.std")]
+    except (KeyError, ValueError):
+        return  # not written by hirqa_ros: nothing to compare
+    want = (tuple(norm.mean), tuple(norm.std))
+    if any(abs(a - b) > 1e-6 for got, exp in zip(baked, want) for a, b in zip(got, exp)):
+        raise BackendUnavailable(
+            f"onnxruntime: {path} normalises with mean {baked[0]} std {baked[1]} inside the graph, but the "
+            f"model card says mean {want[0]} std {want[1]}; re-export it with "
+            f"`hirqa export --model {Path(path).parent} --refresh`"
+        )
+
+
 def select_providers(
     available: list[str],
     device: str | None,
@@ -102,6 +122,7 @@ def select_providers(
     ort_version: str = "1.17",
     profile=None,
     gpu_present: bool | None = None,
+    input_name: str = FRAMES_INPUT,
 ) -> list:
     """Execution providers for ``device``: None -> CUDA if installed and a GPU is present, else
     CPU; "cpu"; "cuda[:i]"; "tensorrt[:i]" (TensorRT EP with engine + timing cache and an explicit
@@ -120,7 +141,10 @@ def select_providers(
         cache = str(ort_trt_cache_dir(trt_cache_dir))
         os.makedirs(cache, exist_ok=True)
         wanted.append(
-            ("TensorrtExecutionProvider", trt_provider_options(ort_version, index, precision, cache, profile))
+            (
+                "TensorrtExecutionProvider",
+                trt_provider_options(ort_version, index, precision, cache, profile, input_name),
+            )
         )
         wanted.append(cuda)
     elif dev == "cuda":
@@ -161,7 +185,8 @@ def check_providers(requested: list, used: list[str], device: str | None) -> str
 
 
 def _trt_ep_profile(artifact, device: str | None, options: dict):
-    """The explicit TensorRT-provider profile (same as the TensorRT backend's) for device tensorrt."""
+    """The explicit TensorRT-provider profile (as the TensorRT backend's, in the layout of the
+    model's input) for device tensorrt."""
     if not (device or "").lower().startswith("tensorrt"):
         return None
     from hirqa_ros.backends.tensorrt_backend import requested_profile
@@ -174,6 +199,7 @@ def _trt_ep_profile(artifact, device: str | None, options: dict):
         options.get("opt_hw"),
         options.get("cameras"),
         options.get("camera_sizes"),
+        layout=artifact.input_contract.layout,
     )
 
 
@@ -208,6 +234,7 @@ class OnnxRuntimeBackend:
             trt_cache_dir,
             ort.__version__,
             _trt_ep_profile(artifact, device, {**options, "max_batch": max_batch}),
+            input_name=artifact.input_contract.name,
         )
         if provider_name(providers[0]) == "TensorrtExecutionProvider":
             from hirqa_ros.backends.trt_onnx import folded_fp32_onnx
@@ -229,15 +256,51 @@ class OnnxRuntimeBackend:
         self.providers = used
         self.max_batch = max_batch or 8
         self.onnx_path = Path(path)
+        inputs = self.session.get_inputs()
+        outputs = [o.name for o in self.session.get_outputs()]
+        known = len(inputs) == 1 and inputs[0].name in (FRAMES_INPUT, FLOAT_INPUT)
+        if not known or outputs[:1] != [SCORE_OUTPUT]:
+            raise BackendUnavailable(
+                f"onnxruntime: {path} has inputs {[i.name for i in inputs]} and outputs {outputs}; expected "
+                f"'{FRAMES_INPUT}' (or the older '{FLOAT_INPUT}') -> '{SCORE_OUTPUT}' first"
+            )
+        self.input_name = inputs[0].name
+        self.camera_bytes = self.input_name == FRAMES_INPUT
+        self.outputs = [SCORE_OUTPUT] + ([EMBEDDING_OUTPUT] if EMBEDDING_OUTPUT in outputs else [])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.channel_order = "BGR" if self.camera_bytes and "BGR" in meta.get("hirqa.input", "") else "RGB"
+        self.norm = artifact.normalisation
+        if self.camera_bytes:
+            check_baked_normalisation(meta, self.norm, path)
+        if not self.camera_bytes and onnx_path is None:
+            log.warning(
+                "%s predates the camera-bytes input (it takes float NCHW '%s'): frames are normalised on the "
+                "host (slower) and no embedding is returned. Refresh it from its weights with "
+                "`hirqa export --model %s --refresh`",
+                path,
+                FLOAT_INPUT,
+                Path(path).parent,
+            )
         log.info(
-            "onnxruntime %s: running on %s (%s), providers %s, model %s",
+            "onnxruntime %s: running on %s (%s), providers %s, model %s (input %s)",
             ort.__version__,
             self.device,
             self.precision,
             used,
             path,
+            self.input_name,
         )
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        return np.asarray(self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0], dtype=np.float32).reshape(-1)
+    def network_input(self, frames: np.ndarray) -> np.ndarray:
+        """What the session is fed for a uint8 NHWC batch: the batch itself, or for an ONNX that
+        predates the camera-bytes input the host-normalised float NCHW batch."""
+        return np.ascontiguousarray(frames if self.camera_bytes else normalize(frames, self.norm))
+
+    def run_network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = self.session.run(self.outputs, {self.input_name: x})
+        scores = np.asarray(out[0], dtype=np.float32).reshape(-1)
+        return scores, (np.asarray(out[1], dtype=np.float32) if len(out) > 1 else None)
+
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores (N,), embeddings (N, D) or None) for a uint8 (N, H, W, 3) batch in ``channel_order``."""
+        return self.run_network(self.network_input(frames))

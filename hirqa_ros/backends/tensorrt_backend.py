@@ -1,7 +1,9 @@
 """TensorRT backend (8.5 .. 11): ONNX -> engine (cached, or a pre-built plan), run on its own CUDA stream.
 
-Name-based I/O (``set_input_shape`` / ``set_tensor_address`` / ``execute_async_v3``, all bound
-since TensorRT 8.5), torch CUDA tensors as buffers, no pycuda. The pure logic (version plan,
+The engine takes the camera bytes (uint8 NHWC ``frames``) and normalises them itself; it returns
+``score`` and ``embedding``. Name-based I/O (``set_input_shape`` / ``set_tensor_address`` /
+``execute_async_v3``, all bound since TensorRT 8.5), torch CUDA tensors as buffers, pinned host
+staging, no pycuda. The pure logic (version plan,
 optimisation profile, cache keys, timing-cache handling, stream order) is importable and
 testable without TensorRT; the ONNX files it builds from come from ``trt_onnx``.
 """
@@ -21,14 +23,16 @@ from typing import Any
 import numpy as np
 
 from hirqa_ros.artifacts import atomic_write_bytes
+from hirqa_ros.constants import ONNX_EMBEDDING_NAME as EMBEDDING_OUTPUT
 from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
 from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
 from hirqa_ros.preprocess import MIN_SIDE, InputPolicy
 
 log = logging.getLogger(__name__)
 
-OPTIONAL_OUTPUTS = ("embedding",)
-INPUT_LAYOUT = "NCHW"  # the ONNX input: normalised float NCHW
+OPTIONAL_OUTPUTS = (EMBEDDING_OUTPUT,)
+INPUT_LAYOUT = "NHWC"  # the engine input: uint8 camera bytes, normalised inside the engine
+INPUT_ITEMSIZE = 1  # uint8
 DEFAULT_MAX_HW = (1088, 1920)
 DEFAULT_OPT_HW = (480, 640)
 MIN_VERSION = (8, 5)
@@ -136,7 +140,11 @@ class ShapeProfile:
 
         return f"min {fmt(self.min)}, opt {fmt(self.opt)}, max {fmt(self.max)}"
 
-    def input_bytes(self, itemsize: int = 4) -> int:
+    def nhwc(self) -> ShapeProfile:
+        """This NCHW profile for the camera-bytes input (N, H, W, 3)."""
+        return ShapeProfile(*(tuple(s[i] for i in (0, 2, 3, 1)) for s in (self.min, self.opt, self.max)))
+
+    def input_bytes(self, itemsize: int = INPUT_ITEMSIZE) -> int:
         """Bytes of one input buffer at the profile's max shape."""
         return int(np.prod(self.max)) * itemsize
 
@@ -148,11 +156,12 @@ PEAK_ACTIVATIONS_PER_PIXEL = 20
 WEIGHT_COUNT = 12_490_817  # HiRQA-S parameters
 
 
-def memory_estimate(profile: ShapeProfile, precision: str, input_itemsize: int = 4):
+def memory_estimate(profile: ShapeProfile, precision: str, input_itemsize: int = INPUT_ITEMSIZE):
     """Rough bytes one execution context needs at the profile's max shape (NCHW or NHWC):
-    ``weights``, ``activations`` (peak), ``input`` buffer (``input_itemsize`` bytes per value), and
-    their ``total``. An estimate from tensor sizes, not a measurement: TensorRT's own figure
-    (logged at load as context memory) adds tactic scratch, and the CUDA context comes on top."""
+    ``weights``, ``activations`` (peak), ``input`` buffer (``input_itemsize`` bytes per value: 1 for
+    the camera bytes), and their ``total``. An estimate from tensor sizes, not a measurement:
+    TensorRT's own figure (logged at load as context memory) adds tactic scratch, and the CUDA
+    context itself comes on top."""
     m = profile.max
     n, (h, w) = m[0], ((m[2], m[3]) if m[1] == 3 else (m[1], m[2]))
     item = 2 if precision == "fp16" else 4
@@ -179,9 +188,10 @@ def compute_profile(
     opt_batch: int = 1,
     max_hw: tuple[int, int] | None = None,
     opt_hw: tuple[int, int] | None = None,
-    layout: str = INPUT_LAYOUT,
+    layout: str = "NCHW",
 ) -> ShapeProfile:
-    """The profile covering every input the Scorer can produce under ``policy``.
+    """The profile covering every input the Scorer can produce under ``policy``, in ``layout``
+    (the engine's camera-bytes input is ``INPUT_LAYOUT``, NHWC).
 
     ``crops:KxS`` -> fixed SxS; ``max-side:N`` -> 32..N on both sides (opt: ``opt_hw`` scaled to
     fit N); ``native`` -> 32 .. ``max_hw`` (default 1088x1920; larger frames need a larger
@@ -250,7 +260,7 @@ def requested_profile(
     opt_hw: tuple[int, int] | None = None,
     cameras: int | None = None,
     camera_sizes: Sequence[tuple[int, int]] | None = None,
-    layout: str = INPUT_LAYOUT,
+    layout: str = "NCHW",
 ) -> ShapeProfile:
     """The profile an engine is built for from the backend options: explicit values win, then
     the node's declared ``cameras`` / ``camera_sizes`` (see :func:`profile_options_for_cameras`),
@@ -293,7 +303,8 @@ def check_io(inputs: Sequence[str], outputs: Sequence[str]) -> list[str]:
     if list(inputs) != [INPUT_NAME] or OUTPUT_NAME not in outputs or extra:
         raise RuntimeError(
             f"engine I/O {list(inputs)} -> {list(outputs)}; expected [{INPUT_NAME!r}] -> "
-            f"[{OUTPUT_NAME!r}] (+ optional {list(OPTIONAL_OUTPUTS)}): is it a HiRQA engine?"
+            f"[{OUTPUT_NAME!r}] (+ optional {list(OPTIONAL_OUTPUTS)}): is it a HiRQA engine, or one built "
+            "before the camera-bytes input? (rebuild it with force_engine_update=True)"
         )
     return [OUTPUT_NAME] + [o for o in outputs if o != OUTPUT_NAME]
 
@@ -503,6 +514,7 @@ class TensorRTBackend:
     """Runs a pre-built, cached or freshly built TensorRT engine with torch CUDA tensors as buffers."""
 
     name = "tensorrt"
+    channel_order = "RGB"
 
     def __init__(
         self,
@@ -531,9 +543,14 @@ class TensorRTBackend:
         self._dev = dev
         self.device = str(dev)
         self.precision = precision or "fp16"
+        self.channel_order = (
+            artifact.input_contract.channels if artifact.input_contract.camera_bytes else "RGB"
+        )
         self.plan: BuildPlan | None = None  # known once a build is needed (a pre-built plan has none)
         policy = InputPolicy.parse(input_policy or artifact.input_policy)
-        wanted = requested_profile(policy, max_batch, opt_batch, max_hw, opt_hw, cameras, camera_sizes)
+        wanted = requested_profile(
+            policy, max_batch, opt_batch, max_hw, opt_hw, cameras, camera_sizes, layout=INPUT_LAYOUT
+        )
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         # cudaSetDevice is per host thread: every CUDA call below runs with this device current
         with torch.cuda.device(dev):
@@ -600,7 +617,7 @@ class TensorRTBackend:
                 mem / 2**20,
             )
             for _ in range(warmup):
-                self.run_tensor(torch.zeros(self.profile.opt, device=dev))
+                self.infer_tensor(torch.zeros(self.profile.opt, dtype=self.input_dtype, device=dev))
             torch.cuda.synchronize(dev)
 
     def _builder(
@@ -630,13 +647,17 @@ class TensorRTBackend:
         name = str(trt_dtype).rsplit(".", 1)[-1]
         return getattr(self.torch, TRT_DTYPE_TO_TORCH[name])
 
+    def alloc_host(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A page-locked host staging buffer (uint8) for async uploads."""
+        return self.torch.empty(shape, dtype=self.torch.uint8, pin_memory=True).numpy()
+
     def run_tensors(self, x) -> dict[str, Any]:
-        """Every output (``score`` first) for an input batch in the engine's layout; no host sync."""
+        """Every output by name (``score`` first) for a uint8 (N, H, W, 3) batch; no host sync."""
         torch = self.torch
         shape = tuple(x.shape)
         if not self.profile.contains(shape):
             raise ValueError(
-                f"input {'x'.join(map(str, shape))} is outside the engine's profile "
+                f"input {'x'.join(map(str, shape))} (NHWC) is outside the engine's profile "
                 f"({self.profile.describe()}); use an input policy such as max-side:N, or build the "
                 "engine for larger frames (max_hw / camera sizes) and batches"
             )
@@ -655,13 +676,21 @@ class TensorRTBackend:
             enqueue_on_stream(torch, self._stream, self.context, [x, *outs.values()], self._dev)
         return outs
 
-    def run_tensor(self, x):
-        """Scores for an input batch (moved to the GPU if needed); no host sync."""
-        return self.run_tensors(x)[OUTPUT_NAME]
+    def infer_tensor(self, x):
+        """(score, embedding or None) on the GPU for a uint8 (N, H, W, 3) tensor; no host sync."""
+        outs = self.run_tensors(x)
+        return outs[OUTPUT_NAME], outs.get(EMBEDDING_OUTPUT)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        return self.run_tensor(x).float().cpu().numpy().reshape(-1)
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores, embeddings or None) for a uint8 (N, H, W, 3) batch (ideally from ``alloc_host``)."""
+        x = frames.base  # a buffer from alloc_host is a view of its pinned tensor
+        if not (isinstance(x, self.torch.Tensor) and tuple(x.shape) == frames.shape):
+            x = self.torch.from_numpy(np.ascontiguousarray(frames))
+        score, emb = self.infer_tensor(x)
+        return (
+            score.float().cpu().numpy().reshape(-1),
+            None if emb is None else emb.float().cpu().numpy(),
+        )
 
 
 def build_engine_file(artifact, out_path: str | os.PathLike, precision: str = "fp16", **options) -> Path:

@@ -92,6 +92,7 @@ class Torch2TRTBackend:
     """Scores with a torch2trt-converted HiRQA (fp16 by default)."""
 
     name = "torch2trt"
+    channel_order = "RGB"
 
     def __init__(
         self,
@@ -130,6 +131,7 @@ class Torch2TRTBackend:
             opt_hw,
             cameras,
             camera_sizes,
+            layout="NCHW",  # the converted module takes the normalised float batch
         )
         self.max_batch = self.profile.max[0]
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -165,6 +167,8 @@ class Torch2TRTBackend:
                 module = convert(artifact.torch_model(), self.profile, self.precision, device=dev)
                 save_trt_module(module, self.module_path)
             self.module = module
+            self._norm = None
+            self._card_norm = artifact.normalisation
             for _ in range(warmup):
                 self.run_tensor(torch.zeros(self.profile.opt, device=dev))
             torch.cuda.synchronize(dev)
@@ -177,6 +181,14 @@ class Torch2TRTBackend:
         with self.torch.cuda.device(self._dev), self.torch.inference_mode():
             return self.module(x.to(self._dev, self.torch.float32).contiguous()).reshape(-1)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        x = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        return self.run_tensor(x).float().cpu().numpy().reshape(-1)
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, None]:
+        """(scores, None) for a uint8 (N, H, W, 3) batch: normalised on the GPU with torch, then the
+        converted float NCHW module (no embedding output)."""
+        from hirqa_ros.model import norm_tensors, normalise_frames
+
+        if self._norm is None:
+            self._norm = norm_tensors(self.channel_order, self.device, self._card_norm)
+        x = self.torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
+        with self.torch.inference_mode():
+            x = normalise_frames(x, *self._norm).contiguous()
+        return self.run_tensor(x).float().cpu().numpy().reshape(-1), None

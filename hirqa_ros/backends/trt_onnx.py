@@ -71,21 +71,34 @@ def fp16_onnx_for(artifact, cache_dir: str | os.PathLike) -> Path:
     out = Path(cache_dir) / f"hirqa-{source_onnx_sha256(artifact, 'fp16')[-16:]}-fp16.onnx"
     if out.is_file():
         return out
+    _need_exporter(
+        f"this TensorRT builds fp16 engines only from an fp16 ONNX (weak typing is gone) and "
+        f"{artifact.path} ships none. Add one on a machine with torch: "
+        f"`hirqa export --model {artifact.path} --fp16-onnx-into-model`, or use precision fp32"
+    )
+    log.warning("exporting an fp16 ONNX for TensorRT to %s (the model directory ships none)", out)
+    _export_frames_onnx(artifact, out, fp16=True)
+    return out
+
+
+def _need_exporter(why: str) -> None:
+    """Raise ``RuntimeError(why)`` unless torch and onnx (torch's exporter) are installed."""
     try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
+        import onnx  # noqa: F401
         import torch  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError(
-            f"this TensorRT builds fp16 engines only from an fp16 ONNX (weak typing is gone) and "
-            f"{artifact.path} ships none ({exc.name} is not installed to export one here). Add one on a "
-            f"machine with torch: `hirqa export --model {artifact.path} --fp16-onnx-into-model`, "
-            "or use precision fp32"
-        ) from exc
+        raise RuntimeError(f"{why} ({exc.name} is not installed here to export one)") from exc
+
+
+def _export_frames_onnx(artifact, out: Path, fp16: bool) -> Path:
+    """Export the camera-bytes ONNX of ``artifact``'s weights (its channel order) to ``out``."""
     from hirqa_ros.export import export_onnx
 
-    log.warning("exporting an fp16 ONNX for TensorRT to %s (the model directory ships none)", out)
-    export_onnx(artifact.torch_model(), out, fp16=True)
-    return out
+    contract = artifact.input_contract
+    order = contract.channels if contract.camera_bytes else "RGB"
+    return export_onnx(
+        artifact.torch_model(), out, fp16=fp16, frames=True, channel_order=order, norm=artifact.normalisation
+    )
 
 
 def onnx_for_plan(artifact, plan, cache_dir: str | os.PathLike) -> Path:
@@ -94,7 +107,18 @@ def onnx_for_plan(artifact, plan, cache_dir: str | os.PathLike) -> Path:
         return fp16_onnx_for(artifact, cache_dir)
     if artifact.onnx is None or not artifact.onnx.is_file():
         raise RuntimeError(f"{artifact.path}: no ONNX file to build a TensorRT engine from")
-    return folded_fp32_onnx(artifact.onnx, cache_dir)
+    if artifact.input_contract.camera_bytes:
+        return folded_fp32_onnx(artifact.onnx, cache_dir)
+    # a directory made before the camera-bytes input: its ONNX takes host-normalised floats
+    out = Path(cache_dir) / f"hirqa-{source_onnx_sha256(artifact, 'fp32')[:16]}-fp32-frames.onnx"
+    if not out.is_file():
+        _need_exporter(
+            f"{artifact.onnx} predates the camera-bytes input the TensorRT engine takes; refresh it "
+            f"on a machine with torch: `hirqa export --model {artifact.path} --refresh`"
+        )
+        log.warning("exporting a camera-bytes ONNX for TensorRT to %s (%s predates it)", out, artifact.onnx)
+        _export_frames_onnx(artifact, out, fp16=False)
+    return folded_fp32_onnx(out, cache_dir)
 
 
 FP16_ONNX_FILE = "model_fp16.onnx"
@@ -106,17 +130,30 @@ def add_fp16_onnx(model_dir: str | os.PathLike) -> Path:
     typed from it (TensorRT 11 needs it) and the robot never exports anything."""
     import yaml
 
-    from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, atomic_write_bytes, load_artifact
-    from hirqa_ros.export import _render_human_card, export_onnx
+    from hirqa_ros.artifacts import (
+        CARD_FILE,
+        HUMAN_CARD_FILE,
+        ArtifactError,
+        atomic_write_bytes,
+        load_artifact,
+    )
+    from hirqa_ros.export import _after_file_table, _render_human_card
 
     art = load_artifact(model_dir)
+    if not art.input_contract.camera_bytes:
+        raise ArtifactError(
+            f"{art.path}: its model.onnx predates the camera-bytes input; refresh it first "
+            f"(`hirqa export --model {art.path} --refresh`)"
+        )
     out = art.path / FP16_ONNX_FILE
-    export_onnx(art.torch_model(), out, fp16=True)
+    _export_frames_onnx(art, out, fp16=True)
     card = dict(art.card)
     files = dict(card.get("files") or {})
     files[FP16_ONNX_KEY] = {"path": FP16_ONNX_FILE, "sha256": sha256_file(out), "bytes": out.stat().st_size}
     card["files"] = files
     atomic_write_bytes(art.path / CARD_FILE, yaml.safe_dump(card, sort_keys=False).encode())
-    atomic_write_bytes(art.path / HUMAN_CARD_FILE, _render_human_card(card).encode())
+    human = art.path / HUMAN_CARD_FILE
+    tail = _after_file_table(human.read_text(encoding="utf-8")) if human.is_file() else ""
+    atomic_write_bytes(human, (_render_human_card(card) + tail).encode())
     log.info("added %s (%.1f MB) to %s", out.name, out.stat().st_size / 1e6, art.path)
     return out
