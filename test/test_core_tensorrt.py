@@ -592,6 +592,14 @@ def test_fp16_onnx_comes_from_the_model_dir_and_is_never_exported_without_torch(
 
     art = load_artifact(random_model_dir)
     assert not has_fp16_onnx(art)
+    # the key of an fp16 ONNX exported on demand follows the weights, channel order and normalisation
+    from dataclasses import replace
+
+    from hirqa_ros.backends.trt_onnx import source_onnx_sha256
+
+    key = source_onnx_sha256(art, "fp16")
+    other = replace(art, card={**art.card, "normalisation": {**art.card["normalisation"], "mean": [0.5] * 3}})
+    assert key == source_onnx_sha256(art, "fp16") != source_onnx_sha256(other, "fp16")
     # without onnx/torch (the robot) an fp16 ONNX is never exported: the error says what to do
     code = (
         "import sys; sys.modules['onnx'] = None\n"

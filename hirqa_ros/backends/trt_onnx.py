@@ -31,7 +31,11 @@ def source_onnx_sha256(artifact, onnx_precision: str) -> str:
     if path is not None and path.is_file():
         return sha256_file(path)
     if onnx_precision == "fp16":  # exported on demand from the weights (TensorRT >= 11 only)
-        return "fp16-export-of-" + (artifact.file_sha256("weights") or "unknown-weights")
+        import hashlib
+
+        norm = artifact.normalisation
+        what = (artifact.file_sha256("weights"), artifact.input_contract.channels, norm.mean, norm.std)
+        return hashlib.sha256(repr(("fp16-export", *what)).encode()).hexdigest()
     raise RuntimeError(f"{artifact.path}: the model card lists no ONNX file")
 
 
@@ -68,7 +72,7 @@ def fp16_onnx_for(artifact, cache_dir: str | os.PathLike) -> Path:
     shipped = artifact.file(FP16_ONNX_KEY)
     if shipped is not None:
         return shipped
-    out = Path(cache_dir) / f"hirqa-{source_onnx_sha256(artifact, 'fp16')[-16:]}-fp16.onnx"
+    out = Path(cache_dir) / f"hirqa-{source_onnx_sha256(artifact, 'fp16')[:16]}-fp16.onnx"
     if out.is_file():
         return out
     _need_exporter(
