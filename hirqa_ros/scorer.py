@@ -22,6 +22,7 @@ import numpy as np
 from hirqa_ros.artifacts import ModelArtifact, load_artifact
 from hirqa_ros.backends import CHOICES, Backend, choose_auto, open_backend
 from hirqa_ros.decision import Level, Thresholds
+from hirqa_ros.heads import FaultHead, load_fault_head
 from hirqa_ros.preprocess import InputPolicy, as_batch, group_views, stage
 from hirqa_ros.staging import StagingPool, numpy_alloc
 
@@ -34,6 +35,8 @@ class Inference:
 
     scores: np.ndarray  # (N,) float32 in (0, 1), higher = better
     embeddings: np.ndarray | None  # (N, D) float32 pooled embeddings; None when the model has none
+    # (N, C) fault-class probabilities over heads.FAULT_CLASSES; None when the model dir has no fault head
+    fault_probs: np.ndarray | None = None
 
 
 class Scorer:
@@ -52,6 +55,8 @@ class Scorer:
         self.batch_size = max(1, int(batch_size or getattr(backend, "max_batch", 8)))
         self.staging = StagingPool(getattr(backend, "alloc_host", numpy_alloc))
         self._zero_copy = str(getattr(backend, "device", "cpu")) == "cpu"
+        # the fault head runs in numpy on the embedding, after any backend
+        self.fault_head: FaultHead | None = load_fault_head(artifact)
 
     @property
     def backend(self) -> str:
@@ -113,7 +118,10 @@ class Scorer:
                     np.add.at(emb_total, owners, emb.astype(np.float64))
         div = np.maximum(count, 1)
         embeddings = None if emb_total is None else (emb_total / div[:, None]).astype(np.float32)
-        return Inference((total / div).astype(np.float32), embeddings)
+        probs = None
+        if self.fault_head is not None and embeddings is not None and n:
+            probs = self.fault_head.predict(embeddings).astype(np.float32)
+        return Inference((total / div).astype(np.float32), embeddings, probs)
 
     def score(self, frames: Sequence[np.ndarray], bgr: bool | Sequence[bool] = False) -> np.ndarray:
         """Scores (N,) float32 in (0, 1), higher = better; crops of one frame are averaged."""
@@ -131,7 +139,8 @@ class Scorer:
     def describe(self) -> str:
         return (
             f"model {self.model_name} ({self.model_dir}), backend {self.backend} on {self.device} "
-            f"({self.precision}), input policy {self.input_policy}"
+            f"({self.precision}), input policy {self.input_policy}, "
+            + (f"fault head ({len(self.fault_head.classes)} classes)" if self.fault_head else "no fault head")
         )
 
 
