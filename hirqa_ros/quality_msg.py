@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hirqa_ros.decision import VERDICTS, Level, Thresholds
+from hirqa_ros.topics import status_label
 
 SCHEMA = "hirqa_quality/2"
 SCHEMA_FAMILY, SCHEMA_MAJOR = SCHEMA.split("/")
@@ -91,7 +92,8 @@ def quality_status_fields(
     ``hardware_id`` and ``values`` (the :data:`KEYS` in order, then any ``extra`` pairs).
 
     ``node_name`` is the node's fully qualified name (a leading ``/`` is added if missing),
-    ``label`` the camera's name in it (default: ``topic``); ``hardware_id`` defaults to
+    ``label`` the camera's name in it (default: :func:`hirqa_ros.topics.status_label` of ``topic``);
+    ``hardware_id`` defaults to
     ``frame_id`` (or the topic when there is none)."""
     level = Level(level)
     verdict = VERDICTS[level]
@@ -122,7 +124,7 @@ def quality_status_fields(
         raise ValueError(f"extra keys {sorted(clash)} would shadow schema keys")
     return {
         "level": int(level),
-        "name": f"{fqn}: {label if label is not None else topic}",
+        "name": f"{fqn}: {label if label is not None else status_label(topic)}",
         "message": f"{level.name}: {verdict} (score {float(score):.3f})" + (f" [{reason}]" if reason else ""),
         "hardware_id": hardware_id if hardware_id is not None else (frame_id or topic),
         "values": [*values, *extra],

@@ -30,6 +30,7 @@ def test_to_ros_copies_every_field():
     from hirqa_ros.decision import Level, Thresholds
     from hirqa_ros.imgmsg import image_msg_to_rgb, rgb_to_compressed_fields, rgb_to_image_fields
     from hirqa_ros.node.bag_play import ros_message_class, to_ros
+    from hirqa_ros.quality_msg import parse
 
     ts = default_typestore()
     T = ts.types
@@ -46,7 +47,8 @@ def test_to_ros_copies_every_field():
     assert isinstance(c, CompressedImage) and bytes(c.data) == comp.data.tobytes()
     status = quality_status_fields("/cam", 0.25, Level.ERROR, 0.3, Thresholds(), "onnxruntime")
     d = to_ros(diagnostic_array(ts, hdr, status), DiagnosticArray)
-    assert d.status[0].level == bytes([2]) and d.status[0].values[0].key == "score"
+    assert d.status[0].level == bytes([2]) and d.status[0].values[0].key == "schema"
+    assert parse(d).score == pytest.approx(0.25) and parse(d).level == Level.ERROR
     with pytest.raises(ImportError):
         ros_message_class("no_such_pkg/msg/Thing")
 
