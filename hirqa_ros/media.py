@@ -14,56 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hirqa_ros.files import IMAGE_EXTS, VIDEO_EXTS, read_image
 from hirqa_ros.preprocess import to_rgb8
 
-IMAGE_EXTS = {
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".png",
-    ".bmp",
-    ".dib",
-    ".tif",
-    ".tiff",
-    ".webp",
-    ".pgm",
-    ".ppm",
-    ".pbm",
-    ".pnm",
-    ".pfm",
-    ".jp2",
-    ".sr",
-    ".ras",
-    ".hdr",
-    ".pic",
-    ".exr",
-    ".avif",
-}
-VIDEO_EXTS = {
-    ".mp4",
-    ".avi",
-    ".mov",
-    ".mkv",
-    ".webm",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".wmv",
-    ".flv",
-    ".3gp",
-    ".ts",
-    ".mts",
-    ".m2ts",
-    ".ogv",
-    ".mjpeg",
-    ".mjpg",
-}
-
-try:  # OpenCV prints libjpeg/libpng warnings for corrupt files; we report those ourselves
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-except AttributeError:
-    pass
-
+__all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Frame", "MediaError", "expand", "iter_file", "iter_media", "kind_of",
+           "read_image", "read_video", "video_frame_count"]
 
 @dataclass
 class Frame:
@@ -106,27 +61,6 @@ def expand(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[MediaEr
         else:
             errors.append(MediaError(str(p), "no such file or folder"))
     return files, errors
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB; raises ValueError with the reason."""
-    path = Path(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
-    if data.size == 0:
-        raise ValueError("empty file (0 bytes)")
-    # 3-channel BGR, EXIF orientation applied, 16-bit kept (converted by to_rgb8), alpha dropped
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    if img is None or img.size == 0:
-        kind = kind_of(path)
-        raise ValueError(
-            "corrupt or unsupported image (OpenCV could not decode it)"
-            if kind == "image"
-            else f"not an image or video (extension {path.suffix or 'none'!r}, not decodable)"
-        )
-    return to_rgb8(img, bgr=True)
 
 
 def video_frame_count(path: str | os.PathLike) -> int:

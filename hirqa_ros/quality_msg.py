@@ -62,6 +62,12 @@ class QualityMessageError(ValueError):
     """A message that is not a readable hirqa quality message (says which field and why)."""
 
 
+def status_message(level: Level, score: float) -> str:
+    """The short text of a frame's status: level, verdict and score (``WARN: drop (score 0.412)``)."""
+    level = Level(level)
+    return f"{level.name}: {VERDICTS[level]} (score {score:.3f})"
+
+
 def _num(x: float | None, fmt: str) -> str:
     return "" if x is None else format(float(x), fmt)
 
@@ -125,7 +131,7 @@ def quality_status_fields(
     return {
         "level": int(level),
         "name": f"{fqn}: {label if label is not None else status_label(topic)}",
-        "message": f"{level.name}: {verdict} (score {float(score):.3f})" + (f" [{reason}]" if reason else ""),
+        "message": status_message(level, float(score)) + (f" [{reason}]" if reason else ""),
         "hardware_id": hardware_id if hardware_id is not None else (frame_id or topic),
         "values": [*values, *extra],
     }

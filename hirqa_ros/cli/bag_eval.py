@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
+
 HELP = "score the camera frames of a rosbag2 (sqlite3/MCAP) or ROS 1 bag offline; label metrics, plots"
+
 
 log = logging.getLogger("hirqa.bag-eval")
 
@@ -22,6 +25,16 @@ def _thresholds(text: str):
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     raise argparse.ArgumentTypeError(f"expected WARN or WARN,ERROR, got {text!r}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,13 +66,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="EMA weight of the past before thresholds, as the node's 'smoothing' (default 0)",
     )
     p.add_argument(
+        "--min-image-side",
+        type=_positive_int,
+        default=DEFAULT_MIN_IMAGE_SIDE,
+        metavar="PX",
+        help="frames whose shorter side is below this are refused (no score), as the node's "
+        f"'min_image_side' (default {DEFAULT_MIN_IMAGE_SIDE})",
+    )
+    p.add_argument(
         "--target-frr",
         type=float,
         default=0.01,
         help="false-reject rate on keep-labelled frames for the suggested threshold (default 0.01)",
     )
     p.add_argument("--model", help="model directory (default: $HIRQA_MODEL or the installed models/hirqa-s)")
-    p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt | torch2trt")
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="inference backend")
     p.add_argument("--input-policy", help="native | max-side:N | crops:KxS (default: the model card's)")
     p.add_argument("--batch", type=int, default=8, help="frames per inference call (default 8)")
     p.add_argument(
@@ -85,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             drop_labels=drop,
             thresholds=args.threshold,
             smoothing=args.smoothing,
+            min_side=args.min_image_side,
             model=args.model,
             backend=args.backend,
             input_policy=args.input_policy,

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
 from hirqa_ros.topics import TRANSPORTS
 
-BACKEND_CHOICES = ("auto", "tensorrt", "torch", "onnxruntime", "torch2trt")
 FROM_MODEL_CARD = None  # default of the thresholds: the loaded model card's calibrated values
 
 
@@ -71,7 +71,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("max_rate_hz", "double", 0.0,
               "Score at most this many frames per second per camera (frames arriving sooner are skipped "
               "and counted as throttled); 0 = as fast as inference allows.", range=(0.0, 1000.0)),
-    ParamSpec("min_image_side", "int", 16,
+    ParamSpec("min_image_side", "int", DEFAULT_MIN_IMAGE_SIDE,
               "Frames whose shorter side is below this many pixels are refused (no score).",
               range=(1, 100000)),
     ParamSpec("hardware_id", "strings", "",
