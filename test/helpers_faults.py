@@ -12,30 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from helpers_node import scene
 
 from hirqa_ros.artifacts import sha256_file
 from hirqa_ros.heads import FAULT_CLASSES, FAULT_HEAD_FILE, FAULT_HEAD_KEY, FaultHead
 
 TOY_CLASSES = ("none", "blur", "low_light")
-
-
-def toy_scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
-    """A sharp synthetic scene (shapes, edges, texture), reproducible."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([80 + 100 * x / w, 90 + 80 * y / h, 150 - 60 * x / w], axis=2).astype(np.uint8)
-    for _ in range(14):
-        c = tuple(int(v) for v in rng.integers(0, 255, 3))
-        p = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        q = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        if rng.random() < 0.5:
-            cv2.circle(img, p, int(rng.integers(3, max(4, h // 4))), c, -1)
-        else:
-            cv2.rectangle(img, p, q, c, -1)
-    noise = rng.integers(-12, 13, img.shape)
-    return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
 def toy_condition(rgb: np.ndarray, cls: str) -> np.ndarray:
@@ -51,25 +33,28 @@ def toy_condition(rgb: np.ndarray, cls: str) -> np.ndarray:
     raise ValueError(cls)
 
 
-def toy_frames(seeds: tuple[int, ...] = (0, 1), h: int = 96, w: int = 128) -> dict[str, list[np.ndarray]]:
+def toy_frames(seeds: tuple[int, ...] = (0, 1, 2, 3), h: int = 96, w: int = 128) -> dict[str, list]:
     """Per toy class, one frame per scene seed."""
-    scenes = [toy_scene(h, w, s) for s in seeds]
+    scenes = [scene(h, w, s) for s in seeds]
     return {c: [toy_condition(s, c) for s in scenes] for c in TOY_CLASSES}
 
 
 def fit_toy_head(embeddings: dict[str, np.ndarray]) -> FaultHead:
-    """A nearest-centroid linear head over ``FAULT_CLASSES`` from a few embeddings per class (a test
-    fixture, see the module docstring); classes without embeddings are never predicted."""
-    all_x = np.concatenate(list(embeddings.values())).astype(np.float64)
-    mean = all_x.mean(axis=0)
-    scale = np.full(all_x.shape[1], all_x.std(axis=0).mean() + 1e-6)
-    w = np.zeros((all_x.shape[1], len(FAULT_CLASSES)))
-    b = np.full(len(FAULT_CLASSES), -1e4)
-    for cls, x in embeddings.items():
-        c = ((np.asarray(x, np.float64) - mean) / scale).mean(axis=0)
-        j = FAULT_CLASSES.index(cls)
-        w[:, j], b[j] = c, -0.5 * float(c @ c)
-    return FaultHead([(w, b)], mean, scale, temperature=float(np.sqrt(all_x.shape[1])))
+    """A linear head over ``FAULT_CLASSES`` fitted by ridge regression to one-hot targets on a few
+    embeddings per class (a test fixture, see the module docstring): it reproduces the classes of the
+    frames it was fitted on; classes without embeddings get a logit near 0 and never win there."""
+    names = list(embeddings)
+    x = np.concatenate([np.asarray(embeddings[c], np.float64) for c in names])
+    y = np.zeros((len(x), len(FAULT_CLASSES)))
+    row = 0
+    for c in names:
+        n = len(embeddings[c])
+        y[row:row + n, FAULT_CLASSES.index(c)] = 1.0
+        row += n
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-3
+    z = (x - mean) / scale
+    w = z.T @ np.linalg.solve(z @ z.T + 1e-3 * np.eye(len(z)), y)  # (D, C), min-norm ridge solution
+    return FaultHead([(w, np.zeros(len(FAULT_CLASSES)))], mean, scale, temperature=0.1)
 
 
 def with_head(model_dir: str | Path, head: FaultHead, dst: str | Path) -> Path:
