@@ -142,3 +142,41 @@ def test_shipped_model_names_blur_dark_and_haze_over_dds(default_model_dir, tmp_
         node.stop()
     got = [r.fault for r in reports]
     assert got == [c for c, _ in conditions], [(r.fault, r.fault_confidence, r.score) for r in reports]
+
+
+def test_docs_example_slows_down_on_motion_blur():
+    """The rclpy example of docs/faults.md runs: it reads real quality messages (built by the
+    project's own builder) and lowers the speed limit after `frames` motion-blurred ones."""
+    import re
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    from hirqa_ros.decision import Level
+    from hirqa_ros.quality_msg import quality_status_fields
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "faults.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    ns: dict = {"__name__": "docs_example"}
+    exec(compile(code, "docs/faults.md", "exec"), ns)
+
+    def quality(fault: str, conf: float) -> DiagnosticArray:
+        f = quality_status_fields("/camera/image_raw", 0.3, Level.ERROR, 0.3, Thresholds(), "onnxruntime",
+                                  fault=fault, fault_confidence=conf, fault_top3=[(fault, conf)])
+        st = DiagnosticStatus(level=bytes([f["level"]]), name=f["name"], message=f["message"],
+                              hardware_id=f["hardware_id"])
+        st.values = [KeyValue(key=k, value=v) for k, v in f["values"]]
+        return DiagnosticArray(status=[st])
+
+    rclpy.init()  # the example uses the default context, as a node's main() does
+    try:
+        node = ns["SlowDownOnMotionBlur"]()
+        sent = []
+        publish = node.pub.publish
+        node.pub.publish = lambda m: (sent.append(m.data), publish(m))  # observe what it publishes
+        for fault, conf in [("motion_blur", 0.9)] * 3 + [("motion_blur", 0.2), ("haze", 0.9)]:
+            node.on_quality(quality(fault, conf))
+        assert sent == [1.5, 1.5, 0.5, 1.5, 1.5]
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
