@@ -20,6 +20,7 @@ from launch import LaunchDescription
 PARAMETER_ARGS = {
     "image_transport": "raw | compressed (default: the params file's)",
     "backend": "auto | tensorrt | torch | onnxruntime | torch2trt (default: the params file's)",
+    "engine_path": "pre-built TensorRT engine (.plan); default: the params file's (empty = build/cache one)",
     "model_path": "model directory (default: the params file's; there empty = the installed model)",
     "autostart": "true: configure + activate at start; false: wait for lifecycle transitions",
     "use_sim_time": "true when replaying a bag with --clock",

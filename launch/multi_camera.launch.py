@@ -22,6 +22,7 @@ PARAMETER_ARGS = {
     "image_topics": "comma-separated base topics (default: the params file's)",
     "image_transport": "raw | compressed, or a comma-separated list with one per topic",
     "backend": "auto | tensorrt | torch | onnxruntime | torch2trt",
+    "engine_path": "pre-built TensorRT engine (.plan); default: the params file's (empty = build/cache one)",
     "model_path": "model directory (default: the params file's)",
     "max_rate_hz": "score at most this many frames/s per camera; 0 = no limit",
     "autostart": "true: configure + activate at start; false: wait for lifecycle transitions",

@@ -38,8 +38,16 @@ UNCONFIGURED, INACTIVE, ACTIVE, FINALIZED = 1, 2, 3, 4
 CONFIGURE, CLEANUP, ACTIVATE, DEACTIVATE, UNCONFIGURED_SHUTDOWN = 1, 2, 3, 4, 5
 
 
-def _endpoint_qos(infos, node_name="hirqa_node"):
-    ours = [i for i in infos if i.node_name == node_name]
+def _endpoint_qos(get_infos, topic, node_name="hirqa_node", timeout=20.0):
+    """The QoS of the node's endpoint on ``topic`` as the DDS graph reports it. The graph learns a
+    participant's node names after its endpoints (`_NODE_NAME_UNKNOWN_` until then): poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        infos = get_infos(topic)
+        ours = [i for i in infos if i.node_name == node_name]
+        if len(ours) == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(ours) == 1, [(i.node_name, i.node_namespace) for i in infos]
     return ours[0].qos_profile
 
@@ -100,9 +108,9 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
         assert client.lifecycle(fqn, ACTIVATE) and client.lifecycle(fqn) == ACTIVE
         node.wait_ready()
         client.wait_matched(["/r1/image/compressed"])
-        sub_qos = _endpoint_qos(client.node.get_subscriptions_info_by_topic("/r1/image/compressed"))
-        acc_qos = _endpoint_qos(client.node.get_publishers_info_by_topic("/r1/image_accepted/compressed"))
-        q_qos = _endpoint_qos(client.node.get_publishers_info_by_topic("/r1/image_quality"))
+        sub_qos = _endpoint_qos(client.node.get_subscriptions_info_by_topic, "/r1/image/compressed")
+        acc_qos = _endpoint_qos(client.node.get_publishers_info_by_topic, "/r1/image_accepted/compressed")
+        q_qos = _endpoint_qos(client.node.get_publishers_info_by_topic, "/r1/image_quality")
         assert sub_qos.reliability == ReliabilityPolicy.BEST_EFFORT  # sensor data by default
         assert acc_qos.reliability == sub_qos.reliability  # B_accepted mirrors the input
         assert q_qos.reliability == ReliabilityPolicy.RELIABLE
@@ -191,9 +199,9 @@ def test_launch_file_command_line_qos_overrides_and_diagnostics(random_model_dir
                                       f"qos_overrides.{topic}.subscription.depth"])
         assert got == {"backend": "onnxruntime", "stats_window": 50, "hardware_id": "front_cam",
                        "min_image_side": 16, f"qos_overrides.{topic}.subscription.depth": 5}
-        assert _endpoint_qos(client.node.get_subscriptions_info_by_topic(topic)).reliability == \
+        assert _endpoint_qos(client.node.get_subscriptions_info_by_topic, topic).reliability == \
             ReliabilityPolicy.RELIABLE
-        assert _endpoint_qos(client.node.get_publishers_info_by_topic(topic + "_accepted")).reliability == \
+        assert _endpoint_qos(client.node.get_publishers_info_by_topic, topic + "_accepted").reliability == \
             ReliabilityPolicy.RELIABLE
         assert client.node.count_publishers(topic + "_quality") == 1
 

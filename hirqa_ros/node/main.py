@@ -70,6 +70,12 @@ def main(args: list[str] | None = None) -> int:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception as exc:
+            if rclpy.ok():  # a real error while running
+                raise
+            # SIGINT/SIGTERM shut rclpy down while the executor was taking a message (seen here:
+            # "Unable to convert call argument '0'" from take_message): that is the requested stop
+            logging.getLogger(NODE_NAME).debug(f"executor stopped by the shutdown: {type(exc).__name__}: {exc}")
         finally:
             node.stop()
             executor.shutdown(timeout_sec=1.0)

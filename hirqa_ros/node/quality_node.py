@@ -43,7 +43,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from hirqa_ros.decision import Hysteresis, Level, Thresholds
 from hirqa_ros.imgmsg import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
 from hirqa_ros.monitor import CameraMonitor, Checked, FrameResult, run_frames
-from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, ParamSpec, is_known
+from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, ParamSpec, engine_options, is_known
 from hirqa_ros.node.stats import CameraStats
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 from hirqa_ros.quality_msg import NODE_NAME, quality_status_fields
@@ -237,7 +237,7 @@ class QualityNode(LifecycleNode):
         self.transition_error = ""
         p = self._static_params()
         cameras = self._camera_topics(p)
-        self.scorer = self._load_scorer(p)
+        self.scorer = self._load_scorer(p, len(cameras))
         card = self.scorer.thresholds
         for name, value in (("warn_threshold", card.warn), ("error_threshold", card.error)):
             if not self.has_parameter(name):  # a later configure keeps what was set at run time
@@ -360,16 +360,12 @@ class QualityNode(LifecycleNode):
             self._log_warning(f"QoS override(s) for topics this node does not use: {', '.join(unused)} "
                               "(the topic part must be the fully qualified name, see the READY line)")
 
-    def _load_scorer(self, p: dict[str, Any]):
+    def _load_scorer(self, p: dict[str, Any], n_cameras: int):
         from hirqa_ros import load_scorer
 
         kwargs: dict[str, Any] = {"model": p["model_path"] or None, "backend": p["backend"],
-                                  "input_policy": p["input_policy"] or None, "device": p["device"] or None}
-        if p["engine_cache_dir"]:  # TensorRT engine cache (backend options, see hirqa_ros.backends)
-            kwargs["cache_dir"] = p["engine_cache_dir"]
-            kwargs["trt_cache_dir"] = p["engine_cache_dir"]
-        if p["force_engine_update"]:
-            kwargs["force_engine_update"] = True
+                                  "input_policy": p["input_policy"] or None, "device": p["device"] or None,
+                                  **engine_options(p, n_cameras)}  # TensorRT cache, engine, profile
         self._log.info(f"loading model {kwargs['model'] or '(default)'} with backend={p['backend']} ... "
                        "(building a TensorRT engine can take minutes; the node is ready only after it)")
         t0 = time.perf_counter()
