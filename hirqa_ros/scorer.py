@@ -38,7 +38,8 @@ class Inference:
 
     scores: np.ndarray  # (N,) float32 in (0, 1), higher = better
     embeddings: np.ndarray | None  # (N, D) float32 pooled embeddings; None when the model has none
-    fault_probs: np.ndarray | None = None  # (N, C) fault-class probabilities; None without a fault head
+    # (N, C) fault-class probabilities over heads.FAULT_CLASSES; None when the model dir has no fault head
+    fault_probs: np.ndarray | None = None
 
 
 class Scorer:
@@ -57,11 +58,9 @@ class Scorer:
         self.batch_size = max(1, int(batch_size or getattr(backend, "max_batch", 8)))
         self.staging = StagingPool(getattr(backend, "alloc_host", numpy_alloc))
         self._zero_copy = str(getattr(backend, "device", "cpu")) == "cpu"
+        # the fault head runs in numpy on the embedding, after any backend
         self.fault_head: FaultHead | None = load_fault_head(artifact)
         self._warned_no_embedding = False
-        if self.fault_head is not None:
-            log.info("fault head: %d classes on the %d-d embedding (%s)", len(self.fault_head.classes),
-                     self.fault_head.dim, artifact.file("fault_head"))
 
     @property
     def fault_classes(self) -> tuple[str, ...] | None:
@@ -131,7 +130,7 @@ class Scorer:
         probs = None
         if self.fault_head is not None and n:
             if embeddings is not None:
-                probs = self.fault_head.predict(embeddings)
+                probs = self.fault_head.predict(embeddings).astype(np.float32)
             elif not self._warned_no_embedding:
                 self._warned_no_embedding = True
                 log.warning("the model has a fault head but backend %s returned no embedding, so frames "
@@ -155,7 +154,8 @@ class Scorer:
     def describe(self) -> str:
         return (
             f"model {self.model_name} ({self.model_dir}), backend {self.backend} on {self.device} "
-            f"({self.precision}), input policy {self.input_policy}"
+            f"({self.precision}), input policy {self.input_policy}, "
+            + (f"fault head ({len(self.fault_head.classes)} classes)" if self.fault_head else "no fault head")
         )
 
 

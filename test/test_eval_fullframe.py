@@ -104,3 +104,33 @@ def test_hirqa_eval_full_frame_end_to_end(random_model_dir, tmp_path, capsys):
 def test_hirqa_eval_full_frame_rejects_bad_sizes(tmp_path):
     assert main(["eval", "--full-frame", "--no-model", "--frame-sizes", "640by480",
                  "--images", str(tmp_path)]) == 2
+
+
+def test_hirqa_eval_full_frame_reports_the_fault_class(random_model_dir, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    from hirqa_ros.artifacts import sha256_file
+    from hirqa_ros.heads import FAULT_HEAD_FILE, FaultHead
+
+    d = tmp_path / "model"
+    shutil.copytree(random_model_dir, d)
+    r = np.random.default_rng(0)
+    FaultHead([(r.normal(size=(1024, len(FAULT_CLASSES))), np.zeros(len(FAULT_CLASSES)))],
+              np.zeros(1024), np.ones(1024)).save(d / FAULT_HEAD_FILE)
+    card = yaml.safe_load((d / "model.yaml").read_text())
+    card["files"]["fault_head"] = {"path": FAULT_HEAD_FILE, "sha256": sha256_file(d / FAULT_HEAD_FILE)}
+    (d / "model.yaml").write_text(yaml.safe_dump(card))
+    photos = tmp_path / "val"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), synthetic_scene(120, 160, seed=3))
+    out, png = tmp_path / "ff.json", tmp_path / "conf.png"
+    rc = main(["eval", "--full-frame", "--model", str(d), "--backend", "onnxruntime", "--images", str(photos),
+               "--frame-sizes", "96x64", "--types", "haze", "jpeg_camera", "--json", str(out),
+               "--confusion", str(png), "--no-progress", "--no-cues"])
+    assert rc == 0
+    assert "fault class, images with severity >= 3" in capsys.readouterr().out
+    rep = json.loads(out.read_text())["faults"]
+    assert set(rep["per_type"]) == {"haze", "jpeg_camera"} and 0 <= rep["accuracy_drop_level"] <= 1
+    assert cv2.imread(str(png)) is not None

@@ -85,3 +85,44 @@ def test_model_dir_with_and_without_a_head(random_model_dir, tmp_path):
     (d / FAULT_HEAD_FILE).write_bytes((d / FAULT_HEAD_FILE).read_bytes() + b"x")
     with pytest.raises(ArtifactError, match="sha256 mismatch"):
         load_artifact(d)
+
+
+def _with_head(random_model_dir, tmp_path) -> tuple:
+    d = tmp_path / "with_head"
+    shutil.copytree(random_model_dir, d)
+    head = _head(hidden=8, dim=1024, seed=3)
+    head.save(d / FAULT_HEAD_FILE)
+    card = yaml.safe_load((d / "model.yaml").read_text())
+    card["files"]["fault_head"] = {"path": FAULT_HEAD_FILE, "sha256": sha256_file(d / FAULT_HEAD_FILE)}
+    (d / "model.yaml").write_text(yaml.safe_dump(card))
+    return d, head
+
+
+def test_scorer_adds_fault_probabilities_when_the_model_has_a_head(random_model_dir, tmp_path):
+    from helpers_eval import synthetic_scene
+
+    from hirqa_ros import load_scorer
+
+    frames = [synthetic_scene(64, 96, seed=i) for i in range(3)]
+    plain = load_scorer(random_model_dir, backend="onnxruntime")
+    assert plain.fault_head is None and plain.infer(frames).fault_probs is None
+    d, head = _with_head(random_model_dir, tmp_path)
+    scorer = load_scorer(d, backend="onnxruntime")
+    out = scorer.infer(frames)
+    assert out.embeddings is not None and out.fault_probs.shape == (3, len(FAULT_CLASSES))
+    assert np.allclose(out.fault_probs, head.predict(out.embeddings), atol=1e-6)
+    assert np.allclose(out.scores, plain.score(frames), atol=1e-6)  # the head does not touch the score
+    assert "fault head (10 classes)" in scorer.describe()
+
+
+def test_torch_and_onnxruntime_agree_on_the_fault_class(random_model_dir, tmp_path):
+    pytest.importorskip("torch")
+    from helpers_eval import synthetic_scene
+
+    from hirqa_ros import load_scorer
+
+    d, _ = _with_head(random_model_dir, tmp_path)
+    frames = [synthetic_scene(96, 128, seed=10 + i) for i in range(4)]
+    a = load_scorer(d, backend="onnxruntime").infer(frames).fault_probs
+    b = load_scorer(d, backend="torch", device="cpu").infer(frames).fault_probs
+    assert np.array_equal(a.argmax(1), b.argmax(1)) and np.allclose(a, b, atol=1e-3)

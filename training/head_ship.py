@@ -23,10 +23,14 @@ log = logging.getLogger("hirqa.head_ship")
 CUE_NAMES = ("laplacian_var", "tenengrad", "exposure", "dark_channel", "noise")
 
 
-def _table(report: dict, metric: str, title: str) -> list[str]:
+def _table(report: dict, metric: str, title: str, keep: bool = False) -> list[str]:
     new, old = report["val_new"], report["val_shipped"]
     cues = report.get("val_cue_summaries") or {}
-    cols = ["new (this model)", "previous default", *[c for c in CUE_NAMES if c in cues]]
+    heads = ["new (this model)", "previous default"]
+    if keep:  # the refit was not shipped: this model is the previous fc.0
+        new, old = old, new
+        heads = ["this model", "refit fc.0 (not shipped)"]
+    cols = [*heads, *[c for c in CUE_NAMES if c in cues]]
     lines = [
         f"#### {title}",
         "",
@@ -67,9 +71,11 @@ def fault_section(frep: dict) -> list[str]:
     return [*lines, ""]
 
 
-def card_sections(report: dict) -> str:
+def card_sections(report: dict, keep: bool = False) -> str:
     n = report["val_new"]["pooled"]
     o = report["val_shipped"]["pooled"]
+    if keep:
+        return _kept_sections(report)
     lines = [
         "",
         "## Full-frame evaluation (shipping decision)",
@@ -90,7 +96,39 @@ def card_sections(report: dict) -> str:
     return "\n".join(lines)
 
 
-def ship(heads: Path, model: str | None, out: Path, hardware: str, note: str | None = None) -> Path:
+def _kept_sections(report: dict) -> str:
+    s, r = report["val_shipped"]["pooled"], report["val_new"]["pooled"]
+    lines = [
+        "",
+        "## Full-frame evaluation (shipping decision)",
+        "",
+        f"`hirqa eval --full-frame` protocol: {report['val_new']['n_views']} held-out photos as whole "
+        "camera frames (640x480, 1280x720, 1920x1080 in turn), distortions rendered at that resolution, "
+        f"each frame scored whole with the card's input policy; {report['val_new']['n_types']} types x "
+        "levels 0..5. Columns: this model; the score head `fc.0` refit on CPU on the frozen embedding "
+        f"(training/head_fit.py), which was NOT shipped: it raised pooled AUROC ({r['auroc']:.3f} vs "
+        f"{s['auroc']:.3f}) and SROCC across content ({r['srocc']:.3f} vs {s['srocc']:.3f}) but lowered "
+        f"the ladder SROCC ({r['ladder_srocc']:.3f} vs {s['ladder_srocc']:.3f}), and the rule is to ship "
+        "only when both AUROC and ladder SROCC improve; "
+        "the classical cues.",
+        "",
+    ]
+    lines += _table(report, "auroc", "AUROC keep (level 0-1) vs drop (level >= 3)", keep=True)
+    lines += _table(report, "ladder_srocc", "ladder SROCC", keep=True)
+    lines += _table(report, "srocc", "SROCC pooled across content", keep=True)
+    if report.get("fault_val"):
+        lines += fault_section(report["fault_val"])
+    return "\n".join(lines)
+
+
+def ship(
+    heads: Path,
+    model: str | None,
+    out: Path,
+    hardware: str,
+    note: str | None = None,
+    keep_score_head: bool = False,
+) -> Path:
     import torch
 
     from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, atomic_write_bytes, load_artifact, sha256_file
@@ -100,29 +138,35 @@ def ship(heads: Path, model: str | None, out: Path, hardware: str, note: str | N
     report = json.loads((heads / "report.json").read_text())
     art = load_artifact(model)
     sd = dict(art.state_dict())
-    z = np.load(heads / "score_head.npz")
-    sd["fc.0.weight"] = torch.from_numpy(z["weight"].reshape(1, -1).astype(np.float32))
-    sd["fc.0.bias"] = torch.from_numpy(np.asarray(z["bias"], np.float32).reshape(1))
+    if not keep_score_head:
+        z = np.load(heads / "score_head.npz")
+        sd["fc.0.weight"] = torch.from_numpy(z["weight"].reshape(1, -1).astype(np.float32))
+        sd["fc.0.bias"] = torch.from_numpy(np.asarray(z["bias"], np.float32).reshape(1))
+    this, other = ("val_shipped", "val_new") if keep_score_head else ("val_new", "val_shipped")
     card = {k: v for k, v in art.card.items() if k not in ("files", "export", "format")}
-    cal = report["calibration_new"]
+    cal = report["calibration_shipped" if keep_score_head else "calibration_new"]
     card["thresholds"] = {
         "warn": round(cal["warn"], 4),
         "error": round(cal["error"], 4),
         "calibrated": True,
+        "rule": "warn: <= 5 % of keep frames (level 0-1) below; error: <= 1 %",
         "calibration": "full-frame protocol, validation keep frames (pristine + level 1): "
         f"warn rejects {cal['warn_false_reject_rate']:.1%} of them "
         f"({cal['drop_recall_at_warn']:.1%} of drop frames caught), error "
         f"{cal['error_false_reject_rate']:.1%} ({cal['drop_recall_at_error']:.1%})",
     }
     metrics = dict(card.get("metrics") or {})
-    metrics.pop("validation_synthetic", None)  # crop-protocol numbers of the previous fc.0: kept in lineage
+    if not keep_score_head:
+        metrics.pop("validation_synthetic", None)  # crop-protocol numbers of the previous fc.0
     metrics["validation_full_frame"] = {
-        "pooled": report["val_new"]["pooled"],
-        "per_type_auroc": {t: round(v["auroc"], 4) for t, v in report["val_new"]["per_type"].items()},
+        "pooled": report[this]["pooled"],
+        "per_type_auroc": {t: round(v["auroc"], 4) for t, v in report[this]["per_type"].items()},
         "per_type_ladder_srocc": {
-            t: round(v["ladder_srocc"], 4) for t, v in report["val_new"]["per_type"].items()
+            t: round(v["ladder_srocc"], 4) for t, v in report[this]["per_type"].items()
         },
-        "previous_default_pooled": report["val_shipped"]["pooled"],
+        ("refit_fc0_not_shipped_pooled" if keep_score_head else "previous_default_pooled"): report[other][
+            "pooled"
+        ],
         "cues_pooled": report.get("val_cues", {}),
     }
     frep = report.get("fault_val")
@@ -147,21 +191,27 @@ def ship(heads: Path, model: str | None, out: Path, hardware: str, note: str | N
                 "objective": "within-ladder rank + keep-vs-drop + cross-content pairs + anchor + L2 to "
                 "the previous fc.0",
                 "config": report.get("score_config"),
+                "shipped": not keep_score_head,
+                "val_full_frame_pooled": report["val_new"]["pooled"],
             },
             "fault_head": {
                 "config": report.get("fault_config"),
                 "temperature": report.get("fault_temperature"),
             },
             "hardware": hardware,
-            "val_full_frame_pooled": report["val_new"]["pooled"],
+            "val_full_frame_pooled": report[this]["pooled"],
             **({"note": note} if note else {}),
         }
     )
     card["lineage"] = lineage
     card["description"] = (
         str(card.get("description", "")).strip()
-        + " Score head fc.0 refit on CPU on the frozen embedding (full-frame ladders); "
-        "with a fault-class head."
+        + (
+            " With a fault-class head on the frozen embedding (fault_head.npz)."
+            if keep_score_head
+            else " Score head fc.0 refit on CPU on the frozen embedding (full-frame ladders); "
+            "with a fault-class head."
+        )
     ).strip()
     out.mkdir(parents=True, exist_ok=True)
     write_model_dir(out, sd, art.variant, card)
@@ -181,7 +231,7 @@ def ship(heads: Path, model: str | None, out: Path, hardware: str, note: str | N
         "temperature": round(head.temperature, 4),
     }
     atomic_write_bytes(out / CARD_FILE, yaml.safe_dump(full, sort_keys=False).encode())
-    human = _render_human_card(full) + card_sections(report)
+    human = _render_human_card(full) + card_sections(report, keep_score_head)
     atomic_write_bytes(out / HUMAN_CARD_FILE, human.encode())
     load_artifact(out)  # every sha256 checks out
     log.info("shipped %s", out)
@@ -195,9 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--hardware", default="2-core dev VM CPU (AMD EPYC), shared with other jobs, no GPU")
     p.add_argument("--note", default=None)
+    p.add_argument(
+        "--keep-score-head",
+        action="store_true",
+        help="keep the parent's fc.0 (the refit did not improve): ship the fault head only",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    ship(Path(args.heads), args.model, Path(args.out), args.hardware, args.note)
+    ship(Path(args.heads), args.model, Path(args.out), args.hardware, args.note, args.keep_score_head)
     return 0
 
 
