@@ -75,7 +75,8 @@ def main(args: list[str] | None = None) -> int:
                 raise
             # SIGINT/SIGTERM shut rclpy down while the executor was taking a message (seen here:
             # "Unable to convert call argument '0'" from take_message): that is the requested stop
-            logging.getLogger(NODE_NAME).debug(f"executor stopped by the shutdown: {type(exc).__name__}: {exc}")
+            logging.getLogger(NODE_NAME).debug(f"executor stopped by the shutdown: {type(exc).__name__}: "
+                                               f"{exc}")
         finally:
             node.stop()
             executor.shutdown(timeout_sec=1.0)
