@@ -70,3 +70,34 @@ def test_fault_head_learns_the_type_directions(hidden):
     assert acc["drop_level"] > 0.95 and acc["pristine_none"] == 1.0
     assert set(acc["per_class"]) == {"blur", "motion_blur", "haze", "compression", "other"}
     assert head.classes == FAULT_CLASSES and head.temperature > 0
+
+
+def test_clean_views_join_as_none_and_keep_examples():
+    from hirqa_ros.training.head_fit import with_clean
+
+    emb = toy_embeddings(views=8, content_std=0.3)
+    s = flatten(emb, TYPES, np.arange(6))
+    clean = emb[6:, 0, 0] + 0.01  # two more clean views
+    both = with_clean(s, clean)
+    assert len(both.x) == len(s.x) + 2 and (both.level[-2:] == 0).all() and (both.type_idx[-2:] == -1).all()
+    w0 = np.zeros(emb.shape[-1], np.float32)
+    w, _, log = fit_score_head(emb, w0, 0.0, np.arange(6), ScoreHeadConfig(steps=30, pairs_per_step=2_000),
+                               extra_keep=clean)
+    assert np.isfinite(w).all() and np.isfinite(log["loss"])
+
+
+def test_embedding_cache_round_trip(tmp_path):
+    from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores
+    from hirqa_ros.training.embeddings import load, pristine_views, save
+
+    emb = toy_embeddings(views=2)
+    cfg = ProtocolConfig(crop=64, resize_side=0, frame_sizes=((96, 64),))
+    ps = ProtocolScores(TYPES, ["g"] * len(TYPES), ["a#0@96x64/64", "b#0@96x64/64"], cfg,
+                        {"model": np.random.default_rng(0).random((2, len(TYPES), 6))}, {"model": emb})
+    save(tmp_path / "e.npz", ps)
+    back, e = load(tmp_path / "e.npz")
+    assert back.types == TYPES and back.view_names == ps.view_names and back.config == cfg
+    assert np.allclose(back.scores["model"], ps.scores["model"]) and np.allclose(e, emb, atol=2e-2)
+    photo = (np.random.default_rng(1).random((200, 300, 3)) * 255).astype(np.uint8)
+    views = pristine_views([("p", photo)], 4, 48)
+    assert len(views) == 4 and all(v.shape == (48, 48, 3) for v in views)
