@@ -4,6 +4,9 @@ Per call the host cuts the input-policy views (slices, no copies where the polic
 copies them once into a reusable staging buffer (pinned for CUDA backends); a single contiguous
 frame on a CPU backend goes in without any copy. Normalisation runs in the backend's graph.
 
+When the model directory has a fault head (``heads.FaultHead``), :meth:`Scorer.infer` applies it to
+the embeddings and returns class probabilities beside the scores; without one it reports none.
+
 ``load_scorer()`` picks the model (default: the installed ``models/hirqa-s``) and the backend
 (``auto``: TensorRT -> torch on CUDA -> ONNX Runtime on the CPU, logging why).
 """
@@ -57,6 +60,12 @@ class Scorer:
         self._zero_copy = str(getattr(backend, "device", "cpu")) == "cpu"
         # the fault head runs in numpy on the embedding, after any backend
         self.fault_head: FaultHead | None = load_fault_head(artifact)
+        self._warned_no_embedding = False
+
+    @property
+    def fault_classes(self) -> tuple[str, ...] | None:
+        """The fault head's classes, None when the model has no fault head."""
+        return None if self.fault_head is None else self.fault_head.classes
 
     @property
     def backend(self) -> str:
@@ -87,7 +96,7 @@ class Scorer:
         """Scores and embeddings of ``frames`` (HxWx3 uint8 RGB, or BGR with ``bgr=True`` or a flag
         per frame; other pixel formats are converted). Pass frames as decoded (views are fine):
         the one pixel copy, BGR swap included, happens while staging. Crops of one frame are
-        averaged (scores and embeddings)."""
+        averaged (scores and embeddings); the fault head, when any, runs on the averaged embedding."""
         frames = list(frames)
         n = len(frames)
         total = np.zeros(n, np.float64)
@@ -119,8 +128,14 @@ class Scorer:
         div = np.maximum(count, 1)
         embeddings = None if emb_total is None else (emb_total / div[:, None]).astype(np.float32)
         probs = None
-        if self.fault_head is not None and embeddings is not None and n:
-            probs = self.fault_head.predict(embeddings).astype(np.float32)
+        if self.fault_head is not None and n:
+            if embeddings is not None:
+                probs = self.fault_head.predict(embeddings).astype(np.float32)
+            elif not self._warned_no_embedding:
+                self._warned_no_embedding = True
+                log.warning("the model has a fault head but backend %s returned no embedding, so frames "
+                            "get no fault class (re-export the ONNX/engine with `hirqa export`: it outputs "
+                            "`embedding`)", self.backend)
         return Inference((total / div).astype(np.float32), embeddings, probs)
 
     def score(self, frames: Sequence[np.ndarray], bgr: bool | Sequence[bool] = False) -> np.ndarray:
