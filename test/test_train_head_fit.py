@@ -11,6 +11,8 @@ from hirqa_ros.heads import FAULT_CLASSES
 from hirqa_ros.training.head_fit import (
     FaultHeadConfig,
     ScoreHeadConfig,
+    cv_fault_head,
+    cv_score_head,
     fault_accuracy,
     fit_fault_head,
     fit_score_head,
@@ -72,6 +74,34 @@ def test_fault_head_learns_the_type_directions(hidden):
     assert head.classes == FAULT_CLASSES and head.temperature > 0
 
 
+def _toy_protocol(emb: np.ndarray):
+    from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores
+
+    names = [f"photo{v // 2}#{v % 2}@96x64" for v in range(emb.shape[0])]  # two views per photo
+    return ProtocolScores(TYPES, ["g"] * len(TYPES), names, ProtocolConfig(crop=0, resize_side=0))
+
+
+def test_cross_validation_scores_held_out_photos():
+    """Photo-fold CV: a refit from a head that knows nothing beats it on the held-out folds; the
+    out-of-fold fault predictions cover every view once and are right on the toy set."""
+    from hirqa_ros.training.head_fit import _photo_folds
+
+    emb = toy_embeddings(views=10, content_std=0.3)
+    ps = _toy_protocol(emb)
+    folds = _photo_folds(ps.view_names, 5)
+    assert [len(set(folds[v] for v in (2 * i, 2 * i + 1))) for i in range(5)] == [1] * 5  # photos stay whole
+    w0 = np.random.default_rng(3).normal(0, 0.01, emb.shape[-1]).astype(np.float32)
+    idx = list(range(len(TYPES)))
+    base = cv_score_head(ps, emb, idx, folds, w0, 0.0, None)
+    cfg = ScoreHeadConfig(steps=100, pairs_per_step=5_000, l2=0.0)
+    refit = cv_score_head(ps, emb, idx, folds, w0, 0.0, cfg)
+    assert refit["auroc"] > 0.95 and refit["ladder_srocc"] > 0.95 and refit["auroc"] > base["auroc"] + 0.2
+    acc, z, s = cv_fault_head(ps, emb, folds, FaultHeadConfig(hidden=0, steps=150))
+    every = flatten(emb, TYPES)
+    assert len(s.x) == len(z) == len(every.x) and sorted(s.view) == sorted(every.view)
+    assert acc["drop_level"] > 0.95
+
+
 def test_clean_views_join_as_none_and_keep_examples():
     from hirqa_ros.training.head_fit import with_clean
 
@@ -88,7 +118,7 @@ def test_clean_views_join_as_none_and_keep_examples():
 
 def test_embedding_cache_round_trip(tmp_path):
     from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores
-    from hirqa_ros.training.embeddings import load, pristine_views, save
+    from hirqa_ros.training.embeddings import load, load_many, pristine_views, save
 
     emb = toy_embeddings(views=2)
     cfg = ProtocolConfig(crop=64, resize_side=0, frame_sizes=((96, 64),))
@@ -98,6 +128,18 @@ def test_embedding_cache_round_trip(tmp_path):
     back, e = load(tmp_path / "e.npz")
     assert back.types == TYPES and back.view_names == ps.view_names and back.config == cfg
     assert np.allclose(back.scores["model"], ps.scores["model"]) and np.allclose(e, emb, atol=2e-2)
+    ps2 = ProtocolScores(TYPES, ["g"] * len(TYPES), ["c#0@96x64/64"], cfg,
+                         {"model": np.zeros((1, len(TYPES), 6))}, {"model": emb[:1]})
+    save(tmp_path / "f.npz", ps2)
+    joined, ej = load_many([tmp_path / "e.npz", tmp_path / "f.npz"])
+    assert joined.view_names == [*ps.view_names, "c#0@96x64/64"] and ej.shape == (3, *emb.shape[1:])
+    assert joined.scores["model"].shape == (3, len(TYPES), 6) and (joined.scores["model"][2] == 0).all()
+    ps2.types = TYPES[::-1]
+    save(tmp_path / "g.npz", ps2)
+    with pytest.raises(ValueError, match="different types"):
+        load_many([tmp_path / "e.npz", tmp_path / "g.npz"])
     photo = (np.random.default_rng(1).random((200, 300, 3)) * 255).astype(np.uint8)
     views = pristine_views([("p", photo)], 4, 48)
     assert len(views) == 4 and all(v.shape == (48, 48, 3) for v in views)
+    whole = pristine_views([("p", photo)], 3, 0)
+    assert sorted(v.shape[:2] for v in whole) == [(480, 640), (720, 1280), (1080, 1920)]
