@@ -177,7 +177,9 @@ def validate_card(card: dict[str, Any], where: str | os.PathLike = CARD_FILE) ->
     _card_thresholds(card.get("thresholds"), where)
     files = card.get("files")
     if not isinstance(files, dict) or not files:
-        raise ArtifactError(f"{where}: no 'files' section (the card must list weights and/or onnx with sha256)")
+        raise ArtifactError(
+            f"{where}: no 'files' section (the card must list weights and/or onnx with sha256)"
+        )
     if not (files.get("weights") or files.get("onnx")):
         raise ArtifactError(f"{where}: 'files' lists neither 'weights' nor 'onnx'")
     for key, entry in files.items():
@@ -187,9 +189,12 @@ def validate_card(card: dict[str, Any], where: str | os.PathLike = CARD_FILE) ->
             raise ArtifactError(f"{where}: files.{key} needs a 'path'")
         rel = Path(entry["path"])
         if rel.is_absolute() or ".." in rel.parts:
-            raise ArtifactError(f"{where}: files.{key}.path {entry['path']!r} must stay inside the model directory")
+            raise ArtifactError(
+                f"{where}: files.{key}.path {entry['path']!r} must stay inside the model directory"
+            )
         want = entry.get("sha256")
-        if not (isinstance(want, str) and len(want) == 64 and all(c in "0123456789abcdef" for c in want.lower())):
+        hexdigits = "0123456789abcdef"
+        if not (isinstance(want, str) and len(want) == 64 and all(c in hexdigits for c in want.lower())):
             raise ArtifactError(
                 f"{where}: files.{key} has no valid sha256, so {entry['path']} cannot be verified; "
                 f"add `sha256: <sha256sum of the file>` or re-export the model directory"

@@ -16,6 +16,17 @@ except ImportError:
     torch = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_stale_dds_shm():
+    """Remove Fast DDS shared-memory files whose processes are gone, before and after the run
+    (the node tests kill publishers on purpose; see helpers_node.clean_stale_dds_shm)."""
+    from helpers_node import clean_stale_dds_shm
+
+    clean_stale_dds_shm()
+    yield
+    clean_stale_dds_shm()
+
+
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory):
     """A complete model directory (weights.pth, model.onnx, cards) with seeded RANDOM HiRQA-S

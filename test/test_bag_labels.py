@@ -73,7 +73,8 @@ def test_bad_labels_are_explained(tmp_path, text, match):
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("segmets:\n  - {start: 1, end: 2, label: haze}\n", r"unknown key 'segmets' \(did you mean 'segments'\?\)"),
+        ("segmets:\n  - {start: 1, end: 2, label: haze}\n",
+         r"unknown key 'segmets' \(did you mean 'segments'\?\)"),
         ("origin_ns: 0\nsegments:\n  - {start: 1, end: 2, lable: haze, label: x}\n", "did you mean 'label'"),
         ("", "empty"),
         ("# only a comment\n", "empty"),

@@ -36,7 +36,7 @@ def _edit(d, change):
         (lambda c: c["thresholds"].update(warn=0.2, error=0.6), "bad thresholds"),
         (lambda c: c["thresholds"].update(error="low"), "numbers"),
         (lambda c: c.pop("files"), "no 'files' section"),
-        (lambda c: c.update(files={"extra": {"path": "x", "sha256": "0" * 64}}), "neither 'weights' nor 'onnx'"),
+        (lambda c: c.update(files={"extra": {"path": "x", "sha256": "0" * 64}}), "neither 'weights' nor"),
         (lambda c: c["files"]["weights"].pop("sha256"), "files.weights has no valid sha256"),
         (lambda c: c["files"]["onnx"].update(sha256="abc"), "files.onnx has no valid sha256"),
         (lambda c: c["files"]["onnx"].update(path="../../etc/passwd"), "inside the model directory"),

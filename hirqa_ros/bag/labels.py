@@ -22,12 +22,11 @@ or no frame are problems, and labels that match nothing at all are an error.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import difflib
 
 import yaml
 
