@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hirqa_ros.limits import DEFAULT_MAX_DECODE_PIXELS, check_size, declared_size
 from hirqa_ros.preprocess import to_rgb8
 
 IMAGE_EXTS = {
@@ -125,8 +126,9 @@ def not_regular(path: str | os.PathLike) -> str | None:
     return f"skipped: {kind}, not a regular file"
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB; raises ValueError with the reason."""
+def read_image(path: str | os.PathLike, max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB; raises ValueError with the reason (PNG and
+    JPEG sizes are checked against ``max_decode_pixels`` from their headers, before decoding)."""
     path = Path(path)
     why = not_regular(path)
     if why:
@@ -137,6 +139,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
     if data.size == 0:
         raise ValueError("empty file (0 bytes)")
+    size = declared_size(data)
+    if size is not None:
+        check_size(size[0], size[1], max_decode_pixels)
     # 3-channel BGR, EXIF orientation applied, 16-bit kept (converted by to_rgb8), alpha dropped
     img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if img is None or img.size == 0:
