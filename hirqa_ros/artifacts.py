@@ -73,6 +73,34 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def torch_load_weights(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a file that is not a plain weights
+    checkpoint raises :class:`ArtifactError` with a one-line reason. torch's own message advises
+    retrying with ``weights_only=False``, which would run the code in the pickle: never shown."""
+    import pickle
+
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise ArtifactError(f"{p}: not a regular file" if p.exists() else f"{p}: no such file")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, OSError,
+            AttributeError, ImportError, IndexError, KeyError, UnicodeDecodeError) as exc:
+        lines = [x.strip() for x in str(exc).splitlines() if x.strip()] or [type(exc).__name__]
+        first = lines[0]
+        if first.startswith("Weights only load failed"):  # drop torch's advice, keep the reason
+            advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+            reasons = [x for x in lines if not x.startswith(advice) and "weights_only" not in x.lower()]
+            reason = reasons[0] if reasons else "refused by the weights-only reader"
+            first = f"not a plain-tensor checkpoint: {reason.removeprefix('WeightsUnpickler error:').strip()}"
+        raise ArtifactError(
+            f"{p}: not a loadable PyTorch weights file ({first[:200]}); only plain tensors are read "
+            "(weights_only=True), never code"
+        ) from None
+
+
 @dataclass
 class ModelArtifact:
     """A loaded (and verified) model directory."""
@@ -117,11 +145,9 @@ class ModelArtifact:
 
     def state_dict(self) -> dict:
         """The weights as stored (``torch.load(..., weights_only=True)``); needs torch."""
-        import torch
-
         if self.weights is None:
             raise ArtifactError(f"{self.path}: model card lists no weights file")
-        obj = torch.load(self.weights, map_location="cpu", weights_only=True)
+        obj = torch_load_weights(self.weights)
         if not isinstance(obj, dict) or "model_state_dict" not in obj:
             raise ArtifactError(f"{self.weights}: expected a dict with 'model_state_dict'")
         return obj["model_state_dict"]

@@ -331,7 +331,9 @@ def read_official_checkpoint(ckpt: str | os.PathLike) -> dict:
     """The state dict of an authors'-format ``.pth`` (``{"model_state_dict": ...}``)."""
     import torch
 
-    obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+    from hirqa_ros.artifacts import torch_load_weights
+
+    obj = torch_load_weights(ckpt)
     if isinstance(obj, dict) and "model_state_dict" in obj:
         sd = obj["model_state_dict"]
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):

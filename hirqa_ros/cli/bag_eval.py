@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.cli.ranges import ranged
+
 HELP = "score the camera frames of a rosbag2 (sqlite3/MCAP) or ROS 1 bag offline; label metrics, plots"
 
 log = logging.getLogger("hirqa.bag-eval")
@@ -48,20 +50,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--smoothing",
-        type=float,
+        type=ranged(float, 0.0, 0.99),
         default=0.0,
-        help="EMA weight of the past before thresholds, as the node's 'smoothing' (default 0)",
+        help="EMA weight of the past before thresholds, as the node's 'smoothing', 0..0.99 (default 0)",
     )
     p.add_argument(
         "--target-frr",
-        type=float,
+        type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True),
         default=0.01,
-        help="false-reject rate on keep-labelled frames for the suggested threshold (default 0.01)",
+        help="false-reject rate on keep-labelled frames for the suggested threshold, in (0, 1) "
+        "(default 0.01)",
     )
     p.add_argument("--model", help="model directory (default: $HIRQA_MODEL or the installed models/hirqa-s)")
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt | torch2trt")
     p.add_argument("--input-policy", help="native | max-side:N | crops:KxS (default: the model card's)")
-    p.add_argument("--batch", type=int, default=8, help="frames per inference call (default 8)")
+    p.add_argument("--batch", type=ranged(int, 1, 1024), default=8,
+                   help="frames per inference call, 1..1024 (default 8)")
     p.add_argument(
         "--write-bag",
         action="store_true",
