@@ -1,13 +1,17 @@
 """``hirqa_node`` console script: start the quality node (executor thread + inference thread).
 
 Usage: ``hirqa_node --ros-args -p image_topics:="['/camera/image_raw']" -p backend:=onnxruntime``
-(or ``ros2 run hirqa_ros hirqa_node --ros-args ...``). Exits 0 on SIGINT/SIGTERM, 1 when the
-node cannot start (bad parameter, no model, backend unavailable).
+(or ``ros2 run hirqa_ros hirqa_node --ros-args ...``). Exits 0 on SIGINT/SIGTERM, also while
+the model is still loading (a TensorRT engine build can take minutes: loading is abandoned), 1
+when the node cannot start (bad parameter, no model, backend unavailable).
 """
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Callable
+from typing import Any
 
 HELP = __doc__
 
@@ -37,7 +41,12 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         try:
-            node = QualityNode()
+            node = build_interruptibly(QualityNode, rclpy.ok)
+        except Interrupted as exc:
+            rclpy.logging.get_logger(NODE_NAME).info(f"{exc} while starting: loading aborted, exiting")
+            if args is None:
+                _exit_now(0)  # the loading thread may sit in native code: do not wait for it
+            return 0
         except Exception as exc:  # bad parameters, missing model, unusable backend: say why, exit 1
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {type(exc).__name__}: {exc}")
             return 1
@@ -63,6 +72,43 @@ def main(args: list[str] | None = None) -> int:
     if args is None:
         _exit_now(code)
     return code
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while the node was starting."""
+
+
+def build_interruptibly(factory: Callable[[], Any], ok: Callable[[], bool], poll_s: float = 0.1) -> Any:
+    """``factory()`` in a worker thread while the main thread stays free to take signals.
+
+    Python runs signal handlers only in the main thread between bytecodes, so a model load or a
+    TensorRT build in the main thread would hold SIGINT/SIGTERM until it ends. Here rclpy's
+    handlers act at once: SIGINT raises KeyboardInterrupt in this wait, SIGTERM shuts the
+    context down (``ok()`` turns False); both raise :class:`Interrupted`. Otherwise returns what
+    ``factory`` returned or raises what it raised.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = factory()
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="hirqa-node-start", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            if not ok():
+                raise Interrupted("interrupted (SIGINT/SIGTERM)")
+            worker.join(poll_s)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted (SIGINT)") from None
+    if not ok():  # the signal came as the work ended
+        raise Interrupted("interrupted (SIGINT/SIGTERM)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _exit_now(code: int) -> None:
