@@ -152,8 +152,9 @@ def param_arg(name: str, value: Any) -> str:
 class NodeProcess:
     """hirqa_node in a subprocess; its output goes to a log file the tests can read."""
 
-    def __init__(self, params: dict[str, Any], domain: int, log_path: Path, name: str | None = None):
-        cmd = [sys.executable, "-m", "hirqa_ros.node.main", "--ros-args"]
+    def __init__(self, params: dict[str, Any], domain: int, log_path: Path, name: str | None = None,
+                 extra_args: list[str] | None = None):
+        cmd = [sys.executable, "-m", "hirqa_ros.node.main", "--ros-args", *(extra_args or [])]
         if name:
             cmd += ["-r", f"__node:={name}"]
         for k, v in params.items():

@@ -36,7 +36,12 @@ def main(args: list[str] | None = None) -> int:
 
     from hirqa_ros.node.quality_node import NODE_NAME, QualityNode
 
-    rclpy.init(args=argv)
+    try:
+        rclpy.init(args=argv)
+    except Exception as exc:  # rcl refuses the arguments, e.g. a missing or invalid --params-file
+        text = str(exc).split(", at /")[0].strip()
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {text}")
+        return 1
     node = None
     code = 0
     try:
@@ -50,6 +55,8 @@ def main(args: list[str] | None = None) -> int:
         except Exception as exc:  # bad parameters, missing model, unusable backend: say why, exit 1
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {type(exc).__name__}: {exc}")
             return 1
+        for warning in params_file_warnings(argv, node.get_fully_qualified_name()):
+            node.get_logger().warning(warning)
         # Inference has its own thread, so every executor callback is short (store a frame, publish
         # /diagnostics, answer a parameter service) and one executor thread keeps them all
         # responsive. Measured here, rclpy's MultiThreadedExecutor took in 5x fewer frames on
@@ -72,6 +79,45 @@ def main(args: list[str] | None = None) -> int:
     if args is None:
         _exit_now(code)
     return code
+
+
+def params_file_warnings(argv: list[str], fqn: str) -> list[str]:
+    """Warnings for ``--params-file`` files with no section that applies to the node ``fqn``
+    (e.g. a misspelled node name: rcl ignores such sections without a word)."""
+    import difflib
+    from pathlib import Path
+
+    import yaml
+
+    files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--params-file"]
+    out = []
+    for f in files:
+        try:
+            doc = yaml.safe_load(Path(f).read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # rcl already refused it at init
+        if not isinstance(doc, dict):
+            continue
+        keys = [str(k) for k in doc]
+        if not any(_section_applies(k, fqn) for k in keys):
+            name = fqn.rsplit("/", 1)[-1]
+            close = difflib.get_close_matches(name, [k.rsplit("/", 1)[-1] for k in keys], n=1)
+            hint = "" if not close else " (another namespace?)" if close[0] == name else \
+                f" ({close[0]!r}: a typo?)"
+            out.append(f"--params-file {f}: no section applies to this node ({fqn}); its sections are "
+                       f"{', '.join(keys)}{hint}; none of its parameters were applied")
+    return out
+
+
+def _section_applies(key: str, fqn: str) -> bool:
+    """rcl's node-name match of a params-file section (``*`` one name, ``**`` any number)."""
+    import re
+
+    key = key if key.startswith("/") else "/" + key
+    parts = []
+    for token in re.split(r"(/\*\*|\*)", key):
+        parts.append("(/[^/]+)*" if token == "/**" else "[^/]*" if token == "*" else re.escape(token))
+    return re.fullmatch("".join(parts), fqn) is not None
 
 
 class Interrupted(Exception):
