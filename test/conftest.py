@@ -19,12 +19,16 @@ except ImportError:
 @pytest.fixture(scope="session", autouse=True)
 def no_stale_dds_shm():
     """Remove Fast DDS shared-memory files whose processes are gone, before and after the run
-    (the node tests kill publishers on purpose; see helpers_node.clean_stale_dds_shm)."""
+    (the node tests kill publishers on purpose; see helpers_node.clean_stale_dds_shm).
+    HIRQA_TEST_KEEP_DDS_SHM=1 keeps them, to inspect what a run leaves behind."""
     from helpers_node import clean_stale_dds_shm
 
-    clean_stale_dds_shm()
+    keep = os.environ.get("HIRQA_TEST_KEEP_DDS_SHM") == "1"
+    if not keep:
+        clean_stale_dds_shm()
     yield
-    clean_stale_dds_shm()
+    if not keep:
+        clean_stale_dds_shm()
 
 
 @pytest.fixture(scope="session")
