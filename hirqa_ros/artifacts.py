@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 
 from hirqa_ros.decision import Thresholds
+from hirqa_ros.files import atomic_write_bytes  # noqa: F401  (imported from here by the backends)
+from hirqa_ros.preprocess import MEAN, STD, Normalisation
 
 CARD_FILE = "model.yaml"
 HUMAN_CARD_FILE = "MODEL_CARD.md"
@@ -42,26 +44,6 @@ class ArtifactError(RuntimeError):
 
 class NoDefaultModelError(ArtifactError):
     """No model was named and no default model is installed."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -118,7 +100,22 @@ class ModelArtifact:
 
     @property
     def input_policy(self) -> str:
+        """The card's input policy; ``native`` (the authors' whole-frame input) when it names none."""
         return str(self.card.get("input_policy", "native"))
+
+    @property
+    def normalisation(self) -> Normalisation:
+        """The card's ``normalisation`` (RGB in [0, 1], mean, std); the authors' values when absent."""
+        n = self.card.get("normalisation") or {}
+        colour, value_range = str(n.get("colour", "RGB")).upper(), list(n.get("range", [0, 1]))
+        if colour != "RGB" or value_range != [0, 1]:
+            raise ArtifactError(f"{self.path}: normalisation colour {colour} range {value_range} is not "
+                                "supported (expected RGB in [0, 1])")
+        try:
+            return Normalisation(tuple(float(v) for v in n.get("mean", MEAN)),
+                                 tuple(float(v) for v in n.get("std", STD)))
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{self.path}: bad normalisation in {CARD_FILE}: {exc}") from exc
 
     @property
     def thresholds(self) -> Thresholds:

@@ -10,6 +10,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from hirqa_ros.constants import DEFAULT_ERROR_THRESHOLD, DEFAULT_WARN_THRESHOLD
+
 
 class Level(IntEnum):
     OK = 0
@@ -25,8 +27,8 @@ VERDICTS = {Level.OK: "keep", Level.WARN: "drop", Level.ERROR: "drop", Level.STA
 class Thresholds:
     """Score cut-offs; ``error <= warn``, both in [0, 1]."""
 
-    warn: float = 0.5
-    error: float = 0.3
+    warn: float = DEFAULT_WARN_THRESHOLD
+    error: float = DEFAULT_ERROR_THRESHOLD
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.error <= self.warn <= 1.0):
@@ -61,9 +63,9 @@ class FrameGate:
 
 @dataclass
 class Hysteresis:
-    """Camera status over frames, as Autoware's image_diagnostics: the status becomes the mildest
-    level of the last ``raise_after`` frames when all of them were bad, and clears back to OK
-    after ``clear_after`` consecutive OK frames."""
+    """Camera status over frames: the status becomes the mildest level of the last ``raise_after``
+    frames when all of them were bad, and clears back to OK after ``clear_after`` consecutive OK
+    frames (a debounce; Autoware's image_diagnostics, which inspired the per-camera status, has none)."""
 
     raise_after: int = 3
     clear_after: int = 3

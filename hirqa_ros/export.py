@@ -17,13 +17,15 @@ import numpy as np
 import yaml
 
 from hirqa_ros.artifacts import CARD_FILE, FORMAT_VERSION, HUMAN_CARD_FILE, atomic_write_bytes, sha256_file
+from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
+from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
+from hirqa_ros.constants import uncalibrated_thresholds
 from hirqa_ros.preprocess import MEAN, MIN_SIDE, STD
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-INPUT_NAME = "image"
-OUTPUT_NAME = "score"
+
 WEIGHTS_FILE = "weights.pth"
 ONNX_FILE = "model.onnx"
 ONNX_CHECK_TOLERANCE = 1e-4
@@ -288,7 +290,7 @@ def write_model_dir(
     if diff > ONNX_CHECK_TOLERANCE:
         raise RuntimeError(f"exported ONNX disagrees with torch: max abs score diff {diff:.2e}")
 
-    thresholds = dict(card.get("thresholds") or {"warn": 0.5, "error": 0.3, "calibrated": False})
+    thresholds = dict(card.get("thresholds") or uncalibrated_thresholds())
     thresholds.setdefault("calibrated", False)
     files = {}
     for key, name in (("weights", WEIGHTS_FILE), ("onnx", ONNX_FILE)):
@@ -373,7 +375,7 @@ def import_official(
             "weights (uf-robopi/HiRQA), imported unchanged. Thresholds are defaults, not calibrated."
         ),
         "input_policy": "native",
-        "thresholds": {"warn": 0.5, "error": 0.3, "calibrated": False},
+        "thresholds": uncalibrated_thresholds(),
         "licence": OFFICIAL_LICENCE,
         "lineage": {
             "source": "authors' weights (uf-robopi/HiRQA)",

@@ -9,7 +9,6 @@ so one bad file never stops (or hangs) a run.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,57 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hirqa_ros.limits import DEFAULT_MAX_DECODE_PIXELS, check_size, declared_size
+from hirqa_ros.files import IMAGE_EXTS, VIDEO_EXTS, not_regular, read_image
 from hirqa_ros.preprocess import to_rgb8
 
-IMAGE_EXTS = {
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".png",
-    ".bmp",
-    ".dib",
-    ".tif",
-    ".tiff",
-    ".webp",
-    ".pgm",
-    ".ppm",
-    ".pbm",
-    ".pnm",
-    ".pfm",
-    ".jp2",
-    ".sr",
-    ".ras",
-    ".hdr",
-    ".pic",
-    ".exr",
-    ".avif",
-}
-VIDEO_EXTS = {
-    ".mp4",
-    ".avi",
-    ".mov",
-    ".mkv",
-    ".webm",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".wmv",
-    ".flv",
-    ".3gp",
-    ".ts",
-    ".mts",
-    ".m2ts",
-    ".ogv",
-    ".mjpeg",
-    ".mjpg",
-}
-
-try:  # OpenCV prints libjpeg/libpng warnings for corrupt files; we report those ourselves
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-except AttributeError:
-    pass
-
+__all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Frame", "MediaError", "expand", "iter_file", "iter_media", "kind_of",
+           "not_regular", "read_image", "read_video", "video_frame_count"]
 
 @dataclass
 class Frame:
@@ -110,48 +63,6 @@ def expand(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[MediaEr
         else:
             errors.append(MediaError(str(p), "no such file or folder"))
     return files, errors
-
-
-def not_regular(path: str | os.PathLike) -> str | None:
-    """Why ``path`` is not a regular file that can be read to its end (None when it is one)."""
-    try:
-        mode = os.stat(path).st_mode  # follows symlinks; never opens (a FIFO would block)
-    except OSError as exc:
-        return f"cannot read ({exc.strerror or exc})"
-    if stat.S_ISREG(mode):
-        return None
-    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
-            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a folder" if stat.S_ISDIR(mode) else "not a regular file")
-    return f"skipped: {kind}, not a regular file"
-
-
-def read_image(path: str | os.PathLike, max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB; raises ValueError with the reason (PNG and
-    JPEG sizes are checked against ``max_decode_pixels`` from their headers, before decoding)."""
-    path = Path(path)
-    why = not_regular(path)
-    if why:
-        raise ValueError(why)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
-    if data.size == 0:
-        raise ValueError("empty file (0 bytes)")
-    size = declared_size(data)
-    if size is not None:
-        check_size(size[0], size[1], max_decode_pixels)
-    # 3-channel BGR, EXIF orientation applied, 16-bit kept (converted by to_rgb8), alpha dropped
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    if img is None or img.size == 0:
-        kind = kind_of(path)
-        raise ValueError(
-            "corrupt or unsupported image (OpenCV could not decode it)"
-            if kind == "image"
-            else f"not an image or video (extension {path.suffix or 'none'!r}, not decodable)"
-        )
-    return to_rgb8(img, bgr=True)
 
 
 def video_frame_count(path: str | os.PathLike) -> int:

@@ -14,12 +14,30 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-MEAN = (0.481, 0.458, 0.408)
+MEAN = (0.481, 0.458, 0.408)  # the authors' HiRQA statistics (RGB in [0, 1]); a model card may name others
 STD = (0.290, 0.295, 0.300)
 MIN_SIDE = 32
 
-_SCALE = (1.0 / (255.0 * np.asarray(STD, np.float32))).reshape(3, 1, 1)
-_SHIFT = (np.asarray(MEAN, np.float32) / np.asarray(STD, np.float32)).reshape(3, 1, 1)
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel mean and std of RGB in [0, 1] that the network was trained with."""
+
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"normalisation needs 3 means and 3 positive stds, got {self.mean}, {self.std}")
+
+    def scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, shift) such that ``uint8 * scale - shift`` is the normalised value, each (3, 1, 1)."""
+        std = np.asarray(self.std, np.float32)
+        shift = np.asarray(self.mean, np.float32) / std
+        return (1.0 / (255.0 * std)).reshape(3, 1, 1), shift.reshape(3, 1, 1)
+
+
+AUTHORS_NORMALISATION = Normalisation()
 
 
 @dataclass(frozen=True)
@@ -129,10 +147,11 @@ def policy_views(rgb: np.ndarray, policy: InputPolicy) -> list[np.ndarray]:
     return [_ensure_min_side(rgb, MIN_SIDE)]
 
 
-def normalize(views: Sequence[np.ndarray]) -> np.ndarray:
+def normalize(views: Sequence[np.ndarray], norm: Normalisation = AUTHORS_NORMALISATION) -> np.ndarray:
     """Stack same-size HxWx3 uint8 RGB views into normalised float32 NCHW."""
+    scale, shift = norm.scale_shift()
     batch = np.stack(views).astype(np.float32).transpose(0, 3, 1, 2)
-    return batch * _SCALE - _SHIFT
+    return batch * scale - shift
 
 
 @dataclass
@@ -144,7 +163,7 @@ class Batch:
 
 
 def prepare(frames: Sequence[np.ndarray], policy: InputPolicy | str | None = None,
-            bgr: bool = False) -> list[Batch]:
+            bgr: bool = False, norm: Normalisation = AUTHORS_NORMALISATION) -> list[Batch]:
     """Preprocess frames into batches grouped by spatial size (one batch per distinct size)."""
     policy = InputPolicy.parse(policy)
     by_size: dict[tuple[int, int], tuple[list[np.ndarray], list[int]]] = {}
@@ -153,4 +172,4 @@ def prepare(frames: Sequence[np.ndarray], policy: InputPolicy | str | None = Non
             views, owners = by_size.setdefault(view.shape[:2], ([], []))
             views.append(view)
             owners.append(i)
-    return [Batch(normalize(v), np.asarray(o, np.int64)) for v, o in by_size.values()]
+    return [Batch(normalize(v, norm), np.asarray(o, np.int64)) for v, o in by_size.values()]

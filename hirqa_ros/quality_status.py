@@ -17,6 +17,12 @@ def quality_topic(image_topic: str) -> str:
     return image_topic.rstrip("/") + "/" + QUALITY_SUFFIX
 
 
+def status_message(level: Level, score: float) -> str:
+    """The short text of a frame's status: level, verdict and score."""
+    level = Level(level)
+    return f"{level.name}: {VERDICTS[level]} (score {score:.3f})"
+
+
 def quality_status_fields(
     topic: str,
     score: float,
@@ -38,7 +44,7 @@ def quality_status_fields(
     return {
         "level": int(level),
         "name": f"{node_name}: {topic}",
-        "message": f"{level.name}: {verdict} (score {score:.3f})",
+        "message": status_message(level, score),
         "hardware_id": frame_id or topic,
         "values": [
             ("score", f"{float(score):.6f}"),

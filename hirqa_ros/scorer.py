@@ -67,7 +67,7 @@ class Scorer:
         frames = list(frames)
         total = np.zeros(len(frames), np.float64)
         count = np.zeros(len(frames), np.int64)
-        for batch in prepare(frames, self.input_policy, bgr=bgr):
+        for batch in prepare(frames, self.input_policy, bgr=bgr, norm=self.artifact.normalisation):
             for start in range(0, len(batch.owners), self.batch_size):
                 owners = batch.owners[start : start + self.batch_size]
                 scores = self.impl.run(batch.array[start : start + self.batch_size])

@@ -170,3 +170,19 @@ def test_media_reader_every_nth_and_pixel_formats(tmp_path):
     assert len(errors) == 1 and "video" in errors[0].message
     with pytest.raises(ValueError):
         list(media.iter_media([video], every=0))
+
+
+def test_score_refuses_too_small_images_like_the_node(tmp_path, random_model_dir, capsys):
+    """`hirqa score` runs the node's frame checks: a 12x10 image is refused, the rest of its batch scored."""
+    rng = np.random.default_rng(5)
+    cv2.imwrite(str(tmp_path / "a.png"), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "b_tiny.png"), rng.integers(0, 256, (10, 12, 3), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "c.png"), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    args = ["score", "--model", str(random_model_dir), "--jsonl", "--no-progress", str(tmp_path)]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert [Path(json.loads(line)["source"]).name for line in out.splitlines()] == ["a.png", "c.png"]
+    assert "b_tiny.png: 12x10 frame is below min_image_side=16" in err
+    assert main([*args[:-1], "--min-image-side", "8", str(tmp_path)]) == 0
+    out, _ = capsys.readouterr()
+    assert len(out.splitlines()) == 3

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from hirqa_ros.degradations import DEGRADATIONS, GROUPS, apply_composition, apply_ladder, sample_composition
+from hirqa_ros.files import is_image_file, read_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Prefixes of a composition must not be able to undo the laddered step (e.g. darken, then brighten).
 PHOTOMETRIC_GROUPS = ("brightness_change", "sharpness_contrast")
 PHOTOMETRIC_TYPES = ("low_light", "overexposure", "haze", "glare")
@@ -27,14 +27,13 @@ def load_images(folder: str | Path, max_side: int = 0) -> list[tuple[str, np.nda
     and skipped. ``max_side`` > 0 shrinks larger images (INTER_AREA)."""
     out = []
     for p in sorted(Path(folder).rglob("*")):
-        if not p.is_file() or p.suffix.lower() not in IMAGE_EXTS:
+        if not p.is_file() or not is_image_file(p):
             continue
-        data = np.fromfile(str(p), np.uint8)
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if img is None:
-            log.warning("skipping unreadable image %s", p)
+        try:
+            img = read_image(p)
+        except ValueError as exc:
+            log.warning("skipping unreadable image %s: %s", p, exc)
             continue
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         h, w = img.shape[:2]
         if max_side and max(h, w) > max_side:
             f = max_side / max(h, w)

@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hirqa_ros.files import read_image
+
 log = logging.getLogger(__name__)
 
 # Debian packages whose wallpapers include photographs (DESIGN.md, data policy).
@@ -30,7 +32,8 @@ DEFAULT_PACKAGES = (
     "lomiri-wallpapers-16.04",
     "lomiri-wallpapers-20.04",
 )
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# the photo formats wallpaper packages ship (a subset of files.IMAGE_EXTS: no icons, no HDR)
+PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MAX_SIDE = 1600
 MIN_SIDE = 256
 FLAT_MAX = 0.30  # photos keep sensor noise/texture: < 30 % of pixels with |Laplacian| < 1 at 512 px
@@ -169,7 +172,7 @@ def candidates_from_debs(debs: list[Path], workdir: Path, licences_out: Path) ->
             rel = p.relative_to(root).as_posix()
             if (
                 not p.is_file()
-                or p.suffix.lower() not in IMAGE_EXTS
+                or p.suffix.lower() not in PHOTO_EXTS
                 or "/doc/" in rel
                 or "screenshot" in p.name.lower()
             ):
@@ -196,7 +199,7 @@ def candidates_from_folder(folder: Path) -> list[Candidate]:
             info={"licence": {"id": "as distributed with the folder", "copyright": ""}},
         )
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+        if p.is_file() and p.suffix.lower() in PHOTO_EXTS
     ]
 
 
@@ -204,9 +207,11 @@ def candidates_from_folder(folder: Path) -> list[Candidate]:
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    data = np.fromfile(str(path), np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """HxWx3 uint8 RGB of an image file (``files.read_image``), None when it cannot be decoded."""
+    try:
+        return read_image(path)
+    except ValueError:
+        return None
 
 
 def flat_fraction(rgb: np.ndarray) -> float:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from hirqa_ros.constants import uncalibrated_thresholds
+
 log = logging.getLogger(__name__)
 
 DESCRIPTION = (
@@ -121,7 +123,7 @@ def build_card(run: Path, eval_report: dict | None = None, hardware_note: str | 
         "input_policy": "native",
         "licence": LICENCE,
         "training": training,
-        "thresholds": {"warn": 0.5, "error": 0.3, "calibrated": False},
+        "thresholds": uncalibrated_thresholds(),
     }
     pooled = None
     if eval_report:

@@ -5,6 +5,7 @@ package), computed once and cached on disk."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from hirqa_ros.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +159,8 @@ def prompt_embeddings(
             return blob["embeddings"].float(), {"encoder": blob["encoder"], "path": str(path), "cached": True}
     enc = load_text_encoder(encoder)
     emb = enc.encode(prompts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"prompts": prompts, "encoder": enc.name, "embeddings": emb}, tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    torch.save({"prompts": prompts, "encoder": enc.name, "embeddings": emb}, buf)
+    atomic_write_bytes(path, buf.getbuffer())
     log.info("prompt embeddings: %d prompts x %d dims with %s, cached in %s", *emb.shape, enc.name, path)
     return emb, {"encoder": enc.name, "path": str(path), "cached": False}

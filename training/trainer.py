@@ -1,19 +1,21 @@
 """The training loop: ladder batches -> HiRQA objective -> AdamW with warmup + cosine; CPU or CUDA
 (autocast, channels-last), DDP under torchrun; atomic checkpoints with every RNG state so ``resume``
-continues exactly."""
+continues exactly.
+
+``build_run`` sets a run up (fresh, resumed or initialised from a model), ``train_step`` does one
+optimisation step, ``fit`` loops, checkpoints and validates; everything that changes while training
+lives in :class:`RunState` (saved in the checkpoint)."""
 
 from __future__ import annotations
 
-import copy
 import csv
 import datetime as dt
-import json
 import logging
 import math
 import os
-import platform
 import random
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,69 +24,26 @@ import torch
 import yaml
 from torch import nn
 
+from hirqa_ros.files import write_json
 from hirqa_ros.model import EMBED_DIM, HiRQA, canonical_variant
 from hirqa_ros.preprocess import MEAN, STD
+from hirqa_ros.training.checkpoint import (
+    CKPT_NAME,
+    hardware,
+    init_weights,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from hirqa_ros.training.config import DEFAULTS, load_config
 from hirqa_ros.training.data import LadderSampler, SamplerConfig, load_images
 from hirqa_ros.training.losses import LossConfig, hirqa_loss
 
+__all__ = ["CKPT_NAME", "DEFAULTS", "RunState", "TrainNet", "fit", "load_checkpoint", "load_config",
+           "lr_factor", "train", "train_step", "validate"]
+
 log = logging.getLogger(__name__)
-
-CKPT_NAME = "last.pt"
-DEFAULTS: dict[str, Any] = {
-    "name": "hirqa-s",
-    "variant": "hirqa-s",
-    "seed": 0,
-    "data": {
-        "train": "data/pristine/train",
-        "val": "data/pristine/val",
-        "manifest": "data/pristine/manifest.json",
-        "max_side": 1600,
-    },
-    "sampler": {},
-    "losses": {},
-    "text": {"encoder": "auto", "cache_dir": "data/cache/text"},
-    "optim": {
-        "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "warmup_steps": 100,
-        "min_lr_ratio": 0.02,
-        "grad_clip": 5.0,
-        "betas": [0.9, 0.999],
-    },
-    "train": {
-        "max_steps": 1000,
-        "wall_time_minutes": 0,
-        "checkpoint_every": 100,
-        "log_every": 10,
-        "val_every": 500,
-        "threads": 0,
-        "amp": "auto",
-        "channels_last": "auto",
-    },
-    "validation": {"types": None, "crop": 128, "resize_side": 256, "max_images": None, "seed": 0},
-}
-
-
-# ----------------------------------------------------------------------------- config
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
-    """The YAML config merged over :data:`DEFAULTS` (unknown top-level sections are an error)."""
-    user = yaml.safe_load(Path(path).read_text()) if path else {}
-    unknown = set(user or {}) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"{path}: unknown config sections {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    return _merge(_merge(DEFAULTS, user or {}), overrides or {})
-
-
-# ----------------------------------------------------------------------------- model wrapper
 
 
 class TrainNet(nn.Module):
@@ -113,9 +72,6 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
-# ----------------------------------------------------------------------------- distributed
-
-
 def _dist_setup(device_arg: str | None) -> tuple[int, int, torch.device]:
     """(rank, world, device); initialises torch.distributed from torchrun's env vars when WORLD_SIZE > 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -135,69 +91,29 @@ def _dist_setup(device_arg: str | None) -> tuple[int, int, torch.device]:
     return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _rng_state() -> dict:
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict) -> None:
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Atomic: write a temp file in the same folder, fsync, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    # our own checkpoint: it holds RNG states and config (python objects), so weights_only is off
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 # ----------------------------------------------------------------------------- validation
 
 
-def make_score_fn(model: HiRQA, device: torch.device, policy: str = "native"):
-    """score_fn(list of RGB uint8) -> np.ndarray through the one preprocessing path (hirqa_ros.preprocess)."""
-    from hirqa_ros.preprocess import prepare
+def validation_scorer(model: HiRQA, device: torch.device):
+    """The runtime ``Scorer`` around the model being trained (torch backend, fp32, native input)."""
+    from hirqa_ros.artifacts import ModelArtifact
+    from hirqa_ros.backends.torch_backend import TorchBackend
+    from hirqa_ros.scorer import Scorer
 
-    def score(frames):
-        out = np.zeros(len(frames), np.float64)
-        count = np.zeros(len(frames), np.float64)
-        with torch.no_grad():
-            for batch in prepare(frames, policy):
-                s = model(torch.from_numpy(batch.array).to(device)).float().cpu().numpy()
-                np.add.at(out, batch.owners, s)
-                np.add.at(count, batch.owners, 1.0)
-        return out / np.maximum(count, 1)
-
-    return score
+    card = {"name": "in-training", "variant": getattr(model, "variant", "hirqa-s"), "input_policy": "native"}
+    backend = TorchBackend(model=model, device=str(device), precision="fp32", cuda_graphs=False)
+    return Scorer(ModelArtifact(Path("."), card), backend, "native")
 
 
 def validate(model: HiRQA, device: torch.device, images: list[tuple[str, np.ndarray]], vcfg: dict) -> dict:
-    """The synthetic protocol (hirqa_ros.evaluation.synthetic) on held-out photos."""
+    """The synthetic protocol (hirqa_ros.evaluation.synthetic) on held-out photos, scored by the runtime
+    Scorer (the same preprocessing and averaging as deployment)."""
     from hirqa_ros.evaluation.synthetic import evaluate_model
 
     was_training = model.training
-    model.eval()
     try:
         return evaluate_model(
-            make_score_fn(model, device),
+            validation_scorer(model, device).score,  # puts the model in eval mode
             images,
             types=vcfg.get("types"),
             crop=int(vcfg.get("crop", 128)),
@@ -209,7 +125,7 @@ def validate(model: HiRQA, device: torch.device, images: list[tuple[str, np.ndar
         model.train(was_training)
 
 
-# ----------------------------------------------------------------------------- main loop
+# ----------------------------------------------------------------------------- run state
 
 
 class _Logs:
@@ -248,52 +164,355 @@ class _Logs:
             self.tb.close()
 
 
-def _hardware(device: torch.device, world: int) -> str:
-    if device.type == "cuda":
-        return f"{world} x {torch.cuda.get_device_name(device)}"
-    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), {world} process(es)"
+@dataclass
+class RunState:
+    """What changes while a run trains (restored from the checkpoint on resume)."""
+
+    step: int = 0
+    planned_steps: int = 0  # where the cosine schedule ends; re-planned under a wall-time budget
+    elapsed_s: float = 0.0
+    images_seen: int = 0
+    val_history: list = field(default_factory=list)
+    lineage: list = field(default_factory=list)
+    init_from: str | None = None
+    parent: dict | None = None
 
 
-def _init_from_checkpoint(path: Path) -> tuple[dict, list, dict]:
-    """Weights of a training checkpoint (``OUT/checkpoints/last.pt``); its run becomes a lineage entry."""
-    ck = load_checkpoint(path)
-    sd = {k[len("model.") :]: v for k, v in ck["net"].items() if k.startswith("model.")}
-    cfg = ck["config"]
-    entry = {
-        "run": cfg.get("name"),
-        "checkpoint": str(path),
-        "init": f"from {ck['init_from']}" if ck.get("init_from") else "from scratch (random init)",
-        "steps": int(ck["step"]),
-        "images_seen": int(ck["images_seen"]),
-        "wall_time_min": round(float(ck["elapsed_s"]) / 60.0, 1),
-        "hardware": _hardware(torch.device("cpu"), int(ck.get("world_size", 1))),
-        "sampler": cfg.get("sampler"),
-        "losses": cfg.get("losses"),
-        "note": "stopped at this checkpoint; training continued from its weights",
+@dataclass
+class Run:
+    """A set-up run: configuration, model, optimiser, sampler and state (see :func:`build_run`)."""
+
+    cfg: dict
+    out: Path
+    rank: int
+    world: int
+    dev: torch.device
+    net: TrainNet
+    model_for_loss: nn.Module
+    opt: torch.optim.Optimizer
+    scaler: Any
+    sampler: Any
+    lcfg: LossConfig
+    scfg: SamplerConfig
+    text_emb: torch.Tensor | None
+    text_info: dict
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    val_imgs: list
+    state: RunState
+    resumed_at: int = 0  # step the run was resumed at (0 for a fresh run)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out / "checkpoints" / CKPT_NAME
+
+    def set_lr(self) -> float:
+        """The learning rate of the current step, from the schedule and the run state."""
+        o = self.cfg["optim"]
+        lr = float(o["lr"]) * lr_factor(self.state.step, self.state.planned_steps, int(o["warmup_steps"]),
+                                        float(o["min_lr_ratio"]))
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        return lr
+
+
+def _seed(cfg: dict, rank: int) -> None:
+    seed = int(cfg["seed"])
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
+    torch.manual_seed(seed + rank)
+
+
+def _optimizer(net: nn.Module, ocfg: dict) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in net.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": float(ocfg["weight_decay"])},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=float(ocfg["lr"]),
+        betas=tuple(ocfg.get("betas", (0.9, 0.999))),
+    )
+
+
+def _load_images(cfg: dict) -> tuple[list[np.ndarray], list[tuple[str, np.ndarray]]]:
+    train_imgs = [im for _, im in load_images(cfg["data"]["train"], int(cfg["data"].get("max_side") or 0))]
+    if not train_imgs:
+        raise FileNotFoundError(
+            f"no training images in {cfg['data']['train']} (run `hirqa prepare-data` first)")
+    val = cfg["data"].get("val")
+    return train_imgs, (load_images(val) if val and Path(val).is_dir() else [])
+
+
+def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: str | None = None,
+              device: str | None = None) -> Run:
+    """Everything a run needs: fresh, initialised from ``init_from``, or resumed from the checkpoint in
+    ``out_dir``. Long, but a straight sequence of set-up steps in the order the RNG states need."""
+    rank, world, dev = _dist_setup(device)
+    out = Path(out_dir)
+    ckpt = None
+    if resume:
+        path = out / "checkpoints" / CKPT_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+        ckpt = load_checkpoint(path)
+        cfg = ckpt["config"]  # the run continues with the config it started with
+        log.info("resuming %s at step %d", path, ckpt["step"])
+    tcfg = cfg["train"]
+    if dev.type == "cpu" and int(tcfg.get("threads") or 0) > 0:
+        torch.set_num_threads(int(tcfg["threads"]))
+    _seed(cfg, rank)
+    lcfg, scfg = LossConfig.from_dict(cfg["losses"]), SamplerConfig.from_dict(cfg["sampler"])
+    train_imgs, val_imgs = _load_images(cfg)
+    sampler = LadderSampler(train_imgs, scfg, seed=int(cfg["seed"]) * 1000 + rank, device=dev)
+    log.info("data: %d train photos, %d val photos, %d distortion types, %d ladders x %d levels per step",
+             len(train_imgs), len(val_imgs), len(sampler.types), scfg.ladders, len(scfg.levels))
+    text_emb, text_info = None, {}
+    if lcfg.align:
+        from hirqa_ros.training.text import prompt_embeddings
+
+        text_emb, text_info = prompt_embeddings(sampler.types, cfg["text"]["cache_dir"],
+                                                cfg["text"]["encoder"])
+        text_emb = text_emb.to(dev)
+
+    net = TrainNet(canonical_variant(cfg["variant"]), int(text_emb.shape[1]) if text_emb is not None else 0)
+    state = RunState(planned_steps=int(tcfg["max_steps"]), init_from=init_from)
+    if init_from and ckpt is None:
+        sd, state.lineage, state.parent = init_weights(init_from)
+        net.model.load_state_dict(sd, strict=True)
+        log.info("initialised from %s (%d earlier run(s) in its lineage)", init_from, len(state.lineage))
+    amp = str(tcfg.get("amp", "auto"))
+    amp_dtype = None
+    if dev.type == "cuda" and amp != "off":
+        amp_dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    cl = tcfg.get("channels_last", "auto")
+    channels_last = dev.type == "cuda" if cl == "auto" else bool(cl)
+    net.to(dev)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    opt = _optimizer(net, cfg["optim"])
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    if ckpt is not None:
+        net.load_state_dict(ckpt["net"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        state = _restored_state(ckpt)
+        sampler.load_state_dict(ckpt["sampler"][rank] if rank < len(ckpt["sampler"]) else ckpt["sampler"][0])
+        set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+
+    model_for_loss: nn.Module = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model_for_loss = DDP(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    return Run(cfg, out, rank, world, dev, net, model_for_loss, opt, scaler, sampler, lcfg, scfg, text_emb,
+               text_info, amp_dtype, channels_last, val_imgs, state, resumed_at=state.step)
+
+
+def _restored_state(ckpt: dict) -> RunState:
+    saved = ckpt.get("state")
+    if saved is not None:
+        return RunState(**saved)
+    # checkpoints written before RunState existed
+    return RunState(step=int(ckpt["step"]), planned_steps=int(ckpt["plan"]["total"]),
+                    elapsed_s=float(ckpt["elapsed_s"]), images_seen=int(ckpt["images_seen"]),
+                    val_history=list(ckpt.get("val_history", [])), lineage=list(ckpt.get("lineage", [])),
+                    init_from=ckpt.get("init_from"), parent=ckpt.get("parent"))
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def train_step(run: Run, batch: Any) -> tuple[torch.Tensor, dict, float]:
+    """One optimisation step on one ladder batch; returns (loss, loss terms, gradient norm)."""
+    run.set_lr()
+    x = batch.images
+    if run.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=run.dev.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+        q, emb, proj = run.model_for_loss(x)
+    b, n = batch.shape
+    loss, terms = hirqa_loss(
+        run.lcfg, q.float().reshape(b, n), emb.float().reshape(b, n, -1),
+        None if proj is None else proj.float(), batch.levels, batch.group, batch.pristine_base, batch.valid,
+        run.text_emb, batch.prompt_target,
+    )
+    run.opt.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.opt)
+    else:
+        loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(run.net.parameters(), float(run.cfg["optim"]["grad_clip"]))
+    if run.scaler is not None:
+        run.scaler.step(run.opt)
+        run.scaler.update()
+    else:
+        run.opt.step()
+    run.state.step += 1
+    run.state.images_seen += x.shape[0] * run.world
+    if not math.isfinite(float(loss.detach())):
+        raise FloatingPointError(f"non-finite loss at step {run.state.step}: {terms}")
+    return loss, terms, float(gnorm)
+
+
+def _gather(run: Run, obj: Any) -> list:
+    if run.world == 1:
+        return [obj]
+    import torch.distributed as tdist
+
+    objs = [None] * run.world
+    tdist.all_gather_object(objs, obj)
+    return objs
+
+
+def save_run(run: Run, final: bool = False) -> None:
+    """Checkpoint the run (every rank's sampler and RNG state; written by rank 0)."""
+    samplers, rngs = _gather(run, run.sampler.state_dict()), _gather(run, rng_state())
+    if not run.main:
+        return
+    s = run.state
+    save_checkpoint(run.ckpt_path, {
+        "step": s.step, "net": run.net.state_dict(), "optimizer": run.opt.state_dict(),
+        "scheduler": {"planned_steps": s.planned_steps, "lr": run.opt.param_groups[0]["lr"]},
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "plan": {"total": s.planned_steps}, "sampler": samplers, "rng": rngs, "config": run.cfg,
+        "elapsed_s": s.elapsed_s, "images_seen": s.images_seen, "val_history": s.val_history,
+        "lineage": s.lineage, "init_from": s.init_from, "parent": s.parent, "world_size": run.world,
+        "final": final, "state": asdict(s),
+    })
+
+
+def run_validation(run: Run, logs: _Logs) -> None:
+    if not (run.main and run.val_imgs):
+        return
+    t0 = time.time()
+    summ = validate(run.net.model, run.dev, run.val_imgs, run.cfg["validation"])
+    row = {"step": run.state.step, **{f"pooled_{k}": round(v, 4) for k, v in summ["pooled"].items()}}
+    for g, v in summ["per_group"].items():
+        row[f"{g}_auroc"] = round(v["auroc"], 4)
+        row[f"{g}_ladder_srocc"] = round(v["ladder_srocc"], 4)
+    row["seconds"] = round(time.time() - t0, 1)
+    run.state.val_history.append(row)
+    logs.row("val.csv", row)
+    p = summ["pooled"]
+    log.info("validation at step %d: pooled ladder SROCC %.3f, SROCC %.3f, AUROC %.3f (%.0f s)",
+             run.state.step, p["ladder_srocc"], p["srocc"], p["auroc"], row["seconds"])
+
+
+def _replan(run: Run, budget_s: float, t_start: float, max_steps: int) -> None:
+    """Re-plan the cosine schedule so that it ends when the wall-time budget does."""
+    s = run.state
+    rate = (s.step - run.resumed_at) / max(1e-6, time.time() - t_start)
+    planned = s.step + int(rate * max(0.0, budget_s - s.elapsed_s))
+    s.planned_steps = max(s.step + 1, min(max_steps, planned))
+
+
+class _Meter:
+    """images/s and steps/s between two log rows."""
+
+    def __init__(self, state: RunState) -> None:
+        self.t, self.images, self.step = time.time(), state.images_seen, state.step
+
+    def rates(self, state: RunState) -> tuple[float, float]:
+        now = time.time()
+        dt_s = max(1e-6, now - self.t)
+        ips, sps = (state.images_seen - self.images) / dt_s, (state.step - self.step) / dt_s
+        self.t, self.images, self.step = now, state.images_seen, state.step
+        return ips, sps
+
+
+def fit(run: Run, logs: _Logs, stop_at: int | None = None, progress: bool = True) -> tuple[str, bool]:
+    """Train until the planned steps, ``stop_at``, the wall-time budget or the re-planned end;
+    returns (why it stopped, whether the run is finished)."""
+    tcfg, s = run.cfg["train"], run.state
+    budget_s = float(tcfg.get("wall_time_minutes") or 0) * 60.0
+    max_steps = int(s.planned_steps)
+    end_step = min(max_steps, int(stop_at)) if stop_at else max_steps
+    val_every = int(tcfg.get("val_every") or 0)
+    run.net.train()
+    t_start, elapsed_before = time.time(), s.elapsed_s
+    bar = None
+    if run.main and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=end_step, initial=s.step, desc="train", unit="step", dynamic_ncols=True)
+    meter = _Meter(s)
+    stop_reason = "max_steps"
+    while s.step < end_step:
+        loss, terms, gnorm = train_step(run, run.sampler.next())
+        s.elapsed_s = elapsed_before + (time.time() - t_start)
+        if budget_s and s.step >= 30 and (s.step % 50 == 0 or s.step == 30) and not stop_at:
+            _replan(run, budget_s, t_start, max_steps)
+        if run.main and s.step % int(tcfg["log_every"]) == 0:
+            _log_row(run, logs, bar, loss, terms, gnorm, meter)
+        if bar is not None:
+            bar.update(1)
+        if val_every and s.step % val_every == 0 and s.step < end_step:
+            run_validation(run, logs)
+        if s.step % int(tcfg["checkpoint_every"]) == 0:
+            save_run(run)
+        if budget_s and s.elapsed_s >= budget_s:
+            stop_reason = "wall_time"
+            break
+        if s.step >= s.planned_steps and budget_s:
+            stop_reason = "planned_steps"
+            break
+    if bar is not None:
+        bar.close()
+    return stop_reason, s.step >= max_steps or stop_reason != "max_steps"
+
+
+def _log_row(run: Run, logs: _Logs, bar: Any, loss: torch.Tensor, terms: dict, gnorm: float,
+             meter: _Meter) -> None:
+    ips, sps = meter.rates(run.state)
+    s = run.state
+    logs.row("metrics.csv", {
+        "step": s.step, "elapsed_s": round(s.elapsed_s, 1), "lr": run.opt.param_groups[0]["lr"],
+        "loss": float(loss.detach()), **terms, "grad_norm": gnorm, "images_per_s": round(ips, 2),
+        "steps_per_s": round(sps, 4), "planned_steps": s.planned_steps,
+    })
+    if bar is not None:
+        post = {"loss": f"{float(loss.detach()):.3f}", **{k: f"{v:.3f}" for k, v in terms.items()},
+                "img/s": f"{ips:.1f}"}
+        bar.set_postfix(post, refresh=False)
+
+
+def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
+    s = run.state
+    return {
+        "name": run.cfg["name"],
+        "variant": canonical_variant(run.cfg["variant"]),
+        "step": s.step,
+        "finished": finished,
+        "stop_reason": stop_reason,
+        "elapsed_s": round(s.elapsed_s, 1),
+        "images_seen": s.images_seen,
+        "images_per_s": round(s.images_seen / max(1e-6, s.elapsed_s), 2),
+        "hardware": hardware(run.dev, run.world),
+        "world_size": run.world,
+        "device": str(run.dev),
+        "amp": str(run.amp_dtype).replace("torch.", "") if run.amp_dtype else "off",
+        "channels_last": run.channels_last,
+        "text_encoder": run.text_info.get("encoder", "none"),
+        "loss_weights": {k: v for k, v in run.lcfg.__dict__.items() if k != "extra"},
+        "sampler": {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.scfg.__dict__.items()},
+        "optim": run.cfg["optim"],
+        "planned_steps": s.planned_steps,
+        "val_history": s.val_history,
+        "init_from": s.init_from,
+        "parent": s.parent,
+        "lineage": s.lineage,
+        "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": run.cfg,
     }
-    parent = {"name": cfg.get("name"), "checkpoint": str(path), "step": int(ck["step"])}
-    return sd, [*list(ck.get("lineage") or []), entry], parent
-
-
-def _init_from(path: str) -> tuple[dict, list, dict]:
-    """Weights, lineage (list of earlier runs) and identity of a shipped model directory (or of a
-    training checkpoint file)."""
-    from hirqa_ros.artifacts import load_artifact
-
-    if Path(path).is_file() and Path(path).suffix == ".pt":
-        return _init_from_checkpoint(Path(path))
-    art = load_artifact(path)
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in art.state_dict().items()}
-    lineage = art.card.get("lineage") or []
-    if isinstance(lineage, dict):
-        lineage = [lineage]
-    parent = {
-        "name": art.name,
-        "path": str(art.path),
-        "weights_sha256": art.file_sha256("weights"),
-        "created": art.card.get("created"),
-    }
-    return sd, list(lineage), parent
 
 
 def train(
@@ -306,319 +525,23 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Run (or resume) a training run in ``out_dir``; returns the run summary (also ``summary.json``)."""
-    rank, world, dev = _dist_setup(device)
-    out = Path(out_dir)
-    main = rank == 0
-    tcfg, ocfg = cfg["train"], cfg["optim"]
-    if dev.type == "cpu" and int(tcfg.get("threads") or 0) > 0:
-        torch.set_num_threads(int(tcfg["threads"]))
-    seed = int(cfg["seed"])
-    random.seed(seed + rank)
-    np.random.seed(seed + rank)
-    torch.manual_seed(seed + rank)
-    variant = canonical_variant(cfg["variant"])
-    lcfg = LossConfig.from_dict(cfg["losses"])
-    scfg = SamplerConfig.from_dict(cfg["sampler"])
-
-    ckpt_path = out / "checkpoints" / CKPT_NAME
-    ckpt = None
-    if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = load_checkpoint(ckpt_path)
-        cfg = ckpt["config"]  # the run continues with the config it started with
-        tcfg, ocfg = cfg["train"], cfg["optim"]
-        lcfg = LossConfig.from_dict(cfg["losses"])
-        scfg = SamplerConfig.from_dict(cfg["sampler"])
-        log.info("resuming %s at step %d", ckpt_path, ckpt["step"])
-
-    # data
-    train_imgs = [im for _, im in load_images(cfg["data"]["train"], int(cfg["data"].get("max_side") or 0))]
-    if not train_imgs:
-        raise FileNotFoundError(
-            f"no training images in {cfg['data']['train']} (run `hirqa prepare-data` first)"
-        )
-    val_imgs = (
-        load_images(cfg["data"]["val"])
-        if cfg["data"].get("val") and Path(cfg["data"]["val"]).is_dir()
-        else []
-    )
-    sampler = LadderSampler(train_imgs, scfg, seed=seed * 1000 + rank, device=dev)
-    log.info(
-        "data: %d train photos, %d val photos, %d distortion types, %d ladders x %d levels per step",
-        len(train_imgs),
-        len(val_imgs),
-        len(sampler.types),
-        scfg.ladders,
-        len(scfg.levels),
-    )
-
-    # text prompts
-    text_emb, text_info = None, {}
-    if lcfg.align:
-        from hirqa_ros.training.text import prompt_embeddings
-
-        text_emb, text_info = prompt_embeddings(
-            sampler.types, cfg["text"]["cache_dir"], cfg["text"]["encoder"]
-        )
-        text_emb = text_emb.to(dev)
-
-    net = TrainNet(variant, int(text_emb.shape[1]) if text_emb is not None else 0)
-    lineage: list = []
-    parent: dict | None = None
-    if init_from and ckpt is None:
-        sd, lineage, parent = _init_from(init_from)
-        net.model.load_state_dict(sd, strict=True)
-        log.info("initialised from %s (%d earlier run(s) in its lineage)", init_from, len(lineage))
-    amp = str(tcfg.get("amp", "auto"))
-    amp_dtype = None
-    if dev.type == "cuda" and amp != "off":
-        amp_dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    cl = tcfg.get("channels_last", "auto")
-    channels_last = dev.type == "cuda" if cl == "auto" else bool(cl)
-    net.to(dev)
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
-    decay, no_decay = [], []
-    for p in net.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": float(ocfg["weight_decay"])},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=float(ocfg["lr"]),
-        betas=tuple(ocfg.get("betas", (0.9, 0.999))),
-    )
-    plan = {"total": int(tcfg["max_steps"])}
-    warmup = int(ocfg["warmup_steps"])
-    min_ratio = float(ocfg["min_lr_ratio"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, plan["total"], warmup, min_ratio))
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-    step, elapsed_before, images_seen, val_history = 0, 0.0, 0, []
-    if ckpt is not None:
-        net.load_state_dict(ckpt["net"])
-        opt.load_state_dict(ckpt["optimizer"])
-        plan.update(ckpt["plan"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        step = int(ckpt["step"])
-        elapsed_before = float(ckpt["elapsed_s"])
-        images_seen = int(ckpt["images_seen"])
-        val_history = list(ckpt.get("val_history", []))
-        lineage = list(ckpt.get("lineage", []))
-        init_from = ckpt.get("init_from")
-        parent = ckpt.get("parent")
-        sampler.load_state_dict(ckpt["sampler"][rank] if rank < len(ckpt["sampler"]) else ckpt["sampler"][0])
-        _set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
-
-    model_for_loss: nn.Module = net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model_for_loss = DDP(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    logs = _Logs(out, main)
-    budget_s = float(tcfg.get("wall_time_minutes") or 0) * 60.0
-    max_steps = int(plan["total"])
-    end_step = min(max_steps, int(stop_at)) if stop_at else max_steps
-    ck_every = int(tcfg["checkpoint_every"])
-    log_every = int(tcfg["log_every"])
-    val_every = int(tcfg.get("val_every") or 0)
-    hardware = _hardware(dev, world)
-
-    def gather_states(obj: Any) -> list:
-        if world == 1:
-            return [obj]
-        import torch.distributed as tdist
-
-        objs = [None] * world
-        tdist.all_gather_object(objs, obj)
-        return objs
-
-    def checkpoint(final: bool = False) -> None:
-        samplers = gather_states(sampler.state_dict())
-        rngs = gather_states(_rng_state())
-        if not main:
-            return
-        save_checkpoint(
-            ckpt_path,
-            {
-                "step": step,
-                "net": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "plan": dict(plan),
-                "sampler": samplers,
-                "rng": rngs,
-                "config": cfg,
-                "elapsed_s": elapsed,
-                "images_seen": images_seen,
-                "val_history": val_history,
-                "lineage": lineage,
-                "init_from": init_from,
-                "parent": parent,
-                "world_size": world,
-                "final": final,
-            },
-        )
-
-    def run_validation() -> None:
-        if not (main and val_imgs):
-            return
-        t0 = time.time()
-        summ = validate(net.model, dev, val_imgs, cfg["validation"])
-        row = {"step": step, **{f"pooled_{k}": round(v, 4) for k, v in summ["pooled"].items()}}
-        for g, v in summ["per_group"].items():
-            row[f"{g}_auroc"] = round(v["auroc"], 4)
-            row[f"{g}_ladder_srocc"] = round(v["ladder_srocc"], 4)
-        row["seconds"] = round(time.time() - t0, 1)
-        val_history.append(row)
-        logs.row("val.csv", row)
-        log.info(
-            "validation at step %d: pooled ladder SROCC %.3f, SROCC %.3f, AUROC %.3f (%.0f s)",
-            step,
-            summ["pooled"]["ladder_srocc"],
-            summ["pooled"]["srocc"],
-            summ["pooled"]["auroc"],
-            row["seconds"],
-        )
-
-    net.train()
-    t_start = time.time()
-    elapsed = elapsed_before
-    bar = None
-    if main and progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=end_step, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    rate_t0, rate_imgs0, rate_step0 = time.time(), images_seen, step
-    stop_reason = "max_steps"
-    while step < end_step:
-        batch = sampler.next()
-        x = batch.images
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            q, emb, proj = model_for_loss(x)
-        b, n = batch.shape
-        loss, terms = hirqa_loss(
-            lcfg,
-            q.float().reshape(b, n),
-            emb.float().reshape(b, n, -1),
-            None if proj is None else proj.float(),
-            batch.levels,
-            batch.group,
-            batch.pristine_base,
-            batch.valid,
-            text_emb,
-            batch.prompt_target,
-        )
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-        else:
-            loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), float(ocfg["grad_clip"]))
-        if scaler is not None:
-            scaler.step(opt)
-            scaler.update()
-        else:
-            opt.step()
-        sched.step()
-        step += 1
-        images_seen += x.shape[0] * world
-        elapsed = elapsed_before + (time.time() - t_start)
-        if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"non-finite loss at step {step}: {terms}")
-        if budget_s and step >= 30 and (step % 50 == 0 or step == 30) and not stop_at:
-            # re-plan the cosine schedule so that it ends when the wall-time budget does
-            rate = (step - (ckpt["step"] if ckpt else 0)) / max(1e-6, time.time() - t_start)
-            planned = step + int(rate * max(0.0, budget_s - elapsed))
-            plan["total"] = max(step + 1, min(max_steps, planned))
-        if main and step % log_every == 0:
-            now = time.time()
-            ips = (images_seen - rate_imgs0) / max(1e-6, now - rate_t0)
-            sps = (step - rate_step0) / max(1e-6, now - rate_t0)
-            rate_t0, rate_imgs0, rate_step0 = now, images_seen, step
-            row = {
-                "step": step,
-                "elapsed_s": round(elapsed, 1),
-                "lr": sched.get_last_lr()[0],
-                "loss": float(loss.detach()),
-                **terms,
-                "grad_norm": float(gnorm),
-                "images_per_s": round(ips, 2),
-                "steps_per_s": round(sps, 4),
-                "planned_steps": plan["total"],
-            }
-            logs.row("metrics.csv", row)
-            if bar is not None:
-                bar.set_postfix(
-                    {
-                        "loss": f"{float(loss.detach()):.3f}",
-                        **{k: f"{v:.3f}" for k, v in terms.items()},
-                        "img/s": f"{ips:.1f}",
-                    },
-                    refresh=False,
-                )
-        if bar is not None:
-            bar.update(1)
-        if val_every and step % val_every == 0 and step < end_step:
-            run_validation()
-        if step % ck_every == 0:
-            checkpoint()
-        if budget_s and elapsed >= budget_s:
-            stop_reason = "wall_time"
-            break
-        if step >= plan["total"] and budget_s:
-            stop_reason = "planned_steps"
-            break
-    if bar is not None:
-        bar.close()
-    finished = step >= max_steps or stop_reason != "max_steps"
+    run = build_run(cfg, out_dir, resume=resume, init_from=init_from, device=device)
+    if run.main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        (run.out / "config.yaml").write_text(yaml.safe_dump(run.cfg, sort_keys=False))
+    logs = _Logs(run.out, run.main)
+    stop_reason, finished = fit(run, logs, stop_at, progress)
     if finished:
-        run_validation()
-    checkpoint(final=finished)
-    summary = {
-        "name": cfg["name"],
-        "variant": variant,
-        "step": step,
-        "finished": finished,
-        "stop_reason": stop_reason,
-        "elapsed_s": round(elapsed, 1),
-        "images_seen": images_seen,
-        "images_per_s": round(images_seen / max(1e-6, elapsed), 2),
-        "hardware": hardware,
-        "world_size": world,
-        "device": str(dev),
-        "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
-        "channels_last": channels_last,
-        "text_encoder": text_info.get("encoder", "none"),
-        "loss_weights": {k: v for k, v in lcfg.__dict__.items() if k != "extra"},
-        "sampler": {k: (list(v) if isinstance(v, tuple) else v) for k, v in scfg.__dict__.items()},
-        "optim": ocfg,
-        "planned_steps": plan["total"],
-        "val_history": val_history,
-        "init_from": init_from,
-        "parent": parent,
-        "lineage": lineage,
-        "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "config": cfg,
-    }
-    if main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        run_validation(run, logs)
+    save_run(run, final=finished)
+    summary = _summary(run, stop_reason, finished)
+    if run.main:
+        write_json(run.out / "summary.json", summary, indent=1)
         if finished:
-            torch.save({"model_state_dict": net.model.state_dict(), "variant": variant}, out / "final.pt")
+            torch.save({"model_state_dict": run.net.model.state_dict(), "variant": summary["variant"]},
+                       run.out / "final.pt")
     logs.close()
-    if world > 1:
+    if run.world > 1:
         import torch.distributed as tdist
 
         tdist.barrier()

@@ -13,11 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from hirqa_ros.constants import AUTO_ORDER
+from hirqa_ros.constants import BACKEND_CHOICES as CHOICES
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt", "torch2trt")
-AUTO_ORDER = ("tensorrt", "torch", "onnxruntime")
-CHOICES = ("auto", *BACKENDS)
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):

@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from hirqa_ros.backends import BackendUnavailable
+from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
+from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
 
 log = logging.getLogger(__name__)
-
-INPUT_NAME = "image"
-OUTPUT_NAME = "score"
 
 
 def select_providers(

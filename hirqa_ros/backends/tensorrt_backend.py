@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from hirqa_ros.artifacts import atomic_write_bytes, sha256_file
+from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
+from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
 from hirqa_ros.preprocess import MIN_SIDE, InputPolicy
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "image"
-OUTPUT_NAME = "score"
+
 DEFAULT_MAX_HW = (1088, 1920)
 DEFAULT_OPT_HW = (480, 640)
 MIN_VERSION = (8, 6)

@@ -14,10 +14,10 @@ import numpy as np
 
 from hirqa_ros.bag.labels import KEEP_NAMES, Labels, Segment
 from hirqa_ros.bag.reader import default_typestore
+from hirqa_ros.files import is_image_file, read_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_START_NS = 1_700_000_000_000_000_000  # fixed, so bags are reproducible
 # default segments, as fractions of the bag duration: camera faults of the distortion library
 DEFAULT_SEGMENTS = (
@@ -96,16 +96,15 @@ def image_folder_frames(
 ) -> Iterator[np.ndarray]:
     """``n`` RGB frames from the photos in ``folder`` (sorted, cycled): each photo is shown for
     ``hold`` frames with a slow pan, so consecutive frames differ like a moving camera's."""
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
     photos = []
     for p in files:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            log.warning("skipping unreadable image %s", p)
-            continue
-        photos.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        try:
+            photos.append(read_image(p))
+        except ValueError as exc:
+            log.warning("skipping unreadable image %s: %s", p, exc)
     if not photos:
-        raise ValueError(f"{folder}: no readable images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"{folder}: no readable images")
     hold = max(1, hold)
     for i in range(n):
         k = i // hold + offset

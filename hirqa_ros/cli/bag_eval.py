@@ -6,8 +6,10 @@ import argparse
 import logging
 
 from hirqa_ros.cli.ranges import ranged
+from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
 
 HELP = "score the camera frames of a rosbag2 (sqlite3/MCAP) or ROS 1 bag offline; label metrics, plots"
+
 
 log = logging.getLogger("hirqa.bag-eval")
 
@@ -55,6 +57,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="EMA weight of the past before thresholds, as the node's 'smoothing', 0..0.99 (default 0)",
     )
     p.add_argument(
+        "--min-image-side",
+        type=ranged(int, 1, 100000),
+        default=DEFAULT_MIN_IMAGE_SIDE,
+        metavar="PX",
+        help="frames whose shorter side is below this are refused (no score), as the node's "
+        f"'min_image_side' (default {DEFAULT_MIN_IMAGE_SIDE})",
+    )
+    p.add_argument(
         "--target-frr",
         type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True),
         default=0.01,
@@ -62,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default 0.01)",
     )
     p.add_argument("--model", help="model directory (default: $HIRQA_MODEL or the installed models/hirqa-s)")
-    p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt | torch2trt")
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="inference backend")
     p.add_argument("--input-policy", help="native | max-side:N | crops:KxS (default: the model card's)")
     p.add_argument("--batch", type=ranged(int, 1, 1024), default=8,
                    help="frames per inference call, 1..1024 (default 8)")
@@ -89,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             drop_labels=drop,
             thresholds=args.threshold,
             smoothing=args.smoothing,
+            min_side=args.min_image_side,
             model=args.model,
             backend=args.backend,
             input_policy=args.input_policy,

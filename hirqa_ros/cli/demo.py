@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from hirqa_ros.constants import BACKEND_CHOICES
+
 HELP = "run hirqa_node on a sample camera stream with hazy/blurred/dark/glared stretches, print verdicts"
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="DIR", default="",
                         help="model directory (default: $HIRQA_MODEL, else the installed models/hirqa-s)")
     parser.add_argument("--backend", default="auto",
-                        choices=("auto", "tensorrt", "torch", "onnxruntime", "torch2trt"),
+                        choices=BACKEND_CHOICES,
                         help="inference backend of the node (default auto)")
     parser.add_argument("--duration", type=float, default=35.0, help="seconds of streaming (default 35)")
     parser.add_argument("--rate", type=float, default=4.0, help="camera frames per second (default 4)")
@@ -45,21 +47,24 @@ def _photos(folder: str, size: tuple[int, int]) -> list:
     import cv2
     import numpy as np
 
+    from hirqa_ros.files import is_image_file, read_image
+
     w, h = size
     out = []
     for f in sorted(Path(folder).glob("*")):
-        if f.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        if not f.is_file() or not is_image_file(f):
             continue
-        bgr = cv2.imread(str(f))
-        if bgr is None:
-            print(f"skipping unreadable {f}", file=sys.stderr)
+        try:
+            rgb = read_image(f)
+        except ValueError as exc:
+            print(f"skipping unreadable {f}: {exc}", file=sys.stderr)
             continue
         # cover-crop to the frame's aspect, then resize: a camera-like frame
-        ih, iw = bgr.shape[:2]
+        ih, iw = rgb.shape[:2]
         s = max(w / iw, h / ih)
-        bgr = cv2.resize(bgr, (max(w, round(iw * s)), max(h, round(ih * s))), interpolation=cv2.INTER_AREA)
-        y0, x0 = (bgr.shape[0] - h) // 2, (bgr.shape[1] - w) // 2
-        out.append(np.ascontiguousarray(cv2.cvtColor(bgr[y0:y0 + h, x0:x0 + w], cv2.COLOR_BGR2RGB)))
+        rgb = cv2.resize(rgb, (max(w, round(iw * s)), max(h, round(ih * s))), interpolation=cv2.INTER_AREA)
+        y0, x0 = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
+        out.append(np.ascontiguousarray(rgb[y0:y0 + h, x0:x0 + w]))
     return out
 
 

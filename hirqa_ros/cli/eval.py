@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+from hirqa_ros.constants import BACKEND_CHOICES
+
 HELP = "evaluate a model beside classical cues: synthetic distortion ladders (SROCC, AUROC), IQA benchmarks"
 
 log = logging.getLogger("hirqa.eval")
@@ -15,7 +17,7 @@ DEFAULT_IMAGES = "data/pristine/val"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, help="model directory (default: the installed default model)")
-    m.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt | torch2trt")
+    m.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="inference backend")
     m.add_argument("--input-policy", default=None,
                    help="native | max-side:N | crops:KxS (default: the model card's)")
     m.add_argument("--no-model", action="store_true", help="evaluate only the classical cues")

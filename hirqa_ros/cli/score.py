@@ -7,9 +7,9 @@ import csv
 import json
 import sys
 
-HELP = "score images, folders (recursive) and videos (every Nth frame); higher = better quality"
+from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
 
-BACKEND_CHOICES = ("auto", "onnxruntime", "torch", "tensorrt", "torch2trt")
+HELP = "score images, folders (recursive) and videos (every Nth frame); higher = better quality"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--every", type=int, default=1, metavar="N", help="score every Nth video frame (default 1)"
     )
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="frames per inference batch")
+    parser.add_argument(
+        "--min-image-side",
+        type=int,
+        default=DEFAULT_MIN_IMAGE_SIDE,
+        metavar="PX",
+        help="frames whose shorter side is below this are refused, as in the node "
+        f"(default {DEFAULT_MIN_IMAGE_SIDE})",
+    )
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument(
         "--jsonl",
@@ -100,11 +108,12 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros import media
     from hirqa_ros.artifacts import ArtifactError, NoDefaultModelError
     from hirqa_ros.backends import BackendUnavailable
+    from hirqa_ros.monitor import CameraMonitor, Checked, run_frames
     from hirqa_ros.scorer import load_scorer
 
     log = logging.getLogger("hirqa.score")
-    if args.every < 1 or args.batch_size < 1:
-        print("error: --every and --batch-size must be >= 1", file=sys.stderr)
+    if args.every < 1 or args.batch_size < 1 or args.min_image_side < 1:
+        print("error: --every, --batch-size and --min-image-side must be >= 1", file=sys.stderr)
         return 2
     try:
         scorer = load_scorer(
@@ -134,22 +143,17 @@ def run(args: argparse.Namespace) -> int:
 
     for err in missing:
         report(err)
-    pending: list[media.Frame] = []
+    pending: list[tuple[media.Frame, Checked]] = []
 
     def flush() -> None:
         nonlocal scored
-        if not pending:
-            return
-        try:
-            scores = scorer.score([f.rgb for f in pending])
-        except Exception as exc:  # keep going: report the frames of this batch as failed
-            for f in pending:
-                report(media.MediaError(f.source, f"scoring failed at frame {f.frame}: {exc}"))
-            pending.clear()
-            return
-        for f, s in zip(pending, scores):
-            out.add(f.source, f.frame, float(s), scorer.level(float(s)).name)
-        scored += len(pending)
+        for (f, _), res in zip(pending, run_frames(scorer, [c for _, c in pending], args.batch_size)):
+            if res.scored:
+                out.add(f.source, f.frame, res.score, res.level.name)
+                scored += 1
+            else:  # keep going: report the frame as failed
+                where = "" if f.frame is None else f"frame {f.frame}: "
+                report(media.MediaError(f.source, f"{where}{res.message}"))
         pending.clear()
 
     progress = tqdm(
@@ -161,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         leave=False,
     )
     for path in progress:
+        monitor = CameraMonitor(str(path), scorer.thresholds, 0.0, args.min_image_side)  # one stream per file
         frames_bar = None
         if media.kind_of(path) == "video" and not progress.disable:
             n = media.video_frame_count(path)
@@ -178,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(item, media.MediaError):
                 report(item)
                 continue
-            pending.append(item)
+            pending.append((item, monitor.check(item.rgb)))
             if len(pending) >= args.batch_size:
                 flush()
         flush()

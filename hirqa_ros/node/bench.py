@@ -26,8 +26,9 @@ def _frame(w: int, h: int, seed: int) -> np.ndarray:
 
     samples = sorted((Path(__file__).resolve().parents[1] / "data" / "samples").glob("*.jpg"))
     if samples:
-        bgr = cv2.imread(str(samples[seed % len(samples)]))
-        return cv2.cvtColor(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        from hirqa_ros.files import read_image
+
+        return cv2.resize(read_image(samples[seed % len(samples)]), (w, h), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(seed)
     return cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (5, 5), 0)
 

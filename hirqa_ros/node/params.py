@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-BACKEND_CHOICES = ("auto", "tensorrt", "torch", "onnxruntime", "torch2trt")
+from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
+
 IMAGE_TYPE_CHOICES = ("auto", "raw", "compressed")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 FROM_MODEL_CARD = None  # default of the thresholds: the loaded model card's calibrated values
@@ -71,7 +72,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("input_depth", "int", 1, "Input QoS history depth (keep last N).", range=(1, 1000)),
     ParamSpec("output_depth", "int", 10,
               "Output QoS history depth (reliable, keep last N).", range=(1, 1000)),
-    ParamSpec("min_image_side", "int", 16,
+    ParamSpec("min_image_side", "int", DEFAULT_MIN_IMAGE_SIDE,
               "Frames whose shorter side is below this many pixels are refused (no score).",
               range=(1, 100000)),
     ParamSpec("stale_timeout_s", "double", 2.0,

@@ -1,8 +1,9 @@
-"""The rclpy node: subscribes camera topics, scores the newest frames in one batch, publishes verdicts.
+"""The rclpy node: ROS wiring around the per-frame pipeline of ``hirqa_ros.monitor``.
 
-Subscription callbacks only store the newest frame per camera; one worker thread decodes,
-scores every waiting frame with a single ``Scorer.score`` call and publishes ``<topic>/quality``
-and ``<topic>/accepted``; a steady-clock timer publishes ``/diagnostics``.
+Subscription callbacks only store the newest frame per camera; one worker thread decodes the
+waiting frames, runs each camera's ``CameraMonitor`` checks, scores them as one batch
+(``monitor.run_frames``) and publishes ``<topic>/quality`` and ``<topic>/accepted``; a
+steady-clock timer publishes ``/diagnostics``.
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from hirqa_ros.decision import FrameGate, Hysteresis, Level, Thresholds
+from hirqa_ros.decision import Hysteresis, Level, Thresholds
 from hirqa_ros.imgmsg import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
+from hirqa_ros.monitor import CameraMonitor, Checked, FrameResult, run_frames
 from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, ParamSpec, declared_names, topic_is_compressed
 from hirqa_ros.node.stats import CameraStats
 from hirqa_ros.quality_status import NODE_NAME, quality_status_fields, quality_topic
@@ -62,13 +64,13 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
 
 
 class Camera:
-    """One input topic: subscription, publishers, the newest-frame slot, its gate and its stats."""
+    """One input topic: subscription, publishers, the newest-frame slot, its monitor and its stats."""
 
-    def __init__(self, topic: str, compressed: bool, gate: FrameGate, stats: CameraStats) -> None:
+    def __init__(self, topic: str, compressed: bool, monitor: CameraMonitor, stats: CameraStats) -> None:
         self.topic = topic
         self.compressed = compressed
         self.msg_type = CompressedImage if compressed else Image
-        self.gate = gate
+        self.monitor = monitor
         self.stats = stats
         self.slot: tuple[Any, float] | None = None  # (message, receive time), guarded by the node's lock
         self.next_allowed = 0.0  # max_rate_hz bookkeeping (monotonic seconds)
@@ -133,7 +135,7 @@ class QualityNode(Node):
             if name in seen:
                 raise ValueError(f"topic {name} is listed twice in image_topics")
             seen.add(name)
-            cam = Camera(name, compressed, FrameGate(thresholds, smoothing),
+            cam = Camera(name, compressed, CameraMonitor(name, thresholds, smoothing, self._min_side),
                          CameraStats(name, window=p["stats_window"],
                                      hysteresis=Hysteresis(raise_after, clear_after)))
             cam.quality_pub = self.create_publisher(DiagnosticArray, quality_topic(name), out_qos)
@@ -228,8 +230,8 @@ class QualityNode(Node):
         raise_after = int(new.get("hysteresis_raise", self._get("hysteresis_raise")))
         clear_after = int(new.get("hysteresis_clear", self._get("hysteresis_clear")))
         for cam in self.cameras:
-            cam.gate.thresholds = thresholds
-            cam.gate.smoothing = smoothing
+            cam.monitor.thresholds = thresholds
+            cam.monitor.smoothing = smoothing
             cam.stats.set_hysteresis(raise_after, clear_after)
         self._log.info(f"parameters changed: {new}")
         return SetParametersResult(successful=True)
@@ -290,77 +292,60 @@ class QualityNode(Node):
         cam.stats.on_bad(reason, text)
         self._warn(cam, reason, f"{text}; frame skipped (no score)")
 
-    def _decode(self, cam: Camera, msg: Any) -> np.ndarray | None:
+    def _check(self, cam: Camera, msg: Any) -> Checked:
+        """Decode one message and run the camera's frame checks (monitor.CameraMonitor.check)."""
         try:
             rgb = compressed_msg_to_rgb(msg) if cam.compressed else image_msg_to_rgb(msg)
         except ImageDecodeError as exc:
-            self._bad(cam, "decode_error", str(exc))
-            return None
-        h, w = rgb.shape[:2]
-        if min(h, w) < self._min_side:
-            self._bad(cam, "too_small", f"{w}x{h} frame is below min_image_side={self._min_side}")
-            return None
+            return cam.monitor.refuse("decode_error", str(exc))
         stamp = msg.header.stamp
-        if stamp.sec == 0 and stamp.nanosec == 0:
-            cam.stats.on_oddity("zero_stamp")
-            self._warn(cam, "zero_stamp", "frame has a zero header stamp (scored, but consumers cannot "
-                                          "time-sync it; check the camera driver or use_sim_time)")
-        if cam.stats.resolution is not None and cam.stats.resolution != (h, w):
-            old = cam.stats.resolution
-            cam.stats.on_oddity("resolution_change")
-            cam.gate.reset()
-            self._warn(cam, "resolution_change",
-                       f"resolution changed from {old[1]}x{old[0]} to {w}x{h} (smoothing restarted)")
-        cam.stats.resolution = (h, w)
-        cam.stats.frame_id = msg.header.frame_id
-        return rgb
+        checked = cam.monitor.check(rgb, stamp.sec * 1_000_000_000 + stamp.nanosec)
+        if checked.result is None:
+            cam.stats.resolution = cam.monitor.resolution
+            cam.stats.frame_id = msg.header.frame_id
+        return checked
 
     def _score_batch(self, taken: list[tuple[Camera, tuple[Any, float]]]) -> None:
-        frames, items = [], []
-        for cam, (msg, t_recv) in taken:
-            rgb = self._decode(cam, msg)
-            if rgb is not None:
-                frames.append(rgb)
-                items.append((cam, msg, t_recv))
-        if not frames:
-            return
+        checked = [self._check(cam, msg) for cam, (msg, _) in taken]
         t0 = time.perf_counter()
-        try:
-            scores = np.asarray(self.scorer.score(frames), dtype=np.float64).reshape(-1)
-            if scores.shape[0] != len(frames):
-                raise RuntimeError(f"scorer returned {scores.shape[0]} scores for {len(frames)} frames")
-        except Exception as exc:
-            for cam, _, _ in items:
-                self._bad(cam, "inference_error", f"inference failed: {type(exc).__name__}: {exc}")
-            return
-        infer_ms = (time.perf_counter() - t0) * 1000.0
-        n = len(frames)
-        self._infer_ms.append(infer_ms)
-        self._batch_sizes.append(n)
-        self.batches += 1
-        self.max_batch = max(self.max_batch, n)
-        for (cam, msg, t_recv), score in zip(items, scores):
-            if not math.isfinite(score):
-                self._bad(cam, "inference_error", f"the model returned a non-finite score ({score})")
+        results = run_frames(self.scorer, checked)
+        n = sum(c.result is None for c in checked)
+        if n:
+            self._infer_ms.append((time.perf_counter() - t0) * 1000.0)
+            self._batch_sizes.append(n)
+            self.batches += 1
+            self.max_batch = max(self.max_batch, n)
+        for (cam, (msg, t_recv)), result in zip(taken, results):
+            for kind, text in result.notes:
+                cam.stats.on_oddity(kind)
+                self._warn(cam, kind, text)
+            if not result.scored:
+                self._bad(cam, result.reason, result.message)
                 continue
-            level, smoothed = cam.gate.update(float(score))
-            cam.sequence += 1
-            latency_ms = (time.monotonic() - t_recv) * 1000.0
-            fields = quality_status_fields(
-                cam.topic, score, level, smoothed, cam.gate.thresholds, str(self.scorer.backend),
-                frame_id=msg.header.frame_id, sequence=cam.sequence, batch_size=n, node_name=self.get_name(),
-                extra=(("latency_ms", f"{latency_ms:.2f}"), ("inference_ms", f"{infer_ms:.2f}")))
-            out = DiagnosticArray()
-            out.header = msg.header
-            status = DiagnosticStatus(
-                level=bytes([fields["level"]]), name=fields["name"], message=fields["message"],
-                hardware_id=fields["hardware_id"])
-            status.values = [KeyValue(key=k, value=v) for k, v in fields["values"]]
-            out.status = [status]
-            cam.quality_pub.publish(out)
-            if level == Level.OK and cam.accepted_pub is not None:
-                cam.accepted_pub.publish(msg)
-            cam.stats.on_scored(float(score), level, latency_ms, n)
+            self._publish(cam, msg, t_recv, result)
+
+    def _publish(self, cam: Camera, msg: Any, t_recv: float, result: FrameResult) -> None:
+        """The frame's quality message, the frame itself on accepted when OK, and its statistics."""
+        cam.sequence += 1
+        latency_ms = (time.monotonic() - t_recv) * 1000.0
+        fields = quality_status_fields(
+            cam.topic, result.score, result.level, result.smoothed, cam.monitor.thresholds,
+            str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=cam.sequence,
+            batch_size=result.batch_size,
+            node_name=self.get_name(),
+            extra=(("latency_ms", f"{latency_ms:.2f}"),
+                   ("inference_ms", f"{result.batch_seconds * 1000.0:.2f}")))
+        out = DiagnosticArray()
+        out.header = msg.header
+        status = DiagnosticStatus(
+            level=bytes([fields["level"]]), name=fields["name"], message=fields["message"],
+            hardware_id=fields["hardware_id"])
+        status.values = [KeyValue(key=k, value=v) for k, v in fields["values"]]
+        out.status = [status]
+        cam.quality_pub.publish(out)
+        if result.level == Level.OK and cam.accepted_pub is not None:
+            cam.accepted_pub.publish(msg)
+        cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size)
 
     # ---- /diagnostics --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

@@ -1,0 +1,73 @@
+"""One row per image message of a bag evaluation, and ``frames.csv`` (write and read back)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hirqa_ros.monitor import FrameResult
+
+CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error"]
+
+
+@dataclass
+class FrameRow:
+    """One image message. ``score`` None + ``verdict`` 'error' when it got no score (``reason`` says why)."""
+
+    topic: str
+    bag_time_ns: int
+    stamp_ns: int | None = None
+    score: float | None = None
+    smoothed: float | None = None
+    level: str = ""
+    verdict: str = ""
+    error: str = ""
+    reason: str = ""
+    frame_id: str = ""
+    seconds: float = 0.0  # decode + scoring time attributed to this frame
+    batch_size: int = 0
+
+    def apply(self, result: FrameResult) -> None:
+        """Take the pipeline's verdict on this frame (``monitor.FrameResult``)."""
+        self.score, self.smoothed = result.score, result.smoothed
+        self.level = "" if result.level is None else result.level.name
+        self.verdict = result.verdict
+        self.reason = result.reason
+        self.error = "" if result.scored else result.message.replace("\n", " ")[:300]
+        self.batch_size = result.batch_size
+        if result.batch_size:
+            self.seconds += result.batch_seconds / result.batch_size
+
+    def csv_row(self) -> list[Any]:
+        return [
+            self.topic,
+            "" if self.stamp_ns is None else self.stamp_ns,
+            self.bag_time_ns,
+            "" if self.score is None else f"{self.score:.7f}",
+            self.level,
+            self.verdict,
+            self.error,
+        ]
+
+
+def write_frames_csv(rows: list[FrameRow], path: Path) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for r in rows:
+            w.writerow(r.csv_row())
+    return path
+
+
+def read_frames_csv(path: str | Path) -> list[dict[str, Any]]:
+    """frames.csv back as dicts (stamp_ns/bag_time_ns int, score float or None)."""
+    out = []
+    with Path(path).open(newline="") as f:
+        for r in csv.DictReader(f):
+            r["stamp_ns"] = int(r["stamp_ns"]) if r["stamp_ns"] else None
+            r["bag_time_ns"] = int(r["bag_time_ns"])
+            r["score"] = float(r["score"]) if r["score"] else None
+            out.append(r)
+    return out

@@ -1,0 +1,112 @@
+"""``summary.json`` of a bag evaluation: per-topic counts, levels and score statistics, overall
+speed, and the label metrics when labels were given."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+
+from hirqa_ros.bag.frames import FrameRow
+from hirqa_ros.decision import Level, Thresholds
+from hirqa_ros.evaluation.label_metrics import label_metrics
+
+PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+
+
+def score_stats(scores: np.ndarray) -> dict[str, float] | None:
+    """min, percentiles, max and mean of ``scores`` (None when empty)."""
+    if scores.size == 0:
+        return None
+    d = {"min": float(scores.min())}
+    d.update({f"p{p}": float(v) for p, v in zip(PERCENTILES, np.percentile(scores, PERCENTILES))})
+    d.update({"max": float(scores.max()), "mean": float(scores.mean())})
+    return d
+
+
+def topic_summary(rows: list[FrameRow]) -> dict[str, Any]:
+    """Counts, levels, rejections, score statistics and speed of one topic's rows."""
+    scored = [r for r in rows if r.score is not None]
+    scores = np.array([r.score for r in scored], dtype=np.float64)
+    rejected = sum(r.verdict == "drop" for r in scored)
+    seconds = sum(r.seconds for r in rows)
+    levels = {lv.name: sum(r.level == lv.name for r in scored) for lv in (Level.OK, Level.WARN, Level.ERROR)}
+    errors = [r for r in rows if r.verdict == "error"]
+    bag_times = [r.bag_time_ns for r in rows]
+    return {
+        "frames": len(rows),
+        "scored": len(scored),
+        "errors": len(errors),
+        "errors_by_reason": dict(Counter(r.reason or "unknown" for r in errors)),
+        "first_errors": sorted({r.error for r in errors})[:5],
+        "rejected": rejected,
+        "rejected_fraction": rejected / len(scored) if scored else None,
+        "levels": levels,
+        "score": score_stats(scores),
+        "bag_duration_s": (max(bag_times) - min(bag_times)) / 1e9 if bag_times else 0.0,
+        "wall_time_s": seconds,
+        "frames_per_s": len(scored) / seconds if seconds > 0 else None,
+    }
+
+
+def build_summary(
+    rows: list[FrameRow],
+    topics: list[str],
+    reader: Any,
+    scorer: Any,
+    thresholds: Thresholds,
+    th_source: str,
+    smoothing: float,
+    wall: float,
+    labels: Any,
+    target_frr: float,
+    problems: list[str],
+    batch: int = 8,
+    min_side: int | None = None,
+) -> dict[str, Any]:
+    """The summary of one evaluation (``reader``: the bag's ``BagReader``; ``labels``: ``Labels`` or None)."""
+    by_topic: dict[str, list[FrameRow]] = defaultdict(list)
+    for r in rows:
+        by_topic[r.topic].append(r)
+    bag_times = [r.bag_time_ns for r in rows]
+    duration = (max(bag_times) - min(bag_times)) / 1e9 if bag_times else 0.0
+    n_scored = sum(r.score is not None for r in rows)
+    summary: dict[str, Any] = {
+        "bag": str(reader.path),
+        "model": str(getattr(scorer, "model_dir", "") or ""),
+        "backend": str(getattr(scorer, "backend", "")),
+        "input_policy": str(getattr(scorer, "input_policy", "")),
+        "batch": batch,
+        "thresholds": {"warn": thresholds.warn, "error": thresholds.error, "source": th_source},
+        "smoothing": smoothing,
+        "min_image_side": min_side,
+        "overall": {
+            "topics": len(topics),
+            "frames": len(rows),
+            "scored": n_scored,
+            "errors": sum(r.verdict == "error" for r in rows),
+            "bag_duration_s": duration,
+            "wall_time_s": wall,  # reading + decoding + scoring (model loading excluded: setup_time_s)
+            "frames_per_s": n_scored / wall if wall > 0 else None,
+            "real_time_factor": duration / wall if wall > 0 and duration > 0 else None,
+        },
+        "topics": {
+            t: {"type": reader.topics[t].msgtype, **topic_summary(by_topic.get(t, []))} for t in topics
+        },
+    }
+    if labels is not None:
+        summary["labels"] = {
+            "file": labels.source,
+            "clock": labels.clock,
+            "drop_labels": sorted(labels.drop_set),
+            "default_label": labels.default_label,
+            "target_false_reject_rate": target_frr,
+            "notes": labels.notes,
+        }
+        for t in topics:
+            summary["topics"][t]["labels"] = label_metrics(
+                by_topic.get(t, []), labels, thresholds, target_frr, t
+            )
+        summary["labels"]["all_topics"] = label_metrics(rows, labels, thresholds, target_frr, None)
+    return summary

@@ -1,0 +1,141 @@
+"""The node and ``hirqa bag-eval`` are one per-frame pipeline: the same frames through hirqa_node
+(a subprocess, real rclpy over Fast DDS) and through ``evaluate_bag`` give the same levels and
+scores, including frames refused as too small and a resolution change (smoothing restarts).
+
+Seeded RANDOM weights (plumbing only: the scores mean nothing, they only have to agree)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
+pytest.importorskip("diagnostic_msgs.msg")
+pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
+
+from helpers_node import NodeProcess, RosClient, domain_id, level_of, make_image, scene, status_values
+
+from hirqa_ros.decision import Thresholds
+
+pytestmark = pytest.mark.ros
+
+TOPIC = "/eq/cam/image"
+SMOOTHING = 0.6
+BASE_NS = 7_000_000_000
+# (width, height) per frame, in order: 12x10 and 64x8 are below min_image_side (16);
+# the switch to 80x60 restarts the smoothing
+SIZES = [(64, 48)] * 5 + [(12, 10)] + [(64, 48)] * 2 + [(80, 60)] * 4 + [(64, 8)] + [(80, 60)] * 2
+
+
+def _frames() -> list[np.ndarray]:
+    return [scene(h, w, seed=300 + i) for i, (w, h) in enumerate(SIZES)]
+
+
+def _write_bag(path: Path, frames: list[np.ndarray]) -> None:
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from hirqa_ros.bag.reader import default_typestore
+    from hirqa_ros.imgmsg import rgb_to_image_fields
+
+    ts = default_typestore()
+    T = ts.types
+    img = "sensor_msgs/msg/Image"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection(TOPIC, img, typestore=ts)
+        for i, rgb in enumerate(frames):
+            t = BASE_NS + i * 100_000_000
+            header = T["std_msgs/msg/Header"](
+                stamp=T["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9), frame_id="eq_cam")
+            w.write(conn, t, ts.serialize_cdr(T[img](header=header, **rgb_to_image_fields(rgb, "rgb8")), img))
+
+
+def _thresholds_between(values: list[float]) -> Thresholds:
+    """warn/error half-way between neighbouring smoothed scores (no value sits on a threshold), so that
+    the frames fall into all three levels."""
+    v = sorted(set(values))
+    assert len(v) >= 4, v
+    mid = [(a + b) / 2 for a, b in itertools.pairwise(v)]
+    return Thresholds(warn=mid[2 * len(mid) // 3], error=mid[len(mid) // 3])
+
+
+def test_node_and_bag_eval_agree_frame_by_frame(random_model_dir, tmp_path):
+    from hirqa_ros import load_scorer
+    from hirqa_ros.bag.evaluate import evaluate_bag
+
+    frames = _frames()
+    bag = tmp_path / "eq_bag"
+    _write_bag(bag, frames)
+    scorer = load_scorer(str(random_model_dir), backend="onnxruntime")
+    # the smoothed scores do not depend on the thresholds: a first pass places the thresholds
+    probe = evaluate_bag(bag, tmp_path / "probe", scorer=scorer, smoothing=SMOOTHING, progress=False,
+                         plots=False)
+    th = _thresholds_between([r.smoothed for r in probe.rows if r.smoothed is not None])
+    res = evaluate_bag(bag, tmp_path / "out", scorer=scorer, thresholds=th, smoothing=SMOOTHING,
+                       progress=False, plots=False)
+    rows = res.rows
+    assert len(rows) == len(SIZES)
+    small = [i for i, (w, h) in enumerate(SIZES) if min(w, h) < 16]
+    for i, r in enumerate(rows):
+        if i in small:
+            assert (r.verdict, r.reason, r.score) == ("error", "too_small", None), r
+            assert "below min_image_side=16" in r.error
+        else:
+            assert r.score is not None and r.level in ("OK", "WARN", "ERROR"), r
+    first_80 = SIZES.index((80, 60))
+    assert rows[first_80].smoothed == pytest.approx(rows[first_80].score, abs=1e-9)  # smoothing restarted
+    assert rows[1].smoothed != pytest.approx(rows[1].score, abs=1e-9)  # ... and is on otherwise
+    assert {r.level for r in rows if r.score is not None} == {"OK", "WARN", "ERROR"}
+
+    domain = domain_id(7)
+    node = NodeProcess({"image_topics": [TOPIC], "model_path": str(random_model_dir),
+                        "backend": "onnxruntime", "warn_threshold": th.warn, "error_threshold": th.error,
+                        "smoothing": SMOOTHING,
+                        "input_reliability": "reliable", "input_depth": 10, "diagnostics_period_s": 0.2},
+                       domain, tmp_path / "node.log", name="hirqa_eq")
+    client = None
+    try:
+        node.wait_ready()
+        client = RosClient(domain, name="hirqa_eq_client")
+        client.publisher(TOPIC, reliable=True)
+        client.watch(TOPIC)
+        client.watch_diagnostics()
+        client.wait_matched([TOPIC])
+        for i, rgb in enumerate(frames):  # one at a time: the node's newest-frame slot never drops one
+            before = len(client.quality[TOPIC])
+            client.pubs[TOPIC].publish(make_image(rgb, BASE_NS + i * 100_000_000, "eq_cam"))
+            if i in small:
+                n_small = small.index(i) + 1
+                client.wait_for(lambda n=n_small: _too_small(client) >= n, 30, f"too_small count {n_small}")
+            else:
+                client.wait_for(lambda b=before: len(client.quality[TOPIC]) > b, 30, f"quality of frame {i}")
+        with client.lock:
+            got = {_stamp(m): m.status[0] for _, m in client.quality[TOPIC]}
+    finally:
+        if client is not None:
+            client.close()
+        node.stop()
+
+    assert len(got) == len(SIZES) - len(small)
+    for i, r in enumerate(rows):
+        stamp = BASE_NS + i * 100_000_000
+        if i in small:
+            assert stamp not in got  # refused by both: no quality message
+            continue
+        st = got[stamp]
+        values = status_values(st)
+        assert level_of(st) == {"OK": 0, "WARN": 1, "ERROR": 2}[r.level], (i, r)
+        assert values["verdict"] == r.verdict
+        assert float(values["score"]) == pytest.approx(r.score, abs=2e-6), i
+        assert float(values["smoothed_score"]) == pytest.approx(r.smoothed, abs=2e-6), i
+
+
+def _stamp(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def _too_small(client: RosClient) -> int:
+    st = client.latest_status(TOPIC)
+    return int(status_values(st).get("too_small_frames", "0")) if st is not None else 0
