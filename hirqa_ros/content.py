@@ -14,6 +14,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hirqa_ros.constants import (
+    DEFAULT_BLACK_LEVEL,
+    DEFAULT_FROZEN_S,
+    DEFAULT_UNIFORM_RANGE,
+    DEFAULT_WHITE_LEVEL,
+)
+
 THUMB_SIDE = 64
 
 
@@ -24,18 +31,18 @@ class ContentLimits:
     ``black_level``: black when 99 % of the thumbnail is at or below it; ``white_level``: white
     when 99 % is at or above it; ``uniform_range``: uniform when the 1st..99th percentile spread
     is at most this; ``frozen_s``: frozen when the image data has been byte-identical for at
-    least this many seconds (0 = off). A level outside 0..255 (e.g. -1, 256) turns that check off.
+    least this many seconds (0 = off). ``black_level`` -1, ``white_level`` 256 and
+    ``uniform_range`` -1 turn those checks off.
     """
 
-    black_level: float = 30.0
-    white_level: float = 235.0
-    uniform_range: float = 6.0
-    frozen_s: float = 2.0
+    black_level: float = DEFAULT_BLACK_LEVEL
+    white_level: float = DEFAULT_WHITE_LEVEL
+    uniform_range: float = DEFAULT_UNIFORM_RANGE
+    frozen_s: float = DEFAULT_FROZEN_S
 
     def __post_init__(self) -> None:
-        if self.uniform_range < 0 or self.frozen_s < 0:
-            raise ValueError(f"uniform_range ({self.uniform_range}) and frozen_s ({self.frozen_s}) "
-                             "must be >= 0")
+        if self.frozen_s < 0:
+            raise ValueError(f"frozen_s must be >= 0 (0 = off), got {self.frozen_s}")
 
 
 def thumbnail_luma(rgb: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:

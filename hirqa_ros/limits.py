@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-#: scoring limit per frame (pixels): covers 4K (DCI 4096x2160 and UHD 3840x2160)
-DEFAULT_MAX_PIXELS = 4096 * 2160
-#: decoding limit (pixels): 100 MP (10000x10000) = 300 MB as RGB; larger images are refused
-DEFAULT_MAX_DECODE_PIXELS = 100_000_000
+from hirqa_ros.constants import DEFAULT_MAX_DECODE_PIXELS, DEFAULT_MAX_PIXELS
+
+__all__ = ["DEFAULT_MAX_DECODE_PIXELS", "DEFAULT_MAX_PIXELS", "TooLarge", "check_size", "declared_size",
+           "score_bounded", "tile_grid", "tiles"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (baseline, progressive, lossless...): not DHT C4, JPG C8, DAC CC
@@ -125,7 +125,9 @@ def score_bounded(score: Callable[[list[np.ndarray]], np.ndarray], frames: Seque
     def flush() -> None:
         nonlocal group, owners, pixels
         if group:
-            s = np.asarray(score(group), np.float64)
+            s = np.asarray(score(group), np.float64).reshape(-1)
+            if s.shape[0] != len(group):
+                raise RuntimeError(f"scorer returned {s.shape[0]} scores for {len(group)} frames")
             sums = np.zeros(len(frames), np.float64)
             np.add.at(sums, owners, s)
             for i in set(owners):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
 from hirqa_ros.cli.ranges import ranged
 from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
 
@@ -83,10 +84,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_frame_check_arguments(p, "the bag's record time")
 
 
 def run(args: argparse.Namespace) -> int:
-    from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, evaluate_bag
+    from hirqa_ros.artifacts import ArtifactError
+    from hirqa_ros.backends import BackendUnavailable
+    from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, OutputError, evaluate_bag
     from hirqa_ros.bag.labels import LabelsError
 
     drop = [x.strip() for x in args.drop_labels.split(",") if x.strip()] if args.drop_labels else None
@@ -100,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
             thresholds=args.threshold,
             smoothing=args.smoothing,
             min_side=args.min_image_side,
+            content=content_limits(args),
+            max_pixels=args.max_pixels,
             model=args.model,
             backend=args.backend,
             input_policy=args.input_policy,
@@ -109,9 +115,13 @@ def run(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             progress=not args.no_progress,
         )
-    except (BagOpenError, NothingToEvaluate, LabelsError) as exc:
+    except (BagOpenError, NothingToEvaluate, LabelsError, OutputError, ArtifactError,
+            BackendUnavailable) as exc:
         log.error("%s", exc)
         return 2
+    except KeyboardInterrupt:  # before scoring began (loading): nothing to keep
+        log.error("interrupted before any frame was scored; nothing written")
+        return 130
     s = res.summary
     o = s["overall"]
     th = s["thresholds"]
@@ -138,8 +148,21 @@ def run(args: argparse.Namespace) -> int:
         )
     for p in res.problems:
         print(f"  problem: {p}")
+    reasons = o.get("reasons") or {}
+    if reasons:
+        print("  frames by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     print(f"results in {res.out_dir}: " + ", ".join(sorted(res.files)))
+    if res.interrupted:
+        log.error("interrupted: the results above are PARTIAL (summary.json: \"complete\": false)")
+        return 130
+    if res.labels_error:
+        log.error("the labels match no frame of the bag; label metrics are meaningless (exit 2)")
+        return 2
     if res.scored == 0:
         log.error("no frame could be scored")
+        return 1
+    if res.label_problems:
+        log.error("%d label problem(s) (listed above); the label metrics cover only what matched",
+                  len(res.label_problems))
         return 1
     return 0

@@ -31,8 +31,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Hysteresis, Level, Thresholds
-from hirqa_ros.imgmsg import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
+from hirqa_ros.imgmsg import ImageDecodeError, ImageTooLarge, compressed_msg_to_rgb, image_msg_to_rgb
 from hirqa_ros.monitor import CameraMonitor, Checked, FrameResult, run_frames
 from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, ParamSpec, declared_names, topic_is_compressed
 from hirqa_ros.node.stats import CameraStats
@@ -135,7 +136,8 @@ class QualityNode(Node):
             if name in seen:
                 raise ValueError(f"topic {name} is listed twice in image_topics")
             seen.add(name)
-            cam = Camera(name, compressed, CameraMonitor(name, thresholds, smoothing, self._min_side),
+            cam = Camera(name, compressed, CameraMonitor(name, thresholds, smoothing, self._min_side,
+                                                                   content=self._content),
                          CameraStats(name, window=p["stats_window"],
                                      hysteresis=Hysteresis(raise_after, clear_after)))
             cam.quality_pub = self.create_publisher(DiagnosticArray, quality_topic(name), out_qos)
@@ -189,6 +191,9 @@ class QualityNode(Node):
         self._max_rate = float(p["max_rate_hz"])
         self._publish_accepted = bool(p["publish_accepted"])
         self._min_side = int(p["min_image_side"])
+        self._max_pixels = int(p["max_pixels"])
+        self._content = ContentLimits(float(p["no_content_black_level"]), float(p["no_content_white_level"]),
+                                      float(p["no_content_uniform_range"]), float(p["frozen_timeout_s"]))
         self._stale_timeout = float(p["stale_timeout_s"])
         return p
 
@@ -292,23 +297,26 @@ class QualityNode(Node):
         cam.stats.on_bad(reason, text)
         self._warn(cam, reason, f"{text}; frame skipped (no score)")
 
-    def _check(self, cam: Camera, msg: Any) -> Checked:
-        """Decode one message and run the camera's frame checks (monitor.CameraMonitor.check)."""
+    def _check(self, cam: Camera, msg: Any, t_recv: float) -> Checked:
+        """Decode one message and run the camera's frame checks (monitor.CameraMonitor.check);
+        the frozen check runs on the receive clock."""
         try:
             rgb = compressed_msg_to_rgb(msg) if cam.compressed else image_msg_to_rgb(msg)
+        except ImageTooLarge as exc:
+            return cam.monitor.refuse("too_large", str(exc))
         except ImageDecodeError as exc:
             return cam.monitor.refuse("decode_error", str(exc))
         stamp = msg.header.stamp
-        checked = cam.monitor.check(rgb, stamp.sec * 1_000_000_000 + stamp.nanosec)
+        checked = cam.monitor.check(rgb, stamp.sec * 1_000_000_000 + stamp.nanosec, clock_s=t_recv)
         if checked.result is None:
             cam.stats.resolution = cam.monitor.resolution
             cam.stats.frame_id = msg.header.frame_id
         return checked
 
     def _score_batch(self, taken: list[tuple[Camera, tuple[Any, float]]]) -> None:
-        checked = [self._check(cam, msg) for cam, (msg, _) in taken]
+        checked = [self._check(cam, msg, t_recv) for cam, (msg, t_recv) in taken]
         t0 = time.perf_counter()
-        results = run_frames(self.scorer, checked)
+        results = run_frames(self.scorer, checked, max_pixels=self._max_pixels)
         n = sum(c.result is None for c in checked)
         if n:
             self._infer_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -322,6 +330,9 @@ class QualityNode(Node):
             if not result.scored:
                 self._bad(cam, result.reason, result.message)
                 continue
+            if result.reason:  # no content / frozen: scored, ERROR whatever the score
+                cam.stats.on_finding(result.reason, result.message)
+                self._warn(cam, result.reason, result.message)
             self._publish(cam, msg, t_recv, result)
 
     def _publish(self, cam: Camera, msg: Any, t_recv: float, result: FrameResult) -> None:
@@ -334,7 +345,11 @@ class QualityNode(Node):
             batch_size=result.batch_size,
             node_name=self.get_name(),
             extra=(("latency_ms", f"{latency_ms:.2f}"),
-                   ("inference_ms", f"{result.batch_seconds * 1000.0:.2f}")))
+                   ("inference_ms", f"{result.batch_seconds * 1000.0:.2f}"),
+                   *((("reason", result.reason),) if result.reason else ()),
+                   *((("tiles", str(result.tiles)),) if result.tiles > 1 else ())))
+        if result.reason:
+            fields["message"] = result.message
         out = DiagnosticArray()
         out.header = msg.header
         status = DiagnosticStatus(

@@ -16,10 +16,12 @@ from hirqa_ros.decision import Hysteresis, Level
 
 #: bad-input reasons (the frame gets no score) -> /diagnostics key; each also gets a throttled warning
 BAD_INPUT = {"decode_error": "decode_errors", "too_small": "too_small_frames",
-             "inference_error": "inference_errors"}
+             "too_large": "too_large_frames", "inference_error": "inference_errors"}
 #: input oddities that still get a score -> /diagnostics key
-ODDITIES = {"zero_stamp": "zero_stamp_frames", "resolution_change": "resolution_changes",
-            "resumed": "camera_resumed"}
+ODDITIES = {"zero_stamp": "zero_stamp_frames", "stamp_backwards": "stamp_backwards_frames",
+            "resolution_change": "resolution_changes", "resumed": "camera_resumed"}
+#: frames that are scored but ERROR whatever their score (reason prefix) -> /diagnostics key
+FINDINGS = {"no_content": "no_content_frames", "frozen": "frozen_frames"}
 
 
 @dataclass
@@ -35,6 +37,7 @@ class CameraStats:
     throttled: int = 0  # skipped by max_rate_hz
     counts: Counter = field(default_factory=Counter)  # BAD_INPUT and ODDITIES
     last_error: str = ""
+    last_error_time: float | None = None  # receive time of the frame last_error is about
     last_receive: float | None = None  # time.monotonic()
     stopped: bool = False
     frame_id: str = ""
@@ -47,6 +50,9 @@ class CameraStats:
         self._rejected: deque[bool] = deque(maxlen=self.window)
         self._batch: deque[int] = deque(maxlen=self.window)
         self._last_report: tuple[float, int, int] | None = None  # (time, received, scored)
+        self._bad_since_report = 0
+        self._findings_since_report = 0
+        self._last_finding = ""
 
     # ---- updates -------------------------------------------------------------------------
     def on_receive(self, now: float) -> bool:
@@ -72,6 +78,15 @@ class CameraStats:
         with self._lock:
             self.counts[reason] += 1
             self.last_error = message
+            self.last_error_time = self.last_receive  # the receive clock of the frame it is about
+            self._bad_since_report += 1
+
+    def on_finding(self, reason: str, message: str) -> None:
+        """A scored frame that is ERROR for ``reason`` (``no_content: ...``, ``frozen``)."""
+        with self._lock:
+            self.counts[reason.split(":", 1)[0]] += 1
+            self._findings_since_report += 1
+            self._last_finding = message
 
     def on_oddity(self, kind: str) -> None:
         with self._lock:
@@ -102,7 +117,9 @@ class CameraStats:
             dt = now - t0
             in_rate = (self.received - r0) / dt if dt > 0 else 0.0
             out_rate = (self.scored - s0) / dt if dt > 0 else 0.0
-            new_received, new_scored = self.received - r0, self.scored - s0
+            new_scored = self.scored - s0
+            new_bad, self._bad_since_report = self._bad_since_report, 0
+            new_findings, self._findings_since_report = self._findings_since_report, 0
             self._last_report = (now, self.received, self.scored)
             lat = np.asarray(self._latency_ms, np.float64)
             scores = np.asarray(self._scores, np.float64)
@@ -121,8 +138,10 @@ class CameraStats:
                 "quality_level": self.hysteresis.level.name,
                 "resolution": f"{self.resolution[1]}x{self.resolution[0]}" if self.resolution else "",
                 "last_error": self.last_error,
+                "last_error_age_s": "" if self.last_error_time is None
+                else f"{max(0.0, now - self.last_error_time):.1f}",
             }
-            for reason, key in (*BAD_INPUT.items(), *ODDITIES.items()):
+            for reason, key in (*BAD_INPUT.items(), *ODDITIES.items(), *FINDINGS.items()):
                 values[key] = str(self.counts[reason])
             age = None if self.last_receive is None else now - self.last_receive
             values["seconds_since_last_frame"] = "" if age is None else f"{age:.2f}"
@@ -131,8 +150,10 @@ class CameraStats:
             if age > stale_timeout_s:
                 self.stopped = True
                 return Level.ERROR, f"camera stopped: no frame for {age:.1f} s", values
-            if new_received > 0 and new_scored == 0 and self.last_error:
+            if new_bad > 0 and new_scored == 0 and self.last_error:  # this period's frames, not an old error
                 return Level.ERROR, f"no usable frame: {self.last_error}", values
+            if new_findings > 0 and new_findings * 2 >= max(1, new_scored):
+                return Level.ERROR, f"{self._last_finding} ({new_findings} of {new_scored} frames)", values
             level = self.hysteresis.level
             summary = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, mean score "
                        f"{values['mean_score'] or 'n/a'}, {values['reject_fraction'] or '0'} rejected")
