@@ -21,7 +21,7 @@ from hirqa_ros.constants import (
     DEFAULT_WHITE_LEVEL,
 )
 
-THUMB_SIDE = 64
+THUMB_SIDE = 32
 
 
 @dataclass(frozen=True)

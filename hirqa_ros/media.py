@@ -24,11 +24,13 @@ __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Frame", "MediaError", "expand", "iter_fi
 
 @dataclass
 class Frame:
-    """One frame: its file, its index in a video (None for a still image) and HxWx3 uint8 RGB."""
+    """One frame: its file, its index in a video (None for a still image), HxWx3 uint8 RGB and,
+    for a video, its time in seconds from the container's frame rate (index / fps)."""
 
     source: str
     frame: int | None
     rgb: np.ndarray
+    t_s: float | None = None
 
 
 @dataclass
@@ -90,6 +92,7 @@ def read_video(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | Medi
         yield MediaError(str(path), "corrupt or unsupported video (OpenCV could not open it)")
         return
     declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     index, decoded = 0, 0
     try:
         while True:
@@ -101,7 +104,7 @@ def read_video(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | Medi
                 if not ok or bgr is None:
                     break
                 decoded += 1
-                yield Frame(str(path), index, to_rgb8(bgr, bgr=True))
+                yield Frame(str(path), index, to_rgb8(bgr, bgr=True), index / fps if fps > 0 else None)
             index += 1
     finally:
         cap.release()

@@ -15,6 +15,8 @@ from hirqa_ros.backends import BackendUnavailable
 from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
 from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
 
+SHRINK_ABOVE_PIXELS = 1920 * 1080  # larger calls give their memory back (OnnxRuntimeBackend._run_options)
+
 log = logging.getLogger(__name__)
 
 
@@ -101,9 +103,24 @@ class OnnxRuntimeBackend:
         )
         self.providers = used
         self.max_batch = max_batch
+        self._shrink = None
         self.onnx_path = Path(path)
         log.info("onnxruntime %s: providers %s, model %s", ort.__version__, used, path)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        return np.asarray(self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0], dtype=np.float32).reshape(-1)
+        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: x}, self._run_options(x))
+        return np.asarray(out[0], dtype=np.float32).reshape(-1)
+
+    def _run_options(self, x: np.ndarray):
+        """Shrink the CPU memory arena after a call above SHRINK_ABOVE_PIXELS: the arena otherwise
+        keeps the peak of the largest frame ever seen (about 1 GB after one 4K frame) for the
+        life of the process, and a second large call plans a new block beside it."""
+        if x.ndim != 4 or x.shape[0] * x.shape[2] * x.shape[3] <= SHRINK_ABOVE_PIXELS:
+            return None
+        if self._shrink is None:
+            import onnxruntime as ort
+
+            self._shrink = ort.RunOptions()
+            self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        return self._shrink

@@ -145,9 +145,9 @@ def evaluate_bag(
     frames are scored as native-resolution tiles). Raises :class:`OutputError` before any work
     when ``out_dir`` cannot take the results, and ``LabelsError`` when the labels file is unusable."""
     out = Path(out_dir)
-    check_out_dir(out)
     if labels is not None and not isinstance(labels, Labels):
         Labels.load(labels, bag_start_ns=0)  # the file's own problems, before any work
+    check_out_dir(out)
     t_start = time.perf_counter()
     reader = BagReader(bag)
     problems = reader.problems  # shared list: reader keeps appending while iterating
