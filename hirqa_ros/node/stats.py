@@ -53,6 +53,8 @@ class CameraStats:
         self._bad_since_report = 0
         self._findings_since_report = 0
         self._last_finding = ""
+        self._finding_pending = False  # on_finding() came for the frame on_scored() records next
+        self._finding_streak = 0  # consecutive scored frames with a finding
 
     # ---- updates -------------------------------------------------------------------------
     def on_receive(self, now: float) -> bool:
@@ -87,6 +89,7 @@ class CameraStats:
             self.counts[reason.split(":", 1)[0]] += 1
             self._findings_since_report += 1
             self._last_finding = message
+            self._finding_pending = True
 
     def on_oddity(self, kind: str) -> None:
         with self._lock:
@@ -95,6 +98,8 @@ class CameraStats:
     def on_scored(self, score: float, level: Level, latency_ms: float, batch_size: int) -> Level:
         """Record one scored frame; return the camera's level after hysteresis."""
         with self._lock:
+            self._finding_streak = self._finding_streak + 1 if self._finding_pending else 0
+            self._finding_pending = False
             self.scored += 1
             self._scores.append(float(score))
             self._rejected.append(level != Level.OK)
@@ -155,6 +160,8 @@ class CameraStats:
             if new_findings > 0 and new_findings * 2 >= max(1, new_scored):
                 return Level.ERROR, f"{self._last_finding} ({new_findings} of {new_scored} frames)", values
             level = self.hysteresis.level
+            if level != Level.OK and self._finding_streak >= self.hysteresis.raise_after:
+                return level, f"{self._last_finding} (the last {self._finding_streak} frames)", values
             summary = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, mean score "
                        f"{values['mean_score'] or 'n/a'}, {values['reject_fraction'] or '0'} rejected")
             if level == Level.OK:
