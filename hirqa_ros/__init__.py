@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Scorer", "__version__", "load_scorer"]
+__all__ = ["Inference", "Scorer", "__version__", "load_scorer"]
 
 
 def __getattr__(name: str):
     # lazy, so that `import hirqa_ros` stays cheap and never imports torch or rclpy
-    if name in ("Scorer", "load_scorer"):
+    if name in ("Inference", "Scorer", "load_scorer"):
         from hirqa_ros import scorer
 
         return getattr(scorer, name)

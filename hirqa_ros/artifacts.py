@@ -18,6 +18,10 @@ from typing import Any
 
 import yaml
 
+from hirqa_ros.constants import ONNX_EMBEDDING_NAME as EMBEDDING_OUTPUT
+from hirqa_ros.constants import ONNX_FLOAT_INPUT_NAME as FLOAT_INPUT
+from hirqa_ros.constants import ONNX_INPUT_NAME as FRAMES_INPUT
+from hirqa_ros.constants import ONNX_OUTPUT_NAME as SCORE_OUTPUT
 from hirqa_ros.decision import Thresholds
 from hirqa_ros.files import atomic_write_bytes  # noqa: F401  (imported from here by the backends)
 from hirqa_ros.preprocess import MEAN, STD, Normalisation
@@ -28,6 +32,7 @@ FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hirqa-s"
 VARIANTS = ("hirqa-s", "hirqa")  # as written by export.write_model_dir (model.canonical_variant)
 ENV_VAR = "HIRQA_MODEL"
+
 
 HOW_TO_GET_ONE = (
     "Get a model in one of these ways and pass it with --model DIR (or set HIRQA_MODEL=DIR):\n"
@@ -83,6 +88,57 @@ def torch_load_weights(path: str | os.PathLike) -> Any:
         ) from None
 
 
+@dataclass(frozen=True)
+class InputContract:
+    """What the ONNX of a model directory takes. A card without ``input`` is an older directory
+    whose ONNX takes host-normalised float NCHW (``image``) and outputs only ``score``."""
+
+    name: str = FLOAT_INPUT
+    dtype: str = "float32"
+    layout: str = "NCHW"
+    channels: str = "RGB"
+    outputs: tuple[str, ...] = (SCORE_OUTPUT,)
+
+    @property
+    def camera_bytes(self) -> bool:
+        """True when the network takes uint8 NHWC frames and normalises them itself."""
+        return self.name == FRAMES_INPUT
+
+    @classmethod
+    def frames(cls, channels: str = "RGB") -> InputContract:
+        return cls(FRAMES_INPUT, "uint8", "NHWC", channels.upper(), (SCORE_OUTPUT, EMBEDDING_OUTPUT))
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any]) -> InputContract:
+        entry = card.get("input")
+        if not isinstance(entry, dict):
+            return cls()
+        try:
+            contract = cls(
+                str(entry["name"]),
+                str(entry["dtype"]),
+                str(entry["layout"]),
+                str(entry.get("channels", "RGB")).upper(),
+                tuple(str(o) for o in entry.get("outputs", (SCORE_OUTPUT,))),
+            )
+        except KeyError as exc:
+            raise ArtifactError(f"{CARD_FILE}: input entry lacks {exc} (name, dtype, layout)") from exc
+        if (contract.name, contract.dtype, contract.layout) not in (
+            (FRAMES_INPUT, "uint8", "NHWC"), (FLOAT_INPUT, "float32", "NCHW")
+        ) or contract.channels not in ("RGB", "BGR"):
+            raise ArtifactError(f"{CARD_FILE}: unsupported input contract {entry}")
+        return contract
+
+    def as_card(self) -> dict[str, Any]:
+        how = (
+            "uint8 camera bytes; x/255, minus mean, over std and NHWC->NCHW run inside the graph"
+            if self.camera_bytes
+            else "float32, normalised on the host"
+        )
+        return {"name": self.name, "dtype": self.dtype, "layout": self.layout, "channels": self.channels,
+                "outputs": list(self.outputs), "preprocessing": how}
+
+
 @dataclass
 class ModelArtifact:
     """A loaded (and verified) model directory."""
@@ -102,6 +158,11 @@ class ModelArtifact:
     def input_policy(self) -> str:
         """The card's input policy; ``native`` (the authors' whole-frame input) when it names none."""
         return str(self.card.get("input_policy", "native"))
+
+    @property
+    def input_contract(self) -> InputContract:
+        """What ``model.onnx`` takes and returns (older directories: float NCHW, score only)."""
+        return InputContract.from_card(self.card)
 
     @property
     def normalisation(self) -> Normalisation:

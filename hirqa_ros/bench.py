@@ -1,8 +1,13 @@
 """Latency, throughput and peak memory per backend x precision x batch x input size.
 
 The plain torch eager fp32 path is measured in the same run as the baseline and every row
-gets its speed-up against it. Timings cover ``backend.run`` on an already normalised batch
-(host -> device copy and result copy-back included, preprocessing excluded).
+gets its speed-up against it. Two timings per row:
+
+- ``p50_ms`` (network): the backend's own call on a ready uint8 NHWC batch (in-graph
+  normalisation, host <-> device copies and result copy-back included);
+- ``e2e_p50_ms`` (frame in, score out): ``Scorer.infer`` on a list of separate HxWx3 uint8
+  frames, everything included; ``host_ms_per_frame`` is the part spent outside the backend's
+  call (views, the staging copy, bookkeeping), per frame.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZES = ((224, 224), (480, 640), (720, 1280))
 DEFAULT_BATCHES = (1, 4, 8)
 BASELINE = "torch-eager"
+HOST_NORM = "onnxruntime-hostnorm"
 
 
 @dataclass
@@ -30,12 +36,14 @@ class BenchRow:
     batch: int
     height: int
     width: int
-    p50_ms: float
+    p50_ms: float  # network: the backend's call on a ready batch
     p95_ms: float
-    throughput: float  # images per second
+    throughput: float  # images per second (network)
     peak_rss_mb: float
     gpu_peak_mb: float | None = None
     speedup: float | None = None  # baseline p50 / this p50
+    e2e_p50_ms: float | None = None  # frames in -> scores out, per batch
+    host_ms_per_frame: float | None = None  # e2e time outside the backend's call, per frame
 
 
 def _reset_peak_rss() -> bool:
@@ -62,16 +70,59 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def time_run(backend, batch: np.ndarray, iters: int, warmup: int) -> np.ndarray:
-    """Per-call wall times in ms of ``backend.run(batch)`` after ``warmup`` untimed calls."""
+def time_calls(fn, iters: int, warmup: int) -> np.ndarray:
+    """Per-call wall times in ms of ``fn()`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
-        backend.run(batch)
+        fn()
     times = np.empty(iters)
     for i in range(iters):
         t0 = time.perf_counter()
-        backend.run(batch)
+        fn()
         times[i] = (time.perf_counter() - t0) * 1000.0
     return times
+
+
+class _TimedBackend:
+    """Wraps a backend and adds up the time spent inside its network call (host-time accounting:
+    a backend's host-side input conversion, ``network_input``, counts as host time)."""
+
+    def __init__(self, impl) -> None:
+        self.impl = impl
+        self.seconds = 0.0
+
+    def infer(self, frames: np.ndarray):
+        if hasattr(self.impl, "run_network"):
+            x = self.impl.network_input(frames)
+            call = lambda: self.impl.run_network(x)  # noqa: E731
+        else:
+            call = lambda: self.impl.infer(frames)  # noqa: E731
+        t0 = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def __getattr__(self, name: str):
+        return getattr(self.impl, name)
+
+
+def time_frames(scorer, frames: list[np.ndarray], iters: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """(end-to-end ms, host ms outside the backend) per ``scorer.infer(frames)`` call."""
+    timed = _TimedBackend(scorer.impl)
+    scorer.impl = timed
+    try:
+        for _ in range(warmup):
+            scorer.infer(frames)
+        e2e, host = np.empty(iters), np.empty(iters)
+        for i in range(iters):
+            timed.seconds = 0.0
+            t0 = time.perf_counter()
+            scorer.infer(frames)
+            e2e[i] = (time.perf_counter() - t0) * 1000.0
+            host[i] = e2e[i] - timed.seconds * 1000.0
+    finally:
+        scorer.impl = timed.impl
+    return e2e, host
 
 
 def _gpu_peak_reset(device: str) -> None:
@@ -90,34 +141,63 @@ def _gpu_peak_mb(device: str) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def measure(backend, name: str, batches, sizes, iters: int, warmup: int, seed: int = 0) -> list[BenchRow]:
-    """Rows for one opened backend over every batch x size."""
+def measure(backend, name: str, batches, sizes, iters: int, warmup: int, seed: int = 0,
+            artifact=None) -> list[BenchRow]:
+    """Rows for one opened backend over every batch x size (network and end-to-end timings)."""
+    from hirqa_ros.preprocess import group_views, stage
+    from hirqa_ros.scorer import Scorer
+    from hirqa_ros.staging import numpy_alloc
+
     rows = []
     rng = np.random.default_rng(seed)
     device = str(getattr(backend, "device", "cpu"))
+    scorer = Scorer(artifact, backend, "native", batch_size=max(batches)) if artifact is not None else None
     for h, w in sizes:
         for n in batches:
-            x = rng.standard_normal((n, 3, h, w)).astype(np.float32)
+            frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+            (group,) = group_views(frames)
+            batch = stage(group.views, group.bgr, getattr(backend, "alloc_host", numpy_alloc)((n, h, w, 3)))
             _reset_peak_rss()
             _gpu_peak_reset(device)
-            t = time_run(backend, x, iters, warmup)
-            rows.append(
-                BenchRow(
-                    name,
-                    device,
-                    backend.precision,
-                    n,
-                    h,
-                    w,
-                    float(np.percentile(t, 50)),
-                    float(np.percentile(t, 95)),
-                    n * 1000.0 / float(t.mean()),
-                    peak_rss_mb(),
-                    _gpu_peak_mb(device),
-                )
+            if hasattr(backend, "run_network"):  # time the network on exactly what it is fed
+                ready = backend.network_input(batch)
+                t = time_calls(lambda x=ready: backend.run_network(x), iters, warmup)
+            else:
+                t = time_calls(lambda b=batch: backend.infer(b), iters, warmup)
+            row = BenchRow(
+                name,
+                device,
+                backend.precision,
+                n,
+                h,
+                w,
+                float(np.percentile(t, 50)),
+                float(np.percentile(t, 95)),
+                n * 1000.0 / float(t.mean()),
+                peak_rss_mb(),
+                _gpu_peak_mb(device),
             )
-            log.info("%s %s b%d %dx%d: p50 %.2f ms", name, backend.precision, n, h, w, rows[-1].p50_ms)
+            if scorer is not None:
+                e2e, host = time_frames(scorer, frames, iters, warmup)
+                row.e2e_p50_ms = float(np.percentile(e2e, 50))
+                row.host_ms_per_frame = float(np.percentile(host, 50)) / n
+            rows.append(row)
+            log.info("%s %s b%d %dx%d: network p50 %.2f ms, e2e p50 %s ms", name, backend.precision, n, h, w,
+                     row.p50_ms, "-" if row.e2e_p50_ms is None else f"{row.e2e_p50_ms:.2f}")
     return rows
+
+
+def _host_norm_rows(artifact, device, max_batch, batches, sizes, iters, warmup) -> list[BenchRow]:
+    """ONNX Runtime with a float NCHW ONNX and host normalisation (how frames were scored before)."""
+    import tempfile
+    from pathlib import Path
+
+    from hirqa_ros.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="hirqa-bench-") as tmp:
+        path = export_onnx(artifact.torch_model(), Path(tmp) / "float_input.onnx", frames=False)
+        backend = open_backend("onnxruntime", artifact, device=device, max_batch=max_batch, onnx_path=path)
+        return measure(backend, HOST_NORM, batches, sizes, iters, warmup, artifact=artifact)
 
 
 def valid_precisions(name: str, device: str, precisions) -> list[str]:
@@ -136,15 +216,20 @@ def run_bench(
     warmup: int = 2,
     device: str | None = None,
     progress=None,
+    host_norm_baseline: bool = False,
 ) -> tuple[list[BenchRow], list[str]]:
-    """Baseline (torch eager fp32) plus every usable backend x precision; returns rows and skip notes."""
+    """Baseline (torch eager fp32) plus every usable backend x precision; returns rows and skip notes.
+
+    ``host_norm_baseline``: also time ONNX Runtime on a float-input ONNX of the same weights with
+    host normalisation (``HOST_NORM``: the path before the camera-bytes input), in the same run.
+    """
     from hirqa_ros.backends.torch_backend import TorchBackend
 
     skipped: list[str] = []
     gpu_ok = cuda_status()[0] and not (device or "").startswith("cpu")
     base_device = (device or "cuda") if gpu_ok else "cpu"
     baseline = TorchBackend(artifact, device=base_device, precision="fp32", cuda_graphs=False)
-    rows = measure(baseline, BASELINE, batches, sizes, iters, warmup)
+    rows = measure(baseline, BASELINE, batches, sizes, iters, warmup, artifact=artifact)
     if progress:
         progress()
     base_p50 = {(r.batch, r.height, r.width): r.p50_ms for r in rows}
@@ -172,10 +257,14 @@ def run_bench(
                 skipped.append(f"{name} {prec}: {exc}")
                 continue
             label = f"{name}+graphs" if name == "torch" and getattr(backend, "cuda_graphs", False) else name
-            rows += measure(backend, label, batches, sizes, iters, warmup)
+            rows += measure(backend, label, batches, sizes, iters, warmup, artifact=artifact)
             del backend
             if progress:
                 progress()
+            if name == "onnxruntime" and prec == "fp32" and host_norm_baseline:
+                rows += _host_norm_rows(artifact, dev, max_batch, batches, sizes, iters, warmup)
+                if progress:
+                    progress()
     for r in rows:
         b = base_p50.get((r.batch, r.height, r.width))
         r.speedup = b / r.p50_ms if b and r.p50_ms > 0 else None
@@ -190,9 +279,11 @@ def format_table(rows: list[BenchRow]) -> str:
         "prec",
         "batch",
         "size",
-        "p50 ms",
-        "p95 ms",
+        "net p50 ms",
+        "net p95 ms",
         "img/s",
+        "e2e p50 ms",
+        "host ms/frame",
         "peak RSS MB",
         "GPU MB",
         "x eager",
@@ -209,6 +300,8 @@ def format_table(rows: list[BenchRow]) -> str:
                 f"{r.p50_ms:.2f}",
                 f"{r.p95_ms:.2f}",
                 f"{r.throughput:.1f}",
+                "-" if r.e2e_p50_ms is None else f"{r.e2e_p50_ms:.2f}",
+                "-" if r.host_ms_per_frame is None else f"{r.host_ms_per_frame:.3f}",
                 f"{r.peak_rss_mb:.0f}",
                 "-" if r.gpu_peak_mb is None else f"{r.gpu_peak_mb:.0f}",
                 "-" if r.speedup is None else f"{r.speedup:.2f}",

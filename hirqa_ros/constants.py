@@ -9,8 +9,10 @@ BACKEND_CHOICES = ("auto", *BACKENDS)
 AUTO_ORDER = ("tensorrt", "torch", "onnxruntime")
 
 #: tensor names of the exported ONNX model and of TensorRT engines built from it
-ONNX_INPUT_NAME = "image"
-ONNX_OUTPUT_NAME = "score"
+ONNX_INPUT_NAME = "frames"  # uint8 (N, H, W, 3) camera bytes; normalised + transposed inside the graph
+ONNX_FLOAT_INPUT_NAME = "image"  # float32 (N, 3, H, W) normalised on the host (ONNX made before "frames")
+ONNX_OUTPUT_NAME = "score"  # float32 (N,), always the first output
+ONNX_EMBEDDING_NAME = "embedding"  # float32 (N, 1024): the pooled embedding the score head reads
 
 #: score thresholds of a model card that has none calibrated (OK >= warn, ERROR < error)
 DEFAULT_WARN_THRESHOLD = 0.5

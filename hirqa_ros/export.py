@@ -16,16 +16,26 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hirqa_ros.artifacts import CARD_FILE, FORMAT_VERSION, HUMAN_CARD_FILE, atomic_write_bytes, sha256_file
-from hirqa_ros.constants import ONNX_INPUT_NAME as INPUT_NAME
-from hirqa_ros.constants import ONNX_OUTPUT_NAME as OUTPUT_NAME
+from hirqa_ros.artifacts import (
+    CARD_FILE,
+    EMBEDDING_OUTPUT,
+    FORMAT_VERSION,
+    FRAMES_INPUT,
+    HUMAN_CARD_FILE,
+    SCORE_OUTPUT,
+    ArtifactError,
+    InputContract,
+    atomic_write_bytes,
+    load_artifact,
+    sha256_file,
+)
 from hirqa_ros.constants import uncalibrated_thresholds
-from hirqa_ros.preprocess import MEAN, MIN_SIDE, STD
+from hirqa_ros.preprocess import AUTHORS_NORMALISATION, MEAN, MIN_SIDE, STD, Normalisation
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-
+OUTPUTS = (SCORE_OUTPUT, EMBEDDING_OUTPUT)
 WEIGHTS_FILE = "weights.pth"
 ONNX_FILE = "model.onnx"
 ONNX_CHECK_TOLERANCE = 1e-4
@@ -33,28 +43,6 @@ OFFICIAL_LICENCE = (
     "none published: the authors' repository (uf-robopi/HiRQA) has no LICENSE file, so all rights are "
     "reserved by default; using or redistributing these weights is the user's responsibility"
 )
-
-
-def fp16_model(model):
-    """fp16 network with fp16 input; the final linear + sigmoid stay fp32 (keeps score resolution)."""
-    import copy
-
-    import torch
-    from torch import nn
-
-    class HalfHiRQA(nn.Module):
-        def __init__(self, m) -> None:
-            super().__init__()
-            m = copy.deepcopy(m).eval()
-            self.backbone = m.backbone.half()
-            self.global_pool_quality = m.global_pool_quality.half()
-            self.fc = m.fc.float()
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            emb = self.global_pool_quality(self.backbone(x))
-            return torch.sigmoid(self.fc(emb.float())).squeeze(1)
-
-    return HalfHiRQA(model).eval()
 
 
 def compact_initializers(onnx_model) -> int:
@@ -94,29 +82,46 @@ def compact_initializers(onnx_model) -> int:
 
 
 def export_onnx(
-    model, path: str | os.PathLike, fp16: bool = False, compact: bool = False, check: bool = True
+    model,
+    path: str | os.PathLike,
+    fp16: bool = False,
+    compact: bool = False,
+    check: bool = True,
+    frames: bool = True,
+    channel_order: str = "RGB",
+    norm: Normalisation | None = None,
 ) -> Path:
     """Export ``model`` (a HiRQA module) to ONNX with the legacy exporter (``dynamo=False``), opset 17.
 
-    Input ``image`` is NCHW (float32, or float16 with ``fp16=True``) with dynamic batch, height and
-    width; output ``score`` is float32 (N,). BatchNorm is kept as its own node (not folded into
-    the convolutions) so that the initializers are exactly the checkpoint's values; ``compact``
-    then stores fp16-exact weights as fp16 + Cast. ``check`` runs onnx.checker. Needs the ``onnx``
-    package (torch's exporter needs it too).
+    ``frames=True`` (the contract of model directories): input ``frames`` uint8 (N, H, W, 3) in
+    ``channel_order``, normalised with ``norm`` (the card's; the authors' when None) and
+    transposed inside the graph (the values are recorded in the ONNX metadata). ``frames=False``: input
+    ``image`` float NCHW, normalised by the caller (float32, or float16 with ``fp16``). Batch,
+    height and width are dynamic. Outputs: ``score`` float32 (N,) first, ``embedding`` float32
+    (N, 1024). ``fp16``: trunk and pooling in fp16 (see ``model.DeployedHiRQA``). BatchNorm is
+    kept as its own node (not folded into the convolutions) so that the initializers are exactly
+    the checkpoint's values; ``compact`` then stores fp16-exact weights as fp16 + Cast. ``check``
+    runs onnx.checker. Needs the ``onnx`` package (torch's exporter needs it too).
     """
     import onnx
     import torch
 
+    from hirqa_ros.model import DeployedHiRQA
+
     path = Path(path)
-    model = model.eval()
-    if fp16:
-        # trace on the GPU when there is one: older torch builds lack fp16 convolutions on the CPU
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-        net = fp16_model(model).to(dev)
-        dummy = torch.rand(1, 3, 64, 64, dtype=torch.float16, device=dev)
+    contract = InputContract.frames(channel_order) if frames else InputContract(outputs=OUTPUTS)
+    precision = "fp16" if fp16 else "fp32"
+    norm = norm or AUTHORS_NORMALISATION
+    net = DeployedHiRQA(model, frames=frames, channel_order=channel_order, precision=precision, norm=norm)
+    # trace fp16 on the GPU when there is one: older torch builds lack fp16 convolutions on the CPU
+    dev = "cuda" if fp16 and torch.cuda.is_available() else "cpu"
+    net = net.to(dev).eval()
+    if frames:
+        dummy = torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8, device=dev)
+        axes = {0: "batch", 1: "height", 2: "width"}
     else:
-        net = model.float()
-        dummy = torch.rand(1, 3, 64, 64)
+        dummy = torch.rand(1, 3, 64, 64, dtype=net.dtype, device=dev)
+        axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # deprecation + constant-folding notices of the legacy exporter
         import io
@@ -130,9 +135,9 @@ def export_onnx(
             buf,
             **legacy,
             opset_version=OPSET,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch"}},
+            input_names=[contract.name],
+            output_names=list(OUTPUTS),
+            dynamic_axes={contract.name: axes, SCORE_OUTPUT: {0: "batch"}, EMBEDDING_OUTPUT: {0: "batch"}},
             training=torch.onnx.TrainingMode.PRESERVE,  # model is in eval: BN exported unfused
             do_constant_folding=True,
         )
@@ -143,8 +148,9 @@ def export_onnx(
     meta = {
         "hirqa.variant": getattr(model, "variant", "hirqa-s"),
         "hirqa.precision": "fp16" if fp16 else "fp32",
-        "hirqa.mean": ",".join(map(str, MEAN)),
-        "hirqa.std": ",".join(map(str, STD)),
+        "hirqa.mean": ",".join(map(str, norm.mean)),
+        "hirqa.std": ",".join(map(str, norm.std)),
+        "hirqa.input": f"{contract.name} {contract.dtype} {contract.layout} {contract.channels}",
     }
     for k, v in meta.items():
         entry = proto.metadata_props.add()
@@ -155,21 +161,42 @@ def export_onnx(
     return path
 
 
-def onnx_max_abs_diff(model, onnx_path: str | os.PathLike, sizes=((2, 64, 96),), seed: int = 0) -> float:
-    """Largest |torch - ONNX Runtime| score difference on seeded random inputs (fp32, CPU)."""
+def onnx_max_abs_diff(
+    model,
+    onnx_path: str | os.PathLike,
+    sizes=((2, 64, 96),),
+    seed: int = 0,
+    norm: Normalisation | None = None,
+) -> tuple[float, float]:
+    """Largest |torch - ONNX Runtime| (score, embedding) differences, fp32 on the CPU.
+
+    The reference is the plain float entry point on host-normalised input (``preprocess.prepare``),
+    so for a camera-bytes ONNX this also checks the in-graph preprocessing. Inputs are seeded
+    random uint8 frames; a BGR ONNX gets them channel-swapped.
+    """
     import onnxruntime as ort
     import torch
 
+    from hirqa_ros.model import DeployedHiRQA
+    from hirqa_ros.preprocess import prepare
+
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    outputs = [o.name for o in sess.get_outputs()]
+    bgr = "BGR" in dict(sess.get_modelmeta().custom_metadata_map).get("hirqa.input", "")
+    reference = DeployedHiRQA(model, frames=False).eval()
     rng = np.random.default_rng(seed)
-    worst = 0.0
+    worst = [0.0, 0.0]
     for n, h, w in sizes:
-        x = rng.standard_normal((n, 3, h, w)).astype(np.float32)
+        frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+        x = prepare(list(frames), norm=norm or AUTHORS_NORMALISATION)[0].array
         with torch.no_grad():
-            ref = model.eval().float()(torch.from_numpy(x)).numpy()
-        got = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
-        worst = max(worst, float(np.abs(ref - got).max()))
-    return worst
+            ref = [t.numpy() for t in reference(torch.from_numpy(x))]
+        feed = (frames[..., ::-1] if bgr else frames) if inp.name == FRAMES_INPUT else x
+        got = sess.run(outputs, {inp.name: np.ascontiguousarray(feed)})
+        for i, (r, g) in enumerate(zip(ref, got)):
+            worst[i] = max(worst[i], float(np.abs(r.reshape(g.shape) - g).max()))
+    return worst[0], worst[1]
 
 
 def strip_wrapper_prefixes(state_dict: dict) -> dict:
@@ -224,6 +251,16 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _input_line(card: dict[str, Any]) -> str:
+    c = InputContract.from_card(card)
+    if c.camera_bytes:
+        return (
+            f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout} {c.channels} camera bytes; "
+            "normalisation and transpose run inside the graph"
+        )
+    return f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout}, normalised on the host"
+
+
 def _render_human_card(card: dict[str, Any]) -> str:
     lines = [f"# Model card: {card['name']}", ""]
     if card.get("description"):
@@ -233,7 +270,9 @@ def _render_human_card(card: dict[str, Any]) -> str:
         f"- Input policy: `{card['input_policy']}` (see docs/scoring.md)",
         f"- Normalisation: RGB in [0, 1], mean {tuple(card['normalisation']['mean'])}, "
         f"std {tuple(card['normalisation']['std'])}",
-        "- Output: `score` in (0, 1), higher = better quality",
+        _input_line(card),
+        "- Output: `score` in (0, 1), higher = better quality"
+        + (", then `embedding` (the pooled embedding the score head reads)" if card.get("input") else ""),
         f"- Thresholds: warn < {card['thresholds']['warn']}, error < {card['thresholds']['error']}"
         + ("" if card["thresholds"].get("calibrated") else " (NOT calibrated: defaults)"),
         f"- Licence: {card.get('licence', 'unknown')}",
@@ -285,36 +324,27 @@ def write_model_dir(
     buf = io.BytesIO()
     torch.save({"model_state_dict": rounded}, buf)
     atomic_write_bytes(out / WEIGHTS_FILE, buf.getvalue())
-    export_onnx(model, out / ONNX_FILE, compact=(storage == "float16"))
-    diff = onnx_max_abs_diff(model, out / ONNX_FILE, sizes=((2, MIN_SIDE * 2, MIN_SIDE * 3),))
-    if diff > ONNX_CHECK_TOLERANCE:
-        raise RuntimeError(f"exported ONNX disagrees with torch: max abs score diff {diff:.2e}")
+    n = card.get("normalisation") or {}
+    norm = Normalisation(tuple(n.get("mean", MEAN)), tuple(n.get("std", STD)))
+    contract_fields = _export_checked_onnx(model, out / ONNX_FILE, storage, norm=norm)
 
     thresholds = dict(card.get("thresholds") or uncalibrated_thresholds())
     thresholds.setdefault("calibrated", False)
     files = {}
     for key, name in (("weights", WEIGHTS_FILE), ("onnx", ONNX_FILE)):
-        files[key] = {"path": name, "sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size}
+        files[key] = _file_entry(out, name)
     full: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "name": card.get("name", out.name),
         "description": card.get("description", ""),
         "variant": variant,
         "input_policy": str(InputPolicy.parse(card.get("input_policy", "native"))),
-        "normalisation": {"colour": "RGB", "range": [0, 1], "mean": list(MEAN), "std": list(STD)},
-        "output": {"name": OUTPUT_NAME, "range": [0, 1], "higher_is_better": True},
+        "normalisation": {"colour": "RGB", "range": [0, 1], "mean": list(norm.mean), "std": list(norm.std)},
+        **contract_fields,
         "thresholds": thresholds,
         "licence": card.get("licence", "unknown"),
         "created": card.get("created", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
         "files": files,
-        "export": {
-            "onnx_opset": OPSET,
-            "exporter": "torch.onnx (TorchScript, dynamo=False)",
-            "torch": torch.__version__,
-            "weights_storage": storage,
-            "onnx_initializers": "fp16 + Cast to fp32" if storage == "float16" else "fp32",
-            "onnx_vs_torch_max_abs_diff": float(f"{diff:.3g}"),
-        },
         "training": card.get("training", {}),
         "metrics": card.get("metrics", {}),
         "lineage": card.get("lineage", {}),
@@ -327,6 +357,87 @@ def write_model_dir(
     total = sum(f["bytes"] for f in files.values())
     log.info("wrote model directory %s (%s, %.1f MB)", out, full["name"], total / 1e6)
     return out
+
+
+def _file_entry(folder: Path, name: str) -> dict[str, Any]:
+    return {"path": name, "sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
+
+
+def _export_checked_onnx(model, path: Path, storage: str, channel_order: str = "RGB",
+                         norm: Normalisation | None = None) -> dict[str, Any]:
+    """Export the camera-bytes ONNX of ``model`` to ``path``, check it against torch, and return
+    the card fields that describe it (``input``, ``output``, ``export``)."""
+    import torch
+
+    export_onnx(model, path, compact=(storage == "float16"), channel_order=channel_order, norm=norm)
+    diff, emb_diff = onnx_max_abs_diff(model, path, sizes=((2, MIN_SIDE * 2, MIN_SIDE * 3),), norm=norm)
+    if diff > ONNX_CHECK_TOLERANCE:
+        raise RuntimeError(f"exported ONNX disagrees with torch: max abs score diff {diff:.2e}")
+    return {
+        "input": InputContract.frames(channel_order).as_card(),
+        "output": {"name": SCORE_OUTPUT, "range": [0, 1], "higher_is_better": True,
+                   "embedding": {"name": EMBEDDING_OUTPUT, "dim": int(model.fc[0].in_features)}},
+        "export": {
+            "onnx_opset": OPSET,
+            "exporter": "torch.onnx (TorchScript, dynamo=False)",
+            "torch": torch.__version__,
+            "weights_storage": storage,
+            "onnx_initializers": "fp16 + Cast to fp32" if storage == "float16" else "fp32",
+            "onnx_vs_torch_max_abs_diff": float(f"{diff:.3g}"),
+            "onnx_vs_torch_embedding_max_abs_diff": float(f"{emb_diff:.3g}"),
+        },
+    }
+
+
+def refresh_model_dir(path: str | os.PathLike, channel_order: str = "RGB") -> Path:
+    """Re-export a model directory's ``model.onnx`` from its ``weights.pth`` with the current
+    contract (camera bytes in; ``score`` and ``embedding`` out) and update its cards in place.
+
+    The weights are not touched; other card entries (thresholds, metrics, lineage, extra files)
+    are kept. In ``MODEL_CARD.md`` the header and the file table are re-rendered and whatever
+    follows the file table is kept. Returns the directory.
+    """
+    art = load_artifact(path)  # verifies every sha256 first
+    out = art.path
+    if art.weights is None or art.onnx is None:
+        raise ArtifactError(f"{out}: the card must list weights and onnx files to refresh the ONNX")
+    storage = (art.card.get("export") or {}).get("weights_storage") or (
+        "float16" if any(str(v.dtype) == "torch.float16" for v in art.state_dict().values()) else "float32"
+    )
+    fields = _export_checked_onnx(art.torch_model(), art.onnx, storage, channel_order, art.normalisation)
+    card: dict[str, Any] = {}
+    for key, value in art.card.items():  # keep the card's order; the input contract follows normalisation
+        if key != "input":
+            card[key] = fields.pop(key, value)
+        if key == "normalisation":
+            card["input"] = fields.pop("input")
+    card.update(fields)
+    card["format"] = FORMAT_VERSION
+    files = dict(card.get("files") or {})
+    files["onnx"] = _file_entry(out, art.onnx.name)
+    card["files"] = files
+    card = _plain(card)
+    atomic_write_bytes(out / CARD_FILE, yaml.safe_dump(card, sort_keys=False).encode())
+    human = out / HUMAN_CARD_FILE
+    tail = _after_file_table(human.read_text(encoding="utf-8")) if human.is_file() else ""
+    atomic_write_bytes(human, (_render_human_card(card) + tail).encode())
+    log.info("refreshed %s: model.onnx now takes %s", out, InputContract.frames(channel_order).as_card())
+    return out
+
+
+def _after_file_table(text: str) -> str:
+    """What a human card holds after its ``## Files`` table (sections added by training)."""
+    lines = text.splitlines(keepends=True)
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("## Files"))
+    except StopIteration:
+        return ""
+    i = start + 1
+    while i < len(lines) and not lines[i].startswith("|"):
+        i += 1
+    while i < len(lines) and lines[i].startswith("|"):
+        i += 1
+    return "".join(lines[i:])
 
 
 def read_official_checkpoint(ckpt: str | os.PathLike) -> dict:

@@ -110,3 +110,75 @@ def build_model(variant: str = "hirqa-s", state_dict: dict | None = None) -> HiR
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
                               strict=True)
     return model.eval()
+
+
+def norm_tensors(channel_order: str = "RGB", device=None, norm=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) float32 (1, 3, 1, 1) of ``norm`` (a ``preprocess.Normalisation``; the
+    authors' when None), in ``channel_order``."""
+    from hirqa_ros.preprocess import AUTHORS_NORMALISATION
+
+    consts = (norm or AUTHORS_NORMALISATION).scale_shift()
+    scale, shift = (torch.from_numpy(c.copy()).reshape(1, 3, 1, 1).to(device) for c in consts)
+    if channel_order.upper() == "BGR":
+        scale, shift = scale.flip(1), shift.flip(1)
+    return scale.contiguous(), shift.contiguous()
+
+
+def normalise_frames(frames: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> normalised NCHW in ``dtype`` (channels-last strides: no data movement
+    for the transpose). Computed in float32: ``x * scale - shift``. The cast comes first, so the
+    uint8 input feeds a Cast node (what TensorRT wants of a UINT8 network input)."""
+    return (frames.float().permute(0, 3, 1, 2) * scale - shift).to(dtype)
+
+
+class DeployedHiRQA(nn.Module):
+    """HiRQA as backends and exports run it: input contract and precision fixed, two outputs.
+
+    ``frames=True``: input uint8 (N, H, W, 3) camera bytes in ``channel_order``; the cast,
+    normalisation (``norm``, a ``preprocess.Normalisation``, float32) and NHWC -> NCHW transpose are part
+    of the graph. The transpose is a stride permutation, so the network sees a channels-last
+    tensor at no cost. ``BGR`` is folded into the first convolution (its input channels
+    reversed) and the normalisation constants: no extra op. ``frames=False``: the float NCHW
+    entry point (host-normalised; training, older ONNX files). ``precision="fp16"``: trunk and
+    pooling in fp16, normalisation, final linear and sigmoid in fp32. Returns
+    ``(score (N,) float32, embedding (N, 1024) float32)``.
+    """
+
+    def __init__(self, model: HiRQA, frames: bool = True, channel_order: str = "RGB",
+                 precision: str = "fp32", norm=None) -> None:
+        super().__init__()
+        import copy
+
+        from hirqa_ros.preprocess import CHANNEL_ORDERS
+
+        order = channel_order.upper()
+        if order not in CHANNEL_ORDERS:
+            raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
+        if order == "BGR" and not frames:
+            raise ValueError("channel_order BGR needs the camera-bytes (frames) input")
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be fp32 or fp16, got {precision!r}")
+        m = copy.deepcopy(model).eval().float()
+        self.variant = getattr(model, "variant", "hirqa-s")
+        self.frames, self.channel_order, self.precision = frames, order, precision
+        if order == "BGR":
+            conv = m.backbone.features[0]
+            with torch.no_grad():
+                conv.weight.copy_(conv.weight.flip(1))
+        scale, shift = norm_tensors(order, norm=norm)
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.backbone = m.backbone.to(self.dtype)
+        self.global_pool_quality = m.global_pool_quality.to(self.dtype)
+        self.fc = m.fc.float()
+
+    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, 3) -> normalised NCHW (channels-last strides) in the network's dtype."""
+        return normalise_frames(frames, self.scale, self.shift, self.dtype)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.normalise(x) if self.frames else x.to(self.dtype)
+        emb = self.global_pool_quality(self.backbone(x)).float()
+        return torch.sigmoid(self.fc(emb)).squeeze(1), emb

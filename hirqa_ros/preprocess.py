@@ -1,4 +1,10 @@
-"""The one preprocessing path: any camera frame -> RGB uint8 -> input-policy views -> normalised NCHW.
+"""The one preprocessing path: camera frames -> input-policy views -> one uint8 NHWC batch per size.
+
+The network input is the camera's bytes: uint8 (N, H, W, 3), RGB (or BGR for a BGR export);
+normalisation and the NHWC -> NCHW transpose run inside the model graph (``model.DeployedHiRQA``),
+on the backend's own kernels. The host does one copy per view, into a reusable staging buffer
+(:func:`stage`). :func:`prepare` (float NCHW, normalised on the host) is the entry point for
+training and for ONNX files exported before the camera-bytes input.
 
 Input policies: ``native`` (whole frame), ``max-side:N`` (shrink so the longer side is at most
 N, aspect kept), ``crops:KxS`` (K crops of SxS at native resolution, scores averaged by the
@@ -18,10 +24,16 @@ MEAN = (0.481, 0.458, 0.408)  # the authors' HiRQA statistics (RGB in [0, 1]); a
 STD = (0.290, 0.295, 0.300)
 MIN_SIDE = 32
 
+CHANNEL_ORDERS = ("RGB", "BGR")
+
 
 @dataclass(frozen=True)
 class Normalisation:
-    """Per-channel mean and std of RGB in [0, 1] that the network was trained with."""
+    """Per-channel mean and std of RGB in [0, 1] that the network was trained with.
+
+    The single source of the normalisation numbers, used on the host (:func:`normalize`) and
+    inside the graph (``model.DeployedHiRQA``), so both paths compute the same float32 values.
+    """
 
     mean: tuple[float, float, float] = MEAN
     std: tuple[float, float, float] = STD
@@ -148,10 +160,85 @@ def policy_views(rgb: np.ndarray, policy: InputPolicy) -> list[np.ndarray]:
 
 
 def normalize(views: Sequence[np.ndarray], norm: Normalisation = AUTHORS_NORMALISATION) -> np.ndarray:
-    """Stack same-size HxWx3 uint8 RGB views into normalised float32 NCHW."""
+    """Stack same-size HxWx3 uint8 RGB views into normalised float32 NCHW (host-side float path)."""
     scale, shift = norm.scale_shift()
-    batch = np.stack(views).astype(np.float32).transpose(0, 3, 1, 2)
+    stacked = views if isinstance(views, np.ndarray) else np.stack(views)
+    batch = stacked.astype(np.float32).transpose(0, 3, 1, 2)
     return batch * scale - shift
+
+
+def frame_bytes(frame: np.ndarray, bgr: bool = False) -> tuple[np.ndarray, bool]:
+    """(HxWx3 uint8 array, is_bgr) without copying when ``frame`` already is HxWx3 uint8.
+
+    Other formats (grey, alpha, 16-bit, float...) are converted to RGB by :func:`to_rgb8`.
+    """
+    img = np.asarray(frame)
+    if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and img.shape[0] and img.shape[1]:
+        return img, bgr
+    return to_rgb8(img, bgr=bgr), False
+
+
+@dataclass
+class ViewGroup:
+    """Same-size views (HxWx3 uint8, views into the frames where the policy allows) of some frames."""
+
+    views: list[np.ndarray]
+    bgr: list[bool]  # per view: its channels are in BGR order
+    owners: np.ndarray  # per view: index of the frame it came from (int64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.views[0].shape[:2]
+
+
+def group_views(frames: Sequence[np.ndarray], policy: InputPolicy | str | None = None,
+                bgr: bool | Sequence[bool] = False) -> list[ViewGroup]:
+    """The views of ``frames`` under ``policy``, grouped by spatial size (one group per size).
+
+    ``bgr``: one flag for all frames, or one per frame (cameras with different encodings in one
+    batch); BGR frames are swapped during the staging copy, not before.
+
+    ``native`` and ``crops`` views are slices of the frames (no pixel copies); ``max-side`` and
+    the upscaling of tiny frames resize (a copy, unavoidable).
+    """
+    policy = InputPolicy.parse(policy)
+    flags = [bool(bgr)] * len(frames) if isinstance(bgr, (bool, np.bool_)) else [bool(b) for b in bgr]
+    if len(flags) != len(frames):
+        raise ValueError(f"got {len(flags)} bgr flags for {len(frames)} frames")
+    by_size: dict[tuple[int, int], tuple[list[np.ndarray], list[bool], list[int]]] = {}
+    for i, frame in enumerate(frames):
+        img, is_bgr = frame_bytes(frame, flags[i])
+        for view in policy_views(img, policy):
+            views, orders, owners = by_size.setdefault(view.shape[:2], ([], [], []))
+            views.append(view)
+            orders.append(is_bgr)
+            owners.append(i)
+    return [ViewGroup(v, b, np.asarray(o, np.int64)) for v, b, o in by_size.values()]
+
+
+def stage(views: Sequence[np.ndarray], bgr: Sequence[bool], out: np.ndarray,
+          channel_order: str = "RGB") -> np.ndarray:
+    """Copy views into ``out`` (a C-contiguous uint8 (N, H, W, 3) buffer) in ``channel_order``.
+
+    The one pixel copy of the scoring path; a view whose order differs is swapped during that
+    same copy (OpenCV's SIMD ``cvtColor`` writing into the buffer). Returns ``out``.
+    """
+    want_bgr = channel_order.upper() == "BGR"
+    for i, (view, is_bgr) in enumerate(zip(views, bgr)):
+        if is_bgr == want_bgr:
+            out[i] = view
+        else:
+            cv2.cvtColor(view, cv2.COLOR_BGR2RGB, dst=out[i])
+    return out
+
+
+def as_batch(group: ViewGroup, channel_order: str = "RGB") -> np.ndarray | None:
+    """The group as a uint8 NHWC batch WITHOUT copying, when it is one contiguous frame in the
+    wanted order (``frame[None]``); None otherwise (then :func:`stage` it)."""
+    if len(group.views) != 1 or group.bgr[0] != (channel_order.upper() == "BGR"):
+        return None
+    view = group.views[0]
+    return view[None] if view.flags.c_contiguous else None
 
 
 @dataclass
@@ -163,13 +250,15 @@ class Batch:
 
 
 def prepare(frames: Sequence[np.ndarray], policy: InputPolicy | str | None = None,
-            bgr: bool = False, norm: Normalisation = AUTHORS_NORMALISATION) -> list[Batch]:
-    """Preprocess frames into batches grouped by spatial size (one batch per distinct size)."""
-    policy = InputPolicy.parse(policy)
-    by_size: dict[tuple[int, int], tuple[list[np.ndarray], list[int]]] = {}
-    for i, frame in enumerate(frames):
-        for view in policy_views(to_rgb8(frame, bgr=bgr), policy):
-            views, owners = by_size.setdefault(view.shape[:2], ([], []))
-            views.append(view)
-            owners.append(i)
-    return [Batch(normalize(v, norm), np.asarray(o, np.int64)) for v, o in by_size.values()]
+            bgr: bool | Sequence[bool] = False, norm: Normalisation = AUTHORS_NORMALISATION) -> list[Batch]:
+    """Normalised float32 NCHW batches grouped by spatial size, normalised on the host with ``norm``.
+
+    The float entry point (training, ONNX files that predate the camera-bytes input); scoring
+    uses :func:`group_views` + :func:`stage` and normalises inside the graph.
+    """
+    out = []
+    for g in group_views(frames, policy, bgr):
+        h, w = g.shape
+        rgb = stage(g.views, g.bgr, np.empty((len(g.views), h, w, 3), np.uint8))
+        out.append(Batch(normalize(rgb, norm), g.owners))
+    return out

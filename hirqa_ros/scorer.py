@@ -1,4 +1,8 @@
-"""The Scorer: frames in, quality scores out, through one preprocessing path and a chosen backend.
+"""The Scorer: frames in, quality scores (and embeddings) out, through one preprocessing path and a backend.
+
+Per call the host cuts the input-policy views (slices, no copies where the policy allows) and
+copies them once into a reusable staging buffer (pinned for CUDA backends); a single contiguous
+frame on a CPU backend goes in without any copy. Normalisation runs in the backend's graph.
 
 ``load_scorer()`` picks the model (default: the installed ``models/hirqa-s``) and the backend
 (``auto``: TensorRT -> torch on CUDA -> ONNX Runtime on the CPU, logging why).
@@ -9,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +22,18 @@ import numpy as np
 from hirqa_ros.artifacts import ModelArtifact, load_artifact
 from hirqa_ros.backends import CHOICES, Backend, choose_auto, open_backend
 from hirqa_ros.decision import Level, Thresholds
-from hirqa_ros.preprocess import InputPolicy, prepare
+from hirqa_ros.preprocess import InputPolicy, as_batch, group_views, stage
+from hirqa_ros.staging import StagingPool, numpy_alloc
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Inference:
+    """What the network says about N frames (views of one frame under ``crops`` are averaged)."""
+
+    scores: np.ndarray  # (N,) float32 in (0, 1), higher = better
+    embeddings: np.ndarray | None  # (N, D) float32 pooled embeddings; None when the model has none
 
 
 class Scorer:
@@ -36,6 +50,8 @@ class Scorer:
         self.impl = backend
         self.input_policy = InputPolicy.parse(input_policy or artifact.input_policy)
         self.batch_size = max(1, int(batch_size or getattr(backend, "max_batch", 8)))
+        self.staging = StagingPool(getattr(backend, "alloc_host", numpy_alloc))
+        self._zero_copy = str(getattr(backend, "device", "cpu")) == "cpu"
 
     @property
     def backend(self) -> str:
@@ -62,18 +78,46 @@ class Scorer:
     def model_name(self) -> str:
         return self.artifact.name
 
-    def score(self, frames: Sequence[np.ndarray], bgr: bool = False) -> np.ndarray:
-        """Scores (N,) float32 in (0, 1), higher = better; crops of one frame are averaged."""
+    def infer(self, frames: Sequence[np.ndarray], bgr: bool | Sequence[bool] = False) -> Inference:
+        """Scores and embeddings of ``frames`` (HxWx3 uint8 RGB, or BGR with ``bgr=True`` or a flag
+        per frame; other pixel formats are converted). Pass frames as decoded (views are fine):
+        the one pixel copy, BGR swap included, happens while staging. Crops of one frame are
+        averaged (scores and embeddings)."""
         frames = list(frames)
-        total = np.zeros(len(frames), np.float64)
-        count = np.zeros(len(frames), np.int64)
-        for batch in prepare(frames, self.input_policy, bgr=bgr, norm=self.artifact.normalisation):
-            for start in range(0, len(batch.owners), self.batch_size):
-                owners = batch.owners[start : start + self.batch_size]
-                scores = self.impl.run(batch.array[start : start + self.batch_size])
+        n = len(frames)
+        total = np.zeros(n, np.float64)
+        count = np.zeros(n, np.int64)
+        emb_total: np.ndarray | None = None
+        order = getattr(self.impl, "channel_order", "RGB")
+        for group in group_views(frames, self.input_policy, bgr=bgr):
+            h, w = group.shape
+            for start in range(0, len(group.views), self.batch_size):
+                stop = start + self.batch_size
+                owners = group.owners[start:stop]
+                views, flags = group.views[start:stop], group.bgr[start:stop]
+                chunk = type(group)(views, flags, owners)
+                direct = as_batch(chunk, order) if self._zero_copy else None
+                if direct is not None:
+                    scores, emb = self.impl.infer(direct)
+                else:
+                    buf = self.staging.acquire((len(views), h, w, 3))
+                    try:
+                        scores, emb = self.impl.infer(stage(views, flags, buf, order))
+                    finally:
+                        self.staging.release(buf)
                 np.add.at(total, owners, scores.astype(np.float64))
                 np.add.at(count, owners, 1)
-        return (total / np.maximum(count, 1)).astype(np.float32)
+                if emb is not None:
+                    if emb_total is None:
+                        emb_total = np.zeros((n, emb.shape[1]), np.float64)
+                    np.add.at(emb_total, owners, emb.astype(np.float64))
+        div = np.maximum(count, 1)
+        embeddings = None if emb_total is None else (emb_total / div[:, None]).astype(np.float32)
+        return Inference((total / div).astype(np.float32), embeddings)
+
+    def score(self, frames: Sequence[np.ndarray], bgr: bool | Sequence[bool] = False) -> np.ndarray:
+        """Scores (N,) float32 in (0, 1), higher = better; crops of one frame are averaged."""
+        return self.infer(frames, bgr=bgr).scores
 
     __call__ = score
 

@@ -18,6 +18,7 @@ def _nodes(context):
         "image_topics": [arg("image_topic")],
         "backend": arg("backend"),
         "model_path": arg("model_path"),
+        "engine_path": arg("engine_path"),
         "use_sim_time": arg("use_sim_time").lower() in ("true", "1", "yes"),
     }
     return [Node(
@@ -45,6 +46,8 @@ def generate_launch_description():
                               description="auto | tensorrt | torch | onnxruntime | torch2trt"),
         DeclareLaunchArgument("model_path", default_value="",
                               description="model directory; empty = the installed default model"),
+        DeclareLaunchArgument("engine_path", default_value="",
+                              description="pre-built TensorRT engine (.plan); empty = build/cache one"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="true when replaying a bag with --clock"),
         OpaqueFunction(function=_nodes),

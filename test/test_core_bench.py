@@ -29,18 +29,25 @@ def test_bench_cli_quick_run(random_model_dir, tmp_path, capsys):
             "1",
             "--jsonl",
             str(out),
+            "--host-norm-baseline",
         ]
     )
     assert rc == 0
     text = capsys.readouterr().out
     assert "torch-eager" in text and "onnxruntime" in text and "x eager" in text
+    assert "e2e p50 ms" in text and "host ms/frame" in text
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {(r["backend"], r["batch"], r["height"], r["width"]) for r in rows} == {
-        (b, n, h, w) for b in ("torch-eager", "onnxruntime") for n in (1, 2) for h, w in ((64, 64), (32, 48))
+        (b, n, h, w)
+        for b in ("torch-eager", "onnxruntime", "onnxruntime-hostnorm")
+        for n in (1, 2)
+        for h, w in ((64, 64), (32, 48))
     }
     for r in rows:
         assert r["p95_ms"] >= r["p50_ms"] > 0 and r["throughput"] > 0 and r["peak_rss_mb"] > 0
         assert r["speedup"] is not None
+        # frame in -> score out includes the network call, so it cannot be (much) below it
+        assert r["e2e_p50_ms"] > 0 and r["host_ms_per_frame"] >= 0
         if r["backend"] == "torch-eager":
             assert r["speedup"] == pytest.approx(1.0)
     if "tensorrt" not in {r["backend"] for r in rows}:
@@ -52,6 +59,9 @@ def test_bench_rejects_unknown_backend(capsys):
 
 
 def test_format_table_columns():
-    row = BenchRow("onnxruntime", "cpu", "fp32", 4, 480, 640, 10.0, 12.5, 400.0, 900.0, None, 2.0)
+    row = BenchRow("onnxruntime", "cpu", "fp32", 4, 480, 640, 10.0, 12.5, 400.0, 900.0, None, 2.0, 11.5, 0.4)
     table = format_table([row])
     assert "480x640" in table and "2.00" in table and "p95 ms" in table
+    assert "11.50" in table and "0.400" in table
+    legacy = BenchRow("onnxruntime", "cpu", "fp32", 4, 480, 640, 10.0, 12.5, 400.0, 900.0)
+    assert format_table([legacy]).splitlines()[1].count(" - ") >= 2  # no e2e timing: dashes

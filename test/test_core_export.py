@@ -1,4 +1,5 @@
-"""Model directories, ONNX export and the authors' checkpoint import."""
+"""Model directories, ONNX export (camera-bytes contract, BGR, float entry point), refreshing older
+model directories, and the authors' checkpoint import."""
 
 import shutil
 
@@ -10,7 +11,7 @@ torch = pytest.importorskip("torch", reason="torch not installed")
 onnx = pytest.importorskip("onnx", reason="onnx not installed")
 
 from hirqa_ros import artifacts, load_scorer  # noqa: E402
-from hirqa_ros.export import export_onnx, import_official, onnx_max_abs_diff  # noqa: E402
+from hirqa_ros.export import export_onnx, import_official, onnx_max_abs_diff, refresh_model_dir  # noqa: E402
 from hirqa_ros.model import HiRQA, build_model  # noqa: E402
 
 FRAMES_SEED = 7
@@ -66,11 +67,15 @@ def test_onnx_io_names_opset_and_dynamic_axes(random_model_dir):
     m = onnx.load(str(random_model_dir / "model.onnx"))
     assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [17]
     (inp,) = m.graph.input
-    (out,) = m.graph.output
-    assert inp.name == "image" and out.name == "score"
+    assert inp.name == "frames" and [o.name for o in m.graph.output] == ["score", "embedding"]
     dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
-    assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
-    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert dims[3] == 3 and all(isinstance(d, str) for d in dims[:3])  # N, H, W dynamic; NHWC
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    emb_dims = [d.dim_param or d.dim_value for d in m.graph.output[1].type.tensor_type.shape.dim]
+    assert isinstance(emb_dims[0], str) and emb_dims[1] == 1024
+    card = artifacts.load_artifact(random_model_dir)
+    assert card.input_contract == artifacts.InputContract.frames("RGB")
+    assert card.card["output"]["embedding"] == {"name": "embedding", "dim": 1024}
     # weights are stored as fp16 initializers, each followed by a Cast to fp32
     sizes = {onnx.TensorProto.FLOAT16: 0, onnx.TensorProto.FLOAT: 0}
     for init in m.graph.initializer:
@@ -150,28 +155,121 @@ def test_import_official_resnet50_variant(tmp_path):
     assert np.abs(a - b).max() <= 1e-4
 
 
-def test_fp16_onnx_has_fp16_input_and_close_scores(random_model_dir, tmp_path):
+def test_fp16_onnx_keeps_uint8_input_and_close_scores(random_model_dir, tmp_path):
     import onnxruntime as ort
 
     model = artifacts.load_artifact(random_model_dir).torch_model()
     path = export_onnx(model, tmp_path / "m16.onnx", fp16=True)
     m = onnx.load(str(path))
-    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
-    assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    x = np.random.default_rng(0).standard_normal((2, 3, 64, 96)).astype(np.float32)
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        ["score"], {"image": x.astype(np.float16)}
-    )[0]
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in m.graph.output)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got, emb = sess.run(None, {"frames": frames})
+    ref = load_scorer(random_model_dir, backend="onnxruntime").infer(list(frames))
+    assert got.dtype == np.float32 and np.abs(got - ref.scores).max() < 5e-3
+    assert np.abs(emb - ref.embeddings).max() < 5e-2 * np.abs(ref.embeddings).max()
+
+
+def test_bgr_export_scores_bgr_bytes_like_rgb(random_model_dir, tmp_path):
+    import onnxruntime as ort
+
+    model = artifacts.load_artifact(random_model_dir).torch_model()
+    rgb_path = export_onnx(model, tmp_path / "rgb.onnx")
+    bgr_path = export_onnx(model, tmp_path / "bgr.onnx", channel_order="BGR")
+    frames = np.random.default_rng(1).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    run = lambda p, x: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(  # noqa: E731
+        None, {"frames": np.ascontiguousarray(x)}
+    )
+    a, b = run(rgb_path, frames), run(bgr_path, frames[..., ::-1])
+    assert np.abs(a[0] - b[0]).max() <= 1e-5 and np.abs(a[1] - b[1]).max() <= 1e-4
+    assert onnx_max_abs_diff(model, bgr_path)[0] <= 1e-5  # the check feeds a BGR graph BGR bytes
+    with pytest.raises(ValueError, match="frames"):
+        export_onnx(model, tmp_path / "x.onnx", frames=False, channel_order="BGR")
+
+
+def test_float_input_export_is_the_training_entry_point(tmp_path):
+    import onnxruntime as ort
+
+    from hirqa_ros.preprocess import prepare
+
+    torch.manual_seed(4)
+    model = build_model("hirqa-s")
+    path = export_onnx(model, tmp_path / "f.onnx", frames=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in sess.get_inputs()] == [("image", "tensor(float)")]
+    frames = _frames(1)
+    (batch,) = prepare(frames)
+    score, emb = sess.run(None, {"image": batch.array})
     with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy()
-    assert got.dtype == np.float32 and np.abs(got - ref).max() < 5e-3
+        ref_score, ref_emb = model.score_and_embed(torch.from_numpy(batch.array))
+    assert np.abs(score - ref_score.numpy()).max() <= 1e-5
+    assert emb.shape == (1, 1024) and np.abs(emb - ref_emb.numpy()).max() <= 1e-4
+
+
+def _make_pre_camera_bytes_dir(src, dst):
+    """A model directory as written before the camera-bytes input: its ONNX takes float NCHW
+    'image' and outputs only 'score'; the card has no 'input' entry."""
+    shutil.copytree(src, dst)
+    model = artifacts.load_artifact(dst).torch_model()
+    export_onnx(model, dst / "model.onnx", frames=False, compact=True)
+    m = onnx.load(str(dst / "model.onnx"))
+    m.graph.output.pop()  # drop 'embedding'
+    onnx.save(m, str(dst / "model.onnx"))
+    card = yaml.safe_load((dst / "model.yaml").read_text())
+    del card["input"]
+    card["files"]["onnx"]["sha256"] = artifacts.sha256_file(dst / "model.onnx")
+    (dst / "model.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    return dst
+
+
+def test_older_model_dir_still_scores_says_how_to_refresh_and_refreshes(random_model_dir, tmp_path, caplog):
+    import logging
+
+    from hirqa_ros.cli.main import main
+
+    old = _make_pre_camera_bytes_dir(random_model_dir, tmp_path / "old")
+    assert not artifacts.load_artifact(old).input_contract.camera_bytes
+    frames = _frames()
+    now = load_scorer(random_model_dir, backend="onnxruntime").infer(frames)
+    with caplog.at_level(logging.WARNING):
+        before = load_scorer(old, backend="onnxruntime").infer(frames)
+    assert "predates the camera-bytes input" in caplog.text and "--refresh" in caplog.text
+    assert before.embeddings is None and np.abs(before.scores - now.scores).max() <= 1e-6
+    weights_sha = artifacts.sha256_file(old / "weights.pth")
+    assert main(["export", "--model", str(old), "--refresh"]) == 0
+    art = artifacts.load_artifact(old)  # the new sha256 in the card matches the new file
+    assert art.input_contract.camera_bytes and artifacts.sha256_file(old / "weights.pth") == weights_sha
+    assert art.card["name"] == "random-test-weights" and art.card["lineage"]  # the rest is kept
+    after = load_scorer(old, backend="onnxruntime").infer(frames)
+    assert np.abs(after.scores - now.scores).max() <= 1e-6
+    assert np.abs(after.embeddings - now.embeddings).max() <= 1e-5
+    assert "`frames`, uint8 NHWC RGB" in (old / "MODEL_CARD.md").read_text()
+
+
+def test_refresh_keeps_what_training_appended_to_the_human_card(random_model_dir, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(random_model_dir, copy)
+    card = copy / "MODEL_CARD.md"
+    card.write_text(card.read_text() + "\n## How this model was made\n\n- by hand\n")
+    refresh_model_dir(copy, channel_order="BGR")
+    text = card.read_text()
+    assert text.count("## Files") == 1 and text.endswith("## How this model was made\n\n- by hand\n")
+    assert artifacts.load_artifact(copy).input_contract.channels == "BGR"
+    rgb = _frames(1)[0]
+    a = load_scorer(random_model_dir, backend="onnxruntime").score([rgb])
+    b = load_scorer(copy, backend="onnxruntime")
+    assert b.impl.channel_order == "BGR"
+    assert abs(float(b.score([rgb])[0]) - float(a[0])) <= 1e-5  # RGB frames are swapped while staged
+    assert abs(float(b.score([np.ascontiguousarray(rgb[:, :, ::-1])], bgr=True)[0]) - float(a[0])) <= 1e-5
 
 
 def test_plain_fp32_export_matches_torch(tmp_path):
     torch.manual_seed(3)
     model = build_model("hirqa-s")
     path = export_onnx(model, tmp_path / "m.onnx")
-    assert onnx_max_abs_diff(model, path, sizes=((1, 40, 72), (3, 64, 64))) <= 1e-5
+    score_diff, emb_diff = onnx_max_abs_diff(model, path, sizes=((1, 40, 72), (3, 64, 64)))
+    assert score_diff <= 1e-5 and emb_diff <= 1e-4
 
 
 def test_wrapper_prefixes_are_stripped():

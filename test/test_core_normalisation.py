@@ -22,9 +22,11 @@ def _with_card(src, dst, **changes):
 
 
 def test_card_normalisation_is_used_by_the_scorer(random_model_dir, tmp_path):
-    import onnxruntime as ort
+    import torch
 
     from hirqa_ros import load_scorer
+    from hirqa_ros.backends import BackendUnavailable
+    from hirqa_ros.export import refresh_model_dir
 
     other = Normalisation((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     d = _with_card(random_model_dir, tmp_path / "m", normalisation={
@@ -32,12 +34,17 @@ def test_card_normalisation_is_used_by_the_scorer(random_model_dir, tmp_path):
     art = load_artifact(d)
     assert art.normalisation == other
     img = frames(1, 64, 48)[0]
-    got = load_scorer(d, backend="onnxruntime").score([img])[0]
-    sess = ort.InferenceSession(str(art.onnx), providers=["CPUExecutionProvider"])
-    want = sess.run(None, {"image": normalize([img], other)})[0].reshape(-1)[0]
-    assert got == pytest.approx(float(want), abs=1e-6)
+    # model.onnx normalises inside the graph: a card edited after the export is refused with the fix
+    with pytest.raises(BackendUnavailable, match="--refresh"):
+        load_scorer(d, backend="onnxruntime")
+    refresh_model_dir(d)
+    with torch.no_grad():  # the float entry point of the same weights on host-normalised input
+        want = float(art.torch_model()(torch.from_numpy(normalize([img], other)))[0])
+    for backend, device in (("onnxruntime", None), ("torch", "cpu")):
+        got = load_scorer(d, backend=backend, device=device).score([img])[0]
+        assert got == pytest.approx(want, abs=1e-5), backend
     default = load_scorer(random_model_dir, backend="onnxruntime").score([img])[0]
-    assert abs(float(default) - float(got)) > 1e-6  # the statistics matter
+    assert abs(float(default) - want) > 1e-6  # the statistics matter
 
 
 def test_missing_normalisation_means_the_authors_values(random_model_dir, tmp_path):

@@ -1,9 +1,24 @@
-"""The one preprocessing path: policies, pixel formats, odd and tiny sizes, clear errors."""
+"""The one preprocessing path: policies, pixel formats, odd and tiny sizes, views without copies,
+the one staging copy (with the BGR swap folded in), reusable staging buffers, clear errors."""
 
 import numpy as np
 import pytest
 
-from hirqa_ros.preprocess import MEAN, MIN_SIDE, STD, InputPolicy, normalize, policy_views, prepare, to_rgb8
+from hirqa_ros.preprocess import (
+    AUTHORS_NORMALISATION,
+    MEAN,
+    MIN_SIDE,
+    STD,
+    InputPolicy,
+    as_batch,
+    group_views,
+    normalize,
+    policy_views,
+    prepare,
+    stage,
+    to_rgb8,
+)
+from hirqa_ros.staging import StagingPool
 
 
 def _rgb(h, w, seed=0):
@@ -114,3 +129,76 @@ def test_zero_size_and_bad_shapes_raise_clear_errors():
 def test_normalize_matches_prepare():
     views = [_rgb(40, 40, 3), _rgb(40, 40, 4)]
     np.testing.assert_array_equal(normalize(views), prepare(views)[0].array)
+
+
+def test_norm_constants_are_the_authors_stats():
+    scale, shift = (c.reshape(3) for c in AUTHORS_NORMALISATION.scale_shift())
+    assert scale.dtype == shift.dtype == np.float32
+    x = np.array([0, 128, 255], np.float32)
+    for c in range(3):
+        expected = (x / 255 - MEAN[c]) / STD[c]
+        np.testing.assert_allclose(x * scale[c] - shift[c], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_native_and_crop_views_are_slices_of_the_frame_not_copies():
+    frame = _rgb(120, 160)
+    (g,) = group_views([frame], "native")
+    assert g.views[0] is frame or np.shares_memory(g.views[0], frame)
+    (g,) = group_views([frame], "crops:4x64")
+    assert len(g.views) == 4 and all(np.shares_memory(v, frame) for v in g.views)
+    np.testing.assert_array_equal(g.owners, [0, 0, 0, 0])
+    (g,) = group_views([frame], "max-side:80")  # a resize is a copy: nothing to share
+    assert g.shape == (60, 80) and not np.shares_memory(g.views[0], frame)
+
+
+def test_stage_copies_once_and_swaps_bgr_during_the_copy():
+    rgb = [_rgb(30, 40, 1), _rgb(30, 40, 2)]
+    out = np.empty((2, 30, 40, 3), np.uint8)
+    staged = stage([rgb[0], rgb[1][:, :, ::-1]], [False, True], out)
+    assert staged is out
+    np.testing.assert_array_equal(out, np.stack(rgb))
+    # the same views staged for a BGR network come out BGR
+    stage([rgb[0], rgb[1][:, :, ::-1]], [False, True], out, channel_order="BGR")
+    np.testing.assert_array_equal(out, np.stack(rgb)[..., ::-1])
+
+
+def test_bgr_frames_give_the_same_network_input_as_rgb():
+    img = _rgb(40, 50)
+    (a,) = group_views([img])
+    (b,) = group_views([np.ascontiguousarray(img[:, :, ::-1])], bgr=True)
+    assert b.bgr == [True]
+    sa = stage(a.views, a.bgr, np.empty((1, 40, 50, 3), np.uint8))
+    sb = stage(b.views, b.bgr, np.empty((1, 40, 50, 3), np.uint8))
+    np.testing.assert_array_equal(sa, sb)
+
+
+def test_as_batch_is_zero_copy_only_for_one_contiguous_frame_in_the_right_order():
+    frame = _rgb(40, 50)
+    (g,) = group_views([frame])
+    batch = as_batch(g)
+    assert batch.shape == (1, 40, 50, 3) and np.shares_memory(batch, frame)
+    assert as_batch(g, "BGR") is None  # needs a swap: staged instead
+    (g2,) = group_views([frame, frame])
+    assert as_batch(g2) is None
+    (crop,) = group_views([frame], "crops:1x32")
+    assert as_batch(crop) is None  # a crop view is not contiguous
+
+
+def test_converted_pixel_formats_go_through_to_rgb8():
+    grey16 = np.full((8, 9), 65535, np.uint16)
+    (g,) = group_views([grey16], bgr=True)
+    assert g.bgr == [False] and g.views[0].dtype == np.uint8 and (g.views[0] == 255).all()
+
+
+def test_staging_pool_reuses_buffers_per_shape():
+    pool = StagingPool(max_shapes=2, per_shape=1)
+    a = pool.acquire((2, 4, 5, 3))
+    assert a.dtype == np.uint8 and a.flags.c_contiguous and a.shape == (2, 4, 5, 3)
+    b = pool.acquire((2, 4, 5, 3))  # a is still out: a second buffer
+    assert b is not a and pool.allocations == 2
+    pool.release(a)
+    pool.release(b)  # only one kept per shape
+    assert pool.acquire((2, 4, 5, 3)) is a and pool.allocations == 2
+    for shape in ((1, 4, 4, 3), (1, 8, 8, 3), (1, 9, 9, 3)):
+        pool.release(pool.acquire(shape))
+    assert len(pool._free) == 2  # least recently used shapes dropped

@@ -12,7 +12,7 @@ import pytest
 
 from hirqa_ros import artifacts, load_scorer
 from hirqa_ros.backends import BackendUnavailable, cuda_status, probe, try_import
-from hirqa_ros.preprocess import InputPolicy, prepare
+from hirqa_ros.preprocess import InputPolicy, group_views, stage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,17 +59,49 @@ def test_crop_scores_are_averaged_per_frame(random_model_dir):
     frames = _frames()[:2]
     scorer = load_scorer(random_model_dir, backend="onnxruntime", input_policy="crops:3x48", batch_size=2)
     got = scorer.score(frames)
-    (batch,) = prepare(frames, "crops:3x48")
-    per_crop = scorer.impl.run(batch.array)
-    expected = [per_crop[batch.owners == i].mean() for i in range(2)]
+    (group,) = group_views(frames, "crops:3x48")
+    staged = stage(group.views, group.bgr, np.empty((6, 48, 48, 3), np.uint8))
+    per_crop, per_crop_emb = scorer.impl.infer(staged)
+    expected = [per_crop[group.owners == i].mean() for i in range(2)]
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert str(scorer.input_policy) == "crops:3x48"
+    emb = scorer.infer(frames).embeddings
+    np.testing.assert_allclose(emb[1], per_crop_emb[group.owners == 1].mean(axis=0), atol=1e-5)
+
+
+def test_infer_returns_scores_and_embeddings_beside_score(random_model_dir):
+    scorer = load_scorer(random_model_dir, backend="onnxruntime")
+    frames = _frames()
+    out = scorer.infer(frames)
+    assert out.scores.dtype == np.float32 and out.scores.shape == (3,)
+    assert out.embeddings.dtype == np.float32 and out.embeddings.shape == (3, 1024)
+    np.testing.assert_array_equal(out.scores, scorer.score(frames))
+    assert not np.allclose(out.embeddings[0], out.embeddings[1])
+    empty = scorer.infer([])
+    assert empty.scores.shape == (0,) and empty.embeddings is None
+
+
+def test_staging_buffers_are_reused_across_calls(random_model_dir):
+    scorer = load_scorer(random_model_dir, backend="onnxruntime")
+    frames = _frames()
+    scorer.score(frames)
+    first = scorer.staging.allocations
+    for _ in range(3):
+        scorer.score(frames)
+    assert first >= 1 and scorer.staging.allocations == first
 
 
 def test_bgr_input(random_model_dir):
     scorer = load_scorer(random_model_dir, backend="onnxruntime")
     f = _frames()[1]
     assert scorer.score([f[:, :, ::-1]], bgr=True)[0] == pytest.approx(scorer.score([f])[0], abs=1e-6)
+    contiguous_bgr = np.ascontiguousarray(f[:, :, ::-1])
+    both = scorer.score([contiguous_bgr, contiguous_bgr], bgr=True)
+    np.testing.assert_allclose(both, scorer.score([f, f]), atol=1e-6)
+    mixed = scorer.score([f, contiguous_bgr], bgr=[False, True])  # two cameras, two encodings
+    np.testing.assert_allclose(mixed, scorer.score([f, f]), atol=1e-6)
+    with pytest.raises(ValueError, match="bgr flags"):
+        scorer.score([f, f], bgr=[True])
 
 
 def test_unknown_backend_and_device_errors(random_model_dir):

@@ -1,7 +1,8 @@
 """Inference backends behind the Scorer: probing what is usable here, and opening one by name.
 
-Every backend maps a normalised float32 NCHW batch to float32 scores (N,). Probing never
-imports torch unless it is installed, so the ONNX Runtime path works without torch.
+Every backend maps a uint8 (N, H, W, 3) camera-bytes batch to float32 scores (N,) and, where
+the model has it, the (N, 1024) embedding; normalisation runs on the backend's own kernels.
+Probing never imports torch unless it is installed, so the ONNX Runtime path works without torch.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ class Backend(Protocol):
     device: str
     precision: str
     max_batch: int
+    channel_order: str  # "RGB" or "BGR": the order of the bytes ``infer`` takes
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Scores (N,) float32 for a normalised float32 NCHW batch."""
+    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores (N,) float32, embeddings (N, D) float32 or None) for a C-contiguous uint8
+        (N, H, W, 3) batch. Backends that stage through pinned memory also offer
+        ``alloc_host(shape) -> np.ndarray`` for the Scorer's reusable staging buffers."""
         ...
 
 
@@ -73,14 +77,34 @@ def cuda_status() -> tuple[bool, str]:
         return False, f"CUDA check failed: {exc}"
 
 
+def _tensorrt_version_ok(name: str) -> tuple[bool, str]:
+    """Whether the installed TensorRT suits backend ``name`` (tensorrt: 8.5+; torch2trt: 8.5 .. 10.x)."""
+    trt, why = try_import("tensorrt")
+    if trt is None:
+        return False, f"tensorrt {why}"
+    if name == "torch2trt":
+        from hirqa_ros.backends.torch2trt_backend import torch2trt_supported
+
+        return torch2trt_supported(getattr(trt, "__version__", "0"))
+    from hirqa_ros.backends.tensorrt_backend import version_supported
+
+    return version_supported(getattr(trt, "__version__", "0"))
+
+
 def probe(name: str, device: str | None = None) -> Probe:
     """Whether backend ``name`` can run here (with ``device`` when given), and why not."""
     wants_cpu = device is not None and str(device).startswith("cpu")
     if name == "onnxruntime":
         ort, why = try_import("onnxruntime")
         if ort is None:
-            return Probe(name, False, why)
-        return Probe(name, True, f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}")
+            return Probe(name, False, f"{why} (pip install 'hirqa_ros[cpu]', or [gpu] for onnxruntime-gpu)")
+        from hirqa_ros.backends.onnxruntime_backend import wheel_conflict
+
+        conflict = wheel_conflict()
+        if conflict:
+            log.warning("onnxruntime: %s", conflict)
+        info = f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}"
+        return Probe(name, True, info + (f"; WARNING: {conflict}" if conflict else ""))
     if name == "torch":
         torch, why = try_import("torch")
         if torch is None:
@@ -95,6 +119,9 @@ def probe(name: str, device: str | None = None) -> Probe:
         mod, why = try_import(name)
         if mod is None:
             return Probe(name, False, why)
+        trt_ok, trt_why = _tensorrt_version_ok(name)
+        if not trt_ok:
+            return Probe(name, False, trt_why)
         if wants_cpu:
             return Probe(name, False, "needs a CUDA GPU, device=cpu requested")
         ok, info = cuda_status()

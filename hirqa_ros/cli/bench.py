@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "benchmark backends (latency p50/p95, throughput, peak memory) against torch eager fp32"
+HELP = (
+    "benchmark backends against torch eager fp32: network latency p50/p95, frame-in to score-out "
+    "latency (e2e) and host time per frame, throughput, peak memory"
+)
 
 
 def _csv(kind):
@@ -53,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per row (default 2)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     parser.add_argument("--jsonl", metavar="FILE", help="also write the rows as JSON lines to FILE")
+    parser.add_argument(
+        "--host-norm-baseline",
+        action="store_true",
+        help="with onnxruntime: add a row 'onnxruntime-hostnorm' timing a float-input ONNX of the same "
+        "weights with normalisation on the host (how frames were scored before the camera-bytes input)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,11 +113,14 @@ def run(args: argparse.Namespace) -> int:
             args.warmup,
             args.device,
             progress=lambda: bar.update(1),
+            host_norm_baseline=args.host_norm_baseline,
         )
     print(
         f"# hirqa bench: model {artifact.name} ({artifact.variant}), {platform.machine()} "
         f"{platform.processor() or ''} python {platform.python_version()}; {args.iters} iters, "
-        f"{args.warmup} warm-up; baseline = torch eager fp32"
+        f"{args.warmup} warm-up; baseline = torch eager fp32; net = the network call on a ready batch "
+        "(uint8 NHWC; float NCHW for onnxruntime-hostnorm), e2e = separate HxWx3 frames in -> scores out "
+        "(per batch), host = e2e outside the backend"
     )
     print(format_table(rows))
     for note in skipped:

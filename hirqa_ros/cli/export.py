@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module"
+HELP = "export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module; refresh its ONNX"
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -21,14 +21,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", metavar="DIR", help="model directory (default: the installed default model)"
     )
     parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="re-export the model directory's own model.onnx from its weights with the current input "
+        "contract (uint8 NHWC camera bytes in; 'score' and 'embedding' out) and update its cards "
+        "(sha256, input contract); weights, thresholds and metrics are kept",
+    )
+    parser.add_argument(
         "--onnx",
         metavar="OUT.onnx",
-        help="write ONNX (opset 17, input 'image' NCHW with dynamic batch/height/width, output 'score')",
+        help="write ONNX (opset 17): input 'frames' uint8 NHWC (dynamic batch/height/width), "
+        "normalised inside the graph; outputs 'score' (N,) and 'embedding' (N, 1024)",
     )
     parser.add_argument(
         "--fp16",
         action="store_true",
-        help="with --onnx: fp16 network and fp16 input (final linear + sigmoid stay fp32)",
+        help="with --onnx: fp16 network (normalisation, final linear + sigmoid stay fp32)",
+    )
+    parser.add_argument(
+        "--bgr",
+        action="store_true",
+        help="with --onnx/--refresh: the input takes BGR bytes (folded into the first convolution, free)",
+    )
+    parser.add_argument(
+        "--float-input",
+        action="store_true",
+        help="with --onnx: input 'image' float NCHW normalised by the caller (the training entry point, "
+        "as ONNX files before the camera-bytes input)",
+    )
+    parser.add_argument(
+        "--fp16-onnx-into-model",
+        action="store_true",
+        help="write model_fp16.onnx into the model directory and list it in its card: TensorRT >= 10 "
+        "builds fp16 engines strongly typed from it (TensorRT 11 needs it; the robot never exports)",
     )
     parser.add_argument(
         "--engine", metavar="OUT.plan", help="build a TensorRT engine (needs TensorRT + CUDA)"
@@ -64,10 +89,24 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError, load_artifact
     from hirqa_ros.backends import probe
 
-    if not (args.onnx or args.engine or args.torch2trt):
-        print("error: nothing to do: give --onnx, --engine and/or --torch2trt", file=sys.stderr)
+    if not (args.onnx or args.engine or args.torch2trt or args.refresh or args.fp16_onnx_into_model):
+        print(
+            "error: nothing to do: give --refresh, --onnx, --fp16-onnx-into-model, --engine and/or "
+            "--torch2trt",
+            file=sys.stderr,
+        )
         return 2
+    if args.bgr and args.float_input:
+        print("error: --bgr needs the camera-bytes input; drop --float-input", file=sys.stderr)
+        return 2
+    order = "BGR" if args.bgr else "RGB"
     try:
+        if args.refresh:
+            from hirqa_ros.export import refresh_model_dir
+
+            folder = refresh_model_dir(load_artifact(args.model).path, channel_order=order)
+            onnx_file = folder / "model.onnx"
+            print(f"refreshed {onnx_file}: input 'frames' uint8 NHWC {order}; outputs score, embedding")
         artifact = load_artifact(args.model)
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -75,8 +114,25 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx:
         from hirqa_ros.export import export_onnx
 
-        path = export_onnx(artifact.torch_model(), args.onnx, fp16=args.fp16)
-        print(f"wrote {path} ({'fp16' if args.fp16 else 'fp32'}, opset 17)")
+        path = export_onnx(
+            artifact.torch_model(),
+            args.onnx,
+            fp16=args.fp16,
+            frames=not args.float_input,
+            channel_order=order,
+        )
+        what = "float NCHW 'image'" if args.float_input else f"uint8 NHWC {order} 'frames'"
+        print(f"wrote {path} ({'fp16' if args.fp16 else 'fp32'}, opset 17, input {what})")
+    if args.fp16_onnx_into_model:
+        from hirqa_ros.backends.trt_onnx import add_fp16_onnx
+
+        try:
+            path = add_fp16_onnx(artifact.path)
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {path} (fp16 network for TensorRT) and listed it in {artifact.path / 'model.yaml'}")
+        artifact = load_artifact(artifact.path)
     profile_opts = {
         "input_policy": args.input_policy or artifact.input_policy,
         "max_batch": args.max_batch,

@@ -52,6 +52,16 @@ PARAMS: tuple[ParamSpec, ...] = (
               "Where TensorRT engines are cached; empty = the backend's default cache folder."),
     ParamSpec("force_engine_update", "bool", False,
               "Rebuild the TensorRT engine even if a cached one matches (slow; happens before ready)."),
+    ParamSpec("engine_path", "string", "",
+              "Pre-built TensorRT engine (.plan from `hirqa export --engine`), used as is when it loads "
+              "(its own profile is enforced), else built there; empty = the engine cache."),
+    ParamSpec("camera_sizes", "string_array", ["auto"],
+              "Largest frame HxW per camera (one for all topics or one per topic), e.g. ['720x1280']; "
+              "sizes the TensorRT engine profile (smaller = less GPU memory on a Jetson); "
+              "auto = frames up to 1088x1920."),
+    ParamSpec("max_batch", "int", 0,
+              "Largest batch the engine is built for and the scorer sends; 0 = one frame per camera "
+              "(times K for crops:KxS).", range=(0, 256)),
     ParamSpec("input_policy", "string", "",
               "How a frame becomes network input: native, max-side:N or crops:KxS; "
               "empty = the model card's."),
@@ -127,3 +137,34 @@ def topic_is_compressed(topic: str, kind: str = "auto") -> bool:
     if kind in ("raw", "compressed"):
         return kind == "compressed"
     raise ValueError(f"image_types entry {kind!r}: expected one of {', '.join(IMAGE_TYPE_CHOICES)}")
+
+
+def engine_options(p: dict[str, Any], n_cameras: int) -> dict[str, Any]:
+    """``load_scorer`` options from the engine parameters: cache folder, pre-built engine, rebuild
+    flag, and an engine profile sized for the declared cameras and batch (see
+    ``tensorrt_backend.profile_options_for_cameras``)."""
+    from hirqa_ros.backends.tensorrt_backend import parse_hw
+
+    sizes = [str(s).strip().lower() for s in p.get("camera_sizes") or ["auto"]]
+    if sizes == ["auto"]:
+        parsed: list[tuple[int, int]] = []
+    elif len(sizes) in (1, n_cameras):
+        try:
+            parsed = [parse_hw(s) for s in sizes]
+        except ValueError as exc:
+            raise ValueError(f"parameter camera_sizes: {exc}") from exc
+    else:
+        raise ValueError(
+            f"parameter camera_sizes has {len(sizes)} entries for {n_cameras} topics: "
+            "give one for all or one per topic"
+        )
+    opts: dict[str, Any] = {"cameras": n_cameras, "camera_sizes": parsed}
+    if int(p.get("max_batch") or 0) > 0:
+        opts["max_batch"] = int(p["max_batch"])
+    if p.get("engine_cache_dir"):
+        opts["cache_dir"] = opts["trt_cache_dir"] = p["engine_cache_dir"]
+    if p.get("engine_path"):
+        opts["engine_path"] = p["engine_path"]
+    if p.get("force_engine_update"):
+        opts["force_engine_update"] = True
+    return opts
