@@ -31,12 +31,13 @@ def domain_id(offset: int) -> int:
     counts, discovery of participants that die under them). A hash of the pid alone collides
     often (8 modules x 100 ids), so each id is reserved with an exclusive ``flock`` on
     ``DOMAIN_LOCK_DIR/<id>.lock``, held until this process exits (the kernel drops it even on
-    SIGKILL). Kept in 1..100: Fast DDS derives its ports from the domain id, and ids above ~101
+    SIGKILL), and ids that a running process has in its ``ROS_DOMAIN_ID`` (other ROS programs,
+    test runs without this lock) are skipped. Kept in 1..100: Fast DDS derives its ports from the domain id, and ids above ~101
     land in Linux's ephemeral port range, where another socket can already hold the port."""
     if offset in _domains:
         return _domains[offset][0]
     DOMAIN_LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    taken = {d for d, _ in _domains.values()}
+    taken = {d for d, _ in _domains.values()} | _domains_in_environ()
     start = (os.getpid() * 13 + offset * 37) % 100
     for k in range(100):
         d = 1 + (start + k) % 100
@@ -51,6 +52,23 @@ def domain_id(offset: int) -> int:
         _domains[offset] = (d, f)
         return d
     raise RuntimeError(f"all ROS domain ids 1..100 are reserved by other test processes ({DOMAIN_LOCK_DIR})")
+
+
+def _domains_in_environ() -> set[int]:
+    """ROS_DOMAIN_ID values of the running processes we may read."""
+    found: set[int] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        for item in env.split(b"\0"):
+            if item.startswith(b"ROS_DOMAIN_ID=") and item[14:].isdigit():
+                found.add(int(item[14:]))
+    return found
 
 
 SHM_DIR = Path("/dev/shm")
