@@ -32,8 +32,9 @@ def domain_id(offset: int) -> int:
     often (8 modules x 100 ids), so each id is reserved with an exclusive ``flock`` on
     ``DOMAIN_LOCK_DIR/<id>.lock``, held until this process exits (the kernel drops it even on
     SIGKILL), and ids that a running process has in its ``ROS_DOMAIN_ID`` (other ROS programs,
-    test runs without this lock) are skipped. Kept in 1..100: Fast DDS derives its ports from the domain id, and ids above ~101
-    land in Linux's ephemeral port range, where another socket can already hold the port."""
+    test runs without this lock) are skipped. Kept in 1..100: Fast DDS derives its ports from the
+    domain id, and ids above ~101 land in Linux's ephemeral port range, where another socket can
+    already hold the port."""
     if offset in _domains:
         return _domains[offset][0]
     DOMAIN_LOCK_DIR.mkdir(parents=True, exist_ok=True)
