@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers_bag import START_NS, frames
+from helpers_bag import frames, write_image_bag
 
 from hirqa_ros.cli.main import main
 
@@ -37,25 +37,8 @@ def _no_content_frames(h=120, w=160):
     }
 
 
-def _bag_of(path: Path, rgbs: list[np.ndarray], topic="/cam/image_raw", period_ns=100_000_000) -> Path:
-    """A rosbag2 (MCAP) with one raw rgb8 Image per frame, ``period_ns`` apart."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from hirqa_ros.bag.reader import default_typestore
-    from hirqa_ros.imgmsg import rgb_to_image_fields
-
-    ts = default_typestore()
-    T = ts.types
-    img = "sensor_msgs/msg/Image"
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
-        c = w.add_connection(topic, img, typestore=ts)
-        for i, rgb in enumerate(rgbs):
-            t = START_NS + i * period_ns
-            hdr = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=t // 10**9,
-                                                                                  nanosec=t % 10**9),
-                                           frame_id="cam")
-            w.write(c, t, ts.serialize_cdr(T[img](header=hdr, **rgb_to_image_fields(rgb, "rgb8")), img))
-    return path
+def _bag_of(path: Path, rgbs: list[np.ndarray]) -> Path:
+    return write_image_bag(path, rgbs)
 
 
 # ---- no content and frozen -------------------------------------------------------------------------
