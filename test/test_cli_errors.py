@@ -54,3 +54,22 @@ def test_import_official_bad_file_gives_no_unsafe_advice(tmp_path, capfd):
     out = str(tmp_path / "o")
     assert main(["import-official", "--ckpt", "/dev/zero", "--variant", "hirqa-s", "--out", out]) == 2
     assert "not a regular file" in capfd.readouterr().err
+
+
+def test_score_with_a_bad_model_card_fails_before_scoring(tmp_path, random_model_dir, capsys):
+    """A NaN threshold used to crash `hirqa score` while printing, after all the scoring."""
+    import shutil
+
+    import cv2
+    import numpy as np
+    import yaml
+
+    model = tmp_path / "m"
+    shutil.copytree(random_model_dir, model)
+    card = yaml.safe_load((model / "model.yaml").read_text())
+    card["thresholds"]["warn"] = float("nan")
+    (model / "model.yaml").write_text(yaml.safe_dump(card))
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 40, 3), 90, np.uint8))
+    assert main(["score", "--model", str(model), "--no-progress", str(tmp_path / "a.png")]) == 2
+    captured = capsys.readouterr()
+    assert "thresholds must be finite" in captured.err and captured.out == ""

@@ -98,3 +98,25 @@ def test_score_bounded_averages_tiles_and_keeps_calls_under_the_limit():
     assert max(calls) <= 2500
     scores, counts = limits.score_bounded(score, [big], max_pixels=0)  # 0: no limit
     assert counts == [1] and scores[0] == pytest.approx(0.5)
+
+
+def test_memory_is_released_after_an_oversized_frame(random_model_dir):
+    """ONNX Runtime's arena gives back what a 4000x3000 frame took (it used to keep ~1 GB)."""
+    from hirqa_ros import load_scorer
+    from hirqa_ros.monitor import score_frames
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    scorer = load_scorer(random_model_dir, backend="onnxruntime")
+    small = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    score_frames(scorer, [small])
+    before = rss_mb()
+    big = np.random.default_rng(1).integers(0, 255, (3000, 4000, 3), dtype=np.uint8)
+    (out,) = score_frames(scorer, [big])
+    assert out.score is not None and out.tiles == 2
+    del big
+    score_frames(scorer, [small])
+    grown = rss_mb() - before
+    assert grown < 250, f"RSS stayed {grown:.0f} MB above its level before the 4000x3000 frame"
