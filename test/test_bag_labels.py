@@ -78,7 +78,7 @@ def test_bad_labels_are_explained(tmp_path, text, match):
         ("origin_ns: 0\nsegments:\n  - {start: 1, end: 2, lable: haze, label: x}\n", "did you mean 'label'"),
         ("", "empty"),
         ("# only a comment\n", "empty"),
-        ("origin_ns: 0\nsegments: []\n", "no segments"),
+        ("origin_ns: 0\ndefault_label: clear\n", "no 'segments' list"),
         ("version: 2\norigin_ns: 0\nsegments:\n  - {start: 1, end: 2, label: x}\n", "version"),
     ],
 )
@@ -98,6 +98,8 @@ def test_labels_topic_not_in_bag_is_an_error_or_a_problem():
     problems = lab.check_topics(["/cam/b", "/cam/typo"], ["/cam/b"])
     assert "is not evaluated" in problems[0]
     assert Labels([Segment(0, 10, "haze")]).check_topics(["/a"], ["/a"]) == []  # every topic
+    assert Labels([]).check_topics(["/a"], ["/a"]) == []  # 'segments: []': all default_label
+    assert Labels([]).check_times({"/a": [1, 2]}) == []
 
 
 def test_labels_segments_outside_the_bag_time_range():

@@ -15,7 +15,8 @@ File format (YAML)::
 
 Segments are half-open ``[start, end)``; where segments overlap, the first listed wins.
 A labels file that cannot mean what its author wanted is refused (:class:`LabelsError`):
-unknown keys (``segmets:``), no segments, a version other than 1. :meth:`Labels.check_topics`
+unknown keys (``segmets:``), no ``segments`` key (``segments: []`` says "every frame is
+``default_label``"), an empty file, a version other than 1. :meth:`Labels.check_topics`
 and :meth:`Labels.check_times` compare it with the bag: segments that match no evaluated topic
 or no frame are problems, and labels that match nothing at all are an error.
 """
@@ -132,7 +133,7 @@ class Labels:
                 continue
             why = "is not evaluated (see --topic)" if s.topic in bag else "is not in the bag"
             problems.append(f"labels: segment {i + 1} ({s.label}) names topic {s.topic}, which {why}")
-        if not any(s.topic is None or s.topic in chosen for s in self.segments):
+        if self.segments and not any(s.topic is None or s.topic in chosen for s in self.segments):
             raise LabelsError(
                 f"{self.source}: no segment applies to the evaluated topics ({', '.join(sorted(chosen))}); "
                 f"the labels name {', '.join(sorted({s.topic for s in self.segments if s.topic}))}"
@@ -186,12 +187,12 @@ class Labels:
         version = doc.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise LabelsError(f"{source}: labels version {version!r} is not supported (this reads version 1)")
-        items = doc.get("segments")
-        if not items:
+        if "segments" not in doc:
             raise LabelsError(
-                f"{source}: no segments, so every frame would get the default label and the metrics "
-                "would mean nothing; list at least one segment (see docs/bag.md)"
+                f"{source}: no 'segments' list, so every frame would get the default label; list the "
+                "segments (or write 'segments: []' for a bag that is all default_label; see docs/bag.md)"
             )
+        items = doc["segments"] or []
         if not isinstance(items, list):
             raise LabelsError(f"{source}: 'segments' must be a list")
         origin = doc.get("origin_ns")

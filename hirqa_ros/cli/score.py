@@ -94,8 +94,10 @@ class _Output:
             if tiles > 1:
                 row["tiles"] = tiles
             self.stream.write(json.dumps(row) + "\n")
+            self.stream.flush()  # a stream: consumers (and a Ctrl-C) see every finished row
         elif self.mode == "csv":
             self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level, reason])
+            self.stream.flush()
         else:
             self.rows.append((source, "" if frame is None else str(frame), f"{score:.4f}", level, reason))
 
