@@ -97,6 +97,8 @@ def test_bag_eval_black_white_grey_and_frozen_stream_are_error(tmp_path, random_
     s = json.loads((out / "summary.json").read_text())
     levels = [r["level"] for r in rows]
     assert levels[5:8] == ["ERROR"] * 3 and all(r["verdict"] == "drop" for r in rows[5:8])
+    assert [r["reason"] for r in rows[4:9]] == ["", "no_content: black", "no_content: white",
+                                                "no_content: uniform", ""]
     reasons = s["overall"]["reasons"]
     assert reasons["no_content: black"] == reasons["no_content: white"] == reasons["no_content: uniform"] == 1
     assert reasons["frozen"] == 7  # frames 8..19 identical; 0.5 s = 5 frames after the first

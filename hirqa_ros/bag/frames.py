@@ -9,7 +9,7 @@ from typing import Any
 
 from hirqa_ros.monitor import FrameResult
 
-CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error"]
+CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error", "reason"]
 
 
 @dataclass
@@ -49,6 +49,7 @@ class FrameRow:
             self.level,
             self.verdict,
             self.error,
+            self.reason,
         ]
 
 
