@@ -25,7 +25,7 @@ from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE
 from hirqa_ros.content import ContentLimits, FrozenDetector, no_content
 from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
 from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
-from hirqa_ros.quality_status import status_message
+from hirqa_ros.quality_msg import status_message
 
 log = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ def test_params_file_with_misspelled_node_key_is_reported(random_model_dir, tmp_
     path = tmp_path / "params.yaml"
     path.write_text("hirqa_nod:\n  ros__parameters:\n    smoothing: 0.5\n")
     params = {"image_topics": ["/pf/image"], "model_path": str(random_model_dir), "backend": "onnxruntime"}
-    node = NodeProcess(params, domain_id(6), tmp_path / "node.log", extra_args=["--params-file", str(path)])
+    node = NodeProcess(params, domain_id(6), tmp_path / "node.log", params_files=[path])
     try:
         node.wait_ready()
         deadline = time.monotonic() + 10

@@ -1,9 +1,12 @@
 """``hirqa_node`` console script: start the quality node (executor thread + inference thread).
 
-Usage: ``hirqa_node --ros-args -p image_topics:="['/camera/image_raw']" -p backend:=onnxruntime``
-(or ``ros2 run hirqa_ros hirqa_node --ros-args ...``). Exits 0 on SIGINT/SIGTERM, also while
-the model is still loading (a TensorRT engine build can take minutes: loading is abandoned), 1
-when the node cannot start (bad parameter, no model, backend unavailable).
+Usage: ``hirqa_node --ros-args -r image:=/camera/image_raw -p backend:=onnxruntime``
+(or ``ros2 run hirqa_ros hirqa_node --ros-args ...``). A lifecycle node: with ``autostart`` (the
+default) it configures (loads the model) and activates (subscribes) by itself; with
+``-p autostart:=false`` it waits for ``ros2 lifecycle set /hirqa_node configure`` / ``activate``.
+Exits 0 on SIGINT/SIGTERM, also while autostart is still loading the model (a TensorRT engine
+build can take minutes: loading is abandoned), 1 when the node cannot start (bad parameter, no
+model, backend unavailable).
 """
 from __future__ import annotations
 
@@ -14,6 +17,19 @@ from collections.abc import Callable
 from typing import Any
 
 HELP = __doc__
+
+
+class StartError(RuntimeError):
+    """A lifecycle transition of the autostart failed; the message says why."""
+
+
+def autostart(node) -> None:
+    """configure + activate ``node`` (autostart:=true); StartError with the reason if either fails."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    for transition in (node.trigger_configure, node.trigger_activate):
+        if transition() != TransitionCallbackReturn.SUCCESS:
+            raise StartError(node.transition_error or f"{transition.__name__} failed (see the log above)")
 
 
 def main(args: list[str] | None = None) -> int:
@@ -46,14 +62,21 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         try:
-            node = build_interruptibly(QualityNode, rclpy.ok)
+            def start():  # in a worker thread: signals reach the main thread while the model loads
+                built = QualityNode()
+                if built.autostart:  # as a lifecycle manager would: configure (load the model), activate
+                    autostart(built)
+                return built
+
+            node = build_interruptibly(start, rclpy.ok)
         except Interrupted as exc:
             rclpy.logging.get_logger(NODE_NAME).info(f"{exc} while starting: loading aborted, exiting")
             if args is None:
                 _exit_now(0)  # the loading thread may sit in native code: do not wait for it
             return 0
         except Exception as exc:  # bad parameters, missing model, unusable backend: say why, exit 1
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, StartError) else f"{type(exc).__name__}: {exc}"
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {reason}")
             return 1
         for warning in params_file_warnings(argv, node.get_fully_qualified_name()):
             node.get_logger().warning(warning)
@@ -67,6 +90,13 @@ def main(args: list[str] | None = None) -> int:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception as exc:
+            if rclpy.ok():  # a real error while running
+                raise
+            # SIGINT/SIGTERM shut rclpy down while the executor was taking a message (seen here:
+            # "Unable to convert call argument '0'" from take_message): that is the requested stop
+            logging.getLogger(NODE_NAME).debug(f"executor stopped by the shutdown: {type(exc).__name__}: "
+                                               f"{exc}")
         finally:
             node.stop()
             executor.shutdown(timeout_sec=1.0)
