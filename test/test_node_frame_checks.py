@@ -27,7 +27,7 @@ def _stamp(msg) -> int:
 
 @pytest.fixture(scope="module")
 def node_and_client(random_model_dir, tmp_path_factory):
-    domain = domain_id(7)
+    domain = domain_id(8)
     # thresholds 0/0: every frame with content is OK, so an ERROR can only come from the frame checks
     params = {"image_topics": list(T.values()), "model_path": str(random_model_dir), "backend": "onnxruntime",
               "warn_threshold": 0.0, "error_threshold": 0.0, "frozen_timeout_s": 0.6,
