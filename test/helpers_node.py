@@ -426,14 +426,16 @@ class RosClient:
                         return st
         return None
 
-    def close(self, timeout: float = 20.0) -> None:
+    def close(self, timeout: float = 5.0) -> None:
         """Stop spinning, then tear down (never shut the context down under a spinning executor).
 
-        The teardown runs in a helper thread given ``timeout`` seconds: Fast DDS 3.2 can deadlock
-        deleting a participant with the LARGE_DATA TCP transport (seen here: the main thread blocked
-        for good in ``TCPChannelResourceBasic::disconnect`` under ``~TCPv4Transport``), which hung
-        the whole suite. After the timeout the participant is abandoned (a warning says so) and
-        the test goes on."""
+        The teardown runs in a helper thread given ``timeout`` seconds: Fast DDS 3.2 can block
+        deleting a participant with the LARGE_DATA TCP transport while a peer (the node) is still
+        up: ``TCPChannelResourceBasic::disconnect`` under ``~TCPv4Transport`` waits for the mutex a
+        listening thread holds while it sits in ``read`` on the idle connection (gdb, this suite);
+        it only returns once the peer closes, and a test that closes its client before stopping the
+        node hung the whole suite. After the timeout the teardown is left to finish in the
+        background when the node stops (a warning says so) and the test goes on."""
         self._closing = True
         self._thread.join(5)
 
