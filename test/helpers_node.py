@@ -168,6 +168,9 @@ def param_arg(name: str, value: Any) -> str:
     return f"{name}:={text}"
 
 
+_live_nodes: list[NodeProcess] = []  # started and not stopped (RosClient.close stops them first)
+
+
 class NodeProcess:
     """hirqa_node in a subprocess; its output goes to a log file the tests can read."""
 
@@ -189,6 +192,8 @@ class NodeProcess:
         self._log = open(log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(cmd, env=ros_env(domain), stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=REPO)
+        self.domain = domain
+        _live_nodes.append(self)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -216,6 +221,8 @@ class NodeProcess:
             return None
 
     def stop(self) -> None:
+        if self in _live_nodes:
+            _live_nodes.remove(self)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:  # a clean exit tears DDS down (no stale /dev/shm files); slow on a busy machine
@@ -223,7 +230,8 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
 
 
 def params_file(path: Path, params: dict[str, Any]) -> Path:
@@ -269,6 +277,7 @@ class RosClient:
         # this process's DDS participant must use the same transports as the node's
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
         self.rclpy = rclpy
+        self.domain = domain
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=domain)
         self.node = rclpy.create_node(name, context=self.ctx)
@@ -426,33 +435,23 @@ class RosClient:
                         return st
         return None
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop spinning, then tear down (never shut the context down under a spinning executor).
+    def close(self) -> None:
+        """Stop the nodes of this domain, stop spinning, then tear down (never shut the context down
+        under a spinning executor).
 
-        The teardown runs in a helper thread given ``timeout`` seconds: Fast DDS 3.2 can block
-        deleting a participant with the LARGE_DATA TCP transport while a peer (the node) is still
-        up: ``TCPChannelResourceBasic::disconnect`` under ``~TCPv4Transport`` waits for the mutex a
-        listening thread holds while it sits in ``read`` on the idle connection (gdb, this suite);
-        it only returns once the peer closes, and a test that closes its client before stopping the
-        node hung the whole suite. After the timeout the teardown is left to finish in the
-        background when the node stops (a warning says so) and the test goes on."""
+        The nodes go first: Fast DDS 3.2 blocks deleting a participant with the LARGE_DATA TCP
+        transport while a peer is still up (gdb on a hung suite: ``TCPChannelResourceBasic::disconnect``
+        under ``~TCPv4Transport`` waits for the mutex a listening thread holds while it sits in
+        ``read`` on the idle connection, and rclpy holds the GIL meanwhile, so nothing else runs);
+        the read returns once the peer has closed its side."""
+        for node in list(_live_nodes):
+            if node.domain == self.domain:
+                node.stop()
         self._closing = True
         self._thread.join(5)
-
-        def teardown() -> None:
-            self.executor.shutdown(timeout_sec=1)
-            self.node.destroy_node()
-            self.ctx.try_shutdown()
-
-        worker = threading.Thread(target=teardown, name="ros-client-teardown", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
-            import warnings
-
-            warnings.warn(f"DDS teardown of test client {self.node.get_name()!r} did not finish within "
-                          f"{timeout:g} s (a Fast DDS participant deletion deadlock); abandoned",
-                          stacklevel=2)
+        self.executor.shutdown(timeout_sec=1)
+        self.node.destroy_node()
+        self.ctx.try_shutdown()
 
 
 def make_image(rgb: np.ndarray, stamp_ns: int, frame_id: str = "cam", encoding: str = "rgb8",
