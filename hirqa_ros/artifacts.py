@@ -149,7 +149,18 @@ class ModelArtifact:
 
     @property
     def thresholds(self) -> Thresholds:
+        """The card's thresholds of the fp32 model (``thresholds``)."""
+        return self.thresholds_for("fp32")
+
+    def thresholds_for(self, precision: str) -> Thresholds:
+        """Thresholds calibrated for the model that runs at ``precision``: ``int8`` has its own
+        (the card's ``int8.thresholds``: its scores move by a few hundredths); fp32 and fp16
+        share the card's ``thresholds``."""
         t = self.card.get("thresholds") or {}
+        if precision == "int8":
+            t = (self.card.get("int8") or {}).get("thresholds")
+            if not isinstance(t, dict) or "warn" not in t or "error" not in t:
+                raise ArtifactError(f"{self.path}: {CARD_FILE} has no int8 thresholds (re-run `hirqa export --int8`)")
         default = Thresholds()
         return Thresholds(warn=float(t.get("warn", default.warn)), error=float(t.get("error", default.error)))
 
