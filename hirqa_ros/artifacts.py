@@ -160,7 +160,9 @@ class ModelArtifact:
         if precision == "int8":
             t = (self.card.get("int8") or {}).get("thresholds")
             if not isinstance(t, dict) or "warn" not in t or "error" not in t:
-                raise ArtifactError(f"{self.path}: {CARD_FILE} has no int8 thresholds (re-run `hirqa export --int8`)")
+                raise ArtifactError(
+                    f"{self.path}: {CARD_FILE} has no int8 thresholds (re-run `hirqa export --int8`)"
+                )
         default = Thresholds()
         return Thresholds(warn=float(t.get("warn", default.warn)), error=float(t.get("error", default.error)))
 

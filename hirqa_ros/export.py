@@ -303,21 +303,21 @@ def _int8_section(card: dict[str, Any]) -> list[str]:
     q = card.get("int8")
     if not isinstance(q, dict) or "accuracy" not in q:
         return []
-    acc, t = q["accuracy"], q["thresholds"]
+    acc, t, quant = q["accuracy"], q["thresholds"], q["quantisation"]
     proto = acc["protocol"]
     lines = [
         "## int8 model (CPU)",
         "",
-        f"`{(card.get('files') or {}).get(q.get('file', ''), {}).get('path', 'model.int8.onnx')}`: static QDQ "
-        f"({q['quantisation']['weights']} weights, {q['quantisation']['activations']} activations; fp32 kept: "
-        f"{', '.join(q['quantisation']['kept_fp32']) or 'nothing'}), calibrated on "
-        f"{q['quantisation']['calibration_frames']} frames ({', '.join(q['quantisation']['calibration_sizes'])}) "
-        f"cut from the training photos, half degraded.",
+        f"`{(card.get('files') or {}).get(q.get('file', ''), {}).get('path', 'model.int8.onnx')}`: "
+        f"static QDQ ({quant['weights']} weights, {quant['activations']} activations; fp32 kept: "
+        f"{', '.join(quant['kept_fp32']) or 'nothing'}), calibrated on {quant['calibration_frames']} "
+        f"frames ({', '.join(quant['calibration_sizes'])}) cut from the training photos, half degraded.",
         "",
         f"- CPU default for `backend: auto`: **{'yes' if q['cpu_default'] else 'no'}** ({q['decision']})",
         f"- Own thresholds (same rule and frames as fp32): warn < {t['warn']}, error < {t['error']}",
-        f"- Protocol: {proto['views']} views of {proto.get('images', '?')}, crop {proto['crop'] or 'whole image'}, "
-        f"resize_side {proto['resize_side'] or 'native'}, {proto['types']} types x levels 0..5; "
+        f"- Protocol: {proto['views']} views of {proto.get('images', '?')}, crop "
+        f"{proto['crop'] or 'whole image'}, resize_side {proto['resize_side'] or 'native'}, "
+        f"{proto['types']} types x levels 0..5; "
         f"|score fp32 - int8|: max {acc['score_abs_diff']['max']}, mean {acc['score_abs_diff']['mean']}",
         "",
         "| type | AUROC fp32 | AUROC int8 | delta | ladder SROCC fp32 | ladder SROCC int8 | delta |",
@@ -329,7 +329,7 @@ def _int8_section(card: dict[str, Any]) -> list[str]:
         a, r = v["auroc"], v["ladder_srocc"]
         lines.append(f"| {name} | {a['fp32']:.4f} | {a['int8']:.4f} | {a['delta']:+.4f} | {r['fp32']:.4f} | "
                      f"{r['int8']:.4f} | {r['delta']:+.4f} |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def write_model_dir(

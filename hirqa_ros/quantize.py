@@ -75,7 +75,8 @@ def calibration_frames(
         ih, iw = img.shape[:2]
         if ih < h or iw < w:  # too small for this frame: enlarge as little as needed
             s = max(h / ih, w / iw)
-            img = cv2.resize(img, (max(w, round(iw * s)), max(h, round(ih * s))), interpolation=cv2.INTER_LINEAR)
+            size = (max(w, round(iw * s)), max(h, round(ih * s)))
+            img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
             ih, iw = img.shape[:2]
         y, x = int(rng.integers(0, ih - h + 1)), int(rng.integers(0, iw - w + 1))
         frame = np.ascontiguousarray(img[y : y + h, x : x + w])
@@ -144,7 +145,7 @@ def fp32_nodes(proto, parts: Iterable[str]) -> list[str]:
     names: list[str] = []
     for part in parts:
         if part not in KEEP_FP32_PARTS:
-            raise ValueError(f"unknown part {part!r} to keep in fp32; expected some of {sorted(KEEP_FP32_PARTS)}")
+            raise ValueError(f"unknown part {part!r} to keep in fp32; expected {sorted(KEEP_FP32_PARTS)}")
         prefixes = KEEP_FP32_PARTS[part]
         if prefixes is None:
             first = next((n for n in proto.graph.node if n.op_type == "Conv"), None)

@@ -145,7 +145,8 @@ def test_quantise_tiny_model_keeps_contract_and_stays_close(tiny_dir, tmp_path):
     assert meta["hirqa.precision"] == "int8" and "hirqa.mean" in meta
     sess32 = ort.InferenceSession(str(tiny_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     sess8 = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    assert [i.name for i in sess8.get_inputs()] == ["frames"] and sess8.get_inputs()[0].type == "tensor(uint8)"
+    assert [i.name for i in sess8.get_inputs()] == ["frames"]
+    assert sess8.get_inputs()[0].type == "tensor(uint8)"
     assert [o.name for o in sess8.get_outputs()] == ["score", "embedding"]
     x = np.stack(calibration_frames(_photos(2, 300, 400, seed=5), count=2, sizes=((120, 160),), seed=5))
     s32, e32 = sess32.run(None, {"frames": x})

@@ -145,7 +145,9 @@ class OnnxRuntimeBackend:
                 raise BackendUnavailable(f"onnxruntime: no {INT8_FILE} in {artifact.path}; make one with "
                                          f"`hirqa export --int8 --model {artifact.path}`")
         elif self.precision != "fp32" and (device or "").split(":")[0] != "tensorrt":
-            raise ValueError("onnxruntime runs fp32 or int8 (CPU); fp16 only with device='tensorrt' (TensorRT EP)")
+            raise ValueError(
+                "onnxruntime runs fp32 or int8 (CPU); fp16 only with device='tensorrt' (TensorRT EP)"
+            )
         else:
             default = artifact.onnx
         path = Path(onnx_path) if onnx_path else default

@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precisions",
         type=_csv(str),
         default=["fp32", "fp16"],
-        help="comma list of fp32, fp16, int8 (fp16 where the backend runs it: GPU backends; int8: onnxruntime "
-        "on the CPU with the model directory's model.int8.onnx, see `hirqa export --int8`)",
+        help="comma list of fp32, fp16, int8 (fp16 where the backend runs it: GPU backends; int8: "
+        "onnxruntime on the CPU with the model directory's model.int8.onnx, see `hirqa export --int8`)",
     )
     parser.add_argument("--batches", type=_csv(int), default=[1, 4, 8], help="comma list (default 1,4,8)")
     parser.add_argument(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = ("export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module; refresh its ONNX; "
-        "add an int8 model for CPUs")
+HELP = ("export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module; refresh "
+        "its ONNX; add an int8 model for CPUs")
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -30,23 +30,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     q = parser.add_argument_group(
         "int8 (CPU)",
-        "--int8 quantises the directory's model.onnx to model.int8.onnx (static QDQ: int8 per-channel weights, "
-        "uint8 activations), evaluates fp32 and int8 side by side on the held-out protocol that calibrated "
-        "the fp32 thresholds, calibrates int8's own thresholds the same way and records all of it (sha256, "
-        "accuracy per type, CPU-default decision) under 'int8' in the cards",
+        "--int8 quantises the directory's model.onnx to model.int8.onnx (static QDQ: int8 per-channel "
+        "weights, uint8 activations), evaluates fp32 and int8 side by side on the held-out protocol that "
+        "calibrated the fp32 thresholds, calibrates int8's own thresholds the same way and records all of "
+        "it (sha256, accuracy per type, CPU-default decision) under 'int8' in the cards",
     )
-    q.add_argument("--int8", action="store_true", help="add (or remake) model.int8.onnx in the model directory")
+    q.add_argument("--int8", action="store_true",
+                   help="add (or remake) model.int8.onnx in the model directory")
     q.add_argument("--calib-images", metavar="DIR", default=None,
-                   help="TRAINING photos the calibration frames are cut from (default: data/pristine_native/train, "
-                        "else data/pristine/train); never the evaluation photos")
+                   help="TRAINING photos the calibration frames are cut from (default: "
+                        "data/pristine_native/train, else data/pristine/train); never the evaluation photos")
     q.add_argument("--calib-frames", type=int, default=32, metavar="N",
                    help="calibration frames: 640x480 and 1280x720 cuts, half of them degraded (default 32)")
     q.add_argument("--keep-fp32", default="first-conv,attention,head", metavar="PARTS",
-                   help="comma list of parts left in fp32: first-conv, attention, head; 'none' = quantise all "
-                        "(default: all three, which measured closest to fp32)")
+                   help="comma list of parts left in fp32: first-conv, attention, head; 'none' = quantise "
+                        "all (default: all three, which measured closest to fp32)")
     q.add_argument("--eval-images", metavar="DIR", default=None,
-                   help="held-out photos of the accuracy report (default: the card's fp32 calibration protocol's)")
-    q.add_argument("--eval-max-images", type=int, default=None, metavar="N", help="use at most N evaluation photos")
+                   help="held-out photos of the accuracy report (default: those of the card's fp32 "
+                        "calibration protocol)")
+    q.add_argument("--eval-max-images", type=int, default=None, metavar="N",
+                   help="use at most N evaluation photos")
     parser.add_argument(
         "--onnx",
         metavar="OUT.onnx",
@@ -104,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.backends import probe
 
     if not (args.onnx or args.engine or args.torch2trt or args.refresh or args.int8):
-        print("error: nothing to do: give --refresh, --int8, --onnx, --engine and/or --torch2trt", file=sys.stderr)
+        print("error: nothing to do: give --refresh, --int8, --onnx, --engine and/or --torch2trt",
+              file=sys.stderr)
         return 2
     parts = [p.strip() for p in args.keep_fp32.split(",") if p.strip() and p.strip() != "none"]
     if args.int8:
@@ -133,9 +137,11 @@ def run(args: argparse.Namespace) -> int:
             entry = add_int8(artifact.path, args.calib_images, args.eval_images, args.calib_frames, parts,
                              max_images=args.eval_max_images, progress=True)
             p, t = entry["accuracy"]["pooled"], entry["thresholds"]
-            print(f"wrote {artifact.path / 'model.int8.onnx'}; int8 thresholds warn {t['warn']} error {t['error']}; "
+            print(f"wrote {artifact.path / 'model.int8.onnx'}; int8 thresholds warn {t['warn']} "
+                  f"error {t['error']}; "
                   + "; ".join(f"pooled {m} fp32 {v['fp32']:.4f} int8 {v['int8']:.4f}" for m, v in p.items())
-                  + f"\nCPU default (backend auto): {'yes' if entry['cpu_default'] else 'NO'}: {entry['decision']}")
+                  + f"\nCPU default (backend auto): {'yes' if entry['cpu_default'] else 'NO'}: "
+                  f"{entry['decision']}")
             artifact = load_artifact(args.model)
     except (ArtifactError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -34,8 +34,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         default=None,
         choices=("fp32", "fp16", "int8"),
-        help="default: fp16 on GPU backends; on the CPU int8 when the model directory has a model.int8.onnx "
-        "whose card says its accuracy loss is within tolerance, else fp32 (int8: onnxruntime on the CPU only)",
+        help="default: fp16 on GPU backends; on the CPU int8 when the model directory has a "
+        "model.int8.onnx whose card says its accuracy loss is within tolerance, else fp32 (int8: "
+        "onnxruntime on the CPU only)",
     )
 
 

@@ -202,7 +202,8 @@ class QualityNode(Node):
         from hirqa_ros import load_scorer
 
         kwargs: dict[str, Any] = {"model": p["model_path"] or None, "backend": p["backend"],
-                                  "input_policy": p["input_policy"] or None, "device": p["device"] or None}
+                                  "input_policy": p["input_policy"] or None, "device": p["device"] or None,
+                                  "precision": None if p["precision"] == "auto" else p["precision"]}
         if p["engine_cache_dir"]:  # TensorRT engine cache (backend options, see hirqa_ros.backends)
             kwargs["cache_dir"] = p["engine_cache_dir"]
             kwargs["trt_cache_dir"] = p["engine_cache_dir"]
