@@ -263,7 +263,8 @@ def compare_precisions(
     ps = synthetic.score_protocol(fns, images, types=types, config=config, progress=progress)
     s = {p: synthetic.summarize(ps, p) for p in fns}
     cal = {p: calibration.calibrate_protocol(ps, p, warn_frr, error_frr) for p in fns}
-    diff = np.abs(ps.scores["int8"] - ps.scores["fp32"])
+    d = np.abs(ps.scores["int8"] - ps.scores["fp32"])  # (views, types, levels); level 0 = the pristine view
+    diff = np.r_[d[:, 0, 0], d[:, :, 1:].reshape(-1)]
     diff = diff[np.isfinite(diff)]
     return {
         "protocol": {**s["fp32"]["config"], "views": s["fp32"]["n_views"], "types": s["fp32"]["n_types"],

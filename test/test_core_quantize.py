@@ -287,3 +287,52 @@ def test_within_tolerance_needs_both_metrics():
     ok, why = within_tolerance({"pooled": {"auroc": {"fp32": 0.8, "int8": 0.795},
                                            "ladder_srocc": {"fp32": 0.8, "int8": 0.812}}})
     assert ok and "0.8000 -> 0.8120" in why
+
+
+def test_bench_has_int8_rows_beside_the_same_run_baseline(random_model_dir, tmp_path, capsys):
+    """The bench's torch-eager baseline needs HiRQA-S weights: the random-weights directory, with an
+    int8 model quantised on two small frames (timing only)."""
+    import shutil
+
+    from hirqa_ros.cli.main import main
+    from hirqa_ros.export import _file_entry
+
+    d = tmp_path / "m"
+    shutil.copytree(random_model_dir, d)
+    quantize_onnx(d / "model.onnx", d / INT8_FILE, calibration_frames(_photos(1), 2, sizes=((64, 96),)))
+    card = yaml.safe_load((d / CARD_FILE).read_text())
+    card["files"][FILE_KEY] = _file_entry(d, INT8_FILE)
+    (d / CARD_FILE).write_text(yaml.safe_dump(card, sort_keys=False))
+    args = ["bench", "--backends", "onnxruntime,torch", "--precisions", "fp32,int8", "--batches", "1",
+            "--sizes", "64x96", "--iters", "2", "--warmup", "1", "--device", "cpu"]
+    assert main([*args, "--model", str(d)]) == 0
+    text = capsys.readouterr().out
+    lines = [line.split() for line in text.splitlines() if line.startswith(("onnxruntime", "torch-eager"))]
+    assert {(cols[0], cols[2]) for cols in lines} == {("torch-eager", "fp32"), ("onnxruntime", "fp32"),
+                                                      ("onnxruntime", "int8")}
+    # a directory without an int8 model: the int8 row is skipped with the reason
+    assert main([*args, "--model", str(random_model_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "skipped onnxruntime int8" in text and "hirqa export --int8" in text
+    assert main([*args[:4], "fp32,int4"]) == 2  # the rows' speed-ups are not asserted (wall time)
+
+
+def test_valid_precisions_per_backend_and_device():
+    from hirqa_ros.bench import valid_precisions
+
+    all3 = ("fp32", "fp16", "int8")
+    assert valid_precisions("onnxruntime", "cpu", all3) == ["fp32", "int8"]
+    assert valid_precisions("onnxruntime", "tensorrt", all3) == ["fp32", "fp16"]
+    assert valid_precisions("onnxruntime", "cuda", all3) == ["fp32"]
+    assert valid_precisions("torch", "cuda", all3) == ["fp32", "fp16"]
+    assert valid_precisions("torch", "cpu", all3) == ["fp32"]
+
+
+def test_export_int8_cli_refuses_bad_options(tiny_dir, capsys):
+    from hirqa_ros.cli.main import main
+
+    assert main(["export", "--model", str(tiny_dir), "--int8", "--keep-fp32", "trunk"]) == 2
+    assert "--keep-fp32" in capsys.readouterr().err
+    assert main(["export", "--model", str(tiny_dir), "--int8", "--calib-frames", "0"]) == 2
+    assert main(["export", "--model", str(tiny_dir), "--int8", "--calib-images", str(tiny_dir / "none")]) == 2
+    assert "image folder not found" in capsys.readouterr().err
