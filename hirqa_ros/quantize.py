@@ -33,8 +33,6 @@ KEEP_FP32_PARTS = {
     "attention": ("/global_pool_quality/",),
     "head": ("/fc/",),
 }
-#: activation range of the Percentile calibration method (MinMax: the full observed range)
-PERCENTILE = 99.999
 #: ops quantised (the normalisation Cast/Mul/Sub and the softmax stay fp32)
 OPS_TO_QUANTIZE = ("Conv", "MatMul", "Gemm", "Add", "MaxPool")
 
@@ -165,7 +163,6 @@ def quantize_onnx(
     frames: Sequence[np.ndarray],
     keep_fp32: Sequence[str] = (),
     reduce_range: bool = False,
-    method: str = "MinMax",
 ) -> dict[str, Any]:
     """Write the static int8 QDQ model of the camera-bytes ONNX ``src`` to ``dst`` (atomically),
     calibrated on ``frames``; returns what the model card records about it."""
@@ -195,9 +192,10 @@ def quantize_onnx(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded,
-            calibrate_method=CalibrationMethod[method],
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                           "CalibPercentile": PERCENTILE},
+            # MinMax: ONNX Runtime 1.32's histogram methods (Percentile, Entropy) fail on calibration
+            # frames of different sizes
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
         q = onnx.load(str(out))
         meta = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
@@ -213,7 +211,7 @@ def quantize_onnx(
         "format": "QDQ (onnxruntime.quantization.quantize_static)",
         "weights": "int8, per channel, symmetric" + (", reduced range (7 bit)" if reduce_range else ""),
         "activations": "uint8, per tensor, asymmetric",
-        "calibration_method": method + (f" ({PERCENTILE})" if method == "Percentile" else ""),
+        "calibration_method": "MinMax",
         "ops_quantised": list(OPS_TO_QUANTIZE),
         "kept_fp32": list(keep_fp32),
         "kept_fp32_nodes": len(excluded),
