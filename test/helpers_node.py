@@ -48,12 +48,20 @@ def param_arg(name: str, value: Any) -> str:
 class NodeProcess:
     """hirqa_node in a subprocess; its output goes to a log file the tests can read."""
 
-    def __init__(self, params: dict[str, Any], domain: int, log_path: Path, name: str | None = None):
+    def __init__(self, params: dict[str, Any], domain: int, log_path: Path, name: str | None = None,
+                 ros_args: list[str] | tuple[str, ...] = (), params_files: list[Path] | tuple[Path, ...] = (),
+                 argv: list[str] | None = None) -> None:
+        """``argv``: the node's whole command line after the executable (e.g. what a launch file builds)."""
         cmd = [sys.executable, "-m", "hirqa_ros.node.main", "--ros-args"]
         if name:
             cmd += ["-r", f"__node:={name}"]
+        cmd += list(ros_args)
+        for f in params_files:
+            cmd += ["--params-file", str(f)]
         for k, v in params.items():
             cmd += ["-p", param_arg(k, v)]
+        if argv is not None:
+            cmd = [sys.executable, "-m", "hirqa_ros.node.main", *argv]
         self.log_path = log_path
         self._log = open(log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(cmd, env=ros_env(domain), stdout=self._log, stderr=subprocess.STDOUT,
@@ -62,10 +70,11 @@ class NodeProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0, text: str = "READY") -> None:
+        """Wait for ``text`` in the log (READY: configured and active)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "READY" in self.log():
+            if text in self.log():
                 return
             if self.proc.poll() is not None:
                 raise AssertionError(f"hirqa_node exited with {self.proc.returncode}:\n{self.log()}")
@@ -92,6 +101,28 @@ class NodeProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+
+
+def params_file(path: Path, params: dict[str, Any]) -> Path:
+    """A ros__parameters YAML for every node (nested dicts allowed, e.g. qos_overrides)."""
+    import yaml
+
+    class NoAliases(yaml.SafeDumper):  # rcl's YAML parser refuses anchors/aliases
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    path.write_text(yaml.dump({"/**": {"ros__parameters": params}}, Dumper=NoAliases))
+    return path
+
+
+def reliable_accepted(bases: list[str], transports: list[str] | None = None) -> dict[str, Any]:
+    """qos_overrides that make B_accepted reliable and deep (tests count every accepted frame;
+    by default it mirrors the best-effort input)."""
+    from hirqa_ros.topics import CameraTopics
+
+    kinds = transports or ["raw"] * len(bases)
+    deep = {"publisher": {"reliability": "reliable", "depth": 100}}
+    return {"qos_overrides": {CameraTopics(b, k).accepted: deep for b, k in zip(bases, kinds)}}
 
 
 def proc_rss_kb(pid: int) -> int:
@@ -153,18 +184,29 @@ class RosClient:
         self.pubs[topic] = pub
         return pub
 
-    def watch(self, topic: str, accepted: bool = True, compressed: bool = False) -> None:
+    def watch(self, base: str, accepted: bool = True, transport: str = "raw",
+              accepted_reliable: bool = False) -> None:
+        """Subscribe B_quality and B_accepted(/compressed) of base topic ``base``; stored under ``base``.
+
+        B_accepted mirrors the node's input QoS (best effort by default), so it is read best effort
+        unless ``accepted_reliable`` (for tests that count every accepted frame: give the node a
+        reliable B_accepted too, see :func:`reliable_accepted`)."""
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CompressedImage, Image
 
+        from hirqa_ros.topics import CameraTopics
+
+        topics = CameraTopics(base, transport)
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         self.subs.append(self.node.create_subscription(
-            DiagnosticArray, f"{topic}/quality", lambda m, t=topic: self._store(self.quality, t, m), qos))
+            DiagnosticArray, topics.quality, lambda m, t=base: self._store(self.quality, t, m), qos))
         if accepted:
+            best_effort = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
+            aqos = qos if accepted_reliable else best_effort
             self.subs.append(self.node.create_subscription(
-                CompressedImage if compressed else Image, f"{topic}/accepted",
-                lambda m, t=topic: self._store(self.accepted, t, m), qos))
+                CompressedImage if topics.compressed else Image, topics.accepted,
+                lambda m, t=base: self._store(self.accepted, t, m), aqos))
 
     def watch_diagnostics(self) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
@@ -198,48 +240,66 @@ class RosClient:
             time.sleep(0.02)
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 20.0) -> Any:
+        """Call service ``name`` and return its response (waits for the service first)."""
+        cli = self.node.create_client(srv_type, name)
+        try:
+            assert cli.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+            fut = cli.call_async(request)
+            deadline = time.monotonic() + timeout
+            while not fut.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert fut.done(), f"{name} call timed out"
+            return fut.result()
+        finally:
+            self.node.destroy_client(cli)
+
     def set_params(self, node_name: str, **values: Any) -> list:
         """Set parameters on a running node, all at once (set_parameters_atomically); one result each."""
         from rcl_interfaces.srv import SetParametersAtomically
         from rclpy.parameter import Parameter
 
-        cli = self.node.create_client(SetParametersAtomically, f"/{node_name}/set_parameters_atomically")
-        try:
-            assert cli.wait_for_service(timeout_sec=20), "set_parameters_atomically service not available"
-            req = SetParametersAtomically.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
-                                                              for k, v in values.items()])
-            fut = cli.call_async(req)
-            deadline = time.monotonic() + 20
-            while not fut.done() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert fut.done(), "set_parameters_atomically call timed out"
-            return [fut.result().result] * len(values)
-        finally:
-            self.node.destroy_client(cli)
+        req = SetParametersAtomically.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                          for k, v in values.items()])
+        res = self.call(SetParametersAtomically, f"/{node_name.lstrip('/')}/set_parameters_atomically", req)
+        return [res.result] * len(values)
 
     def list_params(self, node_name: str) -> list[str]:
         from rcl_interfaces.srv import ListParameters
 
-        cli = self.node.create_client(ListParameters, f"/{node_name}/list_parameters")
-        try:
-            assert cli.wait_for_service(timeout_sec=20), "list_parameters service not available"
-            fut = cli.call_async(ListParameters.Request())
-            deadline = time.monotonic() + 20
-            while not fut.done() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert fut.done(), "list_parameters call timed out"
-            return list(fut.result().result.names)
-        finally:
-            self.node.destroy_client(cli)
+        res = self.call(ListParameters, f"/{node_name.lstrip('/')}/list_parameters", ListParameters.Request())
+        return list(res.result.names)
+
+    def get_params(self, node_name: str, names: list[str]) -> dict[str, Any]:
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        req = GetParameters.Request(names=names)
+        res = self.call(GetParameters, f"/{node_name.lstrip('/')}/get_parameters", req)
+        return {n: parameter_value_to_python(v) for n, v in zip(names, res.values)}
+
+    def lifecycle(self, node_name: str, transition: int | None = None) -> Any:
+        """Trigger ``transition`` (lifecycle_msgs/Transition id) through the node's change_state service and
+        return its success, or with no transition return the current state id (get_state)."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        name = f"/{node_name.lstrip('/')}"
+        if transition is None:
+            return self.call(GetState, f"{name}/get_state", GetState.Request()).current_state.id
+        req = ChangeState.Request(transition=Transition(id=transition))
+        return self.call(ChangeState, f"{name}/change_state", req, timeout=60.0).success
 
     def latest_status(self, name_suffix: str, after: float = 0.0):
-        """The newest /diagnostics status whose name ends with ``name_suffix`` received after ``after``."""
+        """The newest /diagnostics status received after ``after`` whose name ends with ``name_suffix``
+        or whose camera (its ``topic`` value) is base ``name_suffix`` (raw or compressed)."""
         with self.lock:
             for t, arr in reversed(self.diagnostics):
                 if t < after:
                     break
                 for st in arr.status:
-                    if st.name.endswith(name_suffix):
+                    topic = status_values(st).get("topic")
+                    if st.name.endswith(name_suffix) or topic in (name_suffix, name_suffix + "/compressed"):
                         return st
         return None
 

@@ -15,8 +15,10 @@ pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbag
 from helpers_bag import storage_file, tiny_bag, write_custom_bag
 
 from hirqa_ros.bag.evaluate import CSV_COLUMNS, evaluate_bag, read_frames_csv
+from hirqa_ros.bag.quality import quality_topic
 from hirqa_ros.bag.reader import BagReader
 from hirqa_ros.cli.main import main as hirqa
+from hirqa_ros.quality_msg import parse
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +75,15 @@ def test_scores_every_frame_like_the_scorer(tmp_path, scorer, storage, compresse
     # the bag copy: every original message plus one quality message per frame, header copied
     with BagReader(res.files["bag"]) as r:
         assert r.topics[topic].count == 20
-        q = [(m.bag_time_ns, r.deserialize(m)) for m in r.messages([topic + "/quality"])]
+        q = [(m.bag_time_ns, r.deserialize(m)) for m in r.messages([quality_topic(topic)])]
     assert len(q) == 20
     for (bt, msg), row in zip(q, rows):
         assert bt == row["bag_time_ns"]
         assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == row["stamp_ns"]
-        st = msg.status[0]
-        values = {kv.key: kv.value for kv in st.values}
-        assert float(values["score"]) == pytest.approx(row["score"], abs=1e-6)
-        assert st.level == {"OK": 0, "WARN": 1, "ERROR": 2}[row["level"]]
-        assert values["verdict"] == row["verdict"]
+        report = parse(msg)  # the consumer parser reads the bag copy like a live message
+        assert report.score == pytest.approx(row["score"], abs=1e-6)
+        assert report.level.name == row["level"]
+        assert report.verdict == row["verdict"]
 
 
 def test_bad_frames_get_error_rows_and_the_rest_is_scored(tmp_path, scorer):
@@ -124,7 +125,7 @@ def test_write_bag_skips_a_type_without_definition(tmp_path, scorer):
     )
     with BagReader(res.files["bag"]) as r:
         assert "/cam/exposure" not in r.topics and r.topics["/status"].count == 8
-        assert r.topics["/cam/compressed/quality"].count == 6
+        assert r.topics["/cam_quality"].count == 6  # base /cam of /cam/compressed
     assert any("my_msgs/msg/Exposure" in p for p in res.problems)
 
 

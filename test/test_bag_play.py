@@ -30,6 +30,7 @@ def test_to_ros_copies_every_field():
     from hirqa_ros.decision import Level, Thresholds
     from hirqa_ros.imgmsg import image_msg_to_rgb, rgb_to_compressed_fields, rgb_to_image_fields
     from hirqa_ros.node.bag_play import ros_message_class, to_ros
+    from hirqa_ros.quality_msg import parse
 
     ts = default_typestore()
     T = ts.types
@@ -46,7 +47,8 @@ def test_to_ros_copies_every_field():
     assert isinstance(c, CompressedImage) and bytes(c.data) == comp.data.tobytes()
     status = quality_status_fields("/cam", 0.25, Level.ERROR, 0.3, Thresholds(), "onnxruntime")
     d = to_ros(diagnostic_array(ts, hdr, status), DiagnosticArray)
-    assert d.status[0].level == bytes([2]) and d.status[0].values[0].key == "score"
+    assert d.status[0].level == bytes([2]) and d.status[0].values[0].key == "schema"
+    assert parse(d).score == pytest.approx(0.25) and parse(d).level == Level.ERROR
     with pytest.raises(ImportError):
         ros_message_class("no_such_pkg/msg/Thing")
 
@@ -64,7 +66,7 @@ def _run_with_traceback(cmd: list[str], env: dict, timeout: float) -> subprocess
 
 
 def test_live_replay_matches_offline_scores(tmp_path, random_model_dir):
-    from helpers_node import NodeProcess, RosClient, domain_id, ros_env, status_values
+    from helpers_node import NodeProcess, RosClient, domain_id, params_file, ros_env, status_values
 
     from hirqa_ros import load_scorer
     from hirqa_ros.bag.evaluate import evaluate_bag
@@ -87,13 +89,14 @@ def test_live_replay_matches_offline_scores(tmp_path, random_model_dir):
             "image_topics": [topic],
             "model_path": str(random_model_dir),
             "backend": "onnxruntime",
-            "input_reliability": "reliable",
-            "input_depth": 50,
             "publish_accepted": False,
             "use_sim_time": True,
         },
         domain,
         tmp_path / "node.log",
+        # every frame of the bag: a reliable, deep input queue (rclpy's QoS overrides)
+        params_files=[params_file(tmp_path / "qos.yaml", {"qos_overrides": {
+            topic: {"subscription": {"reliability": "reliable", "depth": 50}}}})],
     )
     client = RosClient(domain, name="bag_play_test_client")
     try:
@@ -127,7 +130,7 @@ def test_live_replay_matches_offline_scores(tmp_path, random_model_dir):
         def camera_counts():
             for _, arr in reversed(client.diagnostics):
                 for st in arr.status:
-                    if st.name.endswith(topic):
+                    if status_values(st).get("topic") == topic:
                         v = status_values(st)
                         return int(v["frames_received"]), int(v["frames_dropped"]), int(v["frames_scored"])
             return None

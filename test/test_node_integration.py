@@ -20,6 +20,8 @@ from helpers_node import (
     level_of,
     make_compressed,
     make_image,
+    params_file,
+    reliable_accepted,
     scene,
     start_publisher,
     status_values,
@@ -27,13 +29,17 @@ from helpers_node import (
 
 from hirqa_ros.decision import Level, Thresholds
 from hirqa_ros.imgmsg import rgb_to_compressed_fields
-from hirqa_ros.node.params import declared_names
+from hirqa_ros.node.params import QOS_OVERRIDES, declared_names
+from hirqa_ros.topics import CameraTopics
 
 pytestmark = pytest.mark.ros
 
-A, B, C = "/it/a/image", "/it/b/image", "/it/c/image/compressed"
-BAD, BADC, NEVER, DIES = "/it/bad/image", "/it/badc/image/compressed", "/it/never/image", "/it/dies/image"
+# base topics; C and BADC are compressed cameras (they publish on <base>/compressed)
+A, B, C = "/it/a/image", "/it/b/image", "/it/c/image"
+BAD, BADC, NEVER, DIES = "/it/bad/image", "/it/badc/image", "/it/never/image", "/it/dies/image"
 TOPICS = [A, B, C, BAD, BADC, NEVER, DIES]
+TRANSPORTS = ["compressed" if t in (C, BADC) else "raw" for t in TOPICS]
+INPUT = {t: CameraTopics(t, k).input for t, k in zip(TOPICS, TRANSPORTS)}
 NODE = "hirqa_it"
 
 
@@ -44,20 +50,23 @@ def domain():
 
 @pytest.fixture(scope="module")
 def plumbing(random_model_dir, domain, tmp_path_factory):
-    log = tmp_path_factory.mktemp("node") / "hirqa_node.log"
-    node = NodeProcess({"image_topics": TOPICS, "model_path": str(random_model_dir), "backend": "onnxruntime",
-                        "stale_timeout_s": 1.0, "hysteresis_raise": 2, "hysteresis_clear": 2,
-                        "diagnostics_period_s": 0.5, "warn_treshold": 0.4},  # a typo on purpose
-                       domain, log, name=NODE)
+    tmp = tmp_path_factory.mktemp("node")
+    qos = params_file(tmp / "qos.yaml", reliable_accepted(TOPICS, TRANSPORTS))
+    node = NodeProcess({"image_topics": TOPICS, "image_transport": TRANSPORTS,
+                        "model_path": str(random_model_dir), "backend": "onnxruntime", "stale_timeout_s": 1.0,
+                        "hysteresis_raise": 2, "hysteresis_clear": 2, "diagnostics_period_s": 0.5,
+                        "warn_treshold": 0.4},  # a typo on purpose
+                       domain, tmp / "hirqa_node.log", name=NODE, params_files=[qos])
     client = None
     try:
         node.wait_ready()
         client = RosClient(domain)
         for t in (A, B, C, BAD, BADC):
-            client.publisher(t, compressed=t.endswith("/compressed"))
-            client.watch(t, compressed=t.endswith("/compressed"))
+            kind = TRANSPORTS[TOPICS.index(t)]
+            client.pubs[t] = client.publisher(INPUT[t], compressed=kind == "compressed")
+            client.watch(t, transport=kind, accepted_reliable=True)
         client.watch_diagnostics()
-        client.wait_matched([A, B, C, BAD, BADC])
+        client.wait_matched([INPUT[t] for t in (A, B, C, BAD, BADC)])
         yield node, client
     finally:
         if client is not None:
@@ -86,7 +95,7 @@ def test_unknown_parameter_is_reported(plumbing):
 
 def test_declared_parameters_are_the_documented_ones(plumbing):
     _, client = plumbing
-    names = set(client.list_params(NODE))
+    names = {n for n in client.list_params(NODE) if not n.startswith(QOS_OVERRIDES)}
     assert names <= declared_names()
     assert names >= declared_names() - {"start_type_description_service"}  # that one is Jazzy+ only
 
@@ -308,7 +317,7 @@ def test_diagnostics_levels_follow_hysteresis_and_stale_input(plumbing):
 
 def test_publisher_process_dies_and_returns(plumbing, domain):
     node, client = plumbing
-    client.watch(DIES)
+    client.watch(DIES, accepted_reliable=True)  # B_accepted of DIES is reliable (fixture)
     first = start_publisher(domain, DIES, count=100000, rate=20.0, stamp_base=50_000)
     try:
         client.wait_for(lambda: len(client.quality[DIES]) >= 5, 40, "frames from the first publisher")
@@ -356,7 +365,13 @@ def test_sigint_shuts_down_cleanly(random_model_dir, tmp_path):
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"model_path": "/nonexistent/model"}, "cannot start"),
-    ({"image_topics": ["/a", "/b"], "image_types": ["raw", "raw", "raw"]}, "image_types needs 1 entry"),
+    ({"image_topics": ["/a", "/b"], "image_transport": ["raw", "raw", "raw"]},
+     "image_transport needs one value or one per image topic"),
+    ({"image_topics": ["/a/image/compressed"]}, "use '/a/image' with image_transport compressed"),
+    ({"image_transport": "theora"}, "expected one of raw, compressed"),
+    # a QoS override rclpy cannot apply fails the activate transition, with rclpy's reason
+    ({"image_topics": ["/q/image"], "qos_overrides./q/image.subscription.reliability": "bogus"},
+     "cannot start: RuntimeError: Unexpected QoS override for policy `reliability`: `bogus`"),
     ({"backend": "tensorflow"}, "expected one of"),
 ])
 def test_bad_startup_exits_1_with_a_reason(random_model_dir, tmp_path, params, message):

@@ -10,7 +10,16 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
 
-from helpers_node import NodeProcess, RosClient, domain_id, level_of, make_image, status_values
+from helpers_node import (
+    NodeProcess,
+    RosClient,
+    domain_id,
+    level_of,
+    make_image,
+    params_file,
+    reliable_accepted,
+    status_values,
+)
 
 from hirqa_ros.decision import Level
 
@@ -45,13 +54,15 @@ def test_sharp_scores_above_blurred_and_dark_and_gate_passes_ok_frames(default_m
             frames.append((1_000 + len(frames), cond, i, img))
     domain = domain_id(21)
     params = {"image_topics": [TOPIC], "model_path": str(default_model_dir), "backend": "onnxruntime"}
-    node = NodeProcess(params, domain, tmp_path / "node.log")
+    # B_accepted mirrors the input (best effort); reliable here so that every accepted frame is counted
+    qos = params_file(tmp_path / "qos.yaml", reliable_accepted([TOPIC]))
+    node = NodeProcess(params, domain, tmp_path / "node.log", params_files=[qos])
     client = None
     try:
         node.wait_ready(120)
         client = RosClient(domain)
         client.publisher(TOPIC, reliable=True)  # reliable in, so no frame is lost on a busy machine
-        client.watch(TOPIC)
+        client.watch(TOPIC, accepted_reliable=True)
         client.wait_matched([TOPIC])
         for stamp, _, _, img in frames:
             # one at a time (the node keeps only the newest frame and we want every one scored); the

@@ -61,8 +61,12 @@ def test_ten_thousand_frames_no_growth_in_memory_or_threads(random_model_dir, tm
         growth_mb = (last - first) / 1024
         # a leak of one message (32x32 rgb8 + header, ~3.2 kB) per received frame: ~3.2 kB x >1,000
         assert growth_mb < 4.0, f"RSS grew {growth_mb:.1f} MB over the run: {warm}"
-        # no growth (the count may drop by the DDS transport thread that served the publisher once it left)
-        assert max(s[2] for s in warm) == warm[0][2], f"thread count grew: {[s[2] for s in warm]}"
+        # no growth: a leak (a thread per frame or batch) keeps growing, so compare the end with the start;
+        # Fast DDS briefly runs extra transport threads (seen here: 21 -> 24 for one 0.25 s sample, back
+        # to 21), and the count may drop by the thread that served the publisher once it left
+        threads = [s[2] for s in warm]
+        assert statistics.median(threads[-4:]) <= statistics.median(threads[:4]), \
+            f"thread count grew: {threads}"
         print(f"\nRSS samples (frames scored, kB, threads): {warm}")
         print(f"\nsoak: received {received}, scored {scored}, RSS {first / 1024:.1f} -> "
               f"{last / 1024:.1f} MB, threads {warm[-1][2]}")

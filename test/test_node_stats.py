@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from hirqa_ros.decision import Hysteresis, Level
-from hirqa_ros.node.params import DYNAMIC, PARAMS, declared_names, topic_is_compressed
+from hirqa_ros.node.params import DYNAMIC, PARAMS, declared_names
 from hirqa_ros.node.stats import CameraStats
+from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 
 
 def test_stale_before_first_frame_then_ok():
@@ -79,23 +80,23 @@ def test_parameter_table():
     assert set(DYNAMIC) == {"warn_threshold", "error_threshold", "smoothing", "hysteresis_raise",
                             "hysteresis_clear"}
     for required in ("image_topics", "model_path", "backend", "engine_cache_dir", "force_engine_update",
-                     "input_policy", "publish_accepted", "max_rate_hz", "input_reliability", "input_depth"):
+                     "input_policy", "publish_accepted", "max_rate_hz", "image_transport", "autostart",
+                     "hardware_id", "expected_rate_hz", "max_stamp_delay_s"):
         assert required in names
     assert "use_sim_time" in declared_names()
+    assert not {"image_types", "input_reliability", "input_depth", "output_depth"} & set(names)  # replaced
 
 
-@pytest.mark.parametrize(("topic", "kind", "expected"), [
-    ("/cam/image_raw", "auto", False),
-    ("/cam/image_raw/compressed", "auto", True),
-    ("compressed", "auto", True),
-    ("/cam/uncompressed", "auto", False),
-    ("/cam/image_raw", "compressed", True),
-    ("/cam/image_raw/compressed", "raw", False),
-])
-def test_topic_types(topic, kind, expected):
-    assert topic_is_compressed(topic, kind) is expected
-
-
-def test_topic_type_rejects_unknown_kind():
-    with pytest.raises(ValueError, match="image_types"):
-        topic_is_compressed("/cam", "theora")
+def test_topic_checks_make_the_camera_level_worse_never_better():
+    stats = CameraStats("/cam", rate=FrequencyCheck(expected_hz=100.0),
+                        stamps=StampDelayCheck(max_delay_s=0.5))
+    assert stats.report(0.0)[0] == Level.STALE  # before the first frame the checks do not speak
+    for i in range(10):
+        stats.on_receive(0.1 * i, stamp_delay_s=0.01)
+        stats.on_scored(0.9, Level.OK, 1.0, 1)
+    level, msg, values = stats.report(1.0)
+    assert level == Level.WARN and "input rate too low" in msg and "quality OK" in msg
+    assert values["expected_rate_hz"] == "100" and values["stamp_delay_max_s"] == "0.010"
+    stats.on_receive(1.05, stamp_delay_s=3.0)
+    level, msg, _ = stats.report(1.1)
+    assert level == Level.ERROR and "in the past" in msg

@@ -16,7 +16,16 @@ pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros
 pytest.importorskip("diagnostic_msgs.msg")
 pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
 
-from helpers_node import NodeProcess, RosClient, domain_id, level_of, make_image, scene, status_values
+from helpers_node import (
+    NodeProcess,
+    RosClient,
+    domain_id,
+    level_of,
+    make_image,
+    params_file,
+    scene,
+    status_values,
+)
 
 from hirqa_ros.decision import Thresholds
 
@@ -92,9 +101,11 @@ def test_node_and_bag_eval_agree_frame_by_frame(random_model_dir, tmp_path):
     domain = domain_id(7)
     node = NodeProcess({"image_topics": [TOPIC], "model_path": str(random_model_dir),
                         "backend": "onnxruntime", "warn_threshold": th.warn, "error_threshold": th.error,
-                        "smoothing": SMOOTHING,
-                        "input_reliability": "reliable", "input_depth": 10, "diagnostics_period_s": 0.2},
-                       domain, tmp_path / "node.log", name="hirqa_eq")
+                        "smoothing": SMOOTHING, "diagnostics_period_s": 0.2},
+                       domain, tmp_path / "node.log", name="hirqa_eq",
+                       # a reliable input queue: no frame may be lost between the test and the node
+                       params_files=[params_file(tmp_path / "qos.yaml", {"qos_overrides": {
+                           TOPIC: {"subscription": {"reliability": "reliable", "depth": 10}}}})])
     client = None
     try:
         node.wait_ready()

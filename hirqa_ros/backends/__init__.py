@@ -77,14 +77,34 @@ def cuda_status() -> tuple[bool, str]:
         return False, f"CUDA check failed: {exc}"
 
 
+def _tensorrt_version_ok(name: str) -> tuple[bool, str]:
+    """Whether the installed TensorRT suits backend ``name`` (tensorrt: 8.5+; torch2trt: 8.5 .. 10.x)."""
+    trt, why = try_import("tensorrt")
+    if trt is None:
+        return False, f"tensorrt {why}"
+    if name == "torch2trt":
+        from hirqa_ros.backends.torch2trt_backend import torch2trt_supported
+
+        return torch2trt_supported(getattr(trt, "__version__", "0"))
+    from hirqa_ros.backends.tensorrt_backend import version_supported
+
+    return version_supported(getattr(trt, "__version__", "0"))
+
+
 def probe(name: str, device: str | None = None) -> Probe:
     """Whether backend ``name`` can run here (with ``device`` when given), and why not."""
     wants_cpu = device is not None and str(device).startswith("cpu")
     if name == "onnxruntime":
         ort, why = try_import("onnxruntime")
         if ort is None:
-            return Probe(name, False, why)
-        return Probe(name, True, f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}")
+            return Probe(name, False, f"{why} (pip install 'hirqa_ros[cpu]', or [gpu] for onnxruntime-gpu)")
+        from hirqa_ros.backends.onnxruntime_backend import wheel_conflict
+
+        conflict = wheel_conflict()
+        if conflict:
+            log.warning("onnxruntime: %s", conflict)
+        info = f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}"
+        return Probe(name, True, info + (f"; WARNING: {conflict}" if conflict else ""))
     if name == "torch":
         torch, why = try_import("torch")
         if torch is None:
@@ -99,6 +119,9 @@ def probe(name: str, device: str | None = None) -> Probe:
         mod, why = try_import(name)
         if mod is None:
             return Probe(name, False, why)
+        trt_ok, trt_why = _tensorrt_version_ok(name)
+        if not trt_ok:
+            return Probe(name, False, trt_why)
         if wants_cpu:
             return Probe(name, False, "needs a CUDA GPU, device=cpu requested")
         ok, info = cuda_status()
@@ -135,12 +158,17 @@ def open_backend(
 
 
 def onnxruntime_on_cpu(device: str | None) -> bool:
-    """Whether ONNX Runtime runs on the CPU for ``device`` (None: when it has no CUDA provider)."""
+    """Whether ONNX Runtime runs on the CPU for ``device`` (None: unless it has the CUDA provider and
+    an NVIDIA GPU is present, as ``onnxruntime_backend.select_providers`` decides)."""
     dev = str(device or "").split(":")[0].lower()
     if dev:
         return dev == "cpu"
     ort, _ = try_import("onnxruntime")
-    return ort is not None and "CUDAExecutionProvider" not in ort.get_available_providers()
+    if ort is None or "CUDAExecutionProvider" not in ort.get_available_providers():
+        return True
+    from hirqa_ros.backends.onnxruntime_backend import nvidia_gpu_present
+
+    return not nvidia_gpu_present()
 
 
 def auto_cpu_precision(artifact, device: str | None) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,48 +21,81 @@ from hirqa_ros.preprocess import normalize
 log = logging.getLogger(__name__)
 
 
-def select_providers(
-    available: list[str], device: str | None, precision: str, trt_cache_dir: str | os.PathLike | None = None
-) -> list:
-    """Execution providers for ``device``: None -> CUDA if present else CPU; "cpu"; "cuda";
-    "tensorrt" (TensorRT EP with engine + timing cache, then CUDA, then CPU)."""
-    dev = (device or "").split(":")[0].lower()
-    index = int(device.split(":")[1]) if device and ":" in device else 0
-    cuda = ("CUDAExecutionProvider", {"device_id": index})
-    if dev == "cpu":
-        return ["CPUExecutionProvider"]
-    wanted: list = []
-    if dev == "tensorrt":
-        if "TensorrtExecutionProvider" not in available:
-            raise BackendUnavailable(
-                "onnxruntime: TensorrtExecutionProvider not available (install onnxruntime-gpu with TensorRT)"
+# ONNX Runtime versions that added TensorRT provider options (older versions reject the option,
+# and the Python API then silently retries without the TensorRT provider)
+ORT_TRT_PROFILE_SHAPES_SINCE = (1, 15)  # trt_profile_min/opt/max_shapes: microsoft/onnxruntime#15546
+ORT_TRT_TIMING_CACHE_PATH_SINCE = (1, 17)  # trt_timing_cache_path: microsoft/onnxruntime#17865
+# device nodes of an NVIDIA GPU: desktop driver, Jetson (JetPack 5), Jetson (JetPack 6)
+NVIDIA_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu")
+
+
+def ort_version_tuple(version: str) -> tuple[int, int]:
+    """'1.16.3' -> (1, 16)."""
+    parts = re.findall(r"\d+", str(version))[:2]
+    return (int(parts[0]), int(parts[1])) if len(parts) == 2 else (0, 0)
+
+
+def nvidia_gpu_present(nodes: tuple[str, ...] = NVIDIA_DEVICE_NODES) -> bool:
+    """Whether this machine has an NVIDIA GPU device node (checked without torch or CUDA)."""
+    return any(os.path.exists(n) for n in nodes)
+
+
+def wheel_conflict() -> str | None:
+    """A warning when both the onnxruntime and onnxruntime-gpu wheels are installed: they share
+    one ``onnxruntime`` folder, so whichever was installed last wins and may hide the GPU providers."""
+    from importlib import metadata
+
+    names = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            names.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    if len(names) < 2:
+        return None
+    return (
+        f"both {' and '.join(names)} are installed and overwrite each other; keep one: "
+        "`pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu` for a GPU"
+    )
+
+
+def shapes_option(name: str, shape: tuple[int, ...]) -> str:
+    """ONNX Runtime's profile-shape syntax: ``frames:1x32x32x3``."""
+    return f"{name}:" + "x".join(str(int(d)) for d in shape)
+
+
+def trt_provider_options(
+    ort_version: str, index: int, precision: str, cache_dir: str, profile=None, input_name: str = FRAMES_INPUT
+) -> dict:
+    """TensorrtExecutionProvider options supported by ``ort_version``: engine + timing cache, and
+    the explicit profile (without it the provider rebuilds its engine for every new input shape)."""
+    ver = ort_version_tuple(ort_version)
+    opts: dict = {
+        "device_id": index,
+        "trt_fp16_enable": precision == "fp16",
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": cache_dir,
+        "trt_timing_cache_enable": True,
+    }
+    if ver >= ORT_TRT_TIMING_CACHE_PATH_SINCE:
+        opts["trt_timing_cache_path"] = cache_dir
+    if profile is not None:
+        if ver >= ORT_TRT_PROFILE_SHAPES_SINCE:
+            opts["trt_profile_min_shapes"] = shapes_option(input_name, profile.min)
+            opts["trt_profile_opt_shapes"] = shapes_option(input_name, profile.opt)
+            opts["trt_profile_max_shapes"] = shapes_option(input_name, profile.max)
+        else:
+            log.warning(
+                "onnxruntime %s has no trt_profile_*_shapes options: its TensorRT provider rebuilds "
+                "engines when input shapes change (1.15 or newer fixes this)",
+                ort_version,
             )
-        cache = str(trt_cache_dir or Path.home() / ".cache" / "hirqa_ros" / "ort_trt")
-        os.makedirs(cache, exist_ok=True)
-        wanted.append(
-            (
-                "TensorrtExecutionProvider",
-                {
-                    "device_id": index,
-                    "trt_fp16_enable": precision == "fp16",
-                    "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": cache,
-                    "trt_timing_cache_enable": True,
-                    "trt_timing_cache_path": cache,
-                },
-            )
-        )
-        wanted.append(cuda)
-    elif dev == "cuda":
-        if "CUDAExecutionProvider" not in available:
-            raise BackendUnavailable(
-                "onnxruntime: CUDAExecutionProvider not available (install onnxruntime-gpu)"
-            )
-        wanted.append(cuda)
-    elif "CUDAExecutionProvider" in available:
-        wanted.append(cuda)
-    wanted.append("CPUExecutionProvider")
-    return wanted
+    return opts
+
+
+def ort_trt_cache_dir(trt_cache_dir: str | os.PathLike | None = None) -> Path:
+    """Engine/timing cache of the TensorRT provider: ``trt_cache_dir``, else ~/.cache/hirqa_ros/ort_trt."""
+    return Path(trt_cache_dir) if trt_cache_dir else Path.home() / ".cache" / "hirqa_ros" / "ort_trt"
 
 
 def check_baked_normalisation(meta: dict[str, str], norm, path) -> None:
@@ -78,6 +112,95 @@ def check_baked_normalisation(meta: dict[str, str], norm, path) -> None:
             f"model card says mean {want[0]} std {want[1]}; re-export it with "
             f"`hirqa export --model {Path(path).parent} --refresh`"
         )
+
+
+def select_providers(
+    available: list[str],
+    device: str | None,
+    precision: str,
+    trt_cache_dir: str | os.PathLike | None = None,
+    ort_version: str = "1.17",
+    profile=None,
+    gpu_present: bool | None = None,
+    input_name: str = FRAMES_INPUT,
+) -> list:
+    """Execution providers for ``device``: None -> CUDA if installed and a GPU is present, else
+    CPU; "cpu"; "cuda[:i]"; "tensorrt[:i]" (TensorRT EP with engine + timing cache and an explicit
+    profile, then CUDA, then CPU)."""
+    dev = (device or "").split(":")[0].lower()
+    index = int(device.split(":")[1]) if device and ":" in device else 0
+    cuda = ("CUDAExecutionProvider", {"device_id": index})
+    if dev == "cpu":
+        return ["CPUExecutionProvider"]
+    wanted: list = []
+    if dev == "tensorrt":
+        if "TensorrtExecutionProvider" not in available:
+            raise BackendUnavailable(
+                "onnxruntime: TensorrtExecutionProvider not available (install onnxruntime-gpu with TensorRT)"
+            )
+        cache = str(ort_trt_cache_dir(trt_cache_dir))
+        os.makedirs(cache, exist_ok=True)
+        wanted.append(
+            (
+                "TensorrtExecutionProvider",
+                trt_provider_options(ort_version, index, precision, cache, profile, input_name),
+            )
+        )
+        wanted.append(cuda)
+    elif dev == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise BackendUnavailable(
+                "onnxruntime: CUDAExecutionProvider not available (install onnxruntime-gpu)"
+            )
+        wanted.append(cuda)
+    elif "CUDAExecutionProvider" in available:
+        if gpu_present if gpu_present is not None else nvidia_gpu_present():
+            wanted.append(cuda)
+        else:  # a GPU wheel on a machine without a GPU: asking for CUDA only prints errors
+            log.info("onnxruntime: CUDAExecutionProvider is installed but no NVIDIA GPU is here; using CPU")
+    wanted.append("CPUExecutionProvider")
+    return wanted
+
+
+def provider_name(entry) -> str:
+    return entry[0] if isinstance(entry, tuple) else str(entry)
+
+
+def check_providers(requested: list, used: list[str], device: str | None) -> str:
+    """Compare the providers asked for with those the session runs (ONNX Runtime drops a provider
+    it cannot create and only logs it). An explicitly requested GPU provider that is missing is
+    an error; in auto mode the fallback is logged. Returns the device actually used."""
+    first = provider_name(requested[0])
+    dev = (device or "").split(":")[0].lower()
+    if first not in used:
+        msg = (
+            f"onnxruntime: asked for {first} but the session runs {used} (ONNX Runtime could not create "
+            "it: see its log above; CUDA/cuDNN/TensorRT libraries missing or of the wrong version?)"
+        )
+        if dev in ("cuda", "tensorrt"):
+            raise BackendUnavailable(msg)
+        log.warning(msg)
+    top = used[0] if used else "CPUExecutionProvider"
+    return "cpu" if top == "CPUExecutionProvider" else top.replace("ExecutionProvider", "").lower()
+
+
+def _trt_ep_profile(artifact, device: str | None, options: dict):
+    """The explicit TensorRT-provider profile (as the TensorRT backend's, in the layout of the
+    model's input) for device tensorrt."""
+    if not (device or "").lower().startswith("tensorrt"):
+        return None
+    from hirqa_ros.backends.tensorrt_backend import requested_profile
+
+    return requested_profile(
+        options.get("input_policy") or artifact.input_policy,
+        options.get("max_batch"),
+        options.get("opt_batch"),
+        options.get("max_hw"),
+        options.get("opt_hw"),
+        options.get("cameras"),
+        options.get("camera_sizes"),
+        layout=artifact.input_contract.layout,
+    )
 
 
 def physical_cores() -> int:
@@ -126,10 +249,10 @@ class OnnxRuntimeBackend:
         device: str | None = None,
         precision: str | None = None,
         threads: int | None = None,
-        max_batch: int = 8,
+        max_batch: int | None = None,
         onnx_path: str | os.PathLike | None = None,
         trt_cache_dir: str | os.PathLike | None = None,
-        **_: object,
+        **options: object,
     ) -> None:
         import onnxruntime as ort
 
@@ -153,16 +276,29 @@ class OnnxRuntimeBackend:
         path = Path(onnx_path) if onnx_path else default
         if path is None or not Path(path).is_file():
             raise BackendUnavailable(f"onnxruntime: no ONNX file in {artifact.path}")
-        providers = select_providers(ort.get_available_providers(), device, self.precision, trt_cache_dir)
+        providers = select_providers(
+            ort.get_available_providers(),
+            device,
+            self.precision,
+            trt_cache_dir,
+            ort.__version__,
+            _trt_ep_profile(artifact, device, {**options, "max_batch": max_batch}),
+            input_name=artifact.input_contract.name,
+        )
+        if provider_name(providers[0]) == "TensorrtExecutionProvider":
+            from hirqa_ros.backends.trt_onnx import folded_fp32_onnx
+
+            # TensorRT gets fp32 initializers, not fp16 ones behind Cast nodes
+            path = folded_fp32_onnx(path, ort_trt_cache_dir(trt_cache_dir))
         opts = session_options(ort, threads)
         self.threads = opts.intra_op_num_threads
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         used = self.session.get_providers()
-        self.device = (
-            "cpu" if used[0] == "CPUExecutionProvider" else used[0].replace("ExecutionProvider", "").lower()
-        )
+        self.device = check_providers(providers, used, device)
+        if self.precision == "fp16" and self.device != "tensorrt":
+            self.precision = "fp32"  # only the TensorRT provider runs fp16
         self.providers = used
-        self.max_batch = max_batch
+        self.max_batch = max_batch or 8
         self.onnx_path = Path(path)
         inputs = self.session.get_inputs()
         outputs = [o.name for o in self.session.get_outputs()]
@@ -185,11 +321,19 @@ class OnnxRuntimeBackend:
                 "%s predates the camera-bytes input (it takes float NCHW '%s'): frames are normalised on the "
                 "host (slower) and no embedding is returned. Refresh it from its weights with "
                 "`hirqa export --model %s --refresh`",
-                path, FLOAT_INPUT, Path(path).parent,
+                path,
+                FLOAT_INPUT,
+                Path(path).parent,
             )
         log.info(
-            "onnxruntime %s: providers %s, model %s (%s, input %s), %d intra-op threads",
-            ort.__version__, used, path, self.precision, self.input_name, self.threads,
+            "onnxruntime %s: running on %s (%s), providers %s, model %s (input %s), %d intra-op threads",
+            ort.__version__,
+            self.device,
+            self.precision,
+            used,
+            path,
+            self.input_name,
+            self.threads,
         )
 
     def network_input(self, frames: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Offline bag evaluation: every image message goes through the node's per-frame pipeline
 (``monitor.CameraMonitor`` per topic, ``monitor.run_frames``), then frames.csv + summary.json
-(+ label metrics, plots, a bag copy with ``T/quality`` messages) are written."""
+(+ label metrics, plots, a bag copy with ``B_quality`` messages) are written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A copy of a bag with one ``T/quality`` DiagnosticArray per scored frame (``hirqa bag-eval --write-bag``),
+"""A copy of a bag with one ``B_quality`` DiagnosticArray per scored frame (``hirqa bag-eval --write-bag``),
 built from ``bag.quality`` so it reads like a recording of the node."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def write_quality_bag(
     storage: str = "mcap",
 ) -> Path:
     """Copy every readable message of ``reader`` into a new rosbag2 at ``out_path`` and add one
-    ``T/quality`` DiagnosticArray per scored frame, at the frame's bag time."""
+    ``B_quality`` DiagnosticArray per scored frame, at the frame's bag time."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     if any(not s.is_cdr for s in reader.sources):

@@ -86,7 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--write-bag",
         action="store_true",
-        help="also write OUT/<bag>_quality: a copy of the bag with T/quality DiagnosticArray messages",
+        help="also write OUT/<bag>_quality: a copy of the bag with B_quality DiagnosticArray messages",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -150,6 +150,8 @@ def _stream(args, node, log_path: Path, frames: dict, n_photos: int) -> int:
     from sensor_msgs.msg import Image
 
     from hirqa_ros.imgmsg import rgb_to_image_fields
+    from hirqa_ros.quality_msg import parse
+    from hirqa_ros.topics import CameraTopics
 
     if not _wait_ready(node, log_path):
         return 1
@@ -169,17 +171,15 @@ def _stream(args, node, log_path: Path, frames: dict, n_photos: int) -> int:
         if info is None or not msg.status:
             return
         frame, cond, t_sent = info
-        st = msg.status[0]
-        values = {kv.key: kv.value for kv in st.values}
-        level = st.level[0] if isinstance(st.level, (bytes, bytearray)) else int(st.level)
-        score = float(values.get("score", "nan"))
+        report = parse(msg)
+        score, level = report.score, int(report.level)
         with lock:
             results[cond].append((score, level))
-        verdict = st.message.split(" (")[0]
+        verdict = report.message.split(" (")[0]
         print(f"{time.monotonic() - t_start[0]:7.1f}s  frame {frame:5d}  {cond:8s} score {score:.3f}  "
               f"{verdict:12s} {1000 * (time.monotonic() - t_sent):6.0f} ms", flush=True)
 
-    sub = cam.create_subscription(DiagnosticArray, f"{TOPIC}/quality", on_quality,
+    sub = cam.create_subscription(DiagnosticArray, CameraTopics(TOPIC).quality, on_quality,
                                   QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(cam)

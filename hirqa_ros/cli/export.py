@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "as ONNX files before the camera-bytes input)",
     )
     parser.add_argument(
+        "--fp16-onnx-into-model",
+        action="store_true",
+        help="write model_fp16.onnx into the model directory and list it in its card: TensorRT >= 10 "
+        "builds fp16 engines strongly typed from it (TensorRT 11 needs it; the robot never exports)",
+    )
+    parser.add_argument(
         "--engine", metavar="OUT.plan", help="build a TensorRT engine (needs TensorRT + CUDA)"
     )
     parser.add_argument("--precision", default="fp16", choices=("fp16", "fp32"), help="engine precision")
@@ -106,9 +112,13 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError, load_artifact
     from hirqa_ros.backends import probe
 
-    if not (args.onnx or args.engine or args.torch2trt or args.refresh or args.int8):
-        print("error: nothing to do: give --refresh, --int8, --onnx, --engine and/or --torch2trt",
-              file=sys.stderr)
+    if not (args.onnx or args.engine or args.torch2trt or args.refresh or args.fp16_onnx_into_model
+            or args.int8):
+        print(
+            "error: nothing to do: give --refresh, --int8, --onnx, --fp16-onnx-into-model, --engine and/or "
+            "--torch2trt",
+            file=sys.stderr,
+        )
         return 2
     parts = [p.strip() for p in args.keep_fp32.split(",") if p.strip() and p.strip() != "none"]
     if args.int8:
@@ -158,6 +168,16 @@ def run(args: argparse.Namespace) -> int:
         )
         what = "float NCHW 'image'" if args.float_input else f"uint8 NHWC {order} 'frames'"
         print(f"wrote {path} ({'fp16' if args.fp16 else 'fp32'}, opset 17, input {what})")
+    if args.fp16_onnx_into_model:
+        from hirqa_ros.backends.trt_onnx import add_fp16_onnx
+
+        try:
+            path = add_fp16_onnx(artifact.path)
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {path} (fp16 network for TensorRT) and listed it in {artifact.path / 'model.yaml'}")
+        artifact = load_artifact(artifact.path)
     profile_opts = {
         "input_policy": args.input_policy or artifact.input_policy,
         "max_batch": args.max_batch,

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "demo": "demo",
     "bag-eval": "bag_eval",
     "bag-play": "bag_play",
+    "bag-quality": "bag_quality",
     "make-bag": "make_bag",
 }
 

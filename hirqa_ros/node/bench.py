@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hirqa_ros.quality_msg import QualityReport, parse
+from hirqa_ros.topics import CameraTopics
+
 
 def _frame(w: int, h: int, seed: int) -> np.ndarray:
     """A photo if the package ships samples, else a textured synthetic frame."""
@@ -60,10 +63,10 @@ class _Client:
         rclpy.init(context=self.ctx)
         self.node = rclpy.create_node(f"hirqa_bench_{os.getpid()}", context=self.ctx)
         self.lock = threading.Lock()
-        self.received: list[tuple[str, int, int, dict]] = []  # (topic, stamp ns, receive ns, values)
+        self.received: list[tuple[str, int, int, QualityReport]] = []  # (topic, stamp ns, receive ns, report)
         self.pubs = {t: self.node.create_publisher(Image, t, qos_profile_sensor_data) for t in topics}
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.subs = [self.node.create_subscription(DiagnosticArray, f"{t}/quality",
+        self.subs = [self.node.create_subscription(DiagnosticArray, CameraTopics(t).quality,
                                                    lambda m, t=t: self._on(t, m), qos) for t in topics]
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
@@ -83,9 +86,9 @@ class _Client:
     def _on(self, topic: str, msg) -> None:
         now = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        values = {kv.key: kv.value for kv in msg.status[0].values}
+        report = parse(msg)
         with self.lock:
-            self.received.append((topic, stamp, now, values))
+            self.received.append((topic, stamp, now, report))
 
     def wait_matched(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -161,8 +164,8 @@ def bench_cameras(n: int, args, frames: list[np.ndarray]) -> dict:
                 continue  # warm-up round
             for _t, (s, rcv, v) in got.items():
                 lat.append((rcv - s) / 1e6)
-                node_lat.append(float(v["latency_ms"]))
-                infer.append(float(v["inference_ms"]))
+                node_lat.append(v.latency_ms)
+                infer.append(v.inference_ms)
             time.sleep(0.2)
         # 2) throughput: every camera at args.rate Hz for args.seconds; count quality messages
         with client.lock:

@@ -1,8 +1,11 @@
 """``hirqa_node`` console script: start the quality node (executor thread + inference thread).
 
-Usage: ``hirqa_node --ros-args -p image_topics:="['/camera/image_raw']" -p backend:=onnxruntime``
-(or ``ros2 run hirqa_ros hirqa_node --ros-args ...``). Exits 0 on SIGINT/SIGTERM, 1 when the
-node cannot start (bad parameter, no model, backend unavailable).
+Usage: ``hirqa_node --ros-args -r image:=/camera/image_raw -p backend:=onnxruntime``
+(or ``ros2 run hirqa_ros hirqa_node --ros-args ...``). A lifecycle node: with ``autostart`` (the
+default) it configures (loads the model) and activates (subscribes) by itself; with
+``-p autostart:=false`` it waits for ``ros2 lifecycle set /hirqa_node configure`` / ``activate``.
+Exits 0 on SIGINT/SIGTERM, 1 when the node cannot start (bad parameter, no model, backend
+unavailable).
 """
 from __future__ import annotations
 
@@ -10,6 +13,19 @@ import logging
 import sys
 
 HELP = __doc__
+
+
+class StartError(RuntimeError):
+    """A lifecycle transition of the autostart failed; the message says why."""
+
+
+def autostart(node) -> None:
+    """configure + activate ``node`` (autostart:=true); StartError with the reason if either fails."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    for transition in (node.trigger_configure, node.trigger_activate):
+        if transition() != TransitionCallbackReturn.SUCCESS:
+            raise StartError(node.transition_error or f"{transition.__name__} failed (see the log above)")
 
 
 def main(args: list[str] | None = None) -> int:
@@ -38,8 +54,11 @@ def main(args: list[str] | None = None) -> int:
     try:
         try:
             node = QualityNode()
+            if node.autostart:  # as a lifecycle manager would: configure (load the model), activate
+                autostart(node)
         except Exception as exc:  # bad parameters, missing model, unusable backend: say why, exit 1
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, StartError) else f"{type(exc).__name__}: {exc}"
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {reason}")
             return 1
         # Inference has its own thread, so every executor callback is short (store a frame, publish
         # /diagnostics, answer a parameter service) and one executor thread keeps them all
@@ -51,6 +70,13 @@ def main(args: list[str] | None = None) -> int:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception as exc:
+            if rclpy.ok():  # a real error while running
+                raise
+            # SIGINT/SIGTERM shut rclpy down while the executor was taking a message (seen here:
+            # "Unable to convert call argument '0'" from take_message): that is the requested stop
+            logging.getLogger(NODE_NAME).debug(f"executor stopped by the shutdown: {type(exc).__name__}: "
+                                               f"{exc}")
         finally:
             node.stop()
             executor.shutdown(timeout_sec=1.0)

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
+from hirqa_ros.topics import TRANSPORTS
 
-IMAGE_TYPE_CHOICES = ("auto", "raw", "compressed")
-RELIABILITY_CHOICES = ("best_effort", "reliable")
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8")
 FROM_MODEL_CARD = None  # default of the thresholds: the loaded model card's calibrated values
 
@@ -18,7 +17,8 @@ FROM_MODEL_CARD = None  # default of the thresholds: the loaded model card's cal
 @dataclass(frozen=True)
 class ParamSpec:
     name: str
-    type: str  # "string" | "string_array" | "bool" | "int" | "double"
+    # "string" | "string_array" | "strings" (a string or a string array) | "bool" | "int" | "double"
+    type: str
     default: Any
     description: str
     range: tuple[float, float] | None = None
@@ -28,11 +28,15 @@ class ParamSpec:
 
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("image_topics", "string_array", ["image"],
-              "Input image topics; one camera each. Outputs are <topic>/quality and <topic>/accepted."),
-    ParamSpec("image_types", "string_array", ["auto"],
-              "Per topic: auto (a /compressed suffix means sensor_msgs/CompressedImage, else Image), "
-              "raw or compressed. One entry for all topics or one per topic.",
-              choices=IMAGE_TYPE_CHOICES),
+              "Base image topics (image_transport names), relative to the node's namespace unless they "
+              "start with /; one camera each. For base B the node subscribes B (raw) or B/compressed and "
+              "publishes B_quality and B_accepted (or B_accepted/compressed)."),
+    ParamSpec("image_transport", "strings", "raw",
+              "raw (sensor_msgs/Image on B) or compressed (sensor_msgs/CompressedImage on B/compressed): "
+              "one value for every camera or a list with one per image topic.", choices=TRANSPORTS),
+    ParamSpec("autostart", "bool", True,
+              "Configure and activate at start-up (plain `ros2 run`); false = wait unconfigured for "
+              "lifecycle transitions (ros2 lifecycle set, a lifecycle manager)."),
     ParamSpec("model_path", "string", "",
               "Model directory (model.yaml, model.onnx, weights.pth); empty = $HIRQA_MODEL or the "
               "installed default models/hirqa-s."),
@@ -49,7 +53,17 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("engine_cache_dir", "string", "",
               "Where TensorRT engines are cached; empty = the backend's default cache folder."),
     ParamSpec("force_engine_update", "bool", False,
-              "Rebuild the TensorRT engine even if a cached one matches (slow; happens before ready)."),
+              "Rebuild the TensorRT engine even if a cached one matches (slow; happens in configure)."),
+    ParamSpec("engine_path", "string", "",
+              "Pre-built TensorRT engine (.plan from `hirqa export --engine`), used as is when it loads "
+              "(its own profile is enforced), else built there; empty = the engine cache."),
+    ParamSpec("camera_sizes", "string_array", ["auto"],
+              "Largest frame HxW per camera (one for all topics or one per topic), e.g. ['720x1280']; "
+              "sizes the TensorRT engine profile (smaller = less GPU memory on a Jetson); "
+              "auto = frames up to 1088x1920."),
+    ParamSpec("max_batch", "int", 0,
+              "Largest batch the engine is built for and the scorer sends; 0 = one frame per camera "
+              "(times K for crops:KxS).", range=(0, 256)),
     ParamSpec("input_policy", "string", "",
               "How a frame becomes network input: native, max-side:N or crops:KxS; "
               "empty = the model card's."),
@@ -68,19 +82,29 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("hysteresis_clear", "int", 3,
               "A camera's /diagnostics level returns to OK after this many consecutive OK frames.",
               range=(1, 10000), dynamic=True),
-    ParamSpec("publish_accepted", "bool", True, "Republish OK frames unchanged on <topic>/accepted."),
+    ParamSpec("publish_accepted", "bool", True,
+              "Republish OK frames unchanged on B_accepted (B_accepted/compressed for compressed input)."),
     ParamSpec("max_rate_hz", "double", 0.0,
               "Score at most this many frames per second per camera (frames arriving sooner are skipped "
               "and counted as throttled); 0 = as fast as inference allows.", range=(0.0, 1000.0)),
-    ParamSpec("input_reliability", "string", "best_effort",
-              "Input QoS reliability: best_effort (sensor data, matches every camera) or reliable.",
-              choices=RELIABILITY_CHOICES),
-    ParamSpec("input_depth", "int", 1, "Input QoS history depth (keep last N).", range=(1, 1000)),
-    ParamSpec("output_depth", "int", 10,
-              "Output QoS history depth (reliable, keep last N).", range=(1, 1000)),
     ParamSpec("min_image_side", "int", DEFAULT_MIN_IMAGE_SIDE,
               "Frames whose shorter side is below this many pixels are refused (no score).",
               range=(1, 100000)),
+    ParamSpec("hardware_id", "strings", "",
+              "hardware_id of each camera's statuses: one value per image topic (or one for a single "
+              "camera); empty = the camera's frame_id from its first frame, kept from then on."),
+    ParamSpec("expected_rate_hz", "double", 0.0,
+              "Expected input rate per camera: /diagnostics WARN when the rate over the last 5 periods "
+              "leaves expected x (1 +/- rate_tolerance), ERROR when no frame came; 0 = no check.",
+              range=(0.0, 10000.0)),
+    ParamSpec("rate_tolerance", "double", 0.1,
+              "Relative tolerance of the expected_rate_hz check.", range=(0.0, 1.0)),
+    ParamSpec("max_stamp_delay_s", "double", 0.0,
+              "/diagnostics ERROR when a frame's header stamp is more than this many seconds behind "
+              "the node clock on arrival; 0 = no stamp check.", range=(0.0, 3600.0)),
+    ParamSpec("min_stamp_delay_s", "double", -1.0,
+              "/diagnostics ERROR when a frame's stamp is more than -min_stamp_delay_s seconds in the "
+              "future (checked only with max_stamp_delay_s > 0).", range=(-3600.0, 0.0)),
     ParamSpec("stale_timeout_s", "double", 2.0,
               "A camera that sent frames and then sends none for this long is reported ERROR (stopped).",
               range=(0.1, 3600.0)),
@@ -93,19 +117,48 @@ PARAMS: tuple[ParamSpec, ...] = (
 BY_NAME: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 #: declared by rclpy itself on every node
 BUILTIN = ("use_sim_time", "start_type_description_service")
+#: prefix of rclpy's QoS override parameters (QoSOverridingOptions),
+#: e.g. qos_overrides./image.subscription.depth
+QOS_OVERRIDES = "qos_overrides."
 DYNAMIC = tuple(p.name for p in PARAMS if p.dynamic)
 
 
 def declared_names() -> set[str]:
-    """Every parameter name the node accepts (its own plus rclpy's built-ins)."""
+    """Every parameter name the node accepts (its own plus rclpy's built-ins); QoS overrides aside."""
     return {p.name for p in PARAMS} | set(BUILTIN)
 
 
-def topic_is_compressed(topic: str, kind: str = "auto") -> bool:
-    """Image or CompressedImage for one topic: ``kind`` raw/compressed, or auto = a /compressed suffix."""
-    kind = kind.strip().lower()
-    if kind == "auto":
-        return topic.rstrip("/").split("/")[-1] == "compressed"
-    if kind in ("raw", "compressed"):
-        return kind == "compressed"
-    raise ValueError(f"image_types entry {kind!r}: expected one of {', '.join(IMAGE_TYPE_CHOICES)}")
+def is_known(name: str) -> bool:
+    """True for a parameter the node declares, or an rclpy QoS override (``qos_overrides.<topic>...``)."""
+    return name in declared_names() or name.startswith(QOS_OVERRIDES)
+
+
+def engine_options(p: dict[str, Any], n_cameras: int) -> dict[str, Any]:
+    """``load_scorer`` options from the engine parameters: cache folder, pre-built engine, rebuild
+    flag, and an engine profile sized for the declared cameras and batch (see
+    ``tensorrt_backend.profile_options_for_cameras``)."""
+    from hirqa_ros.backends.tensorrt_backend import parse_hw
+
+    sizes = [str(s).strip().lower() for s in p.get("camera_sizes") or ["auto"]]
+    if sizes == ["auto"]:
+        parsed: list[tuple[int, int]] = []
+    elif len(sizes) in (1, n_cameras):
+        try:
+            parsed = [parse_hw(s) for s in sizes]
+        except ValueError as exc:
+            raise ValueError(f"parameter camera_sizes: {exc}") from exc
+    else:
+        raise ValueError(
+            f"parameter camera_sizes has {len(sizes)} entries for {n_cameras} topics: "
+            "give one for all or one per topic"
+        )
+    opts: dict[str, Any] = {"cameras": n_cameras, "camera_sizes": parsed}
+    if int(p.get("max_batch") or 0) > 0:
+        opts["max_batch"] = int(p["max_batch"])
+    if p.get("engine_cache_dir"):
+        opts["cache_dir"] = opts["trt_cache_dir"] = p["engine_cache_dir"]
+    if p.get("engine_path"):
+        opts["engine_path"] = p["engine_path"]
+    if p.get("force_engine_update"):
+        opts["force_engine_update"] = True
+    return opts

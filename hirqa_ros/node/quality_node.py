@@ -1,15 +1,23 @@
-"""The rclpy node: ROS wiring around the per-frame pipeline of ``hirqa_ros.monitor``.
+"""The rclpy lifecycle node ``hirqa_node``: ROS wiring around the per-frame pipeline of
+``hirqa_ros.monitor`` (subscribe cameras, score the newest frames in one batch, publish verdicts).
 
-Subscription callbacks only store the newest frame per camera; one worker thread decodes the
-waiting frames, runs each camera's ``CameraMonitor`` checks, scores them as one batch
-(``monitor.run_frames``) and publishes ``<topic>/quality`` and ``<topic>/accepted``; a
-steady-clock timer publishes ``/diagnostics``.
+Lifecycle: ``configure`` checks the parameters, loads the model (or builds / loads a TensorRT
+engine) and creates the ``B_quality`` publishers and the /diagnostics timer; ``activate``
+subscribes, creates ``B_accepted`` with the subscription's QoS and starts the inference thread;
+``deactivate`` unsubscribes and stops it; ``cleanup`` frees everything ``configure`` made.
+
+Subscription callbacks only store the newest frame per camera; one worker thread decodes, runs
+the per-frame pipeline of ``hirqa_ros.monitor`` on every waiting frame in one batch and publishes;
+a steady-clock timer publishes ``/diagnostics``. Topic names follow ``hirqa_ros.topics``, the
+per-frame message ``hirqa_ros.quality_msg``.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -27,16 +35,19 @@ from rcl_interfaces.msg import (
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from hirqa_ros.decision import Hysteresis, Level, Thresholds
 from hirqa_ros.imgmsg import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
 from hirqa_ros.monitor import CameraMonitor, Checked, FrameResult, run_frames
-from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, ParamSpec, declared_names, topic_is_compressed
+from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, ParamSpec, engine_options, is_known
 from hirqa_ros.node.stats import CameraStats
-from hirqa_ros.quality_status import NODE_NAME, quality_status_fields, quality_topic
+from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
+from hirqa_ros.quality_msg import NODE_NAME, quality_status_fields
+from hirqa_ros.topics import TRANSPORTS, CameraTopics, check_base, per_camera, status_label
 
 WARN_EVERY_S = 5.0  # throttle for repeated bad-input warnings (per camera and reason)
 
@@ -50,9 +61,13 @@ _PTYPE = {
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    """The rclpy descriptor of one parameter: description, range, choices, read-only unless dynamic."""
-    d = ParameterDescriptor(name=spec.name, type=_PTYPE[spec.type], description=spec.description,
-                            read_only=not spec.dynamic)
+    """The rclpy descriptor of one parameter: description, range, choices, read-only unless dynamic.
+    A ``strings`` parameter (one value or a list) is dynamically typed."""
+    d = ParameterDescriptor(name=spec.name, description=spec.description, read_only=not spec.dynamic)
+    if spec.type == "strings":
+        d.dynamic_typing = True
+    else:
+        d.type = _PTYPE[spec.type]
     if spec.choices:
         d.additional_constraints = "one of: " + ", ".join(spec.choices)
     if spec.range is not None and spec.type == "double":
@@ -63,13 +78,36 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
-class Camera:
-    """One input topic: subscription, publishers, the newest-frame slot, its monitor and its stats."""
+def input_qos() -> QoSProfile:
+    """Camera subscriptions: sensor data, newest frame only (a fresh object: overrides mutate it)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
-    def __init__(self, topic: str, compressed: bool, monitor: CameraMonitor, stats: CameraStats) -> None:
-        self.topic = topic
-        self.compressed = compressed
-        self.msg_type = CompressedImage if compressed else Image
+
+def output_qos() -> QoSProfile:
+    """B_quality and /diagnostics: reliable, keep last 10 (matches reliable and best-effort readers)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _overridable() -> QoSOverridingOptions:
+    """Every subscription and publisher: history, depth and reliability settable with qos_overrides.*"""
+    return QoSOverridingOptions.with_default_policies()
+
+
+def _qos_text(qos: QoSProfile) -> str:
+    return f"{qos.reliability.name.lower()}/depth {qos.depth}"
+
+
+class Camera:
+    """One camera: its topics, subscription, publishers, the newest-frame slot, monitor and stats."""
+
+    def __init__(self, topics: CameraTopics, label: str, hardware_id: str, monitor: CameraMonitor,
+                 stats: CameraStats) -> None:
+        self.topics = topics
+        self.topic = topics.input  # the subscribed topic, used in logs
+        self.label = label  # the camera's part of status names
+        self.hardware_id = hardware_id  # fixed by the parameter, else latched from the first frame
+        self.compressed = topics.compressed
+        self.msg_type = CompressedImage if topics.compressed else Image
         self.monitor = monitor
         self.stats = stats
         self.slot: tuple[Any, float] | None = None  # (message, receive time), guarded by the node's lock
@@ -80,88 +118,177 @@ class Camera:
         self.subscription = None
 
 
-class QualityNode(Node):
-    """``hirqa_node``: per-frame quality of every configured camera topic (see docs/node.md)."""
+class QualityNode(LifecycleNode):
+    """``hirqa_node``: per-frame quality of every configured camera (see docs/node.md)."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._log = self.get_logger()
         # Humble-era loggers may lack .warning; Kilted deprecates .warn
         self._log_warning = getattr(self._log, "warning", None) or self._log.warn
-        self._stop = threading.Event()
         self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
         self._pending = False
+        self._active = False
         self._warned: dict[tuple[str, str], tuple[float, int]] = {}
         self._infer_ms: deque[float] = deque(maxlen=200)
         self._batch_sizes: deque[int] = deque(maxlen=200)
         self.batches = 0
         self.max_batch = 0
-
-        for spec in PARAMS:
-            if spec.default is not None:
-                self.declare_parameter(spec.name, spec.default, descriptor(spec))
-        p = self._static_params()
-        self._check_unknown_overrides()
-
-        self.scorer = self._load_scorer(p)
-        card = self.scorer.thresholds
-        self.declare_parameter("warn_threshold", float(card.warn), descriptor(BY_NAME["warn_threshold"]))
-        self.declare_parameter("error_threshold", float(card.error), descriptor(BY_NAME["error_threshold"]))
-        thresholds = Thresholds(self._get("warn_threshold"), self._get("error_threshold"))  # raises if bad
-        smoothing = self._get("smoothing")
-        raise_after, clear_after = self._get("hysteresis_raise"), self._get("hysteresis_clear")
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
-        topics, kinds = p["image_topics"], p["image_types"]
-        if not topics or any(not t.strip() for t in topics):
-            raise ValueError(f"image_topics must list at least one non-empty topic, got {topics!r}")
-        if len(kinds) == 1:
-            kinds = kinds * len(topics)
-        if len(kinds) != len(topics):
-            raise ValueError(f"image_types needs 1 entry or one per topic ({len(topics)}), got {len(kinds)}")
-        in_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p["input_depth"],
-                            reliability=ReliabilityPolicy.RELIABLE if p["input_reliability"] == "reliable"
-                            else ReliabilityPolicy.BEST_EFFORT)
-        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p["output_depth"],
-                             reliability=ReliabilityPolicy.RELIABLE)
+        self.scorer = None
+        self.cameras: list[Camera] = []
+        self.transition_error = ""  # why the last configure/activate failed (main prints it)
+        self._diag_pub = None
+        self._diag_timer = None
         # separate groups so the node also behaves under a MultiThreadedExecutor (e.g. composed with others)
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._diag_group = MutuallyExclusiveCallbackGroup()
-        self.cameras: list[Camera] = []
-        seen: set[str] = set()
-        for topic, kind in zip(topics, kinds):
-            compressed = topic_is_compressed(topic.strip(), kind.strip().lower())
-            name = self._resolve(topic.strip())
-            if name in seen:
-                raise ValueError(f"topic {name} is listed twice in image_topics")
-            seen.add(name)
-            cam = Camera(name, compressed, CameraMonitor(name, thresholds, smoothing, self._min_side),
-                         CameraStats(name, window=p["stats_window"],
-                                     hysteresis=Hysteresis(raise_after, clear_after)))
-            cam.quality_pub = self.create_publisher(DiagnosticArray, quality_topic(name), out_qos)
-            if p["publish_accepted"]:
-                cam.accepted_pub = self.create_publisher(cam.msg_type, f"{name}/accepted", out_qos)
+        for spec in PARAMS:
+            if spec.default is not None:
+                self.declare_parameter(spec.name, spec.default, descriptor(spec))
+        self._check_unknown_overrides()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        if not self.autostart:
+            self._log.info(f"autostart:=false: waiting for lifecycle transitions "
+                           f"(ros2 lifecycle set {self.get_fully_qualified_name()} configure)")
+
+    @property
+    def autostart(self) -> bool:
+        return bool(self._get("autostart"))
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: Any) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # bad parameter, no model, unusable backend: stay unconfigured, say why
+            self._failed("configure", exc)
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: Any) -> TransitionCallbackReturn:
+        try:
+            self._subscribe()
+        except Exception as exc:  # e.g. a QoS override with an impossible value: stay inactive, say why
+            self._failed("activate", exc)
+            self._deactivate()
+            return TransitionCallbackReturn.FAILURE
+        ret = super().on_activate(state)  # activates the lifecycle publishers, before any frame is scored
+        self._start_worker()
+        self._active = True
+        self._warn_unused_qos_overrides()
+        self._log_ready()
+        return ret
+
+    def _failed(self, transition: str, exc: Exception) -> None:
+        """Log why a transition failed (rclpy's lifecycle code would swallow the exception)."""
+        self.transition_error = f"{type(exc).__name__}: {exc}"
+        self._log.error(f"{transition} failed: {self.transition_error}")
+
+    def _subscribe(self) -> None:
+        """Subscribe every camera; create B_accepted (first activation) with the subscription's QoS."""
+        self.transition_error = ""
+        for cam in self.cameras:
             cam.subscription = self.create_subscription(
-                cam.msg_type, name, lambda msg, c=cam: self._on_image(c, msg), in_qos,
-                callback_group=self._input_group)
+                cam.msg_type, cam.topics.input, lambda msg, c=cam: self._on_image(c, msg), input_qos(),
+                callback_group=self._input_group, qos_overriding_options=_overridable())
+            if self._publish_accepted and cam.accepted_pub is None:
+                mirrored = QoSProfile(history=cam.subscription.qos_profile.history,
+                                      depth=cam.subscription.qos_profile.depth,
+                                      reliability=cam.subscription.qos_profile.reliability)
+                cam.accepted_pub = self.create_lifecycle_publisher(
+                    cam.msg_type, cam.topics.accepted, mirrored, qos_overriding_options=_overridable())
+
+    def _log_ready(self) -> None:
+        listing = ", ".join(
+            f"{c.topics.input} ({c.msg_type.__name__}, {_qos_text(c.subscription.qos_profile)}) -> "
+            f"{c.topics.quality}" + (f", {c.topics.accepted} ({_qos_text(c.accepted_pub.qos_profile)})"
+                                     if c.accepted_pub is not None else "")
+            for c in self.cameras)
+        t = self.cameras[0].monitor.thresholds
+        self._log.info(
+            f"READY: scoring {len(self.cameras)} camera(s): {listing} | backend={self.scorer.backend} "
+            f"model={self.scorer.model_dir} input_policy={self.scorer.input_policy} "
+            f"thresholds warn={t.warn:.3f} error={t.error:.3f} smoothing={self._get('smoothing')}")
+
+    def on_deactivate(self, state: Any) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._log.info("deactivated: unsubscribed, inference stopped")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: Any) -> TransitionCallbackReturn:
+        self._release()
+        self._log.info("cleaned up: model released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: Any) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: Any) -> TransitionCallbackReturn:
+        self._log.error("error while changing state: releasing everything (back to unconfigured)")
+        self._deactivate()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        self.transition_error = ""
+        p = self._static_params()
+        cameras = self._camera_topics(p)
+        self.scorer = self._load_scorer(p, len(cameras))
+        card = self.scorer.thresholds
+        for name, value in (("warn_threshold", card.warn), ("error_threshold", card.error)):
+            if not self.has_parameter(name):  # a later configure keeps what was set at run time
+                self.declare_parameter(name, float(value), descriptor(BY_NAME[name]))
+        thresholds = Thresholds(self._get("warn_threshold"), self._get("error_threshold"))  # raises if bad
+        smoothing = self._get("smoothing")
+        hysteresis = (self._get("hysteresis_raise"), self._get("hysteresis_clear"))
+        ns = self.get_namespace()
+        for topics, hw_id in cameras:
+            stats = CameraStats(topics.input, window=p["stats_window"], hysteresis=Hysteresis(*hysteresis),
+                                rate=FrequencyCheck(p["expected_rate_hz"], p["rate_tolerance"]),
+                                stamps=StampDelayCheck(p["min_stamp_delay_s"], p["max_stamp_delay_s"]))
+            cam = Camera(topics, status_label(topics.base, ns), hw_id,
+                         CameraMonitor(topics.input, thresholds, smoothing, self._min_side), stats)
+            cam.quality_pub = self.create_lifecycle_publisher(
+                DiagnosticArray, topics.quality, output_qos(), qos_overriding_options=_overridable())
             self.cameras.append(cam)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics",
-                                               QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos(),
+                                               qos_overriding_options=_overridable())
         # a steady clock: /diagnostics keeps its rate while a bag is paused under use_sim_time
         self._diag_timer = self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics,
                                              callback_group=self._diag_group,
                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self._worker = threading.Thread(target=self._worker_loop, name="hirqa_inference", daemon=True)
-        self._worker.start()
-        listing = ", ".join(f"{c.topic} ({c.msg_type.__name__})" for c in self.cameras)
-        self._log.info(
-            f"READY: scoring {len(self.cameras)} camera(s): {listing} | backend={self.scorer.backend} "
-            f"model={self.scorer.model_dir} input_policy={self.scorer.input_policy} "
-            f"thresholds warn={thresholds.warn:.3f} error={thresholds.error:.3f} smoothing={smoothing} "
-            f"input QoS {p['input_reliability']}/depth {p['input_depth']}, outputs reliable")
+        self._log.info(f"configured {len(self.cameras)} camera(s): "
+                       + ", ".join(f"{c.topics.input} -> {c.topics.quality}" for c in self.cameras))
+
+    def _camera_topics(self, p: dict[str, Any]) -> list[tuple[CameraTopics, str]]:
+        """Resolve every base topic (namespace + remappings); pair it with its transport and hardware_id."""
+        bases = [check_base(str(t)) for t in p["image_topics"]]
+        if not bases:
+            raise ValueError("image_topics must list at least one base image topic")
+        kinds = [k.strip().lower() for k in per_camera(p["image_transport"], len(bases), "image_transport")]
+        for kind in kinds:
+            if kind not in TRANSPORTS:
+                raise ValueError(f"image_transport {kind!r}: expected one of {', '.join(TRANSPORTS)}")
+        hw = p["hardware_id"] or ""
+        if isinstance(hw, str) and hw and len(bases) > 1:
+            raise ValueError(f"hardware_id {hw!r} would name {len(bases)} cameras alike: give one per camera")
+        hw_ids = per_camera(hw, len(bases), "hardware_id")
+        out, seen = [], set()
+        for base, kind, hw_id in zip(bases, kinds, hw_ids):
+            topics = CameraTopics(self._resolve(base), kind)
+            if topics.base in seen:
+                raise ValueError(f"{topics.base} is listed twice in image_topics (after remapping)")
+            seen.add(topics.base)
+            out.append((topics, hw_id))
+        return out
 
     def _resolve(self, topic: str) -> str:
-        """The fully qualified topic name (remappings applied where rclpy offers it)."""
+        """The fully qualified topic name with remappings applied (Node.resolve_topic_name, Galactic+);
+        without it, the name expanded in the node's namespace."""
         resolve = getattr(self, "resolve_topic_name", None)
         if resolve is not None:
             return resolve(topic)
@@ -169,8 +296,40 @@ class QualityNode(Node):
             return topic
         if topic.startswith("~"):
             return self.get_fully_qualified_name() + topic[1:]
-        ns = self.get_namespace().rstrip("/")
-        return f"{ns}/{topic}"
+        return f"{self.get_namespace().rstrip('/')}/{topic}"
+
+    def _deactivate(self) -> None:
+        """Unsubscribe and stop the inference thread (the batch it is scoring is finished first)."""
+        self._active = False
+        for cam in self.cameras:
+            if cam.subscription is not None:
+                self.destroy_subscription(cam.subscription)
+                cam.subscription = None
+        self.stop()
+        with self._cond:
+            for cam in self.cameras:
+                cam.slot = None
+            self._pending = False
+
+    def _release(self) -> None:
+        """Undo configure: publishers, timer, cameras and the model (memory, GPU buffers)."""
+        for cam in self.cameras:
+            for pub in (cam.quality_pub, cam.accepted_pub):
+                if pub is not None:
+                    self.destroy_lifecycle_publisher(pub)
+        self.cameras = []
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        if self._diag_pub is not None:
+            self.destroy_publisher(self._diag_pub)
+            self._diag_pub = None
+        if self.scorer is not None:
+            self.scorer = None
+            gc.collect()
+            torch = sys.modules.get("torch")  # only if a backend imported it
+            if torch is not None and torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
     # ---- parameters ----------------------------------------------------------------------------
     def _get(self, name: str) -> Any:
@@ -181,11 +340,6 @@ class QualityNode(Node):
         for s in PARAMS:
             if s.choices and s.type == "string" and p[s.name] not in s.choices:
                 raise ValueError(f"parameter {s.name}={p[s.name]!r}: expected one of {', '.join(s.choices)}")
-        p["image_topics"] = [str(t) for t in p["image_topics"]]
-        p["image_types"] = [str(t).strip().lower() for t in p["image_types"]]
-        for kind in p["image_types"]:
-            if kind not in BY_NAME["image_types"].choices:
-                raise ValueError(f"image_types entry {kind!r}: expected auto, raw or compressed")
         self._max_rate = float(p["max_rate_hz"])
         self._publish_accepted = bool(p["publish_accepted"])
         self._min_side = int(p["min_image_side"])
@@ -194,21 +348,25 @@ class QualityNode(Node):
 
     def _check_unknown_overrides(self) -> None:
         overrides = getattr(self, "_parameter_overrides", {}) or {}
-        unknown = sorted(set(overrides) - declared_names())
+        unknown = sorted(name for name in overrides if not is_known(name))
         if unknown:
             self._log_warning(f"ignoring unknown parameter(s) {', '.join(unknown)} (typo? see docs/node.md)")
 
-    def _load_scorer(self, p: dict[str, Any]):
+    def _warn_unused_qos_overrides(self) -> None:
+        """A qos_overrides.* value for a topic the node does not use (a wrong topic name) is said once."""
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        unused = sorted(n for n in overrides if n.startswith(QOS_OVERRIDES) and not self.has_parameter(n))
+        if unused:
+            self._log_warning(f"QoS override(s) for topics this node does not use: {', '.join(unused)} "
+                              "(the topic part must be the fully qualified name, see the READY line)")
+
+    def _load_scorer(self, p: dict[str, Any], n_cameras: int):
         from hirqa_ros import load_scorer
 
         kwargs: dict[str, Any] = {"model": p["model_path"] or None, "backend": p["backend"],
                                   "input_policy": p["input_policy"] or None, "device": p["device"] or None,
-                                  "precision": None if p["precision"] == "auto" else p["precision"]}
-        if p["engine_cache_dir"]:  # TensorRT engine cache (backend options, see hirqa_ros.backends)
-            kwargs["cache_dir"] = p["engine_cache_dir"]
-            kwargs["trt_cache_dir"] = p["engine_cache_dir"]
-        if p["force_engine_update"]:
-            kwargs["force_engine_update"] = True
+                                  "precision": None if p["precision"] == "auto" else p["precision"],
+                                  **engine_options(p, n_cameras)}  # TensorRT cache, engine, profile
         self._log.info(f"loading model {kwargs['model'] or '(default)'} with backend={p['backend']} ... "
                        "(building a TensorRT engine can take minutes; the node is ready only after it)")
         t0 = time.perf_counter()
@@ -219,29 +377,36 @@ class QualityNode(Node):
     def _on_set_parameters(self, params: list) -> SetParametersResult:
         """Validate and apply run-time changes of thresholds, smoothing and hysteresis (Humble API)."""
         new = {p.name: p.value for p in params if p.name in DYNAMIC}
-        if not new:
+
+        def value(name: str) -> Any:  # the new value, else the current one (None: not declared yet)
+            return new[name] if name in new else (self._get(name) if self.has_parameter(name) else None)
+
+        warn, error = value("warn_threshold"), value("error_threshold")
+        if warn is None or error is None:  # declaring the thresholds in configure (no camera yet)
             return SetParametersResult(successful=True)
-        warn = float(new.get("warn_threshold", self._get("warn_threshold")))
-        error = float(new.get("error_threshold", self._get("error_threshold")))
         try:
-            thresholds = Thresholds(warn, error)
+            thresholds = Thresholds(float(warn), float(error))
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        smoothing = float(new.get("smoothing", self._get("smoothing")))
-        raise_after = int(new.get("hysteresis_raise", self._get("hysteresis_raise")))
-        clear_after = int(new.get("hysteresis_clear", self._get("hysteresis_clear")))
+        smoothing, raise_after, clear_after = (value(n) for n in ("smoothing", "hysteresis_raise",
+                                                                   "hysteresis_clear"))
         for cam in self.cameras:
             cam.monitor.thresholds = thresholds
-            cam.monitor.smoothing = smoothing
-            cam.stats.set_hysteresis(raise_after, clear_after)
-        self._log.info(f"parameters changed: {new}")
+            cam.monitor.smoothing = float(smoothing)
+            cam.stats.set_hysteresis(int(raise_after), int(clear_after))
+        if new and self.cameras:
+            self._log.info(f"parameters changed: {new}")
         return SetParametersResult(successful=True)
 
     # ---- input ---------------------------------------------------------------------------------
     def _on_image(self, cam: Camera, msg: Any) -> None:
         """Subscription callback: count, throttle, keep only the newest frame. Never does real work."""
         now = time.monotonic()
-        if cam.stats.on_receive(now):
+        stamp = msg.header.stamp
+        delay = None
+        if stamp.sec or stamp.nanosec:
+            delay = (self.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e9
+        if cam.stats.on_receive(now, delay):
             self._log.info(f"{cam.topic}: frames are arriving again")
         if self._max_rate > 0.0:
             if now < cam.next_allowed:
@@ -258,21 +423,27 @@ class QualityNode(Node):
             self._cond.notify()
 
     # ---- inference worker ----------------------------------------------------------------------
-    def _worker_loop(self) -> None:
-        while not self._stop.is_set():
+    def _start_worker(self) -> None:
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._worker_loop, args=(self._stop,), name="hirqa_inference",
+                                        daemon=True)
+        self._worker.start()
+
+    def _worker_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             with self._cond:
-                while not self._pending and not self._stop.is_set():
+                while not self._pending and not stop.is_set():
                     self._cond.wait(0.2)
                 taken = [(c, c.slot) for c in self.cameras if c.slot is not None]
                 for c, _ in taken:
                     c.slot = None
                 self._pending = False
-            if not taken or self._stop.is_set():
+            if not taken or stop.is_set():
                 continue
             try:
                 self._score_batch(taken)
             except Exception as exc:  # never let one batch kill the worker
-                if self._stop.is_set() or not rclpy.ok(context=self.context):
+                if stop.is_set() or not rclpy.ok(context=self.context):
                     return
                 self._log.error(f"scoring a batch failed: {type(exc).__name__}: {exc}")
 
@@ -295,6 +466,8 @@ class QualityNode(Node):
 
     def _check(self, cam: Camera, msg: Any) -> Checked:
         """Decode one message and run the camera's frame checks (monitor.CameraMonitor.check)."""
+        if not cam.hardware_id and msg.header.frame_id:
+            cam.hardware_id = msg.header.frame_id  # latched: the status keeps it from now on
         try:
             rgb = compressed_msg_to_rgb(msg) if cam.compressed else image_msg_to_rgb(msg)
         except ImageDecodeError as exc:
@@ -330,49 +503,48 @@ class QualityNode(Node):
         cam.sequence += 1
         latency_ms = (time.monotonic() - t_recv) * 1000.0
         fields = quality_status_fields(
-            cam.topic, result.score, result.level, result.smoothed, cam.monitor.thresholds,
+            cam.topics.input, result.score, result.level, result.smoothed, cam.monitor.thresholds,
             str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=cam.sequence,
             batch_size=result.batch_size,
-            node_name=self.get_name(),
-            extra=(("latency_ms", f"{latency_ms:.2f}"),
-                   ("inference_ms", f"{result.batch_seconds * 1000.0:.2f}")))
+            node_name=self.get_fully_qualified_name(), label=cam.label, hardware_id=cam.hardware_id,
+            latency_ms=latency_ms, inference_ms=result.batch_seconds * 1000.0, reason=result.reason,
+            fault=result.fault, fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or ())
         out = DiagnosticArray()
         out.header = msg.header
-        status = DiagnosticStatus(
-            level=bytes([fields["level"]]), name=fields["name"], message=fields["message"],
-            hardware_id=fields["hardware_id"])
-        status.values = [KeyValue(key=k, value=v) for k, v in fields["values"]]
-        out.status = [status]
+        out.status = [_status(fields["level"], fields["name"], fields["message"], fields["hardware_id"],
+                              fields["values"])]
         cam.quality_pub.publish(out)
         if result.level == Level.OK and cam.accepted_pub is not None:
-            cam.accepted_pub.publish(msg)
+            cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
         cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size)
 
     # ---- /diagnostics --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
+        fqn = self.get_fully_qualified_name()
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam in self.cameras:
             level, message, values = cam.stats.report(now, self._stale_timeout)
-            st = DiagnosticStatus(level=bytes([int(level)]), name=f"{self.get_name()}: {cam.topic}",
-                                  message=message, hardware_id=cam.stats.frame_id or cam.topic)
-            st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-            arr.status.append(st)
+            if not self._active:
+                level, message = Level.STALE, "node inactive: not subscribed (lifecycle state inactive)"
+            values = {"topic": cam.topics.input, "image_transport": cam.topics.transport, **values}
+            arr.status.append(_status(level, f"{fqn}: {cam.label}", message, cam.hardware_id, values.items()))
+        if self.scorer is not None:
+            arr.status.append(self._inference_status(fqn))
+        self._diag_pub.publish(arr)
+
+    def _inference_status(self, fqn: str) -> DiagnosticStatus:
         inf = np.asarray(self._infer_ms, np.float64)
         bs = np.asarray(self._batch_sizes, np.float64)
-        st = DiagnosticStatus(level=bytes([int(Level.OK)]), name=f"{self.get_name()}: inference",
-                              message=f"{self.scorer.backend}, {self.batches} batches",
-                              hardware_id=str(self.scorer.backend))
-        st.values = [KeyValue(key=k, value=v) for k, v in (
-            ("backend", str(self.scorer.backend)), ("model", str(self.scorer.model_dir)),
-            ("input_policy", str(self.scorer.input_policy)), ("batches", str(self.batches)),
-            ("mean_batch_size", f"{bs.mean():.2f}" if bs.size else ""),
-            ("max_batch_size", str(self.max_batch)),
-            ("inference_p50_ms", f"{np.percentile(inf, 50):.1f}" if inf.size else ""),
-            ("inference_p95_ms", f"{np.percentile(inf, 95):.1f}" if inf.size else ""))]
-        arr.status.append(st)
-        self._diag_pub.publish(arr)
+        return _status(Level.OK, f"{fqn}: inference", f"{self.scorer.backend}, {self.batches} batches",
+                       str(self.scorer.backend), (
+                           ("backend", str(self.scorer.backend)), ("model", str(self.scorer.model_dir)),
+                           ("input_policy", str(self.scorer.input_policy)), ("batches", str(self.batches)),
+                           ("mean_batch_size", f"{bs.mean():.2f}" if bs.size else ""),
+                           ("max_batch_size", str(self.max_batch)),
+                           ("inference_p50_ms", f"{np.percentile(inf, 50):.1f}" if inf.size else ""),
+                           ("inference_p95_ms", f"{np.percentile(inf, 95):.1f}" if inf.size else "")))
 
     # ---- shutdown ------------------------------------------------------------------------------
     def stop(self, timeout: float = 2.0) -> None:
@@ -380,8 +552,15 @@ class QualityNode(Node):
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._worker.is_alive() and self._worker is not threading.current_thread():
-            self._worker.join(timeout)
+        worker = self._worker
+        if worker is not None and worker.is_alive() and worker is not threading.current_thread():
+            worker.join(timeout)
+
+
+def _status(level: int, name: str, message: str, hardware_id: str, values) -> DiagnosticStatus:
+    st = DiagnosticStatus(level=bytes([int(level)]), name=name, message=message, hardware_id=hardware_id)
+    st.values = [KeyValue(key=k, value=v) for k, v in values]
+    return st
 
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

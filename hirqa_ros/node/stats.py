@@ -1,7 +1,8 @@
 """Per-camera counters, rolling windows and the camera's /diagnostics status (ROS-free, thread-safe).
 
 The camera level combines the quality hysteresis (decision.Hysteresis over per-frame verdicts)
-with input health: STALE before the first frame, ERROR when frames stop or none can be decoded.
+with input health: STALE before the first frame, ERROR when frames stop or none can be decoded,
+and the topic checks (expected rate, header-stamp delay; ``topic_checks``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hirqa_ros.decision import Hysteresis, Level
+from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 
 #: bad-input reasons (the frame gets no score) -> /diagnostics key; each also gets a throttled warning
 BAD_INPUT = {"decode_error": "decode_errors", "too_small": "too_small_frames",
@@ -39,6 +41,8 @@ class CameraStats:
     stopped: bool = False
     frame_id: str = ""
     resolution: tuple[int, int] | None = None
+    rate: FrequencyCheck = field(default_factory=FrequencyCheck)  # expected input rate (off by default)
+    stamps: StampDelayCheck = field(default_factory=StampDelayCheck)  # header-stamp delay (off by default)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -49,8 +53,12 @@ class CameraStats:
         self._last_report: tuple[float, int, int] | None = None  # (time, received, scored)
 
     # ---- updates -------------------------------------------------------------------------
-    def on_receive(self, now: float) -> bool:
-        """Count a received frame; True when the camera had stopped and has come back."""
+    def on_receive(self, now: float, stamp_delay_s: float | None = None) -> bool:
+        """Count a received frame (``stamp_delay_s``: receive time minus header stamp, None for a zero
+        stamp); True when the camera had stopped and has come back."""
+        self.rate.tick()
+        if stamp_delay_s is not None:
+            self.stamps.tick(stamp_delay_s)
         with self._lock:
             self.received += 1
             self.last_receive = now
@@ -126,18 +134,33 @@ class CameraStats:
                 values[key] = str(self.counts[reason])
             age = None if self.last_receive is None else now - self.last_receive
             values["seconds_since_last_frame"] = "" if age is None else f"{age:.2f}"
-            if age is None:
-                return Level.STALE, "waiting for the first frame", values
-            if age > stale_timeout_s:
-                self.stopped = True
-                return Level.ERROR, f"camera stopped: no frame for {age:.1f} s", values
-            if new_received > 0 and new_scored == 0 and self.last_error:
-                return Level.ERROR, f"no usable frame: {self.last_error}", values
-            level = self.hysteresis.level
-            summary = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, mean score "
-                       f"{values['mean_score'] or 'n/a'}, {values['reject_fraction'] or '0'} rejected")
-            if level == Level.OK:
-                return Level.OK, f"quality OK: {summary}", values
-            what = "low" if level == Level.WARN else "very low"
-            msg = f"{what} quality for {self.hysteresis.raise_after}+ frames: {summary}"
-            return level, msg, values
+            checks = [self.rate.report(now), self.stamps.report()]
+            for _, _, v in checks:
+                values.update(v)
+            level, message = self._health(age, in_rate, out_rate, new_received, new_scored, values,
+                                           stale_timeout_s)
+        if level == Level.STALE:
+            return level, message, values
+        problems = [(lv, text) for lv, text, _ in checks if lv > Level.OK]
+        if problems:  # the topic checks can only make the level worse
+            level = max(level, *(lv for lv, _ in problems))
+            message = "; ".join([text for _, text in problems] + ([message] if message else []))
+        return level, message, values
+
+    def _health(self, age: float | None, in_rate: float, out_rate: float, new_received: int, new_scored: int,
+                values: dict[str, str], stale_timeout_s: float) -> tuple[Level, str]:
+        """Input health and quality hysteresis (called with the lock held)."""
+        if age is None:
+            return Level.STALE, "waiting for the first frame"
+        if age > stale_timeout_s:
+            self.stopped = True
+            return Level.ERROR, f"camera stopped: no frame for {age:.1f} s"
+        if new_received > 0 and new_scored == 0 and self.last_error:
+            return Level.ERROR, f"no usable frame: {self.last_error}"
+        level = self.hysteresis.level
+        summary = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, mean score "
+                   f"{values['mean_score'] or 'n/a'}, {values['reject_fraction'] or '0'} rejected")
+        if level == Level.OK:
+            return Level.OK, f"quality OK: {summary}"
+        what = "low" if level == Level.WARN else "very low"
+        return level, f"{what} quality for {self.hysteresis.raise_after}+ frames: {summary}"
