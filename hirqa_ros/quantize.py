@@ -336,6 +336,7 @@ def add_int8(
     types: Sequence[str] | None = None,
     max_images: int | None = None,
     progress: bool = False,
+    protocol: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Quantise a model directory's ``model.onnx`` to ``model.int8.onnx``, evaluate fp32 and int8
     side by side on the held-out protocol, and record file (sha256), quantisation, thresholds,
@@ -343,7 +344,8 @@ def add_int8(
 
     ``eval_images``/``config``/``types`` default to the protocol that calibrated the card's fp32
     thresholds (``metrics.validation_synthetic.protocol``), so both precisions' thresholds come
-    from the same frames by the same rule.
+    from the same frames by the same rule; ``protocol`` overrides some of its fields (e.g.
+    ``{"crop": 0, "resize_side": 480}``: whole 480p-class frames).
     """
     import yaml
 
@@ -362,7 +364,8 @@ def add_int8(
         raise ValueError(f"calibration photos and evaluation photos are the same folder ({photos})")
     if config is None:
         fields = ("crop", "resize_side", "crops_per_image", "seed", "batch_size")
-        config = synthetic.ProtocolConfig(**{k: int(card_protocol[k]) for k in fields if k in card_protocol})
+        chosen = {k: int(card_protocol[k]) for k in fields if k in card_protocol} | dict(protocol or {})
+        config = synthetic.ProtocolConfig(**chosen)
     frames = calibration_frames(photos, calib_frames)
     out = art.path / INT8_FILE
     log.info("quantising %s with %d calibration frames from %s (fp32: %s)", art.onnx, len(frames), photos,

@@ -336,3 +336,17 @@ def test_export_int8_cli_refuses_bad_options(tiny_dir, capsys):
     assert main(["export", "--model", str(tiny_dir), "--int8", "--calib-frames", "0"]) == 2
     assert main(["export", "--model", str(tiny_dir), "--int8", "--calib-images", str(tiny_dir / "none")]) == 2
     assert "image folder not found" in capsys.readouterr().err
+
+
+def test_add_int8_protocol_overrides_reach_the_report(tiny_dir, tmp_path):
+    """Whole frames instead of crops (``hirqa export --int8 --eval-crop 0 --eval-resize-side N``)."""
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_dir, d)
+    calib = _write_photos(tmp_path / "train", _photos(1, 300, 400, seed=3))
+    held_out = _write_photos(tmp_path / "val", _photos(2, 200, 300, seed=4))
+    entry = add_int8(d, calib, held_out, calib_frames=2, types=["gaublur"],
+                     protocol={"crop": 0, "resize_side": 96})
+    proto = entry["accuracy"]["protocol"]
+    assert proto["crop"] == 0 and proto["resize_side"] == 96 and proto["views"] == 2

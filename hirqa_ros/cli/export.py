@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "calibration protocol)")
     q.add_argument("--eval-max-images", type=int, default=None, metavar="N",
                    help="use at most N evaluation photos")
+    q.add_argument("--eval-crop", type=int, default=None, metavar="PX",
+                   help="square view size of the accuracy protocol; 0 = whole frames (default: the card's "
+                        "fp32 calibration protocol's, 256)")
+    q.add_argument("--eval-resize-side", type=int, default=None, metavar="PX",
+                   help="shorter side photos are shrunk to before cutting views, e.g. 480 with --eval-crop 0 "
+                        "for whole 480p-class frames (default: the card's protocol's, 512)")
     parser.add_argument(
         "--onnx",
         metavar="OUT.onnx",
@@ -144,8 +150,10 @@ def run(args: argparse.Namespace) -> int:
         if args.int8:
             from hirqa_ros.quantize import add_int8
 
+            overrides = {k: v for k, v in (("crop", args.eval_crop), ("resize_side", args.eval_resize_side))
+                         if v is not None}
             entry = add_int8(artifact.path, args.calib_images, args.eval_images, args.calib_frames, parts,
-                             max_images=args.eval_max_images, progress=True)
+                             max_images=args.eval_max_images, progress=True, protocol=overrides)
             p, t = entry["accuracy"]["pooled"], entry["thresholds"]
             print(f"wrote {artifact.path / 'model.int8.onnx'}; int8 thresholds warn {t['warn']} "
                   f"error {t['error']}; "
