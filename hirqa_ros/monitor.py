@@ -7,6 +7,9 @@ when a batch fails). Every frame ends as one :class:`FrameResult`.
 
 Order per frame: ``check`` (in stream order) -> :func:`score_frames` -> ``decide`` (in the same
 order). :func:`run_frames` does the last two for a list of checked frames.
+
+Fault class (models with a fault head): ``faults.gated_fault`` of the frame's level and the head's
+probabilities (``none`` for a kept frame, the most likely fault for a dropped one).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE
 from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
+from hirqa_ros.faults import gated_fault
 from hirqa_ros.quality_msg import status_message
 
 log = logging.getLogger(__name__)
@@ -36,7 +40,8 @@ class FrameResult:
     ``level``/``score``/``smoothed`` are None for a refused frame; ``reason`` is empty for a
     scored frame, else why it was refused (``decode_error``, ``too_small``, ``inference_error``).
     ``notes`` are oddities of a scored frame, ``(kind, text)`` (``zero_stamp``,
-    ``resolution_change``). The fault fields stay None until a model with a fault head fills them.
+    ``resolution_change``). The fault fields (``faults.gated_fault``) are None for a refused frame and
+    for a model without a fault head.
     """
 
     level: Level | None
@@ -169,22 +174,22 @@ class CameraMonitor:
             result = FrameResult(level, outcome.score, float(smoothed),
                                  message=status_message(level, outcome.score), notes=checked.notes)
         result.batch_size, result.batch_seconds = outcome.batch_size, outcome.batch_seconds
-        result.fault, result.fault_confidence = outcome.fault, outcome.fault_confidence
-        result.fault_top3 = outcome.fault_top3
+        if result.level is not None and outcome.fault_ranked:
+            fault = gated_fault(result.level, outcome.fault_ranked)
+            result.fault, result.fault_confidence, result.fault_top3 = fault
         return result
 
 
 @dataclass(frozen=True)
 class ScoreOutcome:
-    """The score of one frame, or why there is none (fault fields: from a model's fault head, when any)."""
+    """The score of one frame, or why there is none; ``fault_ranked``: the fault head's classes with
+    their probabilities, best first (None without a fault head)."""
 
     score: float | None
     error: str = ""
     batch_size: int = 0
     batch_seconds: float = 0.0
-    fault: str | None = None
-    fault_confidence: float | None = None
-    fault_top3: tuple[tuple[str, float], ...] | None = None
+    fault_ranked: tuple[tuple[str, float], ...] | None = None
 
 
 def score_frames(
@@ -204,9 +209,19 @@ def _score_batch(scorer: Any, frames: list[np.ndarray]) -> list[ScoreOutcome]:
     if not frames:
         return []
     t0 = time.perf_counter()
+    ranked: list[Any] = [None] * len(frames)
     try:
-        scores = np.asarray(scorer.score(frames), dtype=np.float64).reshape(-1)
-        if scores.shape[0] != len(frames):
+        infer = getattr(scorer, "infer", None)
+        if infer is None:  # anything with only ``score`` (no embedding, no fault class)
+            scores = np.asarray(scorer.score(frames), dtype=np.float64).reshape(-1)
+        else:
+            inference = infer(frames)
+            scores = np.asarray(inference.scores, dtype=np.float64).reshape(-1)
+            probs = getattr(inference, "fault_probs", None)
+            if probs is not None:
+                head = scorer.fault_head
+                ranked = head.top(probs, k=len(head.classes))
+        if scores.shape[0] != len(frames) or len(ranked) != len(frames):
             raise RuntimeError(f"scorer returned {scores.shape[0]} scores for {len(frames)} frames")
     except Exception as exc:
         if len(frames) == 1:
@@ -217,8 +232,9 @@ def _score_batch(scorer: Any, frames: list[np.ndarray]) -> list[ScoreOutcome]:
         return [o for f in frames for o in _score_batch(scorer, [f])]
     dt = time.perf_counter() - t0
     n = len(frames)
-    return [ScoreOutcome(float(s), batch_size=n, batch_seconds=dt) if math.isfinite(s)
-            else ScoreOutcome(None, f"the model returned a non-finite score ({s})", n, dt) for s in scores]
+    return [ScoreOutcome(float(s), batch_size=n, batch_seconds=dt, fault_ranked=r) if math.isfinite(s)
+            else ScoreOutcome(None, f"the model returned a non-finite score ({s})", n, dt)
+            for s, r in zip(scores, ranked)]
 
 
 def run_frames(scorer: Any, checked: Sequence[Checked], batch_size: int | None = None) -> list[FrameResult]:

@@ -65,40 +65,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fmt.add_argument(
         "--jsonl",
         action="store_true",
-        help='one JSON object per frame: {"source", "frame", "score", "level"}',
+        help='one JSON object per frame: {"source", "frame", "score", "level", "fault", "fault_confidence"} '
+        "(fault keys null without a fault head)",
     )
-    fmt.add_argument("--csv", action="store_true", help="CSV with a header row: source,frame,score,level")
+    fmt.add_argument(
+        "--csv",
+        action="store_true",
+        help="CSV with a header row: " + ",".join(COLUMNS) + " (fault columns empty without a fault head)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-class _Output:
-    """Streams jsonl/csv rows, or collects rows for an aligned table printed at the end."""
+COLUMNS = ("source", "frame", "score", "level", "fault", "fault_confidence")
 
-    def __init__(self, mode: str, stream=None) -> None:
+
+class _Output:
+    """Streams jsonl/csv rows, or collects rows for an aligned table printed at the end (its fault
+    columns only when the model has a fault head: ``faults``)."""
+
+    def __init__(self, mode: str, stream=None, faults: bool = True) -> None:
         self.mode, self.stream, self.rows = mode, stream or sys.stdout, []
+        self.columns = COLUMNS if faults or mode != "table" else COLUMNS[:4]
         if mode == "csv":
             self.writer = csv.writer(self.stream, lineterminator="\n")
-            self.writer.writerow(["source", "frame", "score", "level"])
+            self.writer.writerow(self.columns)
 
-    def add(self, source: str, frame: int | None, score: float, level: str) -> None:
+    def add(self, source: str, frame: int | None, score: float, level: str, fault: str | None = None,
+            fault_confidence: float | None = None) -> None:
+        conf = None if fault_confidence is None else round(float(fault_confidence), 4)
         if self.mode == "jsonl":
-            self.stream.write(
-                json.dumps({"source": source, "frame": frame, "score": round(score, 6), "level": level})
-                + "\n"
-            )
+            row = {"source": source, "frame": frame, "score": round(score, 6), "level": level,
+                   "fault": fault, "fault_confidence": conf}
+            self.stream.write(json.dumps(row) + "\n")
         elif self.mode == "csv":
-            self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level])
+            self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level, fault or "",
+                                  "" if conf is None else f"{conf:.4f}"])
         else:
-            self.rows.append((source, "" if frame is None else str(frame), f"{score:.4f}", level))
+            row = (source, "" if frame is None else str(frame), f"{score:.4f}", level, fault or "-",
+                   "-" if conf is None else f"{conf:.2f}")
+            self.rows.append(row[: len(self.columns)])
 
     def close(self) -> None:
         if self.mode != "table" or not self.rows:
             self.stream.flush()
             return
-        header = ("source", "frame", "score", "level")
-        widths = [max(len(r[i]) for r in [header, *self.rows]) for i in range(4)]
-        for r in [header, *self.rows]:
-            self.stream.write(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n")
+        n = len(self.columns)
+        widths = [max(len(r[i]) for r in [self.columns, *self.rows]) for i in range(n)]
+        align = ["<", ">", ">", "<", "<", ">"]
+        for r in [self.columns, *self.rows]:
+            cells = [f"{r[i]:{align[i]}{widths[i]}}" for i in range(n)]
+            self.stream.write("  ".join(cells).rstrip() + "\n")
         self.stream.flush()
 
 
@@ -133,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    out = _Output("jsonl" if args.jsonl else "csv" if args.csv else "table")
+    out = _Output("jsonl" if args.jsonl else "csv" if args.csv else "table",
+                  faults=scorer.fault_classes is not None)
     files, missing = media.expand(args.paths)
     failures = 0
     scored = 0
@@ -151,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         nonlocal scored
         for (f, _), res in zip(pending, run_frames(scorer, [c for _, c in pending], args.batch_size)):
             if res.scored:
-                out.add(f.source, f.frame, res.score, res.level.name)
+                out.add(f.source, f.frame, res.score, res.level.name, res.fault, res.fault_confidence)
                 scored += 1
             else:  # keep going: report the frame as failed
                 where = "" if f.frame is None else f"frame {f.frame}: "

@@ -371,7 +371,9 @@ class QualityNode(LifecycleNode):
                        "(building a TensorRT engine can take minutes; the node is ready only after it)")
         t0 = time.perf_counter()
         scorer = load_scorer(**kwargs)
-        self._log.info(f"model loaded in {time.perf_counter() - t0:.1f} s: backend {scorer.backend}")
+        classes = getattr(scorer, "fault_classes", None)
+        head = f"fault head with {len(classes)} classes" if classes else "no fault head (fault left empty)"
+        self._log.info(f"model loaded in {time.perf_counter() - t0:.1f} s: backend {scorer.backend}, {head}")
         return scorer
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
@@ -516,7 +518,7 @@ class QualityNode(LifecycleNode):
         cam.quality_pub.publish(out)
         if result.level == Level.OK and cam.accepted_pub is not None:
             cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
-        cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size)
+        cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size, result.fault)
 
     # ---- /diagnostics --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
