@@ -315,9 +315,11 @@ def _int8_section(card: dict[str, Any]) -> list[str]:
         "",
         f"- CPU default for `backend: auto`: **{'yes' if q['cpu_default'] else 'no'}** ({q['decision']})",
         f"- Own thresholds (same rule and frames as fp32): warn < {t['warn']}, error < {t['error']}",
-        f"- Protocol: {proto['views']} views of {proto.get('images', '?')}, crop "
-        f"{proto['crop'] or 'whole image'}, resize_side {proto['resize_side'] or 'native'}, "
-        f"{proto['types']} types x levels 0..5; "
+        f"- Protocol: {proto['views']} views of {proto.get('images', '?')}, "
+        + (f"whole frames {', '.join(f'{w}x{h}' for w, h in proto['frame_sizes'])} in turn, "
+           if proto.get("frame_sizes") else
+           f"crop {proto['crop'] or 'whole image'}, resize_side {proto['resize_side'] or 'native'}, ")
+        + f"{proto['types']} types x levels 0..5; "
         f"|score fp32 - int8|: max {acc['score_abs_diff']['max']}, mean {acc['score_abs_diff']['mean']}",
         "",
         "| type | AUROC fp32 | AUROC int8 | delta | ladder SROCC fp32 | ladder SROCC int8 | delta |",

@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +315,7 @@ def int8_status(artifact) -> tuple[bool, str]:
 
 
 DEFAULT_CALIBRATION_PHOTOS = ("data/pristine_native/train", "data/pristine/train")
+FULL_FRAME_IMAGES = "data/pristine_native/val"  # as `hirqa eval --full-frame`
 DEFAULT_KEEP_FP32 = ("first-conv", "attention", "head")
 
 
@@ -337,15 +339,18 @@ def add_int8(
     max_images: int | None = None,
     progress: bool = False,
     protocol: dict[str, int] | None = None,
+    full_frame: bool | None = None,
 ) -> dict[str, Any]:
     """Quantise a model directory's ``model.onnx`` to ``model.int8.onnx``, evaluate fp32 and int8
     side by side on the held-out protocol, and record file (sha256), quantisation, thresholds,
     accuracy and the CPU-default decision under ``int8`` in the cards. Returns that entry.
 
     ``eval_images``/``config``/``types`` default to the protocol that calibrated the card's fp32
-    thresholds (``metrics.validation_synthetic.protocol``), so both precisions' thresholds come
-    from the same frames by the same rule; ``protocol`` overrides some of its fields (e.g.
-    ``{"crop": 0, "resize_side": 480}``: whole 480p-class frames).
+    thresholds, so both precisions' thresholds come from the same frames by the same rule: the
+    full-frame protocol (``evaluation.synthetic.FULL_FRAME``, its types, the full-resolution
+    validation photos) when the card has ``metrics.validation_full_frame`` (or ``full_frame``),
+    else ``metrics.validation_synthetic.protocol``; ``protocol`` overrides some of its fields
+    (e.g. ``{"crop": 0, "resize_side": 480}``: whole 480p-class frames in the crop protocol).
     """
     import yaml
 
@@ -358,14 +363,23 @@ def add_int8(
     if art.onnx is None or not art.input_contract.camera_bytes:
         raise ValueError(f"{art.path}: int8 needs the camera-bytes model.onnx (run `hirqa export --refresh`)")
     photos = Path(calib_photos) if calib_photos else default_calibration_photos()
-    card_protocol = ((art.card.get("metrics") or {}).get("validation_synthetic") or {}).get("protocol") or {}
-    eval_dir = Path(eval_images or card_protocol.get("images") or "data/pristine/val")
+    metrics = art.card.get("metrics") or {}
+    if full_frame is None:  # the protocol that calibrated the card's fp32 thresholds
+        full_frame = "validation_full_frame" in metrics
+    if full_frame:
+        default_dir = FULL_FRAME_IMAGES if Path(FULL_FRAME_IMAGES).is_dir() else "data/pristine/val"
+        eval_dir = Path(eval_images or default_dir)
+        config = config or replace(synthetic.FULL_FRAME, **dict(protocol or {}))
+        types = types or list(synthetic.FULL_FRAME_TYPES)
+    else:
+        card_protocol = (metrics.get("validation_synthetic") or {}).get("protocol") or {}
+        eval_dir = Path(eval_images or card_protocol.get("images") or "data/pristine/val")
+        if config is None:
+            fields = ("crop", "resize_side", "crops_per_image", "seed", "batch_size")
+            chosen = {k: int(card_protocol[k]) for k in fields if k in card_protocol} | dict(protocol or {})
+            config = synthetic.ProtocolConfig(**chosen)
     if photos.resolve() == eval_dir.resolve():
         raise ValueError(f"calibration photos and evaluation photos are the same folder ({photos})")
-    if config is None:
-        fields = ("crop", "resize_side", "crops_per_image", "seed", "batch_size")
-        chosen = {k: int(card_protocol[k]) for k in fields if k in card_protocol} | dict(protocol or {})
-        config = synthetic.ProtocolConfig(**chosen)
     frames = calibration_frames(photos, calib_frames)
     out = art.path / INT8_FILE
     log.info("quantising %s with %d calibration frames from %s (fp32: %s)", art.onnx, len(frames), photos,

@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "calibration protocol)")
     q.add_argument("--eval-max-images", type=int, default=None, metavar="N",
                    help="use at most N evaluation photos")
+    q.add_argument("--eval-full-frame", action=argparse.BooleanOptionalAction, default=None,
+                   help="accuracy protocol: whole camera frames (640x480, 1280x720, 1920x1080) as "
+                        "`hirqa eval --full-frame` (default: whichever calibrated the card's fp32 "
+                        "thresholds: full frame when the card has metrics.validation_full_frame)")
     q.add_argument("--eval-crop", type=int, default=None, metavar="PX",
                    help="square view size of the accuracy protocol; 0 = whole frames (default: the card's "
                         "fp32 calibration protocol's, 256)")
@@ -153,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             overrides = {k: v for k, v in (("crop", args.eval_crop), ("resize_side", args.eval_resize_side))
                          if v is not None}
             entry = add_int8(artifact.path, args.calib_images, args.eval_images, args.calib_frames, parts,
-                             max_images=args.eval_max_images, progress=True, protocol=overrides)
+                             max_images=args.eval_max_images, progress=True, protocol=overrides,
+                             full_frame=args.eval_full_frame)
             p, t = entry["accuracy"]["pooled"], entry["thresholds"]
             print(f"wrote {artifact.path / 'model.int8.onnx'}; int8 thresholds warn {t['warn']} "
                   f"error {t['error']}; "
