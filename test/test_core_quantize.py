@@ -350,3 +350,22 @@ def test_add_int8_protocol_overrides_reach_the_report(tiny_dir, tmp_path):
                      protocol={"crop": 0, "resize_side": 96})
     proto = entry["accuracy"]["protocol"]
     assert proto["crop"] == 0 and proto["resize_side"] == 96 and proto["views"] == 2
+
+
+def test_add_int8_follows_a_card_calibrated_on_full_frames(tiny_dir, tmp_path):
+    """A card whose fp32 thresholds came from the full-frame protocol gets int8 evaluated on whole
+    camera frames too (here one small frame size, to keep the test fast)."""
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_dir, d)
+    card = yaml.safe_load((d / CARD_FILE).read_text())
+    card["metrics"] = {"validation_full_frame": {"pooled": {"auroc": 0.9}}}
+    (d / CARD_FILE).write_text(yaml.safe_dump(card, sort_keys=False))
+    calib = _write_photos(tmp_path / "train", _photos(1, 300, 400, seed=3))
+    held_out = _write_photos(tmp_path / "val", _photos(2, 200, 300, seed=4))
+    entry = add_int8(d, calib, held_out, calib_frames=2, types=["gaublur"],
+                     protocol={"frame_sizes": ((96, 64),)})
+    proto = entry["accuracy"]["protocol"]
+    assert proto["frame_sizes"] == [[96, 64]] and proto["crop"] == 0 and proto["views"] == 2
+    assert "whole frames 96x64" in (d / "MODEL_CARD.md").read_text()
