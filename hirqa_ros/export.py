@@ -320,7 +320,9 @@ def _int8_section(card: dict[str, Any]) -> list[str]:
            if proto.get("frame_sizes") else
            f"crop {proto['crop'] or 'whole image'}, resize_side {proto['resize_side'] or 'native'}, ")
         + f"{proto['types']} types x levels 0..5; "
-        f"|score fp32 - int8|: max {acc['score_abs_diff']['max']}, mean {acc['score_abs_diff']['mean']}",
+        f"|score fp32 - int8|: max {acc['score_abs_diff']['max']}, mean {acc['score_abs_diff']['mean']}"
+        + (f"; fault head: same top class as fp32 on {acc['fault_top1_agreement']['same_class']:.1%} of "
+           f"{acc['fault_top1_agreement']['frames']} frames" if "fault_top1_agreement" in acc else ""),
         "",
         "| type | AUROC fp32 | AUROC int8 | delta | ladder SROCC fp32 | ladder SROCC int8 | delta |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -259,10 +259,10 @@ def compare_precisions(
     from hirqa_ros.scorer import Scorer
 
     config = config or synthetic.ProtocolConfig()
-    fns = {}
+    fns, faults = {}, {}
     for prec, path in (("fp32", artifact.onnx), ("int8", Path(int8_path))):
         backend = OnnxRuntimeBackend(artifact, device="cpu", precision=prec, onnx_path=path, threads=threads)
-        fns[prec] = Scorer(artifact, backend, batch_size=config.batch_size).score
+        fns[prec], faults[prec] = _score_and_fault(Scorer(artifact, backend, batch_size=config.batch_size))
     ps = synthetic.score_protocol(fns, images, types=types, config=config, progress=progress)
     s = {p: synthetic.summarize(ps, p) for p in fns}
     cal = {p: calibration.calibrate_protocol(ps, p, warn_frr, error_frr) for p in fns}
@@ -279,7 +279,30 @@ def compare_precisions(
         "score_abs_diff": {"max": round(float(diff.max()), 4), "mean": round(float(diff.mean()), 4),
                            "p99": round(float(np.percentile(diff, 99)), 4), "frames": int(diff.size)},
         "calibration": {p: c.as_dict() for p, c in cal.items()},
+        **_fault_agreement(faults),
     }
+
+
+def _score_and_fault(scorer):
+    """A score_fn of ``scorer`` and the list its fault-head top classes are appended to (per call)."""
+    top: list[np.ndarray] = []
+
+    def fn(frames):
+        out = scorer.infer(frames)
+        if getattr(out, "fault_probs", None) is not None:
+            top.append(np.argmax(out.fault_probs, axis=1))
+        return out.scores
+
+    return fn, top
+
+
+def _fault_agreement(faults: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    """Share of frames whose fault-head top class is the same under int8 as under fp32 (the head
+    reads the embedding, which int8 moves too); empty for models without a fault head."""
+    if not faults["fp32"] or not faults["int8"]:
+        return {}
+    a, b = np.concatenate(faults["fp32"]), np.concatenate(faults["int8"])
+    return {"fault_top1_agreement": {"frames": int(a.size), "same_class": round(float((a == b).mean()), 4)}}
 
 
 def within_tolerance(accuracy: dict[str, Any], tolerance: float = TOLERANCE) -> tuple[bool, str]:
