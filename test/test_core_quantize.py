@@ -369,3 +369,12 @@ def test_add_int8_follows_a_card_calibrated_on_full_frames(tiny_dir, tmp_path):
     proto = entry["accuracy"]["protocol"]
     assert proto["frame_sizes"] == [[96, 64]] and proto["crop"] == 0 and proto["views"] == 2
     assert "whole frames 96x64" in (d / "MODEL_CARD.md").read_text()
+
+
+def test_fault_agreement_counts_same_top_class_frames():
+    from hirqa_ros.quantize import _fault_agreement
+
+    got = _fault_agreement({"fp32": [np.array([0, 1]), np.array([2, 3])],
+                            "int8": [np.array([0, 2]), np.array([2, 3])]})
+    assert got == {"fault_top1_agreement": {"frames": 4, "same_class": 0.75}}
+    assert _fault_agreement({"fp32": [], "int8": []}) == {}  # no fault head: nothing reported
