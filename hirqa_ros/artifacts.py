@@ -180,7 +180,22 @@ class ModelArtifact:
 
     @property
     def thresholds(self) -> Thresholds:
-        return _card_thresholds(self.card.get("thresholds"), str(self.path / CARD_FILE))
+        """The card's thresholds of the fp32 model (``thresholds``)."""
+        return self.thresholds_for("fp32")
+
+    def thresholds_for(self, precision: str) -> Thresholds:
+        """Thresholds calibrated for the model that runs at ``precision``: ``int8`` has its own
+        (the card's ``int8.thresholds``: its scores move by a few hundredths); fp32 and fp16
+        share the card's ``thresholds``."""
+        where = str(self.path / CARD_FILE)
+        if precision != "int8":
+            return _card_thresholds(self.card.get("thresholds"), where)
+        t = (self.card.get("int8") or {}).get("thresholds")
+        if not isinstance(t, dict) or "warn" not in t or "error" not in t:
+            raise ArtifactError(
+                f"{self.path}: {CARD_FILE} has no int8 thresholds (re-run `hirqa export --int8`)"
+            )
+        return _card_thresholds(t, where + " (int8)")
 
     def file(self, key: str) -> Path | None:
         """Absolute path of the file listed under ``files.<key>`` (None when not listed)."""

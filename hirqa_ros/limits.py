@@ -111,27 +111,30 @@ def tiles(rgb: np.ndarray, max_pixels: int) -> list[np.ndarray]:
     return [rgb[y:y + th, x:x + tw] for y in ys for x in xs]
 
 
-def score_bounded(score: Callable[[list[np.ndarray]], np.ndarray], frames: Sequence[np.ndarray],
+def score_bounded(run: Callable[[list[np.ndarray]], np.ndarray], frames: Sequence[np.ndarray],
                   max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, list[int]]:
-    """Score ``frames`` with ``score`` (list of frames -> (N,) scores) so that no call holds more
-    than ``max_pixels`` (or one frame/tile when that alone is larger): frames above the limit are
-    scored as the mean of their tiles. Returns the scores and the tile count of each frame."""
-    out = np.zeros(len(frames), np.float32)
+    """Run ``run`` (list of frames -> (n,) scores, or (n, k) per-frame values such as a score and
+    class probabilities) on ``frames`` so that no call holds more than ``max_pixels`` (or one
+    frame/tile when that alone is larger): a frame above the limit gets the mean of its tiles'
+    values. Returns the values ((N,) or (N, k), as ``run`` gives them) and each frame's tile count."""
+    sums: np.ndarray | None = None
+    flat = True
     counts: list[int] = []
     group: list[np.ndarray] = []
     owners: list[int] = []
     pixels = 0
 
     def flush() -> None:
-        nonlocal group, owners, pixels
+        nonlocal group, owners, pixels, sums, flat
         if group:
-            s = np.asarray(score(group), np.float64).reshape(-1)
-            if s.shape[0] != len(group):
-                raise RuntimeError(f"scorer returned {s.shape[0]} scores for {len(group)} frames")
-            sums = np.zeros(len(frames), np.float64)
-            np.add.at(sums, owners, s)
-            for i in set(owners):
-                out[i] += sums[i] / counts[i]
+            v = np.asarray(run(group), np.float64)
+            if v.shape[0] != len(group):
+                raise RuntimeError(f"scorer returned {v.shape[0]} scores for {len(group)} frames")
+            flat = v.ndim == 1
+            v = v.reshape(len(group), -1)
+            if sums is None:
+                sums = np.zeros((len(frames), v.shape[1]), np.float64)
+            np.add.at(sums, owners, v)
         group, owners, pixels = [], [], 0
 
     for i, frame in enumerate(frames):
@@ -145,4 +148,7 @@ def score_bounded(score: Callable[[list[np.ndarray]], np.ndarray], frames: Seque
             owners.append(i)
             pixels += p
     flush()
-    return out, counts
+    if sums is None:
+        return np.zeros(0, np.float32), counts
+    out = sums / np.asarray(counts, np.float64)[:, None]
+    return (out[:, 0] if flat else out).astype(np.float32), counts

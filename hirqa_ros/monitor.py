@@ -8,6 +8,9 @@ of native-resolution tiles). Every frame ends as one :class:`FrameResult`.
 
 Order per frame: ``check`` (in stream order) -> :func:`score_frames` -> ``decide`` (in the same
 order). :func:`run_frames` does the last two for a list of checked frames.
+
+Fault class (models with a fault head): ``faults.gated_fault`` of the frame's level and the head's
+probabilities (``none`` for a kept frame, the most likely fault for a dropped one).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE
 from hirqa_ros.content import ContentLimits, FrozenDetector, no_content
 from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
+from hirqa_ros.faults import gated_fault
 from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
 from hirqa_ros.quality_msg import status_message
 
@@ -42,7 +46,8 @@ class FrameResult:
     ``no_content: white``, ``no_content: uniform``, ``frozen``). ``tiles`` > 1: the frame was
     above ``max_pixels`` and scored as the mean of that many native-resolution tiles.
     ``notes`` are oddities of a scored frame, ``(kind, text)`` (``zero_stamp``,
-    ``resolution_change``). The fault fields stay None until a model with a fault head fills them.
+    ``resolution_change``). The fault fields (``faults.gated_fault``) are None for a refused frame and
+    for a model without a fault head.
     """
 
     level: Level | None
@@ -219,23 +224,23 @@ class CameraMonitor:
             result = FrameResult(level, outcome.score, float(smoothed),
                                  message=status_message(level, outcome.score), notes=checked.notes)
         result.batch_size, result.batch_seconds = outcome.batch_size, outcome.batch_seconds
-        result.fault, result.fault_confidence = outcome.fault, outcome.fault_confidence
-        result.fault_top3 = outcome.fault_top3
         result.tiles = outcome.tiles
+        if result.level is not None and outcome.fault_ranked:
+            fault = gated_fault(result.level, outcome.fault_ranked)
+            result.fault, result.fault_confidence, result.fault_top3 = fault
         return result
 
 
 @dataclass(frozen=True)
 class ScoreOutcome:
-    """The score of one frame, or why there is none (fault fields: from a model's fault head, when any)."""
+    """The score of one frame, or why there is none; ``fault_ranked``: the fault head's classes with
+    their probabilities, best first (None without a fault head)."""
 
     score: float | None
     error: str = ""
     batch_size: int = 0
     batch_seconds: float = 0.0
-    fault: str | None = None
-    fault_confidence: float | None = None
-    fault_top3: tuple[tuple[str, float], ...] | None = None
+    fault_ranked: tuple[tuple[str, float], ...] | None = None
     tiles: int = 1
 
 
@@ -259,10 +264,15 @@ def _score_batch(scorer: Any, frames: list[np.ndarray], max_pixels: int) -> list
     if not frames:
         return []
     t0 = time.perf_counter()
+    ranked: list[Any] = [None] * len(frames)
     try:
-        scores, tiles = score_bounded(scorer.score, frames, max_pixels)
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if scores.shape[0] != len(frames):
+        values, tiles = score_bounded(lambda group: _score_columns(scorer, group), frames, max_pixels)
+        values = np.asarray(values, dtype=np.float64).reshape(len(frames), -1)
+        scores = values[:, 0]
+        if values.shape[1] > 1:  # score + fault-class probabilities (tiles averaged)
+            head = scorer.fault_head
+            ranked = head.top(values[:, 1:], k=len(head.classes))
+        if scores.shape[0] != len(frames) or len(ranked) != len(frames):
             raise RuntimeError(f"scorer returned {scores.shape[0]} scores for {len(frames)} frames")
     except Exception as exc:
         if len(frames) == 1:
@@ -273,9 +283,22 @@ def _score_batch(scorer: Any, frames: list[np.ndarray], max_pixels: int) -> list
         return [o for f in frames for o in _score_batch(scorer, [f], max_pixels)]
     dt = time.perf_counter() - t0
     n = len(frames)
-    return [ScoreOutcome(float(s), batch_size=n, batch_seconds=dt, tiles=k) if math.isfinite(s)
-            else ScoreOutcome(None, f"the model returned a non-finite score ({s})", n, dt)
-            for s, k in zip(scores, tiles)]
+    return [ScoreOutcome(float(s), batch_size=n, batch_seconds=dt, fault_ranked=r, tiles=k)
+            if math.isfinite(s) else ScoreOutcome(None, f"the model returned a non-finite score ({s})", n, dt)
+            for s, r, k in zip(scores, ranked, tiles)]
+
+
+def _score_columns(scorer: Any, frames: list[np.ndarray]) -> np.ndarray:
+    """(n,) scores, or (n, 1 + C) scores then fault-class probabilities when the model has a head."""
+    infer = getattr(scorer, "infer", None)
+    if infer is None:  # anything with only ``score`` (no embedding, no fault class)
+        return np.asarray(scorer.score(frames), dtype=np.float64).reshape(-1)
+    inference = infer(frames)
+    scores = np.asarray(inference.scores, dtype=np.float64).reshape(-1)
+    probs = getattr(inference, "fault_probs", None)
+    if probs is None:
+        return scores
+    return np.column_stack([scores, np.asarray(probs, dtype=np.float64).reshape(len(scores), -1)])
 
 
 def run_frames(scorer: Any, checked: Sequence[Checked], batch_size: int | None = None,

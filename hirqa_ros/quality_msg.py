@@ -49,9 +49,10 @@ KEYS: tuple[Key, ...] = (
     Key("inference_ms", "float", "duration of the inference call of the batch; empty in bag copies"),
     Key("reason", "str", "why the frame was judged apart from its score (e.g. `no_content: black`); "
                          "empty if none"),
-    Key("fault", "str", "most likely fault class (model with a fault head); empty without a head"),
-    Key("fault_confidence", "float", "its probability, 0..1; empty without a head"),
-    Key("fault_top3", "str", "`class:prob` x3, comma-separated; empty without a head"),
+    Key("fault", "str", "why the frame is bad (model with a fault head): `none` when kept, else the head's "
+                        "most likely fault (docs/faults.md); empty without a head"),
+    Key("fault_confidence", "float", "the head's probability of that class, 0..1; empty without a head"),
+    Key("fault_top3", "str", "the head's own top 3, `class:prob` comma-separated; empty without a head"),
 )
 KEY_NAMES = tuple(k.name for k in KEYS)
 _V1_REQUIRED = ("score", "smoothed_score", "verdict", "warn_threshold", "error_threshold", "backend",

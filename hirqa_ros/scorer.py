@@ -4,6 +4,9 @@ Per call the host cuts the input-policy views (slices, no copies where the polic
 copies them once into a reusable staging buffer (pinned for CUDA backends); a single contiguous
 frame on a CPU backend goes in without any copy. Normalisation runs in the backend's graph.
 
+When the model directory has a fault head (``heads.FaultHead``), :meth:`Scorer.infer` applies it to
+the embeddings and returns class probabilities beside the scores; without one it reports none.
+
 ``load_scorer()`` picks the model (default: the installed ``models/hirqa-s``) and the backend
 (``auto``: TensorRT -> torch on CUDA -> ONNX Runtime on the CPU, logging why).
 """
@@ -22,6 +25,7 @@ import numpy as np
 from hirqa_ros.artifacts import ModelArtifact, load_artifact
 from hirqa_ros.backends import CHOICES, Backend, choose_auto, open_backend
 from hirqa_ros.decision import Level, Thresholds
+from hirqa_ros.heads import FaultHead, load_fault_head
 from hirqa_ros.preprocess import InputPolicy, as_batch, group_views, stage
 from hirqa_ros.staging import StagingPool, numpy_alloc
 
@@ -34,6 +38,8 @@ class Inference:
 
     scores: np.ndarray  # (N,) float32 in (0, 1), higher = better
     embeddings: np.ndarray | None  # (N, D) float32 pooled embeddings; None when the model has none
+    # (N, C) fault-class probabilities over heads.FAULT_CLASSES; None when the model dir has no fault head
+    fault_probs: np.ndarray | None = None
 
 
 class Scorer:
@@ -52,6 +58,14 @@ class Scorer:
         self.batch_size = max(1, int(batch_size or getattr(backend, "max_batch", 8)))
         self.staging = StagingPool(getattr(backend, "alloc_host", numpy_alloc))
         self._zero_copy = str(getattr(backend, "device", "cpu")) == "cpu"
+        # the fault head runs in numpy on the embedding, after any backend
+        self.fault_head: FaultHead | None = load_fault_head(artifact)
+        self._warned_no_embedding = False
+
+    @property
+    def fault_classes(self) -> tuple[str, ...] | None:
+        """The fault head's classes, None when the model has no fault head."""
+        return None if self.fault_head is None else self.fault_head.classes
 
     @property
     def backend(self) -> str:
@@ -68,7 +82,8 @@ class Scorer:
 
     @property
     def thresholds(self) -> Thresholds:
-        return self.artifact.thresholds
+        """The card's thresholds for the precision this scorer runs (int8 has its own)."""
+        return self.artifact.thresholds_for(self.precision)
 
     @property
     def model_dir(self) -> Path:
@@ -82,7 +97,7 @@ class Scorer:
         """Scores and embeddings of ``frames`` (HxWx3 uint8 RGB, or BGR with ``bgr=True`` or a flag
         per frame; other pixel formats are converted). Pass frames as decoded (views are fine):
         the one pixel copy, BGR swap included, happens while staging. Crops of one frame are
-        averaged (scores and embeddings)."""
+        averaged (scores and embeddings); the fault head, when any, runs on the averaged embedding."""
         frames = list(frames)
         n = len(frames)
         total = np.zeros(n, np.float64)
@@ -113,7 +128,16 @@ class Scorer:
                     np.add.at(emb_total, owners, emb.astype(np.float64))
         div = np.maximum(count, 1)
         embeddings = None if emb_total is None else (emb_total / div[:, None]).astype(np.float32)
-        return Inference((total / div).astype(np.float32), embeddings)
+        probs = None
+        if self.fault_head is not None and n:
+            if embeddings is not None:
+                probs = self.fault_head.predict(embeddings).astype(np.float32)
+            elif not self._warned_no_embedding:
+                self._warned_no_embedding = True
+                log.warning("the model has a fault head but backend %s returned no embedding, so frames "
+                            "get no fault class (re-export the ONNX/engine with `hirqa export`: it outputs "
+                            "`embedding`)", self.backend)
+        return Inference((total / div).astype(np.float32), embeddings, probs)
 
     def score(self, frames: Sequence[np.ndarray], bgr: bool | Sequence[bool] = False) -> np.ndarray:
         """Scores (N,) float32 in (0, 1), higher = better; crops of one frame are averaged."""
@@ -131,7 +155,8 @@ class Scorer:
     def describe(self) -> str:
         return (
             f"model {self.model_name} ({self.model_dir}), backend {self.backend} on {self.device} "
-            f"({self.precision}), input policy {self.input_policy}"
+            f"({self.precision}), input policy {self.input_policy}, "
+            + (f"fault head ({len(self.fault_head.classes)} classes)" if self.fault_head else "no fault head")
         )
 
 

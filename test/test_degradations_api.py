@@ -10,6 +10,8 @@ import torch
 from helpers_degradations import synthetic_images
 
 from hirqa_ros.degradations import (
+    DEFAULT_GROUPS,
+    DEFAULT_TYPES,
     DEGRADATIONS,
     GROUPS,
     LEVEL_WEIGHTS,
@@ -33,10 +35,12 @@ ARNIQA_GROUPS = {
     "sharpness_contrast": ["highsharpen", "lincontrchange", "nonlincontrchange"],
 }
 CAMERA = ["haze", "camera_shake", "defocus", "low_light", "overexposure", "glare"]
+MOTION = ["shake", "platform_motion"]
+NO_CONTENT = ["black_frame", "white_frame", "grey_frame"]
 # types whose output depends on random draws (the others are deterministic functions of the input)
 RANDOM_TYPES = {"motionblur", "colorshift", "whitenoise", "whitenoiseCC", "impulsenoise", "multnoise",
                 "meanshift", "jitter", "noneccpatch", "colorblock", "lincontrchange", "haze", "camera_shake",
-                "low_light", "glare"}
+                "low_light", "glare", "shake", "platform_motion", "jpeg_camera"}
 ALL = list(DEGRADATIONS)
 
 
@@ -45,10 +49,16 @@ def batch() -> torch.Tensor:
     return synthetic_images(3, 64, seed=1)[:, :, :, :56].contiguous()  # non-square on purpose
 
 
-def test_registry_has_the_24_arniqa_types_and_6_camera_faults():
-    assert {k: v for k, v in GROUPS.items() if k != "camera"} == ARNIQA_GROUPS
-    assert GROUPS["camera"] == CAMERA
-    assert len(DEGRADATIONS) == 30
+def test_registry_has_the_24_arniqa_types_camera_faults_motion_and_no_content():
+    arniqa = {k: [t for t in v if t != "jpeg_camera"] for k, v in GROUPS.items()
+              if k not in ("camera", "motion", "no_content")}
+    assert arniqa == ARNIQA_GROUPS
+    assert GROUPS["jpeg"] == ["jpeg2000", "jpeg", "jpeg_camera"]
+    assert GROUPS["camera"] == CAMERA and GROUPS["motion"] == MOTION and GROUPS["no_content"] == NO_CONTENT
+    assert len(DEGRADATIONS) == 24 + 1 + 6 + 2 + 3
+    # the no-content fades are opt-in: not in the default types/groups
+    assert set(DEFAULT_TYPES) == set(DEGRADATIONS) - set(NO_CONTENT)
+    assert "no_content" not in DEFAULT_GROUPS
     for name, d in DEGRADATIONS.items():
         assert d.name == name and d.group in GROUPS and name in GROUPS[d.group]
         assert len(d.levels) == 5 and d.description and d.parameter
@@ -150,7 +160,8 @@ def test_sample_composition_follows_arniqa_sampling():
         assert len(set(groups)) == len(groups)  # distinct groups
         seen_groups.update(groups)
         firsts.add(groups[0])
-    assert seen_groups == set(GROUPS) and firsts == set(GROUPS)  # camera included, random order
+    # camera and motion included, no_content not (opt-in), random order
+    assert seen_groups == set(DEFAULT_GROUPS) and firsts == set(DEFAULT_GROUPS)
     camera_types = {n for d in draws for n, _ in d if group_of[n] == "camera"}
     assert camera_types == set(CAMERA)
     only = [sample_composition(rng, 7, groups=["blur", "camera"]) for _ in range(200)]

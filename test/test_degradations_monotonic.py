@@ -84,6 +84,12 @@ PROPERTIES = {
     "low_light": [(_mean, DOWN), (_noise, UP)],
     "overexposure": [(_clipped, UP), (_mean, UP)],
     "glare": [(_mean, UP), (signed_saturation, DOWN)],
+    "shake": [(_grad, DOWN)],
+    "platform_motion": [(_grad, DOWN)],
+    "jpeg_camera": [(mean_abs_diff, UP)],
+    "black_frame": [(_mean, DOWN), (_std, DOWN)],
+    "white_frame": [(_mean, UP), (_std, DOWN)],
+    "grey_frame": [(_std, DOWN)],
 }
 
 

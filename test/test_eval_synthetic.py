@@ -38,9 +38,10 @@ def images():
 
 def test_resolve_types_expands_groups_and_rejects_unknown():
     assert resolve_types(["blur", "haze", "gaublur"]) == ["gaublur", "lensblur", "motionblur", "haze"]
-    from hirqa_ros.degradations import DEGRADATIONS
+    from hirqa_ros.degradations import DEFAULT_TYPES, GROUPS
 
-    assert resolve_types(None) == list(DEGRADATIONS)
+    assert resolve_types(None) == list(DEFAULT_TYPES)  # the no-content fades are opt-in
+    assert resolve_types(["no_content"]) == GROUPS["no_content"]
     with pytest.raises(ValueError, match="unknown distortion type or group 'fog'"):
         resolve_types(["fog"])
 

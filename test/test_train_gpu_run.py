@@ -107,3 +107,27 @@ def test_pack_falls_back_to_last_checkpoint(tmp_path):
     assert main(["pack", "--work", str(work), "--out", str(tmp_path / "out")]) == 0
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert "step 7" in manifest["weights"]["source"]
+
+
+def test_gate_compares_the_run_with_the_baseline_on_full_frames(random_model_dir, tmp_path):
+    import cv2
+    from helpers_eval import synthetic_scene
+
+    from hirqa_ros.artifacts import load_artifact
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(photos / f"p{i}.png"), synthetic_scene(120, 160, seed=i))
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    # the run's weights = the baseline's: the gate must say "does not improve" (ties are not improvements)
+    sd = load_artifact(random_model_dir).state_dict()
+    torch.save({"model_state_dict": sd, "variant": "hirqa-s"}, work / "final.pt")
+    rc = main(["gate", "--work", str(work), "--baseline", str(random_model_dir), "--images", str(photos),
+               "--out", str(out), "--types", "shake", "jpeg_camera", "--frame-sizes", "96x64"])
+    assert rc == 0
+    gate = json.loads((out / "gate.json").read_text())
+    assert gate["improves"] is False
+    assert gate["candidate"] == pytest.approx(gate["baseline"], abs=1e-6)
+    assert gate["views"] == ["p0.png#0@96x64", "p1.png#0@96x64"] and gate["types"] == ["shake", "jpeg_camera"]

@@ -12,7 +12,14 @@ import cv2
 import numpy as np
 import torch
 
-from hirqa_ros.degradations import DEGRADATIONS, GROUPS, apply_composition, apply_ladder, sample_composition
+from hirqa_ros.degradations import (
+    DEFAULT_GROUPS,
+    DEFAULT_TYPES,
+    DEGRADATIONS,
+    apply_composition,
+    apply_ladder,
+    sample_composition,
+)
 from hirqa_ros.files import is_image_file, read_image
 
 log = logging.getLogger(__name__)
@@ -55,7 +62,7 @@ class SamplerConfig:
         default_factory=lambda: {"camera": 3.0}
     )  # per-type weight by group, default 1
     type_weights: dict = field(default_factory=dict)  # overrides per type
-    types: tuple[str, ...] | None = None  # None = every registered type
+    types: tuple[str, ...] | None = None  # None = every default type (no-content fades are opt-in)
     composition_prob: float = 0.3
     max_prefix: int = 3
     identical_eps: float = 0.5 / 255  # ladder pairs closer than this (mean abs diff) are ties
@@ -101,7 +108,7 @@ class LadderSampler:
         self.images = images
         self.cfg = cfg
         self.device = torch.device(device)
-        self.types = list(cfg.types or DEGRADATIONS)
+        self.types = list(cfg.types or DEFAULT_TYPES)
         unknown = [t for t in self.types if t not in DEGRADATIONS]
         if unknown:
             raise ValueError(f"unknown distortion types in sampler.types: {unknown}")
@@ -149,7 +156,7 @@ class LadderSampler:
         banned = {group}
         if group in PHOTOMETRIC_GROUPS or name in PHOTOMETRIC_TYPES:
             banned |= set(PHOTOMETRIC_GROUPS) | {"camera"}
-        return [g for g in GROUPS if g not in banned]
+        return [g for g in DEFAULT_GROUPS if g not in banned]
 
     def next(self) -> LadderBatch:
         cfg = self.cfg

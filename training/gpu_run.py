@@ -6,6 +6,7 @@ metrics, and reassemble them on the CPU side into a run folder that ``training.s
     python -m hirqa_ros.training.gpu_run train  --work /tmp/run --minutes 5
     python -m hirqa_ros.training.gpu_run pack   --work /tmp/run --out $OUT
     python -m hirqa_ros.training.gpu_run unpack --parts DIR --run runs/hirqa-s-gpu
+    python -m hirqa_ros.training.gpu_run gate   --work /tmp/run --baseline models/hirqa-s --out $OUT
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from pathlib import Path
 
 log = logging.getLogger("hirqa.gpu_run")
 
-DEFAULT_INIT = "data/init/init_fp16.pt"
+DEFAULT_INIT = "models/hirqa-s"  # continue from the shipped model (a model dir, a checkpoint or an init file)
+GATE_FILE = "gate.json"
+GATE_IMAGES = "data/pristine_native/val"
 PART_PREFIX = "weights.pt.part"
 MANIFEST = "gpu_run.json"
-COPIED = ("metrics.csv", "val.csv", "config.yaml")  # with MANIFEST, train.log and the parts: <= 8 files
+COPIED = ("metrics.csv", "val.csv", "config.yaml")  # + MANIFEST, GATE_FILE, train.log, 2 parts: 8 files
 
 
 def _sha256(data: bytes) -> str:
@@ -89,10 +92,10 @@ def _check_text_cache(cfg: dict) -> None:
     neither (a bare GPU machine whose cache misses) the term is switched off instead of failing the run."""
     if not float(cfg["losses"].get("align", 0) or 0):
         return
-    from hirqa_ros.degradations import DEGRADATIONS
+    from hirqa_ros.degradations import DEFAULT_TYPES
     from hirqa_ros.training.text import prompt_embeddings
 
-    types = cfg["sampler"].get("types") or list(DEGRADATIONS)
+    types = cfg["sampler"].get("types") or list(DEFAULT_TYPES)
     try:
         _, info = prompt_embeddings(types, cfg["text"]["cache_dir"], cfg["text"]["encoder"])
         log.info(
@@ -293,6 +296,86 @@ def run_unpack(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- gate
+
+
+def _weights_of_run(work: Path) -> dict:
+    """The run's weights: ``final.pt``, else the last checkpoint (a cut run)."""
+    import torch
+
+    if (work / "final.pt").is_file():
+        return torch.load(work / "final.pt", map_location="cpu", weights_only=True)["model_state_dict"]
+    ck = torch.load(work / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    return {k[len("model.") :]: v for k, v in ck["net"].items() if k.startswith("model.")}
+
+
+def torch_score_fn(model, device: str, input_policy: str = "native", batch: int = 8):
+    """score_fn(frames) of a torch HiRQA module through the one preprocessing path (fp32, no grad)."""
+    import numpy as np
+    import torch
+
+    from hirqa_ros.preprocess import prepare
+
+    model = model.to(device).eval()
+
+    @torch.no_grad()
+    def fn(frames):
+        total = np.zeros(len(frames))
+        count = np.zeros(len(frames))
+        for b in prepare(list(frames), input_policy):
+            for s in range(0, len(b.owners), batch):
+                x = torch.from_numpy(b.array[s : s + batch]).to(device)
+                np.add.at(total, b.owners[s : s + batch], model(x).float().cpu().numpy())
+                np.add.at(count, b.owners[s : s + batch], 1)
+        return total / np.maximum(count, 1)
+
+    return fn
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    """Full-frame evaluation (hirqa eval --full-frame protocol) of the run's weights beside the baseline
+    model, on the same rendered frames; writes ``gate.json`` with ``improves`` (pooled AUROC and ladder
+    SROCC both higher). Only a run that improves should be shipped (the CPU side checks again)."""
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.evaluation.images import load_folder
+    from hirqa_ros.evaluation.synthetic import (
+        FULL_FRAME,
+        FULL_FRAME_TYPES,
+        ProtocolConfig,
+        score_protocol,
+        summarize,
+    )
+    from hirqa_ros.model import build_model
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = load_artifact(args.baseline)
+    images = load_folder(args.images, limit=args.max_images)
+    if not images:
+        log.error("gate: no photos in %s", args.images)
+        return 2
+    cand = build_model(base.variant, {k: v.float() for k, v in _weights_of_run(Path(args.work)).items()})
+    sizes = tuple(tuple(int(v) for v in s.split("x")) for s in args.frame_sizes) if args.frame_sizes else None
+    cfg = ProtocolConfig(crop=0, resize_side=0, batch_size=4, frame_sizes=sizes or FULL_FRAME.frame_sizes)
+    types = args.types or list(FULL_FRAME_TYPES)
+    t0 = time.time()
+    fns = {"candidate": torch_score_fn(cand, args.device, base.input_policy),
+           "baseline": torch_score_fn(base.torch_model(), args.device, base.input_policy)}
+    ps = score_protocol(fns, images, types, cfg)
+    summ = {k: summarize(ps, k) for k in fns}
+    c, b = summ["candidate"]["pooled"], summ["baseline"]["pooled"]
+    improves = c["auroc"] > b["auroc"] and c["ladder_srocc"] > b["ladder_srocc"]
+    gate = {"improves": improves, "candidate": c, "baseline": b, "baseline_dir": str(base.path),
+            "baseline_weights_sha256": base.file_sha256("weights"), "images": str(args.images),
+            "views": ps.view_names, "types": types, "seconds": round(time.time() - t0, 1),
+            "per_type": {t: {"candidate": summ["candidate"]["per_type"][t]["auroc"],
+                             "baseline": summ["baseline"]["per_type"][t]["auroc"]} for t in types}}
+    (out / GATE_FILE).write_text(json.dumps(gate, indent=1))
+    log.info("gate: full-frame pooled AUROC %.4f vs %.4f, ladder SROCC %.4f vs %.4f -> %s", c["auroc"],
+             b["auroc"], c["ladder_srocc"], b["ladder_srocc"], "IMPROVES" if improves else "does not improve")
+    return 0
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -322,6 +405,15 @@ def main(argv: list[str] | None = None) -> int:
     pu = sub.add_parser("unpack", help="reassemble packed parts into a run folder")
     pu.add_argument("--parts", required=True)
     pu.add_argument("--run", required=True)
+    pg = sub.add_parser("gate", help="full-frame evaluation of the run vs the baseline model (gate.json)")
+    pg.add_argument("--work", required=True)
+    pg.add_argument("--baseline", default="models/hirqa-s")
+    pg.add_argument("--images", default=GATE_IMAGES)
+    pg.add_argument("--out", required=True)
+    pg.add_argument("--device", default="cpu")
+    pg.add_argument("--types", nargs="*", default=None)
+    pg.add_argument("--frame-sizes", nargs="*", default=None, metavar="WxH")
+    pg.add_argument("--max-images", type=int, default=None)
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
@@ -329,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "init":
         make_init(Path(args.checkpoint), Path(args.out), args.hardware)
         return 0
-    return {"train": run_train, "pack": run_pack, "unpack": run_unpack}[args.action](args)
+    return {"train": run_train, "pack": run_pack, "unpack": run_unpack, "gate": run_gate}[args.action](args)
 
 
 if __name__ == "__main__":

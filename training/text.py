@@ -53,6 +53,12 @@ PHRASES = {
     "low_light": "low light noise",
     "overexposure": "overexposure",
     "glare": "lens glare and flare",
+    "shake": "camera shake blur",
+    "platform_motion": "motion streaks",
+    "jpeg_camera": "JPEG compression artifacts",
+    "black_frame": "black frame",
+    "white_frame": "white frame",
+    "grey_frame": "blank grey frame",
 }
 
 

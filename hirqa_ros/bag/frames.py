@@ -9,7 +9,9 @@ from typing import Any
 
 from hirqa_ros.monitor import FrameResult
 
-CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error", "reason"]
+#: ``fault``/``fault_confidence``: ``faults.gated_fault`` (``none`` for a kept frame), empty without a head
+CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error", "reason", "fault",
+               "fault_confidence"]
 
 
 @dataclass
@@ -28,6 +30,9 @@ class FrameRow:
     frame_id: str = ""
     seconds: float = 0.0  # decode + scoring time attributed to this frame
     batch_size: int = 0
+    fault: str | None = None
+    fault_confidence: float | None = None
+    fault_top3: tuple[tuple[str, float], ...] = ()
 
     def apply(self, result: FrameResult) -> None:
         """Take the pipeline's verdict on this frame (``monitor.FrameResult``)."""
@@ -37,6 +42,8 @@ class FrameRow:
         self.reason = result.reason
         self.error = "" if result.scored else result.message.replace("\n", " ")[:300]
         self.batch_size = result.batch_size
+        self.fault, self.fault_confidence = result.fault, result.fault_confidence
+        self.fault_top3 = result.fault_top3 or ()
         if result.batch_size:
             self.seconds += result.batch_seconds / result.batch_size
 
@@ -50,6 +57,8 @@ class FrameRow:
             self.verdict,
             self.error,
             self.reason,
+            self.fault or "",
+            "" if self.fault_confidence is None else f"{self.fault_confidence:.4f}",
         ]
 
 
@@ -63,12 +72,15 @@ def write_frames_csv(rows: list[FrameRow], path: Path) -> Path:
 
 
 def read_frames_csv(path: str | Path) -> list[dict[str, Any]]:
-    """frames.csv back as dicts (stamp_ns/bag_time_ns int, score float or None)."""
+    """frames.csv back as dicts (stamp_ns/bag_time_ns int, score and fault_confidence float or None,
+    fault None when empty; files written before the fault columns read with those as None)."""
     out = []
     with Path(path).open(newline="") as f:
         for r in csv.DictReader(f):
             r["stamp_ns"] = int(r["stamp_ns"]) if r["stamp_ns"] else None
             r["bag_time_ns"] = int(r["bag_time_ns"])
             r["score"] = float(r["score"]) if r["score"] else None
+            r["fault"] = r.get("fault") or None
+            r["fault_confidence"] = float(r["fault_confidence"]) if r.get("fault_confidence") else None
             out.append(r)
     return out

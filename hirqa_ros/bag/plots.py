@@ -1,5 +1,6 @@
 """PNG plots of a bag evaluation (matplotlib, Agg): score over time per camera with rejected spans
-and labelled segments shaded, and score histograms per label."""
+(coloured by fault class when the model has a fault head) and labelled segments shaded, and score
+histograms per label."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ _COLORS = [
     "tab:red",
     "tab:gray",
 ]
+
+
+# one fixed colour per fault class, so plots of different bags read alike (``none`` never marks a rejection)
+FAULT_COLORS = {"blur": "tab:cyan", "motion_blur": "tab:purple", "haze": "tab:gray", "low_light": "black",
+                "overexposure": "gold", "glare": "tab:orange", "noise": "tab:green",
+                "compression": "tab:brown", "other": "tab:pink"}
+REJECTED_COLOR = "red"  # rejected frames without a fault class
 
 
 def _plt() -> Any:
@@ -53,7 +61,8 @@ def plot_timeline(
     rows: list[Any], out_dir: Path, labels: Labels | None = None, thresholds: Thresholds | None = None
 ) -> list[Path]:
     """One ``timeline_<topic>.png`` per topic: score (dots) and smoothed score over time, rejected
-    frames' spans in red at the bottom, labelled segments shaded by label."""
+    frames' spans as a bar at the bottom (coloured by their fault class, red without one), labelled
+    segments shaded by label."""
     plt = _plt()
     clock = labels.clock if labels else "bag"
     by_topic: dict[str, list[Any]] = defaultdict(list)
@@ -88,13 +97,17 @@ def plot_timeline(
             ax.plot(t[ok], sm[ok], "-", lw=1, color="navy", label="smoothed")
         rej = np.array([r.verdict == "drop" for r in rs])
         dt = float(np.median(np.diff(t))) if t.size > 1 else 0.1
-        for i in np.flatnonzero(rej):  # rejected spans: a red bar under the curve
-            ax.axvspan(t[i] - dt / 2, t[i] + dt / 2, ymin=0, ymax=0.04, color="red", lw=0)
+        faults_seen: dict[str, str] = {}
+        for i in np.flatnonzero(rej):  # rejected spans: a bar under the curve, coloured by fault class
+            fault = getattr(rs[i], "fault", None)
+            color = FAULT_COLORS.get(fault, REJECTED_COLOR) if fault else REJECTED_COLOR
+            faults_seen.setdefault(fault or "", color)
+            ax.axvspan(t[i] - dt / 2, t[i] + dt / 2, ymin=0, ymax=0.06, color=color, lw=0)
         err = np.array([r.verdict == "error" for r in rs])
         if err.any():
             ax.plot(t[err], np.zeros(int(err.sum())) + 0.02, "x", color="black", ms=4, label="not decodable")
-        if rej.any():
-            ax.plot([], [], color="red", lw=6, label="rejected")
+        for fault, color in sorted(faults_seen.items()):
+            ax.plot([], [], color=color, lw=6, label=f"rejected: {fault}" if fault else "rejected")
         if thresholds is not None:
             ax.axhline(thresholds.warn, color="orange", ls="--", lw=0.8, label=f"warn {thresholds.warn:g}")
             ax.axhline(thresholds.error, color="red", ls="--", lw=0.8, label=f"error {thresholds.error:g}")

@@ -58,7 +58,8 @@ def write_quality_bag(
                 seq[r.topic] += 1
                 status = quality_status_fields(
                     r.topic, r.score, Level[r.level], r.smoothed, thresholds, backend,
-                    frame_id=r.frame_id, sequence=seq[r.topic], batch_size=r.batch_size,
+                    frame_id=r.frame_id, sequence=seq[r.topic], batch_size=r.batch_size, reason=r.reason,
+                    fault=r.fault, fault_confidence=r.fault_confidence, fault_top3=r.fault_top3,
                 )
                 msg = diagnostic_array(ts, header, status)
                 w.write(qconns[r.topic], m.bag_time_ns, ts.serialize_cdr(msg, DIAGNOSTIC_ARRAY))

@@ -1,5 +1,6 @@
-"""``summary.json`` of a bag evaluation: per-topic counts, levels and score statistics, overall
-speed, and the label metrics when labels were given."""
+"""``summary.json`` of a bag evaluation: per-topic counts, levels, score statistics and the fault
+classes of rejected frames, overall speed, and the label metrics (with a fault-class confusion table
+when the labels name fault types) when labels were given."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from hirqa_ros.bag.frames import FrameRow
 from hirqa_ros.decision import Level, Thresholds
 from hirqa_ros.evaluation.label_metrics import label_metrics
+from hirqa_ros.faults import dominant_fault, fault_confusion
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
@@ -34,6 +36,8 @@ def topic_summary(rows: list[FrameRow]) -> dict[str, Any]:
     levels = {lv.name: sum(r.level == lv.name for r in scored) for lv in (Level.OK, Level.WARN, Level.ERROR)}
     errors = [r for r in rows if r.verdict == "error"]
     bag_times = [r.bag_time_ns for r in rows]
+    faults = [r.fault for r in scored if r.verdict == "drop" and r.fault]
+    dominant = dominant_fault(faults)
     return {
         "frames": len(rows),
         "scored": len(scored),
@@ -43,6 +47,8 @@ def topic_summary(rows: list[FrameRow]) -> dict[str, Any]:
         "rejected": rejected,
         "rejected_fraction": rejected / len(scored) if scored else None,
         "levels": levels,
+        "rejected_by_fault": dict(Counter(faults).most_common()),  # empty without a fault head
+        "dominant_fault": dominant[0] if dominant else None,
         "score": score_stats(scores),
         "bag_duration_s": (max(bag_times) - min(bag_times)) / 1e9 if bag_times else 0.0,
         "wall_time_s": seconds,
@@ -108,5 +114,11 @@ def build_summary(
             summary["topics"][t]["labels"] = label_metrics(
                 by_topic.get(t, []), labels, thresholds, target_frr, t
             )
+            confusion = fault_confusion(by_topic.get(t, []), labels, t)
+            if confusion is not None:
+                summary["topics"][t]["labels"]["fault_confusion"] = confusion
         summary["labels"]["all_topics"] = label_metrics(rows, labels, thresholds, target_frr, None)
+        confusion = fault_confusion(rows, labels, None)
+        if confusion is not None:
+            summary["labels"]["all_topics"]["fault_confusion"] = confusion
     return summary

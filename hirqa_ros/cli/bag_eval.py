@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.backends import BackendUnavailable
     from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, OutputError, evaluate_bag
     from hirqa_ros.bag.labels import LabelsError
+    from hirqa_ros.faults import format_confusion
 
     drop = [x.strip() for x in args.drop_labels.split(",") if x.strip()] if args.drop_labels else None
     try:
@@ -136,10 +137,18 @@ def run(args: argparse.Namespace) -> int:
             f"  {t}: {d['scored']}/{d['frames']} scored, median score {med:.3f}, "
             f"rejected {'-' if rej is None else f'{rej:.1%}'}"
         )
+        if d["rejected_by_fault"]:
+            line += " (" + ", ".join(f"{f} {n}" for f, n in d["rejected_by_fault"].items()) + ")"
         lab = d.get("labels")
         if lab and lab.get("auroc") is not None:
             line += f", AUROC {lab['auroc']:.3f}"
         print(line)
+    confusion = s.get("labels", {}).get("all_topics", {}).get("fault_confusion")
+    if confusion:
+        acc = confusion["rejected_accuracy"]
+        print("  fault class against the labels (rows: label, columns: reported fault; all topics)"
+              + ("" if acc is None else f"; rejected frames with the right class: {acc:.1%}") + ":")
+        print("\n".join("    " + line for line in format_confusion(confusion).splitlines()))
     if o["frames_per_s"]:
         rtf = o["real_time_factor"]
         print(

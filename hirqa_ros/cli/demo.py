@@ -160,7 +160,7 @@ def _stream(args, node, log_path: Path, frames: dict, n_photos: int) -> int:
     cam = rclpy.create_node("hirqa_demo_camera", context=ctx)
     pub = cam.create_publisher(Image, TOPIC, qos_profile_sensor_data)
     sent: dict[tuple[int, int], tuple[int, str, float]] = {}  # stamp -> (frame, condition, sent time)
-    results: dict[str, list[tuple[float, int]]] = {c: [] for c, _ in SCHEDULE}
+    results: dict[str, list[tuple[float, int, str | None]]] = {c: [] for c, _ in SCHEDULE}
     lock = threading.Lock()
     t_start = [0.0]
 
@@ -174,10 +174,11 @@ def _stream(args, node, log_path: Path, frames: dict, n_photos: int) -> int:
         report = parse(msg)
         score, level = report.score, int(report.level)
         with lock:
-            results[cond].append((score, level))
+            results[cond].append((score, level, report.fault))
         verdict = report.message.split(" (")[0]
+        fault = "" if report.fault is None else f"  {report.fault} ({report.fault_confidence or 0:.2f})"
         print(f"{time.monotonic() - t_start[0]:7.1f}s  frame {frame:5d}  {cond:8s} score {score:.3f}  "
-              f"{verdict:12s} {1000 * (time.monotonic() - t_sent):6.0f} ms", flush=True)
+              f"{verdict:12s} {1000 * (time.monotonic() - t_sent):6.0f} ms{fault}", flush=True)
 
     sub = cam.create_subscription(DiagnosticArray, CameraTopics(TOPIC).quality, on_quality,
                                   QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
@@ -197,7 +198,7 @@ def _stream(args, node, log_path: Path, frames: dict, n_photos: int) -> int:
         time.sleep(1.0)
         print(f"streaming {args.duration:.0f} s at {args.rate:g} Hz on {TOPIC}: "
               + " -> ".join(c for c, _ in SCHEDULE))
-        print("   time  frame       condition score  verdict      latency")
+        print("   time  frame       condition score  verdict      latency  fault (confidence)")
         period = 1.0 / args.rate
         total = int(args.duration * args.rate)
         per_stretch = max(1, total // len(SCHEDULE))
@@ -245,12 +246,17 @@ def _spin(executor, ctx, stop: threading.Event) -> None:
 def _summary(results: dict, counts: dict) -> None:
     import numpy as np
 
-    print("\nsummary (rejected = verdict WARN or ERROR; frames the node skipped to keep up are not scored)")
-    print(f"{'condition':10s} {'sent':>6s} {'scored':>7s} {'mean score':>11s} {'rejected':>9s}")
+    from hirqa_ros.faults import dominant_fault
+
+    print("\nsummary (rejected = verdict WARN or ERROR; frames the node skipped to keep up are not scored;"
+          " fault = the most frequent class of the rejected frames)")
+    print(f"{'condition':10s} {'sent':>6s} {'scored':>7s} {'mean score':>11s} {'rejected':>9s}  fault")
     for cond in dict.fromkeys(c for c, _ in SCHEDULE):
         r = results[cond]
-        scores = np.asarray([s for s, _ in r], np.float64)
-        rejected = np.mean([lv != 0 for _, lv in r]) if r else float("nan")
+        scores = np.asarray([s for s, _, _ in r], np.float64)
+        rejected = np.mean([lv != 0 for _, lv, _ in r]) if r else float("nan")
         mean = f"{scores.mean():.3f}" if r else "n/a"
-        print(f"{cond:10s} {counts[cond]:6d} {len(r):7d} {mean:>11s} {rejected:9.0%}" if r
-              else f"{cond:10s} {counts[cond]:6d} {0:7d} {'n/a':>11s} {'n/a':>9s}")
+        dominant = dominant_fault(f for _, lv, f in r if lv != 0)
+        fault = f"{dominant[0]} ({dominant[1]:.0%})" if dominant else "-"
+        print(f"{cond:10s} {counts[cond]:6d} {len(r):7d} {mean:>11s} {rejected:9.0%}  {fault}" if r
+              else f"{cond:10s} {counts[cond]:6d} {0:7d} {'n/a':>11s} {'n/a':>9s}  -")

@@ -12,6 +12,10 @@ HELP = "evaluate a model beside classical cues: synthetic distortion ladders (SR
 
 log = logging.getLogger("hirqa.eval")
 DEFAULT_IMAGES = "data/pristine/val"
+# full-frame protocol: photos kept at up to 4096 px
+# (`hirqa prepare-data --max-side 4096 --out data/pristine_native`)
+# so that 1920x1080 frames are cut from a larger photo, not enlarged
+DEFAULT_NATIVE_IMAGES = "data/pristine_native/val"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,8 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="native | max-side:N | crops:KxS (default: the model card's)")
     m.add_argument("--no-model", action="store_true", help="evaluate only the classical cues")
     s = p.add_argument_group("synthetic protocol")
+    s.add_argument("--full-frame", action="store_true",
+                   help="deployment-like protocol: whole camera frames (640x480 .. 1920x1080) cut from the "
+                        "photos, distortions rendered at that resolution, each frame scored whole with the "
+                        "input policy; "
+                        "also reports the fault class when the model has a fault head")
+    s.add_argument("--frame-sizes", nargs="+", default=None, metavar="WxH",
+                   help="camera frame sizes for --full-frame, used in turn per view "
+                        "(default: 640x480 1280x720 1920x1080)")
     s.add_argument("--images", default=None,
-                   help=f"folder of held-out pristine photos (default: {DEFAULT_IMAGES}; "
+                   help=f"folder of held-out pristine photos (default: {DEFAULT_IMAGES}; with --full-frame "
+                        f"{DEFAULT_NATIVE_IMAGES} when it exists; "
                         "with --dataset the synthetic protocol runs only if --images is given)")
     s.add_argument("--max-images", type=int, default=None, help="use at most N images of the folder")
     s.add_argument("--types", nargs="+", default=None, metavar="NAME",
@@ -35,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 512)")
     s.add_argument("--crops-per-image", type=int, default=1, help="seeded views per photo (default 1)")
     s.add_argument("--seed", type=int, default=0, help="seed of crops and distortions (default 0)")
-    s.add_argument("--batch-size", type=int, default=32, help="images per scoring call (default 32)")
+    s.add_argument("--batch-size", type=int, default=None,
+                   help="images per scoring call (default 32; 4 with --full-frame)")
     s.add_argument("--cues", action=argparse.BooleanOptionalAction, default=True,
                    help="also score the classical cues side by side (default: on)")
     s.add_argument("--warn-frr", type=float, default=0.05,
@@ -50,6 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--json", default=None, metavar="FILE", help="write every number to FILE")
     o.add_argument("--plot", default=None, metavar="PNG", help="bar chart of AUROC per group, model vs cues")
+    o.add_argument("--confusion", default=None, metavar="PNG",
+                   help="confusion matrix of the fault class (models with a fault head)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -63,7 +79,7 @@ def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
         from hirqa_ros import load_scorer
 
         scorer = load_scorer(args.model, backend=args.backend, input_policy=args.input_policy)
-        fns["model"] = scorer.score
+        fns["model"] = _model_fn(scorer)
         info = {"name": scorer.model_name, "dir": str(scorer.model_dir), "backend": scorer.backend,
                 "device": scorer.device, "input_policy": str(scorer.input_policy),
                 "card_thresholds": {"warn": scorer.thresholds.warn, "error": scorer.thresholds.error}}
@@ -71,6 +87,52 @@ def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
     if args.cues:
         fns.update({name: cue_score_fn(name) for name in CUES})
     return fns, info
+
+
+def _model_fn(scorer):
+    """score_fn of the model: scores, plus fault-class probabilities when the model has a fault head."""
+    if getattr(scorer, "fault_head", None) is None or not hasattr(scorer, "infer"):
+        return scorer.score
+
+    def fn(frames):
+        out = scorer.infer(frames)
+        if out.fault_probs is None:
+            return out.scores
+        return out.scores, out.fault_probs
+
+    return fn
+
+
+def _frame_sizes(specs: list[str] | None) -> tuple[tuple[int, int], ...]:
+    from hirqa_ros.evaluation.synthetic import FRAME_SIZES
+
+    if not specs:
+        return FRAME_SIZES
+    out = []
+    for spec in specs:
+        try:
+            w, h = (int(v) for v in spec.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"bad frame size {spec!r}: expected WxH, e.g. 1280x720") from None
+        out.append((w, h))
+    return tuple(out)
+
+
+def _protocol(args: argparse.Namespace):
+    """(ProtocolConfig, type names, default image folder) of the chosen protocol."""
+    from hirqa_ros.evaluation import synthetic
+
+    if args.full_frame:
+        config = synthetic.ProtocolConfig(crop=0, resize_side=0, crops_per_image=args.crops_per_image,
+                                          seed=args.seed, batch_size=args.batch_size or 4,
+                                          frame_sizes=_frame_sizes(args.frame_sizes))
+        types = synthetic.resolve_types(args.types or list(synthetic.FULL_FRAME_TYPES))
+        default = DEFAULT_NATIVE_IMAGES if Path(DEFAULT_NATIVE_IMAGES).is_dir() else DEFAULT_IMAGES
+        return config, types, default
+    config = synthetic.ProtocolConfig(crop=args.crop, resize_side=args.resize_side,
+                                      crops_per_image=args.crops_per_image, seed=args.seed,
+                                      batch_size=args.batch_size or 32)
+    return config, synthetic.resolve_types(args.types), DEFAULT_IMAGES
 
 
 def plot_auroc(summaries: dict, path: str) -> None:
@@ -104,7 +166,7 @@ def plot_auroc(summaries: dict, path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError
-    from hirqa_ros.evaluation import calibration, datasets, synthetic
+    from hirqa_ros.evaluation import calibration, datasets, faults, synthetic
     from hirqa_ros.evaluation.images import load_folder
 
     if args.no_model and not args.cues:
@@ -121,32 +183,40 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {"model": model_info, "score_fns": list(fns)}
     progress = not args.no_progress
 
-    images_dir = args.images or (None if args.dataset else DEFAULT_IMAGES)
+    try:
+        config, types, default_images = _protocol(args)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    images_dir = args.images or (None if args.dataset else default_images)
     if images_dir:
         try:
             images = load_folder(images_dir, limit=args.max_images)
         except FileNotFoundError as exc:
-            hint = " (build it with `hirqa prepare-data`)" if images_dir == DEFAULT_IMAGES else ""
+            hint = " (build it with `hirqa prepare-data`)" if images_dir == default_images else ""
             log.error("%s%s", exc, hint)
             return 2
         if not images:
             log.error("no readable images in %s", images_dir)
             return 2
-        try:
-            config = synthetic.ProtocolConfig(crop=args.crop, resize_side=args.resize_side,
-                                              crops_per_image=args.crops_per_image, seed=args.seed,
-                                              batch_size=args.batch_size)
-            types = synthetic.resolve_types(args.types)
-        except ValueError as exc:
-            log.error("%s", exc)
-            return 2
-        log.info("synthetic protocol: %d images from %s, %d types, levels 0..5, crop %s, resize_side %s",
-                 len(images), images_dir, len(types), args.crop or "whole image",
-                 args.resize_side or "native")
+        if config.frame_sizes:
+            log.info("full-frame protocol: %d photos from %s, %d types, levels 0..5, whole frames %s scored "
+                     "with input policy %s", len(images), images_dir, len(types),
+                     ", ".join(f"{w}x{h}" for w, h in config.frame_sizes),
+                     model_info["input_policy"] if model_info else "-")
+            if model_info and model_info["input_policy"] != "native":
+                log.warning("input policy %s: shrinking frames hides blur, noise and compression from the "
+                            "model; "
+                            "the model card's policy is what the node uses", model_info["input_policy"])
+        else:
+            log.info("synthetic protocol: %d images from %s, %d types, levels 0..5, crop %s, resize_side %s",
+                     len(images), images_dir, len(types), args.crop or "whole image",
+                     args.resize_side or "native")
         ps = synthetic.score_protocol(fns, images, types=types, config=config, progress=progress)
         summaries = {name: synthetic.summarize(ps, name) for name in fns}
         print(synthetic.format_tables(summaries))
-        report["synthetic"] = {"images": str(images_dir), "views": ps.view_names, "summaries": summaries}
+        report["synthetic"] = {"images": str(images_dir), "views": ps.view_names, "summaries": summaries,
+                               "protocol": "full-frame" if config.frame_sizes else "crops"}
         if "model" in fns and len(fns) > 1:
             cmp = synthetic.compare_to_best(summaries, "model")
             report["synthetic"]["model_vs_best_cue"] = cmp
@@ -166,6 +236,15 @@ def run(args: argparse.Namespace) -> int:
                   f"frames caught), error {cal.error:.4f} ({cal.error_false_reject_rate:.1%} false rejects, "
                   f"{cal.drop_recall_at_error:.1%} caught); the model card has warn {card['warn']:.4f}, "
                   f"error {card['error']:.4f}")
+        if "model" in ps.aux:
+            rep_f = faults.fault_report(ps, "model")
+            report["faults"] = rep_f
+            print("\n" + faults.format_fault_report(rep_f))
+            if args.confusion:
+                faults.plot_confusion(rep_f, args.confusion)
+                log.info("wrote %s", args.confusion)
+        elif args.confusion:
+            log.warning("--confusion: the model has no fault head, so there is no fault class to plot")
         if args.plot:
             plot_auroc(summaries, args.plot)
             log.info("wrote %s", args.plot)
@@ -178,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         log.info("benchmark %s: %d images (%d reference keys), labels %s", bench.name, len(bench.items),
                  len(bench.keys()), "MOS" if bench.higher_is_better else "DMOS, sign flipped")
-        bench_report = datasets.evaluate_benchmark(fns, bench, batch_size=args.batch_size, progress=progress)
+        bench_report = datasets.evaluate_benchmark(fns, bench, batch_size=args.batch_size or 32,
+                                                   progress=progress)
         print()
         print(datasets.format_benchmark(bench_report))
         report["benchmark"] = bench_report

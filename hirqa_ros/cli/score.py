@@ -35,8 +35,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         default=None,
-        choices=("fp32", "fp16"),
-        help="default: fp16 on GPU backends, fp32 on the CPU",
+        choices=("fp32", "fp16", "int8"),
+        help="default: fp16 on GPU backends; on the CPU int8 when the model directory has a "
+        "model.int8.onnx whose card says its accuracy loss is within tolerance, else fp32 (int8: "
+        "onnxruntime on the CPU only)",
     )
 
 
@@ -67,28 +69,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fmt.add_argument(
         "--jsonl",
         action="store_true",
-        help='one JSON object per frame: {"source", "frame", "score", "level"} (+ "reason" for a frame that '
-        'is ERROR whatever its score, e.g. "no_content: black", and "tiles" for one above --max-pixels)',
+        help='one JSON object per frame: {"source", "frame", "score", "level", "fault", "fault_confidence"} '
+        '(fault keys null without a fault head; + "reason" for a frame that is ERROR whatever its score, '
+        'e.g. "no_content: black", and "tiles" for one above --max-pixels)',
     )
-    fmt.add_argument("--csv", action="store_true",
-                     help="CSV with a header row: source,frame,score,level,reason")
+    fmt.add_argument(
+        "--csv",
+        action="store_true",
+        help="CSV with a header row: " + ",".join(COLUMNS) + " (fault columns empty without a fault head)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_frame_check_arguments(parser, "video time (still images are never frozen)")
 
 
-class _Output:
-    """Streams jsonl/csv rows, or collects rows for an aligned table printed at the end."""
+COLUMNS = ("source", "frame", "score", "level", "reason", "fault", "fault_confidence")
 
-    def __init__(self, mode: str, stream=None) -> None:
+
+class _Output:
+    """Streams jsonl/csv rows, or collects rows for an aligned table printed at the end (its fault
+    columns only when the model has a fault head: ``faults``)."""
+
+    def __init__(self, mode: str, stream=None, faults: bool = True) -> None:
         self.mode, self.stream, self.rows = mode, stream or sys.stdout, []
+        self.columns = COLUMNS if faults or mode != "table" else COLUMNS[:5]
         if mode == "csv":
             self.writer = csv.writer(self.stream, lineterminator="\n")
-            self.writer.writerow(["source", "frame", "score", "level", "reason"])
+            self.writer.writerow(self.columns)
 
     def add(self, source: str, frame: int | None, score: float, level: str, reason: str = "",
-            tiles: int = 1) -> None:
+            tiles: int = 1, fault: str | None = None, fault_confidence: float | None = None) -> None:
+        conf = None if fault_confidence is None else round(float(fault_confidence), 4)
         if self.mode == "jsonl":
-            row = {"source": source, "frame": frame, "score": round(score, 6), "level": level}
+            row = {"source": source, "frame": frame, "score": round(score, 6), "level": level,
+                   "fault": fault, "fault_confidence": conf}
             if reason:
                 row["reason"] = reason
             if tiles > 1:
@@ -96,21 +109,24 @@ class _Output:
             self.stream.write(json.dumps(row) + "\n")
             self.stream.flush()  # a stream: consumers (and a Ctrl-C) see every finished row
         elif self.mode == "csv":
-            self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level, reason])
+            self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level, reason,
+                                  fault or "", "" if conf is None else f"{conf:.4f}"])
             self.stream.flush()
         else:
-            self.rows.append((source, "" if frame is None else str(frame), f"{score:.4f}", level, reason))
+            row = (source, "" if frame is None else str(frame), f"{score:.4f}", level, reason or "-",
+                   fault or "-", "-" if conf is None else f"{conf:.2f}")
+            self.rows.append(row[: len(self.columns)])
 
     def close(self, interrupted: bool = False) -> None:
         """Print the table (table mode); ``interrupted`` labels it as partial."""
         if self.mode != "table" or not self.rows:
             self.stream.flush()
             return
-        header = ("source", "frame", "score", "level", "reason")
-        widths = [max(len(r[i]) for r in [header, *self.rows]) for i in range(5)]
-        for r in [header, *self.rows]:
-            cells = (f"{r[0]:<{widths[0]}}", f"{r[1]:>{widths[1]}}", f"{r[2]:>{widths[2]}}",
-                     f"{r[3]:<{widths[3]}}", r[4])
+        n = len(self.columns)
+        widths = [max(len(r[i]) for r in [self.columns, *self.rows]) for i in range(n)]
+        align = ["<", ">", ">", "<", "<", "<", ">"]
+        for r in [self.columns, *self.rows]:
+            cells = [f"{r[i]:{align[i]}{widths[i]}}" for i in range(n)]
             self.stream.write("  ".join(cells).rstrip() + "\n")
         if interrupted:
             self.stream.write(f"# INTERRUPTED: partial results ({len(self.rows)} frame(s) scored before "
@@ -149,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted while loading the model; nothing scored", file=sys.stderr)
         return 130
 
-    out = _Output("jsonl" if args.jsonl else "csv" if args.csv else "table")
+    out = _Output("jsonl" if args.jsonl else "csv" if args.csv else "table",
+                  faults=scorer.fault_classes is not None)
     files, missing = media.expand(args.paths)
     failures = 0
     scored = 0
@@ -168,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
         results = run_frames(scorer, [c for _, c in pending], args.batch_size, args.max_pixels)
         for (f, _), res in zip(pending, results):
             if res.scored:
-                out.add(f.source, f.frame, res.score, res.level.name, res.reason, res.tiles)
+                out.add(f.source, f.frame, res.score, res.level.name, res.reason, res.tiles, res.fault,
+                        res.fault_confidence)
                 scored += 1
             else:  # keep going: report the frame as failed
                 where = "" if f.frame is None else f"frame {f.frame}: "

@@ -56,8 +56,8 @@ def haze(x: torch.Tensor, beta: float, g: torch.Generator | None) -> torch.Tenso
     return linear_to_srgb(srgb_to_linear(x) * t + airlight * (1 - t))
 
 
-def shake_kernels(length: float, n: int, g: torch.Generator | None, device, steps: int = 32) -> torch.Tensor:
-    """(N,k,k) camera-shake PSFs: a random-walk camera path with inertia, scaled to ``length`` px extent."""
+def shake_paths(length: float, n: int, g: torch.Generator | None, device, steps: int = 32) -> torch.Tensor:
+    """(N, 8*steps, 2) random smooth camera paths centred, extent ``length`` px."""
     acc = randn(g, n, steps, 2, device=device)
     vel = randn(g, n, 1, 2, device=device) * 1.5 + torch.cumsum(acc * 0.6, dim=1)
     path = torch.cumsum(vel, dim=1)
@@ -66,9 +66,13 @@ def shake_kernels(length: float, n: int, g: torch.Generator | None, device, step
     lo, hi = path.amin(dim=1, keepdim=True), path.amax(dim=1, keepdim=True)
     path = path - (lo + hi) / 2
     extent = (hi - lo).norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    path = path * (length / extent)
+    return path * (length / extent)
+
+
+def shake_kernels(length: float, n: int, g: torch.Generator | None, device, steps: int = 32) -> torch.Tensor:
+    """(N,k,k) camera-shake PSFs: a random-walk camera path with inertia, scaled to ``length`` px extent."""
     size = 2 * math.ceil(length / 2 + 1) + 1
-    return splat_paths(path, size)
+    return splat_paths(shake_paths(length, n, g, device, steps), size)
 
 
 def camera_shake(x: torch.Tensor, length: float, g: torch.Generator | None) -> torch.Tensor:

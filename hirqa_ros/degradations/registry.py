@@ -6,12 +6,24 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import blur, brightness, camera, color_distortion, compression, noise, sharpness, spatial
+from . import (
+    blur,
+    brightness,
+    camera,
+    color_distortion,
+    compression,
+    motion,
+    no_content,
+    noise,
+    sharpness,
+    spatial,
+)
 from .base import Degradation, device_generator
 
 DEGRADATIONS: dict[str, Degradation] = {
     d.name: d
-    for module in (blur, color_distortion, compression, noise, brightness, spatial, sharpness, camera)
+    for module in (blur, color_distortion, compression, noise, brightness, spatial, sharpness, camera, motion,
+                   no_content)
     for d in module.DEGRADATIONS
 }
 
@@ -19,6 +31,11 @@ GROUPS: dict[str, list[str]] = {}
 for _d in DEGRADATIONS.values():
     GROUPS.setdefault(_d.group, []).append(_d.name)
 del _d
+
+# groups left out unless named: training sampler, compositions and evaluation defaults
+OPT_IN_GROUPS = ("no_content",)
+DEFAULT_TYPES: tuple[str, ...] = tuple(n for n, d in DEGRADATIONS.items() if d.group not in OPT_IN_GROUPS)
+DEFAULT_GROUPS: tuple[str, ...] = tuple(g for g in GROUPS if g not in OPT_IN_GROUPS)
 
 NUM_LEVELS = 5
 Levels = int | Sequence[int] | np.ndarray | torch.Tensor

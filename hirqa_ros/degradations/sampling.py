@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .registry import GROUPS, NUM_LEVELS
+from .registry import DEFAULT_GROUPS, GROUPS, NUM_LEVELS
 
 # half-Gaussian (mean 0, std 2.5) over level index 0..4 -> P(level 1..5) = 0.293, 0.270, 0.213, 0.143, 0.081
 LEVEL_WEIGHTS = np.exp(-(np.arange(NUM_LEVELS) ** 2) / (2 * 2.5**2))
@@ -14,9 +14,10 @@ LEVEL_WEIGHTS = LEVEL_WEIGHTS / LEVEL_WEIGHTS.sum()
 
 def sample_composition(rng: np.random.Generator, max_distortions: int = 4,
                        groups: Sequence[str] | None = None) -> list[tuple[str, int]]:
-    """Draw n ~ U{1..max_distortions} distinct groups (all 8, ``camera`` included, by default) in random
-    order, one type per group uniformly, and a level per type from `LEVEL_WEIGHTS`."""
-    names = list(GROUPS) if groups is None else list(dict.fromkeys(groups))
+    """Draw n ~ U{1..max_distortions} distinct groups (by default `DEFAULT_GROUPS`: ``camera`` and
+    ``motion`` included, ``no_content`` not) in random order, one type per group uniformly, and a level
+    per type from `LEVEL_WEIGHTS`."""
+    names = list(DEFAULT_GROUPS) if groups is None else list(dict.fromkeys(groups))
     unknown = [gname for gname in names if gname not in GROUPS]
     if unknown:
         raise KeyError(f"unknown group(s) {unknown}; known: {', '.join(GROUPS)}")

@@ -22,32 +22,44 @@ def jitter(x: torch.Tensor, amount: float, g: torch.Generator | None, iterations
     return y.clamp(0, 1)
 
 
-def _patch_index(n: int, top: torch.Tensor, left: torch.Tensor, size: int):
+def _winner_map(n: int, h: int, w: int, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, H*W) index of the last of the P squares (N, P) at ``top``/``left`` over each pixel (-1: none).
+
+    Later squares overwrite earlier ones, as when they are pasted in order, but in one deterministic
+    ``scatter_reduce(amax)`` (no Python loop over squares, no undefined write order on a GPU)."""
+    p = top.shape[1]
     ar = torch.arange(size, device=top.device)
-    rows = (top.view(n, 1) + ar).view(n, size, 1)
-    cols = (left.view(n, 1) + ar).view(n, 1, size)
-    return torch.arange(n, device=top.device).view(n, 1, 1), rows, cols
+    rows = top.view(n, p, 1, 1) + ar.view(1, 1, size, 1)
+    cols = left.view(n, p, 1, 1) + ar.view(1, 1, 1, size)
+    lin = (rows * w + cols).reshape(n, -1)
+    ids = torch.arange(p, device=top.device).view(1, p, 1, 1).expand(n, p, size, size).reshape(n, -1)
+    win = torch.full((n, h * w), -1, dtype=torch.long, device=top.device)
+    return win.scatter_reduce(1, lin, ids, reduce="amax", include_self=True)
 
 
 def non_eccentricity_patch(x: torch.Tensor, count: float, g: torch.Generator | None,
                            size: int = 16, radius: int = 16) -> torch.Tensor:
-    # `count` random 16x16 patches each copied to a spot displaced by up to +-8 px
-    n, _, h, w = x.shape
+    # `count` random 16x16 patches of the input each pasted at a spot displaced by up to +-8 px (later
+    # patches on top); vectorised over patches and images
+    n, c, h, w = x.shape
     size = min(size, h, w)
-    y = x.clone().permute(0, 2, 3, 1)  # N,H,W,C for row/col advanced indexing
-    u = rand(g, int(count), n, 4, device=x.device)
+    p = int(count)
+    u = rand(g, p, n, 4, device=x.device).transpose(0, 1)  # (N, P, 4): same draws as a per-patch loop
     lo_y, hi_y = min(radius, h - size), max(min(radius, h - size), h - size - radius)
     lo_x, hi_x = min(radius, w - size), max(min(radius, w - size), w - size - radius)
-    for i in range(int(count)):
-        top = (lo_y + u[i, :, 0] * (hi_y - lo_y)).round().long()
-        left = (lo_x + u[i, :, 1] * (hi_x - lo_x)).round().long()
-        top2 = (top + ((u[i, :, 2] - 0.5) * radius).round().long()).clamp(0, h - size)
-        left2 = (left + ((u[i, :, 3] - 0.5) * radius).round().long()).clamp(0, w - size)
-        b, r, c = _patch_index(n, top, left, size)
-        patch = y[b, r, c]
-        b, r, c = _patch_index(n, top2, left2, size)
-        y[b, r, c] = patch
-    return y.permute(0, 3, 1, 2).contiguous()
+    top = (lo_y + u[..., 0] * (hi_y - lo_y)).round().long()
+    left = (lo_x + u[..., 1] * (hi_x - lo_x)).round().long()
+    top2 = (top + ((u[..., 2] - 0.5) * radius).round().long()).clamp(0, h - size)
+    left2 = (left + ((u[..., 3] - 0.5) * radius).round().long()).clamp(0, w - size)
+    win = _winner_map(n, h, w, top2, left2, size)  # (N, H*W) patch pasted last at each pixel
+    hit = win >= 0
+    k = win.clamp_min(0)
+    pix = torch.arange(h * w, device=x.device).view(1, -1)
+    src_y = pix // w - top2.gather(1, k) + top.gather(1, k)
+    src_x = pix % w - left2.gather(1, k) + left.gather(1, k)
+    src = torch.where(hit, src_y * w + src_x, pix)
+    flat = x.reshape(n, c, h * w)
+    return flat.gather(2, src.unsqueeze(1).expand(n, c, h * w)).reshape(n, c, h, w)
 
 
 def pixelate(x: torch.Tensor, strength: float, g: torch.Generator | None) -> torch.Tensor:
@@ -64,17 +76,17 @@ def quantization(x: torch.Tensor, levels: float, g: torch.Generator | None) -> t
 
 
 def color_block(x: torch.Tensor, count: float, g: torch.Generator | None, size: int = 32) -> torch.Tensor:
-    # `count` 32x32 blocks of a random uniform colour pasted at random positions
-    n, _, h, w = x.shape
+    # `count` 32x32 blocks of a random uniform colour pasted at random positions (later blocks on top)
+    n, c, h, w = x.shape
     size = min(size, h, w)
-    y = x.clone().permute(0, 2, 3, 1)
-    u = rand(g, int(count), n, 5, device=x.device)
-    for i in range(int(count)):
-        top = (u[i, :, 0] * (h - size)).floor().long()
-        left = (u[i, :, 1] * (w - size)).floor().long()
-        b, r, c = _patch_index(n, top, left, size)
-        y[b, r, c] = u[i, :, 2:5].view(n, 1, 1, 3).expand(n, size, size, 3)
-    return y.permute(0, 3, 1, 2).contiguous()
+    p = int(count)
+    u = rand(g, p, n, 5, device=x.device).transpose(0, 1)  # (N, P, 5)
+    top = (u[..., 0] * (h - size)).floor().long()
+    left = (u[..., 1] * (w - size)).floor().long()
+    win = _winner_map(n, h, w, top, left, size)
+    colours = u[..., 2:5].gather(1, win.clamp_min(0).unsqueeze(-1).expand(n, h * w, 3))  # (N, H*W, 3)
+    out = torch.where((win >= 0).unsqueeze(1), colours.transpose(1, 2).to(x.dtype), x.reshape(n, c, h * w))
+    return out.reshape(n, c, h, w)
 
 
 DEGRADATIONS = [

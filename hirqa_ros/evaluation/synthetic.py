@@ -13,6 +13,12 @@ oriented so that higher is better and 1 is perfect:
   types pooled across content (each pristine view counted once).
 * ``auroc``: probability that a "keep" sample (level 0 or 1) scores above a "drop" sample
   (level >= 3); level 2 is left out as the grey zone. Pooled the same way as ``srocc``.
+
+Full-frame mode (``frame_sizes``, see :data:`FULL_FRAME`): each photo becomes a whole camera frame
+(shrunk so that it covers the frame size, then cut to it at a seeded position; sizes taken in turn
+per view), the distortions are rendered on that frame at its resolution, and the frame is scored
+whole, as the node scores it. With ``crop`` > 0 as well, a ``crop`` x ``crop`` window of the frame
+is cut at native resolution (training views for heads: camera pixel scale, less compute).
 """
 from __future__ import annotations
 
@@ -45,14 +51,33 @@ class ProtocolConfig:
     crops_per_image: int = 1
     seed: int = 0
     batch_size: int = 32
+    frame_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) camera frames; () = shrink + crop mode
 
     def __post_init__(self) -> None:
         if self.crop < 0 or self.resize_side < 0 or self.crops_per_image < 1 or self.batch_size < 1:
             raise ValueError(f"bad protocol config {self}")
+        object.__setattr__(self, "frame_sizes", tuple((int(w), int(h)) for w, h in self.frame_sizes))
+        if any(w < 32 or h < 32 for w, h in self.frame_sizes):
+            raise ValueError(f"frame sizes must be at least 32x32 px, got {self.frame_sizes}")
 
 
 # Small protocol for periodic validation during training on a CPU.
 QUICK = ProtocolConfig(crop=128, resize_side=256, crops_per_image=1)
+
+# Camera frame sizes (width, height) of the full-frame protocol, used in turn per view.
+FRAME_SIZES = ((640, 480), (1280, 720), (1920, 1080))
+# The deployment-like protocol: whole frames at camera resolution, scored whole (batches of 4 frames).
+FULL_FRAME = ProtocolConfig(crop=0, resize_side=0, crops_per_image=1, batch_size=4, frame_sizes=FRAME_SIZES)
+# Its default types: the faults a robot camera meets (every fault class of the fault head) plus three
+# other ARNIQA types (class `other`). The no-content fades are opt-in.
+FULL_FRAME_TYPES = (
+    "gaublur", "lensblur", "defocus",
+    "motionblur", "camera_shake", "shake", "platform_motion",
+    "haze", "low_light", "darken", "overexposure", "brighten", "glare",
+    "whitenoise", "whitenoiseCC", "impulsenoise", "multnoise",
+    "jpeg", "jpeg2000", "jpeg_camera",
+    "colordiff", "pixelate", "nonlincontrchange",
+)
 
 
 @dataclass
@@ -64,14 +89,17 @@ class ProtocolScores:
     view_names: list[str]
     config: ProtocolConfig
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+    # extra per-image outputs of a score_fn that returned (scores, extra (N, C)): (views, types, 6, C)
+    aux: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def resolve_types(types: Sequence[str] | None = None) -> list[str]:
-    """Distortion type names from type and/or group names (None = every registered type)."""
-    from hirqa_ros.degradations import DEGRADATIONS, GROUPS
+    """Distortion type names from type and/or group names (None = every default type: all but the
+    opt-in ``no_content`` group)."""
+    from hirqa_ros.degradations import DEFAULT_TYPES, DEGRADATIONS, GROUPS
 
     if not types:
-        return list(DEGRADATIONS)
+        return list(DEFAULT_TYPES)
     out: list[str] = []
     for name in types:
         if name in GROUPS:
@@ -92,11 +120,40 @@ def group_of(type_name: str) -> str:
     return DEGRADATIONS[type_name].group
 
 
+def camera_frame(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """``rgb`` as a (width, height) = ``size`` camera frame: shrunk (area) so it just covers the frame,
+    cut at a position drawn from ``rng``. Enlarged (bicubic) only when the photo is smaller."""
+    fw, fh = size
+    h, w = rgb.shape[:2]
+    s = max(fw / w, fh / h)
+    if abs(s - 1.0) > 1e-9:
+        nw, nh = max(fw, round(w * s)), max(fh, round(h * s))
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        h, w = nh, nw
+    y, x = int(rng.integers(0, h - fh + 1)), int(rng.integers(0, w - fw + 1))
+    return np.ascontiguousarray(rgb[y : y + fh, x : x + fw])
+
+
 def make_views(
     images: Sequence[tuple[str, np.ndarray]], config: ProtocolConfig
 ) -> list[tuple[str, np.ndarray]]:
     """Deterministic views (name, rgb uint8) of the pristine images, as the module docstring says."""
     views: list[tuple[str, np.ndarray]] = []
+    if config.frame_sizes:
+        sizes = config.frame_sizes
+        for i, (name, rgb) in enumerate(images):
+            rng = np.random.default_rng([config.seed, i])
+            for k in range(config.crops_per_image):
+                fw, fh = sizes[(i * config.crops_per_image + k) % len(sizes)]
+                frame = camera_frame(np.ascontiguousarray(rgb), (fw, fh), rng)
+                label = f"{name}#{k}@{fw}x{fh}"
+                if config.crop:
+                    c = min(config.crop, fw, fh)
+                    y, x = int(rng.integers(0, fh - c + 1)), int(rng.integers(0, fw - c + 1))
+                    frame = np.ascontiguousarray(frame[y : y + c, x : x + c])
+                    label += f"/{c}"
+                views.append((label, frame))
+        return views
     for i, (name, rgb) in enumerate(images):
         img = np.ascontiguousarray(rgb)
         h, w = img.shape[:2]
@@ -141,13 +198,19 @@ def _jobs(
                 yield v, t, level, out
 
 
-def _call(name: str, fn: ScoreFn, batch: list[np.ndarray]) -> np.ndarray:
-    out = np.asarray(fn(batch), dtype=np.float64).reshape(-1)
+def _call(name: str, fn: ScoreFn, batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scores (N,) and, when the score_fn returns ``(scores, extra)``, the extra (N, C) array."""
+    res = fn(batch)
+    extra = None
+    if isinstance(res, tuple):
+        res, extra = res
+        extra = np.asarray(extra, dtype=np.float32).reshape(len(batch), -1)
+    out = np.asarray(res, dtype=np.float64).reshape(-1)
     if out.size != len(batch):
         raise ValueError(f"score_fn {name!r} returned {out.size} scores for {len(batch)} images")
     if not np.all(np.isfinite(out)):
         raise ValueError(f"score_fn {name!r} returned NaN or infinite scores")
-    return out
+    return out, extra
 
 
 @dataclass
@@ -236,13 +299,21 @@ def _score_jobs(
     def flush() -> None:
         batch = [p[3] for p in pending]
         for name, fn in score_fns.items():
-            s = _call(name, fn, batch)
+            s, extra = _call(name, fn, batch)
             arr = result.scores[name]
-            for (v, t, level, _), val in zip(pending, s):
+            if extra is not None and name not in result.aux:
+                result.aux[name] = np.full((n_v, n_t, n_l, extra.shape[1]), np.nan, np.float32)
+            aux = result.aux.get(name)
+            for k, ((v, t, level, _), val) in enumerate(zip(pending, s)):
                 if t < 0:
                     arr[v, :, 0] = val
                 else:
                     arr[v, t, level] = val
+                if extra is not None:
+                    if t < 0:
+                        aux[v, :, 0] = extra[k]
+                    else:
+                        aux[v, t, level] = extra[k]
         if bar is not None:
             bar.update(len(pending))
         pending.clear()
@@ -388,10 +459,13 @@ def format_tables(summaries: Mapping[str, dict]) -> str:
             lines.append(row(f"[{group}]", [summaries[n]["per_group"][group][metric] for n in names]))
         lines.append(row("POOLED", [summaries[n]["pooled"][metric] for n in names]))
         blocks.append("\n".join(lines))
+    cfg = first["config"]
+    setting = (f"whole frames {', '.join(f'{w}x{h}' for w, h in cfg['frame_sizes'])}"
+               + (f", {cfg['crop']} px windows" if cfg["crop"] else "")
+               if cfg.get("frame_sizes") else f"crop {cfg['crop']}, resize_side {cfg['resize_side']}")
     header = (
         f"{first['n_views']} views x {first['n_types']} types x levels 0..5 "
-        f"(crop {first['config']['crop']}, resize_side {first['config']['resize_side']}, "
-        f"seed {first['config']['seed']})"
+        f"({setting}, seed {cfg['seed']})"
     )
     return header + "\n\n" + "\n\n".join(blocks)
 

@@ -18,6 +18,7 @@ from hirqa_ros.constants import (
 )
 from hirqa_ros.topics import TRANSPORTS
 
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8")
 FROM_MODEL_CARD = None  # default of the thresholds: the loaded model card's calibrated values
 
 
@@ -52,6 +53,11 @@ PARAMS: tuple[ParamSpec, ...] = (
               "onnxruntime, torch2trt.", choices=BACKEND_CHOICES),
     ParamSpec("device", "string", "",
               "Device for torch/TensorRT backends, e.g. cuda:0 or cpu; empty = auto."),
+    ParamSpec("precision", "string", "auto",
+              "Inference precision: auto (fp16 on GPUs; on the CPU int8 when the model directory has a "
+              "model.int8.onnx whose card says its accuracy loss is within tolerance, else fp32), fp32, "
+              "fp16 (GPU backends) or int8 (onnxruntime on the CPU; its own thresholds from the card).",
+              choices=PRECISION_CHOICES),
     ParamSpec("engine_cache_dir", "string", "",
               "Where TensorRT engines are cached; empty = the backend's default cache folder."),
     ParamSpec("force_engine_update", "bool", False,

@@ -370,12 +370,15 @@ class QualityNode(LifecycleNode):
 
         kwargs: dict[str, Any] = {"model": p["model_path"] or None, "backend": p["backend"],
                                   "input_policy": p["input_policy"] or None, "device": p["device"] or None,
+                                  "precision": None if p["precision"] == "auto" else p["precision"],
                                   **engine_options(p, n_cameras)}  # TensorRT cache, engine, profile
         self._log.info(f"loading model {kwargs['model'] or '(default)'} with backend={p['backend']} ... "
                        "(building a TensorRT engine can take minutes; the node is ready only after it)")
         t0 = time.perf_counter()
         scorer = load_scorer(**kwargs)
-        self._log.info(f"model loaded in {time.perf_counter() - t0:.1f} s: backend {scorer.backend}")
+        classes = getattr(scorer, "fault_classes", None)
+        head = f"fault head with {len(classes)} classes" if classes else "no fault head (fault left empty)"
+        self._log.info(f"model loaded in {time.perf_counter() - t0:.1f} s: backend {scorer.backend}, {head}")
         return scorer
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
@@ -526,7 +529,7 @@ class QualityNode(LifecycleNode):
         cam.quality_pub.publish(out)
         if result.level == Level.OK and cam.accepted_pub is not None:
             cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
-        cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size)
+        cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size, result.fault)
 
     # ---- /diagnostics --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

@@ -2,7 +2,9 @@
 
 The camera level combines the quality hysteresis (decision.Hysteresis over per-frame verdicts)
 with input health: STALE before the first frame, ERROR when frames stop or none can be decoded,
-and the topic checks (expected rate, header-stamp delay; ``topic_checks``).
+and the topic checks (expected rate, header-stamp delay; ``topic_checks``). With a fault head the
+status names the dominant fault of the rejected frames in the window ("rejecting 80 % of frames:
+motion_blur").
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hirqa_ros.decision import Hysteresis, Level
+from hirqa_ros.faults import dominant_fault
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 
 #: bad-input reasons (the frame gets no score) -> /diagnostics key; each also gets a throttled warning
@@ -52,6 +55,7 @@ class CameraStats:
         self._latency_ms: deque[float] = deque(maxlen=self.window)
         self._scores: deque[float] = deque(maxlen=self.window)
         self._rejected: deque[bool] = deque(maxlen=self.window)
+        self._faults: deque[str | None] = deque(maxlen=self.window)  # fault class of rejected frames
         self._batch: deque[int] = deque(maxlen=self.window)
         self._last_report: tuple[float, int, int] | None = None  # (time, received, scored)
         self._bad_since_report = 0
@@ -103,14 +107,17 @@ class CameraStats:
         with self._lock:
             self.counts[kind] += 1
 
-    def on_scored(self, score: float, level: Level, latency_ms: float, batch_size: int) -> Level:
-        """Record one scored frame; return the camera's level after hysteresis."""
+    def on_scored(self, score: float, level: Level, latency_ms: float, batch_size: int,
+                  fault: str | None = None) -> Level:
+        """Record one scored frame (``fault``: its class, None without a fault head); return the
+        camera's level after hysteresis."""
         with self._lock:
             self._finding_streak = self._finding_streak + 1 if self._finding_pending else 0
             self._finding_pending = False
             self.scored += 1
             self._scores.append(float(score))
             self._rejected.append(level != Level.OK)
+            self._faults.append(fault if level != Level.OK else None)
             self._latency_ms.append(float(latency_ms))
             self._batch.append(int(batch_size))
             return self.hysteresis.update(level)
@@ -136,6 +143,7 @@ class CameraStats:
             self._last_report = (now, self.received, self.scored)
             lat = np.asarray(self._latency_ms, np.float64)
             scores = np.asarray(self._scores, np.float64)
+            dominant = dominant_fault(self._faults)
             values = {
                 "input_rate_hz": f"{in_rate:.2f}",
                 "scored_rate_hz": f"{out_rate:.2f}",
@@ -147,6 +155,8 @@ class CameraStats:
                 "latency_p95_ms": f"{np.percentile(lat, 95):.1f}" if lat.size else "",
                 "mean_score": f"{scores.mean():.4f}" if scores.size else "",
                 "reject_fraction": f"{np.mean(self._rejected):.3f}" if self._rejected else "",
+                "dominant_fault": dominant[0] if dominant else "",
+                "dominant_fault_fraction": f"{dominant[1]:.3f}" if dominant else "",
                 "mean_batch_size": f"{np.mean(self._batch):.2f}" if self._batch else "",
                 "quality_level": self.hysteresis.level.name,
                 "resolution": f"{self.resolution[1]}x{self.resolution[0]}" if self.resolution else "",
@@ -186,9 +196,12 @@ class CameraStats:
         level = self.hysteresis.level
         if level != Level.OK and self._finding_streak >= self.hysteresis.raise_after:
             return level, f"{self._last_finding} (the last {self._finding_streak} frames)"
-        summary = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, mean score "
-                   f"{values['mean_score'] or 'n/a'}, {values['reject_fraction'] or '0'} rejected")
+        rejecting = f"rejecting {100 * float(values['reject_fraction'] or 0):.0f} % of frames"
+        if values["dominant_fault"]:
+            rejecting += f": {values['dominant_fault']}"
+        rates = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, mean score "
+                 f"{values['mean_score'] or 'n/a'}")
         if level == Level.OK:
-            return Level.OK, f"quality OK: {summary}"
+            return Level.OK, f"quality OK: {rates}, {rejecting}"
         what = "low" if level == Level.WARN else "very low"
-        return level, f"{what} quality for {self.hysteresis.raise_after}+ frames: {summary}"
+        return level, f"{rejecting} ({what} quality for {self.hysteresis.raise_after}+ frames; {rates})"

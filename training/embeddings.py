@@ -1,0 +1,175 @@
+"""Embeddings of a synthetic protocol run, for fitting heads on the frozen network; cached as ``.npz``.
+
+``python -m hirqa_ros.training.embeddings --images data/pristine_native/train --windows 384 --out F.npz``
+renders ladders on camera-scale views (``ProtocolConfig.frame_sizes``), runs the network once per
+image (score + 1024-d embedding, ONNX Runtime on the CPU) and stores scores, embeddings, the
+classical cues and the protocol layout. Fitting heads then takes seconds instead of re-running it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from hirqa_ros.evaluation.synthetic import FULL_FRAME, ProtocolConfig, ProtocolScores
+
+log = logging.getLogger("hirqa.embeddings")
+
+
+def embedding_onnx(model_dir: str | Path | None, cache_dir: str | Path) -> Path:
+    """An fp32 ONNX of the model dir's weights with outputs ``score`` and ``embedding`` (cached by sha256)."""
+    import torch
+
+    from hirqa_ros.artifacts import load_artifact
+
+    art = load_artifact(model_dir)
+    sha = art.file_sha256("weights") or "unknown"
+    path = Path(cache_dir) / f"embed_{sha[:16]}.onnx"
+    if path.exists():
+        return path
+    model = art.torch_model().float().eval()
+
+    class Both(torch.nn.Module):
+        def __init__(self, m: torch.nn.Module) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.m.score_and_embed(x)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(Both(model), (torch.rand(1, 3, 64, 64),), str(path), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=["score", "embedding"],
+                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                        "score": {0: "batch"}, "embedding": {0: "batch"}})
+    return path
+
+
+class EmbedFn:
+    """``fn(frames) -> (scores (N,), embeddings (N, D))`` through ONNX Runtime with the input policy."""
+
+    def __init__(self, onnx_path: str | Path, input_policy: str = "native", threads: int = 2,
+                 batch_size: int = 8) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.policy = input_policy
+        self.batch_size = batch_size
+
+    def __call__(self, frames) -> tuple[np.ndarray, np.ndarray]:
+        from hirqa_ros.preprocess import prepare
+
+        frames = list(frames)
+        scores = np.zeros(len(frames), np.float64)
+        embs: np.ndarray | None = None
+        count = np.zeros(len(frames), np.int64)
+        for batch in prepare(frames, self.policy):
+            for s in range(0, len(batch.owners), self.batch_size):
+                owners = batch.owners[s : s + self.batch_size]
+                sc, emb = self.session.run(None, {"image": batch.array[s : s + self.batch_size]})
+                if embs is None:
+                    embs = np.zeros((len(frames), emb.shape[1]), np.float64)
+                np.add.at(scores, owners, sc)
+                np.add.at(embs, owners, emb)
+                np.add.at(count, owners, 1)
+        c = np.maximum(count, 1)
+        return (scores / c).astype(np.float32), (embs / c[:, None]).astype(np.float32)
+
+
+def save(path: str | Path, ps: ProtocolScores, embedding_name: str = "model") -> None:
+    """Scores of every score_fn, the embeddings (float16) and the protocol layout in one ``.npz``."""
+    meta = {"types": ps.types, "groups": ps.groups, "view_names": ps.view_names, "config": asdict(ps.config),
+            "score_fns": list(ps.scores)}
+    arrays = {f"score__{k}": v for k, v in ps.scores.items()}
+    arrays["embeddings"] = ps.aux[embedding_name].astype(np.float16)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+
+
+def load(path: str | Path) -> tuple[ProtocolScores, np.ndarray]:
+    """(ProtocolScores with every stored score_fn, embeddings (V, T, 6, D) float32)."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(bytes(z["meta"]).decode())
+        scores = {k: z[f"score__{k}"] for k in meta["score_fns"]}
+        emb = z["embeddings"].astype(np.float32)
+    cfg = dict(meta["config"])
+    cfg["frame_sizes"] = tuple(tuple(s) for s in cfg.get("frame_sizes", ()))
+    ps = ProtocolScores(meta["types"], meta["groups"], meta["view_names"], ProtocolConfig(**cfg), scores)
+    return ps, emb
+
+
+def pristine_views(images, per_photo: int, window: int, seed: int = 0) -> list[np.ndarray]:
+    """Undistorted ``window`` px views cut at native resolution from camera frames of each photo
+    (frame sizes in turn, seeded): extra examples of clean frames for the heads."""
+    from hirqa_ros.evaluation.synthetic import camera_frame
+
+    out = []
+    sizes = FULL_FRAME.frame_sizes
+    for i, (_, rgb) in enumerate(images):
+        rng = np.random.default_rng([seed, 1000 + i])
+        for k in range(per_photo):
+            frame = camera_frame(rgb, sizes[k % len(sizes)], rng)
+            h, w = frame.shape[:2]
+            c = min(window, h, w)
+            y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+            out.append(np.ascontiguousarray(frame[y : y + c, x : x + c]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hirqa_ros.classical import CUES, cue_score_fn
+    from hirqa_ros.evaluation.images import load_folder
+    from hirqa_ros.evaluation.synthetic import FULL_FRAME_TYPES, resolve_types, score_protocol
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", required=True, help="folder of pristine photos")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--model", default=None, help="model directory (default: the installed default model)")
+    p.add_argument("--types", nargs="+", default=None, help="types/groups (default: the full-frame types)")
+    p.add_argument("--all-types", action="store_true", help="every default type of the library")
+    p.add_argument("--windows", type=int, default=0,
+                   help="cut N x N windows of the frames (0 = whole frames)")
+    p.add_argument("--views-per-image", type=int, default=1)
+    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache-dir", default="runs/cache")
+    p.add_argument("--pristine-only", type=int, default=0, metavar="N",
+                   help="only N clean windows per photo (needs --windows): embeddings + cues, no ladders")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    types = resolve_types(None if args.all_types else (args.types or list(FULL_FRAME_TYPES)))
+    config = ProtocolConfig(crop=args.windows, resize_side=0, crops_per_image=args.views_per_image,
+                            seed=args.seed, batch_size=16 if args.windows else 4,
+                            frame_sizes=FULL_FRAME.frame_sizes)
+    images = load_folder(args.images, limit=args.max_images)
+    fn = EmbedFn(embedding_onnx(args.model, args.cache_dir), threads=args.threads)
+    fns = {"model": fn, **{c: cue_score_fn(c) for c in CUES}}
+    if args.pristine_only:
+        views = pristine_views(images, args.pristine_only, args.windows or 256, args.seed)
+        scores, emb = fn(views)
+        cues = np.stack([fns[c](views) for c in CUES], axis=1)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        photos = np.repeat(np.arange(len(images)), args.pristine_only)
+        np.savez_compressed(args.out, embeddings=emb.astype(np.float16), scores=scores, cues=cues,
+                            cue_names=np.asarray(CUES), photos=photos)
+        log.info("wrote %d clean views to %s", len(views), args.out)
+        return 0
+    log.info("%d photos x %d views, %d types, windows %s", len(images), args.views_per_image, len(types),
+             args.windows or "whole frames")
+    ps = score_protocol(fns, images, types=types, config=config, progress=True)
+    save(args.out, ps)
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
