@@ -94,7 +94,7 @@ def test_score_all_good_exit_zero_table_and_csv(tmp_path, random_model_dir, caps
     assert rows[0] == ["source", "frame", "score", "level", "reason", "fault", "fault_confidence"]
     assert len(rows) == 2
     assert rows[1][1] == "" and 0 < float(rows[1][2]) < 1
-    assert rows[1][4:] == ["", ""]  # no fault head in this model: no class
+    assert rows[1][4:] == ["", "", ""]  # no reason; no fault head in this model: no class
 
 
 def test_score_missing_path_fails(tmp_path, random_model_dir, capsys):

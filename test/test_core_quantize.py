@@ -76,7 +76,8 @@ def tiny_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "tiny-model"
     out.mkdir()
     fields = _export_checked_onnx(_tiny_hirqa(), out / "model.onnx", "float32")
-    card = {"name": "tiny-test-network", "description": "toy network for quantisation tests, NOT A MODEL",
+    card = {"format": 1, "name": "tiny-test-network",
+            "description": "toy network for quantisation tests, NOT A MODEL",
             "variant": "hirqa-s", "input_policy": "native",
             "normalisation": {"colour": "RGB", "range": [0, 1], "mean": list(AUTHORS_NORMALISATION.mean),
                               "std": list(AUTHORS_NORMALISATION.std)},
