@@ -7,7 +7,7 @@ import logging
 
 from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
 from hirqa_ros.cli.ranges import ranged
-from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
+from hirqa_ros.constants import BACKEND_CHOICES
 
 HELP = "score the camera frames of a rosbag2 (sqlite3/MCAP) or ROS 1 bag offline; label metrics, plots"
 
@@ -56,14 +56,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=ranged(float, 0.0, 0.99),
         default=0.0,
         help="EMA weight of the past before thresholds, as the node's 'smoothing', 0..0.99 (default 0)",
-    )
-    p.add_argument(
-        "--min-image-side",
-        type=ranged(int, 1, 100000),
-        default=DEFAULT_MIN_IMAGE_SIDE,
-        metavar="PX",
-        help="frames whose shorter side is below this are refused (no score), as the node's "
-        f"'min_image_side' (default {DEFAULT_MIN_IMAGE_SIDE})",
     )
     p.add_argument(
         "--target-frr",

@@ -1,5 +1,5 @@
 """The frame-check options shared by ``hirqa score`` and ``hirqa bag-eval`` (the node's parameters
-of the same names): ``--max-pixels`` and the no-content / frozen limits."""
+of the same names): ``--min-image-side``, ``--max-pixels`` and the no-content / frozen limits."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,7 @@ from hirqa_ros.constants import (
     DEFAULT_BLACK_LEVEL,
     DEFAULT_FROZEN_S,
     DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_IMAGE_SIDE,
     DEFAULT_UNIFORM_RANGE,
     DEFAULT_WHITE_LEVEL,
 )
@@ -18,6 +19,10 @@ from hirqa_ros.content import ContentLimits
 def add_frame_check_arguments(parser: argparse.ArgumentParser, frozen_clock: str) -> None:
     """Add the options; ``frozen_clock`` says which clock the frozen check runs on."""
     g = parser.add_argument_group("frame checks (as the node's parameters of the same names)")
+    g.add_argument(
+        "--min-image-side", type=ranged(int, 1, 100000), default=DEFAULT_MIN_IMAGE_SIDE, metavar="PX",
+        help="frames whose shorter side is below this are refused, no score "
+        f"(default {DEFAULT_MIN_IMAGE_SIDE})")
     g.add_argument(
         "--max-pixels", type=ranged(int, 0, 1_000_000_000), default=DEFAULT_MAX_PIXELS, metavar="N",
         help="frames with more pixels are scored as the mean of native-resolution tiles of at most N "

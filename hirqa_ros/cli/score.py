@@ -9,7 +9,7 @@ import sys
 
 from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
 from hirqa_ros.cli.ranges import ranged
-from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
+from hirqa_ros.constants import BACKEND_CHOICES
 
 HELP = "score images, folders (recursive) and videos (every Nth frame); higher = better quality"
 
@@ -57,14 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=ranged(int, 1, 1024), default=8, metavar="B",
                         help="frames per inference batch, 1..1024 (default 8)")
-    parser.add_argument(
-        "--min-image-side",
-        type=ranged(int, 1, 100000),
-        default=DEFAULT_MIN_IMAGE_SIDE,
-        metavar="PX",
-        help="frames whose shorter side is below this are refused, as in the node "
-        f"(default {DEFAULT_MIN_IMAGE_SIDE})",
-    )
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument(
         "--jsonl",
