@@ -39,11 +39,17 @@ def test_photographs_and_their_degradations_have_content(path):
     rgb = read_image(path)
     assert no_content(rgb) is None
     try:
-        from hirqa_ros.degradations.registry import DEGRADATIONS, degrade
+        from hirqa_ros.degradations.registry import DEFAULT_TYPES, GROUPS, degrade
     except ImportError:  # torch missing: the photograph alone
         return
-    for name in DEGRADATIONS:
+    for name in DEFAULT_TYPES:  # every distortion of the photo at its worst still has content
         assert no_content(degrade(rgb, name, 5, seed=1)) is None, name
+    # the opt-in no-content fades at level 5 are what the check exists for
+    expect = {"black_frame": "no_content: black", "white_frame": "no_content: white",
+              "grey_frame": "no_content: uniform"}
+    assert set(GROUPS["no_content"]) == set(expect)
+    for name, reason in expect.items():
+        assert no_content(degrade(rgb, name, 5, seed=1)) == reason, name
 
 
 def test_levels_are_parameters():
