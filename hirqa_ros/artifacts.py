@@ -8,7 +8,9 @@ This module never imports torch at import time (the ONNX Runtime path must work 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ CARD_FILE = "model.yaml"
 HUMAN_CARD_FILE = "MODEL_CARD.md"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hirqa-s"
+VARIANTS = ("hirqa-s", "hirqa")  # as written by export.write_model_dir (model.canonical_variant)
 ENV_VAR = "HIRQA_MODEL"
 
 
@@ -55,6 +58,34 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def torch_load_weights(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a file that is not a plain weights
+    checkpoint raises :class:`ArtifactError` with a one-line reason. torch's own message advises
+    retrying with ``weights_only=False``, which would run the code in the pickle: never shown."""
+    import pickle
+
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise ArtifactError(f"{p}: not a regular file" if p.exists() else f"{p}: no such file")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, OSError,
+            AttributeError, ImportError, IndexError, KeyError, UnicodeDecodeError) as exc:
+        lines = [x.strip() for x in str(exc).splitlines() if x.strip()] or [type(exc).__name__]
+        first = lines[0]
+        if first.startswith("Weights only load failed"):  # drop torch's advice, keep the reason
+            advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+            reasons = [x for x in lines if not x.startswith(advice) and "weights_only" not in x.lower()]
+            reason = reasons[0] if reasons else "refused by the weights-only reader"
+            first = f"not a plain-tensor checkpoint: {reason.removeprefix('WeightsUnpickler error:').strip()}"
+        raise ArtifactError(
+            f"{p}: not a loadable PyTorch weights file ({first[:200]}); only plain tensors are read "
+            "(weights_only=True), never code"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -149,9 +180,22 @@ class ModelArtifact:
 
     @property
     def thresholds(self) -> Thresholds:
-        t = self.card.get("thresholds") or {}
-        default = Thresholds()
-        return Thresholds(warn=float(t.get("warn", default.warn)), error=float(t.get("error", default.error)))
+        """The card's thresholds of the fp32 model (``thresholds``)."""
+        return self.thresholds_for("fp32")
+
+    def thresholds_for(self, precision: str) -> Thresholds:
+        """Thresholds calibrated for the model that runs at ``precision``: ``int8`` has its own
+        (the card's ``int8.thresholds``: its scores move by a few hundredths); fp32 and fp16
+        share the card's ``thresholds``."""
+        where = str(self.path / CARD_FILE)
+        if precision != "int8":
+            return _card_thresholds(self.card.get("thresholds"), where)
+        t = (self.card.get("int8") or {}).get("thresholds")
+        if not isinstance(t, dict) or "warn" not in t or "error" not in t:
+            raise ArtifactError(
+                f"{self.path}: {CARD_FILE} has no int8 thresholds (re-run `hirqa export --int8`)"
+            )
+        return _card_thresholds(t, where + " (int8)")
 
     def file(self, key: str) -> Path | None:
         """Absolute path of the file listed under ``files.<key>`` (None when not listed)."""
@@ -174,11 +218,9 @@ class ModelArtifact:
 
     def state_dict(self) -> dict:
         """The weights as stored (``torch.load(..., weights_only=True)``); needs torch."""
-        import torch
-
         if self.weights is None:
             raise ArtifactError(f"{self.path}: model card lists no weights file")
-        obj = torch.load(self.weights, map_location="cpu", weights_only=True)
+        obj = torch_load_weights(self.weights)
         if not isinstance(obj, dict) or "model_state_dict" not in obj:
             raise ArtifactError(f"{self.weights}: expected a dict with 'model_state_dict'")
         return obj["model_state_dict"]
@@ -190,16 +232,86 @@ class ModelArtifact:
         return build_model(self.variant, self.state_dict())
 
 
+def _card_thresholds(t: Any, where: str) -> Thresholds:
+    if t is None:
+        return Thresholds()
+    if not isinstance(t, dict):
+        raise ArtifactError(f"{where}: 'thresholds' must be a mapping with 'warn' and 'error'")
+    default = Thresholds()
+    try:
+        warn, error = float(t.get("warn", default.warn)), float(t.get("error", default.error))
+    except (TypeError, ValueError):
+        raise ArtifactError(f"{where}: thresholds must be numbers, got {t!r}") from None
+    if not (math.isfinite(warn) and math.isfinite(error)):
+        raise ArtifactError(f"{where}: thresholds must be finite, got warn={warn} error={error}")
+    try:
+        return Thresholds(warn=warn, error=error)
+    except ValueError as exc:
+        raise ArtifactError(f"{where}: bad thresholds: {exc}") from None
+
+
+def validate_card(card: dict[str, Any], where: str | os.PathLike = CARD_FILE) -> None:
+    """Check a model card's fields before anything is loaded or scored; raises :class:`ArtifactError`.
+
+    Checks ``format``, ``variant``, ``input_policy``, ``thresholds`` (finite, 0 <= error <= warn
+    <= 1) and ``files`` (a mapping of entries with a relative ``path`` and a 64-hex ``sha256``,
+    listing weights or ONNX). Keys it does not know are left to the modules that read them.
+    """
+    from hirqa_ros.preprocess import InputPolicy
+
+    where = str(where)
+    fmt = card.get("format")
+    if fmt != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{where}: model card format {fmt!r} is not supported (this hirqa_ros reads format "
+            f"{FORMAT_VERSION}); re-export the model or upgrade hirqa_ros"
+        )
+    variant = card.get("variant", DEFAULT_MODEL_NAME)
+    if variant not in VARIANTS:
+        raise ArtifactError(f"{where}: unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    try:
+        InputPolicy.parse(card.get("input_policy", "native"))
+    except ValueError as exc:
+        raise ArtifactError(f"{where}: {exc}") from None
+    _card_thresholds(card.get("thresholds"), where)
+    files = card.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ArtifactError(
+            f"{where}: no 'files' section (the card must list weights and/or onnx with sha256)"
+        )
+    if not (files.get("weights") or files.get("onnx")):
+        raise ArtifactError(f"{where}: 'files' lists neither 'weights' nor 'onnx'")
+    for key, entry in files.items():
+        if not entry:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+            raise ArtifactError(f"{where}: files.{key} needs a 'path'")
+        rel = Path(entry["path"])
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ArtifactError(
+                f"{where}: files.{key}.path {entry['path']!r} must stay inside the model directory"
+            )
+        want = entry.get("sha256")
+        hexdigits = "0123456789abcdef"
+        if not (isinstance(want, str) and len(want) == 64 and all(c in hexdigits for c in want.lower())):
+            raise ArtifactError(
+                f"{where}: files.{key} has no valid sha256, so {entry['path']} cannot be verified; "
+                f"add `sha256: <sha256sum of the file>` or re-export the model directory"
+            )
+
+
 def verify_files(path: Path, card: dict[str, Any]) -> None:
-    """Check that every file listed in the card exists and matches its sha256."""
+    """Check that every file listed in the card is a regular file matching its sha256."""
     for key, entry in (card.get("files") or {}).items():
         if not entry:
             continue
         f = path / entry["path"]
-        if not f.is_file():
+        if not f.exists():
             raise ArtifactError(f"{path}: file {entry['path']!r} ({key}) listed in {CARD_FILE} is missing")
+        if not stat.S_ISREG(f.stat().st_mode):
+            raise ArtifactError(f"{path}: {entry['path']!r} ({key}) is not a regular file")
         want = entry.get("sha256")
-        if want and sha256_file(f) != want:
+        if want and sha256_file(f) != want.lower():
             raise ArtifactError(
                 f"{f}: sha256 mismatch (card says {want[:12]}..., file is {sha256_file(f)[:12]}...); "
                 "the file is corrupt or was replaced - re-download or re-export the model directory"
@@ -216,17 +328,20 @@ def load_artifact(path: str | os.PathLike | None = None, verify: bool = True) ->
             f"{p} is a checkpoint file, not a model directory; convert it first with "
             f"`hirqa import-official --ckpt {p} --variant hirqa-s --out DIR` and use --model DIR"
         )
-    if not p.is_dir():
+    if not p.exists():
         raise ArtifactError(f"model directory {p} does not exist")
+    if not p.is_dir():
+        raise ArtifactError(f"{p} is not a model directory (expected a folder holding {CARD_FILE})")
     card_path = p / CARD_FILE
     if not card_path.is_file():
         raise ArtifactError(f"{p} is not a model directory: no {CARD_FILE}")
     try:
         card = yaml.safe_load(card_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{card_path}: not valid YAML ({exc})") from exc
     if not isinstance(card, dict):
         raise ArtifactError(f"{card_path}: expected a mapping at top level")
+    validate_card(card, card_path)
     if verify:
         verify_files(p, card)
     return ModelArtifact(path=p.resolve(), card=card)

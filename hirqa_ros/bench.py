@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hirqa_ros.backends import BackendUnavailable, cuda_status, open_backend, probe
+from hirqa_ros.backends import BackendUnavailable, cuda_status, onnxruntime_on_cpu, open_backend, probe
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +200,16 @@ def _host_norm_rows(artifact, device, max_batch, batches, sizes, iters, warmup) 
         return measure(backend, HOST_NORM, batches, sizes, iters, warmup, artifact=artifact)
 
 
-def valid_precisions(name: str, device: str, precisions) -> list[str]:
-    """Precisions a backend runs on a device (ONNX Runtime / torch on the CPU: fp32 only)."""
-    gpu = device.startswith("cuda") or device == "tensorrt"
-    return [p for p in precisions if p == "fp32" or gpu]
+def valid_precisions(name: str, device: str | None, precisions) -> list[str]:
+    """Precisions a backend runs on a device: fp32 everywhere; fp16 on GPUs (ONNX Runtime: through
+    its TensorRT provider only); int8 with ONNX Runtime on the CPU (``model.int8.onnx``)."""
+    if name == "onnxruntime":
+        allowed = {"fp32", "fp16" if device == "tensorrt" else "fp32",
+                   "int8" if onnxruntime_on_cpu(device) else "fp32"}
+    else:
+        gpu = str(device or "cpu").startswith("cuda")
+        allowed = {"fp32", "fp16"} if gpu else {"fp32"}
+    return [p for p in precisions if p in allowed]
 
 
 def run_bench(
@@ -247,7 +253,7 @@ def run_bench(
         if name == "torch" and not (dev or "cpu").startswith("cuda"):
             skipped.append("torch: on the CPU it is the torch-eager baseline row")
             continue
-        for prec in valid_precisions(name, dev or "cpu", precisions):
+        for prec in valid_precisions(name, dev, precisions):
             opts = {"max_batch": max_batch}
             if name in ("tensorrt", "torch2trt"):
                 opts.update(max_hw=max_hw, input_policy="native")

@@ -21,6 +21,18 @@ DEFAULT_ERROR_THRESHOLD = 0.3
 #: frames whose shorter side is below this many pixels are refused (node param min_image_side)
 DEFAULT_MIN_IMAGE_SIDE = 16
 
+#: scoring limit per frame in pixels (covers DCI 4096x2160 and UHD 3840x2160); larger frames are
+#: scored as native-resolution tiles (node param max_pixels, --max-pixels)
+DEFAULT_MAX_PIXELS = 4096 * 2160
+#: decoding limit in pixels (100 MP = 300 MB as RGB): larger declared sizes are refused before decoding
+DEFAULT_MAX_DECODE_PIXELS = 100_000_000
+
+#: frames with no content (content.ContentLimits; 8-bit luma of an area-averaged thumbnail)
+DEFAULT_BLACK_LEVEL = 30.0  # black: 99 % of the frame at or below this
+DEFAULT_WHITE_LEVEL = 235.0  # white: 99 % at or above this
+DEFAULT_UNIFORM_RANGE = 6.0  # uniform: 1st..99th percentile spread at most this
+DEFAULT_FROZEN_S = 2.0  # frozen: image data byte-identical for this long (0 = off)
+
 
 def uncalibrated_thresholds() -> dict:
     """The ``thresholds`` entry of a model card whose thresholds were not calibrated."""

@@ -279,6 +279,7 @@ def _render_human_card(card: dict[str, Any]) -> str:
         f"- Created: {card.get('created', '?')}",
         "",
     ]
+    lines += _int8_section(card)
     for section in ("training", "metrics", "lineage"):
         value = card.get(section)
         if value:
@@ -295,6 +296,44 @@ def _render_human_card(card: dict[str, Any]) -> str:
         lines.append(f"| `{entry['path']}` | {entry['bytes']} | `{entry['sha256']}` |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _int8_section(card: dict[str, Any]) -> list[str]:
+    """The human card's int8 section: decision, thresholds and accuracy fp32 vs int8 per type."""
+    q = card.get("int8")
+    if not isinstance(q, dict) or "accuracy" not in q:
+        return []
+    acc, t, quant = q["accuracy"], q["thresholds"], q["quantisation"]
+    proto = acc["protocol"]
+    lines = [
+        "## int8 model (CPU)",
+        "",
+        f"`{(card.get('files') or {}).get(q.get('file', ''), {}).get('path', 'model.int8.onnx')}`: "
+        f"static QDQ ({quant['weights']} weights, {quant['activations']} activations; fp32 kept: "
+        f"{', '.join(quant['kept_fp32']) or 'nothing'}), calibrated on {quant['calibration_frames']} "
+        f"frames ({', '.join(quant['calibration_sizes'])}) cut from the training photos, half degraded.",
+        "",
+        f"- CPU default for `backend: auto`: **{'yes' if q['cpu_default'] else 'no'}** ({q['decision']})",
+        f"- Own thresholds (same rule and frames as fp32): warn < {t['warn']}, error < {t['error']}",
+        f"- Protocol: {proto['views']} views of {proto.get('images', '?')}, "
+        + (f"whole frames {', '.join(f'{w}x{h}' for w, h in proto['frame_sizes'])} in turn, "
+           if proto.get("frame_sizes") else
+           f"crop {proto['crop'] or 'whole image'}, resize_side {proto['resize_side'] or 'native'}, ")
+        + f"{proto['types']} types x levels 0..5; "
+        f"|score fp32 - int8|: max {acc['score_abs_diff']['max']}, mean {acc['score_abs_diff']['mean']}"
+        + (f"; fault head: same top class as fp32 on {acc['fault_top1_agreement']['same_class']:.1%} of "
+           f"{acc['fault_top1_agreement']['frames']} frames" if "fault_top1_agreement" in acc else ""),
+        "",
+        "| type | AUROC fp32 | AUROC int8 | delta | ladder SROCC fp32 | ladder SROCC int8 | delta |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [("**pooled**", acc["pooled"])] + [(f"group {g}", v) for g, v in acc["per_group"].items()]
+    rows += list(acc["per_type"].items())
+    for name, v in rows:
+        a, r = v["auroc"], v["ladder_srocc"]
+        lines.append(f"| {name} | {a['fp32']:.4f} | {a['int8']:.4f} | {a['delta']:+.4f} | {r['fp32']:.4f} | "
+                     f"{r['int8']:.4f} | {r['delta']:+.4f} |")
+    return [*lines, ""]
 
 
 def write_model_dir(
@@ -444,7 +483,9 @@ def read_official_checkpoint(ckpt: str | os.PathLike) -> dict:
     """The state dict of an authors'-format ``.pth`` (``{"model_state_dict": ...}``)."""
     import torch
 
-    obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+    from hirqa_ros.artifacts import torch_load_weights
+
+    obj = torch_load_weights(ckpt)
     if isinstance(obj, dict) and "model_state_dict" in obj:
         sd = obj["model_state_dict"]
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hirqa_ros.limits import DEFAULT_MAX_DECODE_PIXELS, check_size, declared_size
 from hirqa_ros.preprocess import to_rgb8
 
 IMAGE_EXTS = frozenset({
@@ -34,18 +36,40 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTS
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def not_regular(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a regular file that can be read to its end (None when it is one)."""
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks; never opens (a FIFO would block)
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a folder" if stat.S_ISDIR(mode) else "not a regular file")
+    return f"skipped: {kind}, not a regular file"
+
+
+def read_image(path: str | os.PathLike, max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB; raises ValueError with the reason.
 
     EXIF orientation is applied, alpha dropped, grey repeated to three channels, and 16-bit
-    images are rounded to 8 bits (``preprocess.to_rgb8``), the same everywhere."""
+    images are rounded to 8 bits (``preprocess.to_rgb8``), the same everywhere. FIFOs, devices
+    and sockets are refused without being opened; PNG and JPEG sizes are checked against
+    ``max_decode_pixels`` from their headers, before decoding."""
     path = Path(path)
+    why = not_regular(path)
+    if why:
+        raise ValueError(why)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
     if data.size == 0:
         raise ValueError("empty file (0 bytes)")
+    size = declared_size(data)
+    if size is not None:
+        check_size(size[0], size[1], max_decode_pixels)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if img is None or img.size == 0:
         raise ValueError(

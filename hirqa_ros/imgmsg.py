@@ -12,11 +12,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hirqa_ros.limits import DEFAULT_MAX_DECODE_PIXELS, TooLarge, check_size, declared_size
 from hirqa_ros.preprocess import to_rgb8
 
 __all__ = [
     "ENCODINGS",
     "ImageDecodeError",
+    "ImageTooLarge",
     "compressed_msg_to_rgb",
     "image_msg_to_rgb",
     "msg_to_rgb",
@@ -27,6 +29,17 @@ __all__ = [
 
 class ImageDecodeError(ValueError):
     """A message that cannot become an RGB frame (unsupported encoding, short data, corrupt bytes...)."""
+
+
+class ImageTooLarge(ImageDecodeError):
+    """A message whose declared width x height is above the decoding limit (refused before decoding)."""
+
+
+def _check(width: int, height: int, limit: int, what: str) -> None:
+    try:
+        check_size(width, height, limit, what)
+    except TooLarge as exc:
+        raise ImageTooLarge(str(exc)) from None
 
 
 def _bayer(code_new: str, code_old: str) -> int:
@@ -83,11 +96,13 @@ def _rows(buf: np.ndarray, rows: int, step: int, row_bytes: int, what: str) -> n
     return buf[:need].reshape(rows, step)[:, :row_bytes]
 
 
-def image_msg_to_rgb(msg: Any) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
     """Decode a ``sensor_msgs/Image`` (rclpy message or rosbags dataclass) to HxWx3 uint8 RGB.
 
     Honours ``step`` (row padding) and ``is_bigendian``; 16-bit data is scaled to 8 bits.
-    Raises :class:`ImageDecodeError` for unsupported encodings, zero-size or short data.
+    Raises :class:`ImageDecodeError` for unsupported encodings, zero-size or short data, and
+    :class:`ImageTooLarge` when width x height is above ``max_decode_pixels`` (0: no limit),
+    checked before any conversion buffer is allocated.
     """
     try:
         height, width, step = int(msg.height), int(msg.width), int(msg.step)
@@ -99,6 +114,7 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
     what = f"{encoding or '<empty>'} {width}x{height}"
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"{what}: zero-size image")
+    _check(width, height, max_decode_pixels, what)
     buf = _as_bytes(data)
     if encoding in _PACKED:
         channels, depth = _PACKED[encoding]
@@ -138,11 +154,13 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
+def compressed_msg_to_rgb(msg: Any, max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG, anything OpenCV reads) to HxWx3 uint8 RGB.
 
     The bytes decide the codec, not ``format``. A JPEG cut short (no end-of-image marker) is
-    refused rather than scored with a grey bottom.
+    refused rather than scored with a grey bottom. The size a PNG or JPEG header declares is
+    checked against ``max_decode_pixels`` before decoding (:class:`ImageTooLarge`): a small
+    compressed image can declare gigabytes of pixels. Other codecs are checked after decoding.
     """
     try:
         data = msg.data
@@ -157,21 +175,25 @@ def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
         raise ImageDecodeError(f"compressed image ({fmt}): truncated JPEG (no end-of-image marker)")
     if not head.startswith(_PNG_MAGIC) and _PNG_MAGIC in head:
         buf = buf[head.index(_PNG_MAGIC):]  # compressedDepth: a small header before the PNG
+    size = declared_size(buf)
+    if size is not None:
+        _check(size[0], size[1], max_decode_pixels, f"compressed image ({fmt})")
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise ImageDecodeError(f"compressed image ({fmt}, {buf.size} bytes): OpenCV cannot decode it")
+    _check(img.shape[1], img.shape[0], max_decode_pixels, f"compressed image ({fmt})")
     try:
         return to_rgb8(img, bgr=img.ndim == 3)
     except ValueError as exc:
         raise ImageDecodeError(f"compressed image ({fmt}): {exc}") from exc
 
 
-def msg_to_rgb(msg: Any) -> np.ndarray:
+def msg_to_rgb(msg: Any, max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
     """Decode an Image or a CompressedImage, told apart by their fields."""
     if hasattr(msg, "encoding") and hasattr(msg, "step"):
-        return image_msg_to_rgb(msg)
+        return image_msg_to_rgb(msg, max_decode_pixels)
     if hasattr(msg, "format") and hasattr(msg, "data"):
-        return compressed_msg_to_rgb(msg)
+        return compressed_msg_to_rgb(msg, max_decode_pixels)
     raise ImageDecodeError(f"{type(msg).__name__} is neither a sensor_msgs/Image nor a CompressedImage")
 
 

@@ -1,7 +1,9 @@
 """Read images, folders (recursively) and videos (every Nth frame) as RGB frames.
 
-Unreadable, corrupt, empty or non-image files become :class:`MediaError` items in the stream
-instead of exceptions, so one bad file never stops a run.
+Unreadable, corrupt, empty or non-image files, files that are not regular files (FIFOs,
+devices, sockets: reading them could block forever) and videos that end before the frame count
+their container declares become :class:`MediaError` items in the stream instead of exceptions,
+so one bad file never stops (or hangs) a run.
 """
 
 from __future__ import annotations
@@ -14,19 +16,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hirqa_ros.files import IMAGE_EXTS, VIDEO_EXTS, read_image
+from hirqa_ros.files import IMAGE_EXTS, VIDEO_EXTS, not_regular, read_image
 from hirqa_ros.preprocess import to_rgb8
 
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Frame", "MediaError", "expand", "iter_file", "iter_media", "kind_of",
-           "read_image", "read_video", "video_frame_count"]
+           "not_regular", "read_image", "read_video", "video_frame_count"]
 
 @dataclass
 class Frame:
-    """One frame: its file, its index in a video (None for a still image) and HxWx3 uint8 RGB."""
+    """One frame: its file, its index in a video (None for a still image), HxWx3 uint8 RGB and,
+    for a video, its time in seconds from the container's frame rate (index / fps)."""
 
     source: str
     frame: int | None
     rgb: np.ndarray
+    t_s: float | None = None
 
 
 @dataclass
@@ -73,8 +77,13 @@ def video_frame_count(path: str | os.PathLike) -> int:
 
 
 def read_video(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | MediaError]:
-    """Every ``every``-th frame (0, N, 2N, ...) of a video, then an error if nothing decoded."""
+    """Every ``every``-th frame (0, N, 2N, ...) of a video, then an error if nothing decoded or
+    the video ends before the frame count its container declares (truncated file)."""
     path = Path(path)
+    why = not_regular(path)
+    if why:
+        yield MediaError(str(path), why)
+        return
     if path.stat().st_size == 0:
         yield MediaError(str(path), "empty file (0 bytes)")
         return
@@ -82,6 +91,8 @@ def read_video(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | Medi
     if not cap.isOpened():
         yield MediaError(str(path), "corrupt or unsupported video (OpenCV could not open it)")
         return
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     index, decoded = 0, 0
     try:
         while True:
@@ -93,12 +104,18 @@ def read_video(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | Medi
                 if not ok or bgr is None:
                     break
                 decoded += 1
-                yield Frame(str(path), index, to_rgb8(bgr, bgr=True))
+                yield Frame(str(path), index, to_rgb8(bgr, bgr=True), index / fps if fps > 0 else None)
             index += 1
     finally:
         cap.release()
     if decoded == 0:
         yield MediaError(str(path), "no frame could be decoded (corrupt or unsupported video)")
+    elif declared > 0 and declared - index > max(1, declared // 50):  # duration x fps counts: off by 1-2 %
+        yield MediaError(
+            str(path),
+            f"truncated or corrupt video: it ended after {index} of the {declared} frames its container "
+            f"declares ({decoded} scored)",
+        )
 
 
 def iter_file(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | MediaError]:

@@ -1,9 +1,10 @@
 """The per-frame pipeline shared by the node, ``hirqa bag-eval`` and ``hirqa score`` (ROS-free).
 
-A :class:`CameraMonitor` per stream runs the frame checks (an ordered list of small functions),
-notices resolution changes and gates scores (thresholds and smoothing, ``decision.FrameGate``);
-:func:`score_frames` scores the admitted frames in batches (count and finite checks, one by one
-when a batch fails). Every frame ends as one :class:`FrameResult`.
+A :class:`CameraMonitor` per stream runs the frame checks (an ordered list of small functions:
+size, then no content / frozen), notices resolution changes and gates scores (thresholds and
+smoothing, ``decision.FrameGate``); :func:`score_frames` scores the admitted frames in batches
+(count and finite checks, one by one when a batch fails; frames above ``max_pixels`` as the mean
+of native-resolution tiles). Every frame ends as one :class:`FrameResult`.
 
 Order per frame: ``check`` (in stream order) -> :func:`score_frames` -> ``decide`` (in the same
 order). :func:`run_frames` does the last two for a list of checked frames.
@@ -24,8 +25,10 @@ from typing import Any
 import numpy as np
 
 from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE
+from hirqa_ros.content import ContentLimits, FrozenDetector, no_content
 from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
 from hirqa_ros.faults import gated_fault
+from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
 from hirqa_ros.quality_msg import status_message
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,10 @@ class FrameResult:
     """What the pipeline says about one frame.
 
     ``level``/``score``/``smoothed`` are None for a refused frame; ``reason`` is empty for a
-    scored frame, else why it was refused (``decode_error``, ``too_small``, ``inference_error``).
+    scored frame, else why it was refused (``decode_error``, ``too_small``, ``inference_error``)
+    or, for a frame that is scored but ERROR whatever its score, why (``no_content: black``,
+    ``no_content: white``, ``no_content: uniform``, ``frozen``). ``tiles`` > 1: the frame was
+    above ``max_pixels`` and scored as the mean of that many native-resolution tiles.
     ``notes`` are oddities of a scored frame, ``(kind, text)`` (``zero_stamp``,
     ``resolution_change``). The fault fields (``faults.gated_fault``) are None for a refused frame and
     for a model without a fault head.
@@ -55,6 +61,7 @@ class FrameResult:
     fault: str | None = None
     fault_confidence: float | None = None
     fault_top3: tuple[tuple[str, float], ...] | None = None
+    tiles: int = 1
 
     @property
     def scored(self) -> bool:
@@ -73,10 +80,12 @@ def refused(reason: str, message: str, notes: tuple[tuple[str, str], ...] = ()) 
 
 @dataclass(frozen=True)
 class Refusal:
-    """A frame check's verdict on a frame it refuses."""
+    """A frame check's verdict on a frame it refuses (``score=False``: no score) or, with
+    ``score=True``, on a frame that is still scored but is ERROR whatever its score."""
 
     reason: str
     message: str
+    score: bool = False
 
 
 #: a frame check: (monitor, HxWx3 uint8 RGB) -> Refusal, or None to let the frame through
@@ -91,9 +100,28 @@ def check_size(monitor: CameraMonitor, rgb: np.ndarray) -> Refusal | None:
     return None
 
 
+def check_content(monitor: CameraMonitor, rgb: np.ndarray) -> Refusal | None:
+    """Frames with no content (black, white, uniform) and frozen streams: ERROR, still scored.
+
+    The frozen detector sees every frame (it tracks the run of identical data); a frame that is
+    both frozen and black is reported as black, the more telling of the two (a capped lens
+    whose driver clamps black to 0 sends identical frames)."""
+    frozen = monitor.frozen.update(rgb, monitor.clock_s)
+    reason = no_content(rgb, monitor.content)
+    if reason:
+        what = reason.split(": ", 1)[1]
+        hint = {"black": "lens cap, dark enclosure or dead sensor?", "white": "saturated or blinded?",
+                "uniform": "covered lens, fog or a test pattern?"}[what]
+        return Refusal(reason, f"no content: {what} frame ({hint})", score=True)
+    if frozen:
+        return Refusal("frozen", f"frozen: image data unchanged for {monitor.content.frozen_s:g} s or more "
+                                 "(stuck driver?)", score=True)
+    return None
+
+
 def default_checks() -> list[FrameCheck]:
     """The frame checks of a new monitor, in order (a fresh list: checks may keep per-camera state)."""
-    return [check_size]
+    return [check_size, check_content]
 
 
 @dataclass
@@ -105,6 +133,7 @@ class Checked:
     result: FrameResult | None = None
     notes: tuple[tuple[str, str], ...] = ()
     restart: bool = False  # the resolution changed: smoothing restarts with this frame
+    forced: Refusal | None = None  # scored, but ERROR for this reason (no content, frozen)
 
 
 class CameraMonitor:
@@ -117,10 +146,15 @@ class CameraMonitor:
         smoothing: float = 0.0,
         min_side: int = DEFAULT_MIN_IMAGE_SIDE,
         checks: Sequence[FrameCheck] | None = None,
+        content: ContentLimits | None = None,
     ) -> None:
         self.name = name
         self.gate = FrameGate(thresholds, smoothing)
         self.min_side = int(min_side)
+        self.content = content or ContentLimits()
+        self.frozen = FrozenDetector(self.content.frozen_s)
+        self.clock_s: float | None = None  # the stream's clock at the frame being checked
+        self.last_stamp_ns: int | None = None
         self.checks = list(default_checks() if checks is None else checks)
         self.resolution: tuple[int, int] | None = None  # (height, width) of the last admitted frame
 
@@ -140,16 +174,27 @@ class CameraMonitor:
     def smoothing(self, value: float) -> None:
         self.gate.smoothing = float(value)
 
-    def check(self, rgb: np.ndarray, stamp_ns: int | None = None) -> Checked:
-        """Run the frame checks on a decoded frame; call in stream order."""
+    def check(self, rgb: np.ndarray, stamp_ns: int | None = None, clock_s: float | None = None) -> Checked:
+        """Run the frame checks on a decoded frame; call in stream order. ``clock_s``: the stream's
+        clock in seconds (receive time, bag time, video time) for the frozen check; None: no clock."""
+        self.clock_s = clock_s
+        forced = None
         for check in self.checks:
             refusal = check(self, rgb)
-            if refusal is not None:
+            if refusal is not None and not refusal.score:
                 return Checked(self, None, refused(refusal.reason, refusal.message))
+            if refusal is not None and forced is None:
+                forced = refusal
         notes = []
         if stamp_ns == 0:
             notes.append(("zero_stamp", "frame has a zero header stamp (scored, but consumers cannot "
                                         "time-sync it; check the camera driver or use_sim_time)"))
+        elif stamp_ns is not None and (stamp_ns < 0 or (self.last_stamp_ns or 0) > stamp_ns):
+            what = "negative" if stamp_ns < 0 else "older than the previous frame's"
+            notes.append(("stamp_backwards", f"frame's header stamp {stamp_ns} ns is {what} (scored; "
+                                             "check the camera driver's clock or a bag loop)"))
+        if stamp_ns:
+            self.last_stamp_ns = stamp_ns
         h, w = rgb.shape[:2]
         restart = self.resolution is not None and self.resolution != (h, w)
         if restart:
@@ -157,7 +202,7 @@ class CameraMonitor:
             notes.append(("resolution_change",
                           f"resolution changed from {old[1]}x{old[0]} to {w}x{h} (smoothing restarted)"))
         self.resolution = (h, w)
-        return Checked(self, rgb, notes=tuple(notes), restart=restart)
+        return Checked(self, rgb, notes=tuple(notes), restart=restart, forced=forced)
 
     def refuse(self, reason: str, message: str) -> Checked:
         """A frame refused before the checks (e.g. it could not be decoded)."""
@@ -169,11 +214,17 @@ class CameraMonitor:
             self.gate.reset()
         if outcome.score is None:
             result = refused("inference_error", outcome.error, checked.notes)
+        elif checked.forced is not None:  # no content / frozen: ERROR whatever the score; the gate's
+            f = checked.forced            # average is left to the frames that have content
+            result = FrameResult(Level.ERROR, outcome.score, outcome.score, reason=f.reason,
+                                 message=f"ERROR: drop ({f.message}; score {outcome.score:.3f})",
+                                 notes=checked.notes)
         else:
             level, smoothed = self.gate.update(outcome.score)
             result = FrameResult(level, outcome.score, float(smoothed),
                                  message=status_message(level, outcome.score), notes=checked.notes)
         result.batch_size, result.batch_seconds = outcome.batch_size, outcome.batch_seconds
+        result.tiles = outcome.tiles
         if result.level is not None and outcome.fault_ranked:
             fault = gated_fault(result.level, outcome.fault_ranked)
             result.fault, result.fault_confidence, result.fault_top3 = fault
@@ -190,37 +241,37 @@ class ScoreOutcome:
     batch_size: int = 0
     batch_seconds: float = 0.0
     fault_ranked: tuple[tuple[str, float], ...] | None = None
+    tiles: int = 1
 
 
 def score_frames(
-    scorer: Any, frames: Sequence[np.ndarray], batch_size: int | None = None
+    scorer: Any, frames: Sequence[np.ndarray], batch_size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[ScoreOutcome]:
-    """Score ``frames`` in calls of at most ``batch_size`` (None: one call); a failing call is
-    retried frame by frame, so one bad frame costs only its own score."""
+    """Score ``frames`` in calls of at most ``batch_size`` frames (None: one call) and, together,
+    at most ``max_pixels`` pixels (0: no limit); a frame above ``max_pixels`` is scored as the mean
+    of native-resolution tiles (``limits.tiles``), never downscaled. A failing call is retried
+    frame by frame, so one bad frame costs only its own score."""
     frames = list(frames)
     step = max(1, int(batch_size)) if batch_size else max(1, len(frames))
     out: list[ScoreOutcome] = []
     for start in range(0, len(frames), step):
-        out.extend(_score_batch(scorer, frames[start:start + step]))
+        out.extend(_score_batch(scorer, frames[start:start + step], max_pixels))
     return out
 
 
-def _score_batch(scorer: Any, frames: list[np.ndarray]) -> list[ScoreOutcome]:
+def _score_batch(scorer: Any, frames: list[np.ndarray], max_pixels: int) -> list[ScoreOutcome]:
     if not frames:
         return []
     t0 = time.perf_counter()
     ranked: list[Any] = [None] * len(frames)
     try:
-        infer = getattr(scorer, "infer", None)
-        if infer is None:  # anything with only ``score`` (no embedding, no fault class)
-            scores = np.asarray(scorer.score(frames), dtype=np.float64).reshape(-1)
-        else:
-            inference = infer(frames)
-            scores = np.asarray(inference.scores, dtype=np.float64).reshape(-1)
-            probs = getattr(inference, "fault_probs", None)
-            if probs is not None:
-                head = scorer.fault_head
-                ranked = head.top(probs, k=len(head.classes))
+        values, tiles = score_bounded(lambda group: _score_columns(scorer, group), frames, max_pixels)
+        values = np.asarray(values, dtype=np.float64).reshape(len(frames), -1)
+        scores = values[:, 0]
+        if values.shape[1] > 1:  # score + fault-class probabilities (tiles averaged)
+            head = scorer.fault_head
+            ranked = head.top(values[:, 1:], k=len(head.classes))
         if scores.shape[0] != len(frames) or len(ranked) != len(frames):
             raise RuntimeError(f"scorer returned {scores.shape[0]} scores for {len(frames)} frames")
     except Exception as exc:
@@ -229,16 +280,30 @@ def _score_batch(scorer: Any, frames: list[np.ndarray]) -> list[ScoreOutcome]:
                                  time.perf_counter() - t0)]
         log.warning("a batch of %d frames failed (%s: %s); scoring them one by one", len(frames),
                     type(exc).__name__, exc)
-        return [o for f in frames for o in _score_batch(scorer, [f])]
+        return [o for f in frames for o in _score_batch(scorer, [f], max_pixels)]
     dt = time.perf_counter() - t0
     n = len(frames)
-    return [ScoreOutcome(float(s), batch_size=n, batch_seconds=dt, fault_ranked=r) if math.isfinite(s)
-            else ScoreOutcome(None, f"the model returned a non-finite score ({s})", n, dt)
-            for s, r in zip(scores, ranked)]
+    return [ScoreOutcome(float(s), batch_size=n, batch_seconds=dt, fault_ranked=r, tiles=k)
+            if math.isfinite(s) else ScoreOutcome(None, f"the model returned a non-finite score ({s})", n, dt)
+            for s, r, k in zip(scores, ranked, tiles)]
 
 
-def run_frames(scorer: Any, checked: Sequence[Checked], batch_size: int | None = None) -> list[FrameResult]:
+def _score_columns(scorer: Any, frames: list[np.ndarray]) -> np.ndarray:
+    """(n,) scores, or (n, 1 + C) scores then fault-class probabilities when the model has a head."""
+    infer = getattr(scorer, "infer", None)
+    if infer is None:  # anything with only ``score`` (no embedding, no fault class)
+        return np.asarray(scorer.score(frames), dtype=np.float64).reshape(-1)
+    inference = infer(frames)
+    scores = np.asarray(inference.scores, dtype=np.float64).reshape(-1)
+    probs = getattr(inference, "fault_probs", None)
+    if probs is None:
+        return scores
+    return np.column_stack([scores, np.asarray(probs, dtype=np.float64).reshape(len(scores), -1)])
+
+
+def run_frames(scorer: Any, checked: Sequence[Checked], batch_size: int | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> list[FrameResult]:
     """Score the admitted frames of ``checked`` and decide each (refused ones keep their result)."""
     todo = [c for c in checked if c.result is None]
-    outcomes = iter(score_frames(scorer, [c.rgb for c in todo], batch_size))
+    outcomes = iter(score_frames(scorer, [c.rgb for c in todo], batch_size, max_pixels))
     return [c.result if c.result is not None else c.monitor.decide(c, next(outcomes)) for c in checked]

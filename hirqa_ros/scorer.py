@@ -82,7 +82,8 @@ class Scorer:
 
     @property
     def thresholds(self) -> Thresholds:
-        return self.artifact.thresholds
+        """The card's thresholds for the precision this scorer runs (int8 has its own)."""
+        return self.artifact.thresholds_for(self.precision)
 
     @property
     def model_dir(self) -> Path:

@@ -16,6 +16,21 @@ except ImportError:
     torch = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_stale_dds_shm():
+    """Remove Fast DDS shared-memory files whose processes are gone, before and after the run
+    (the node tests kill publishers on purpose; see helpers_node.clean_stale_dds_shm).
+    HIRQA_TEST_KEEP_DDS_SHM=1 keeps them, to inspect what a run leaves behind."""
+    from helpers_node import clean_stale_dds_shm
+
+    keep = os.environ.get("HIRQA_TEST_KEEP_DDS_SHM") == "1"
+    if not keep:
+        clean_stale_dds_shm()
+    yield
+    if not keep:
+        clean_stale_dds_shm()
+
+
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory):
     """A complete model directory (weights.pth, model.onnx, cards) with seeded RANDOM HiRQA-S

@@ -147,3 +147,24 @@ def corrupt_bytes(path: Path, at_fraction: float, n: int = 4096, seed: int = 0) 
 
 def storage_file(bag: Path) -> Path:
     return next(p for p in bag.iterdir() if p.suffix in (".mcap", ".db3"))
+
+
+def write_image_bag(path: Path, rgbs: list[np.ndarray], topic: str = "/cam/image_raw",
+                    start_ns: int = START_NS, period_ns: int = 100_000_000, frame_id: str = "cam") -> Path:
+    """A rosbag2 (MCAP) with one raw rgb8 Image per frame, ``period_ns`` apart (record time = stamp)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from hirqa_ros.bag.reader import default_typestore
+    from hirqa_ros.imgmsg import rgb_to_image_fields
+
+    ts = default_typestore()
+    T = ts.types
+    img = "sensor_msgs/msg/Image"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection(topic, img, typestore=ts)
+        for i, rgb in enumerate(rgbs):
+            t = start_ns + i * period_ns
+            header = T["std_msgs/msg/Header"](
+                stamp=T["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9), frame_id=frame_id)
+            w.write(conn, t, ts.serialize_cdr(T[img](header=header, **rgb_to_image_fields(rgb, "rgb8")), img))
+    return path

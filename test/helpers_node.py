@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import array
+import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,12 +19,133 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def domain_id(offset: int) -> int:
-    """A ROS domain id unique to this test process and module (so concurrent runs do not cross-talk).
+DOMAIN_LOCK_DIR = Path(os.environ.get("HIRQA_TEST_DOMAIN_LOCKS", "/tmp/hirqa_ros_test_domains"))
+_domains: dict[int, tuple[int, Any]] = {}  # offset -> (domain id, open lock file held until exit)
 
-    Kept in 1..100: Fast DDS derives its ports from the domain id, and ids above ~101 land in
-    Linux's ephemeral port range, where another socket can already hold the port."""
-    return 1 + (os.getpid() * 13 + offset * 37) % 100
+
+def domain_id(offset: int) -> int:
+    """A ROS domain id reserved for this test process and ``offset`` (one per test module).
+
+    Concurrent test runs on one machine (CI jobs, several checkouts) must never share a domain:
+    two runs in one domain see each other's nodes on the same topic names (cross-talk, wrong
+    counts, discovery of participants that die under them). A hash of the pid alone collides
+    often (8 modules x 100 ids), so each id is reserved with an exclusive ``flock`` on
+    ``DOMAIN_LOCK_DIR/<id>.lock``, held until this process exits (the kernel drops it even on
+    SIGKILL), and ids that a running process has in its ``ROS_DOMAIN_ID`` (other ROS programs,
+    test runs without this lock) are skipped. Kept in 1..100: Fast DDS derives its ports from the
+    domain id, and ids above ~101 land in Linux's ephemeral port range, where another socket can
+    already hold the port."""
+    if offset in _domains:
+        return _domains[offset][0]
+    DOMAIN_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    taken = {d for d, _ in _domains.values()} | _domains_in_environ()
+    start = (os.getpid() * 13 + offset * 37) % 100
+    for k in range(100):
+        d = 1 + (start + k) % 100
+        if d in taken:
+            continue
+        f = open(DOMAIN_LOCK_DIR / f"{d}.lock", "a")  # held open: the lock lives as long as the file
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _domains[offset] = (d, f)
+        return d
+    raise RuntimeError(f"all ROS domain ids 1..100 are reserved by other test processes ({DOMAIN_LOCK_DIR})")
+
+
+def _domains_in_environ() -> set[int]:
+    """ROS_DOMAIN_ID values of the running processes we may read."""
+    found: set[int] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        for item in env.split(b"\0"):
+            if item.startswith(b"ROS_DOMAIN_ID=") and item[14:].isdigit():
+                found.add(int(item[14:]))
+    return found
+
+
+SHM_DIR = Path("/dev/shm")
+_SEGMENT = re.compile(r"^(fastdds|fastrtps)_([0-9a-f]{16})$")
+_PORT = re.compile(r"^(fastdds|fastrtps)_port(\d+)$")
+
+
+def _unlocked(path: Path) -> bool:
+    """True when nobody holds a lock on ``path`` (its owner process is gone)."""
+    try:
+        with open(path, "ab") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when f closes
+        return True
+    except OSError:
+        return False
+
+
+def _mapped_shm_names() -> set[str]:
+    """Names of /dev/shm files some live process has mapped (from /proc/*/maps)."""
+    names: set[str] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                for line in f:
+                    if "/dev/shm/" in line:
+                        names.add(line.split("/dev/shm/", 1)[1].split()[0])
+        except OSError:
+            continue
+    return names
+
+
+def clean_stale_dds_shm(shm_dir: Path = SHM_DIR) -> list[str]:
+    """Remove the Fast DDS shared-memory files whose owners are gone; returns the removed names.
+
+    Fast DDS (SHM transport, used by LARGE_DATA and the default builtin transports) keeps in
+    /dev/shm one data segment per participant (``fastdds_<16 hex>`` + ``_el`` lock) and one
+    file per listening port (``fastdds_port<N>`` + ``_el``/``_sl`` locks + ``sem.fastdds_port<N>_mutex``).
+    A process that ends without DDS teardown (SIGKILL, ``os._exit``) leaves them behind. Like
+    ``fastdds shm clean``, a file counts as stale when nobody holds its lock; a port file
+    without any lock file (created by a writer for a reader that never came) is stale when no
+    live process has it mapped. Files in use are never touched."""
+    try:
+        names = set(os.listdir(shm_dir))
+    except OSError:
+        return []
+    mapped: set[str] | None = None
+    removed: list[str] = []
+
+    def rm(*files: str) -> None:
+        for n in files:
+            try:
+                (shm_dir / n).unlink()
+                removed.append(n)
+            except OSError:
+                pass
+
+    for n in sorted(names):
+        m = _SEGMENT.match(n)
+        if m and f"{n}_el" in names and _unlocked(shm_dir / f"{n}_el"):
+            rm(n, f"{n}_el")
+            continue
+        m = _PORT.match(n)
+        if not m:
+            continue
+        locks = [x for x in (f"{n}_el", f"{n}_sl") if x in names]
+        if locks:
+            stale = all(_unlocked(shm_dir / x) for x in locks)
+        else:
+            if mapped is None:
+                mapped = _mapped_shm_names()
+            stale = n not in mapped
+        if stale:
+            rm(n, *locks, f"sem.{n}_mutex")
+    return removed
 
 
 def ros_env(domain: int) -> dict[str, str]:
@@ -43,6 +166,9 @@ def param_arg(name: str, value: Any) -> str:
     else:
         text = str(value)
     return f"{name}:={text}"
+
+
+_live_nodes: list[NodeProcess] = []  # started and not stopped (RosClient.close stops them first)
 
 
 class NodeProcess:
@@ -66,6 +192,8 @@ class NodeProcess:
         self._log = open(log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(cmd, env=ros_env(domain), stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=REPO)
+        self.domain = domain
+        _live_nodes.append(self)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -93,14 +221,17 @@ class NodeProcess:
             return None
 
     def stop(self) -> None:
+        if self in _live_nodes:
+            _live_nodes.remove(self)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(5)
+            try:  # a clean exit tears DDS down (no stale /dev/shm files); slow on a busy machine
+                self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
 
 
 def params_file(path: Path, params: dict[str, Any]) -> Path:
@@ -146,6 +277,7 @@ class RosClient:
         # this process's DDS participant must use the same transports as the node's
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
         self.rclpy = rclpy
+        self.domain = domain
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=domain)
         self.node = rclpy.create_node(name, context=self.ctx)
@@ -304,7 +436,17 @@ class RosClient:
         return None
 
     def close(self) -> None:
-        # stop spinning first, then tear down: never shut the context down under a spinning executor
+        """Stop the nodes of this domain, stop spinning, then tear down (never shut the context down
+        under a spinning executor).
+
+        The nodes go first: Fast DDS 3.2 blocks deleting a participant with the LARGE_DATA TCP
+        transport while a peer is still up (gdb on a hung suite: ``TCPChannelResourceBasic::disconnect``
+        under ``~TCPv4Transport`` waits for the mutex a listening thread holds while it sits in
+        ``read`` on the idle connection, and rclpy holds the GIL meanwhile, so nothing else runs);
+        the read returns once the peer has closed its side."""
+        for node in list(_live_nodes):
+            if node.domain == self.domain:
+                node.stop()
         self._closing = True
         self._thread.join(5)
         self.executor.shutdown(timeout_sec=1)
@@ -401,8 +543,11 @@ def publish_main(argv: list[str] | None = None) -> int:
             time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
     print(f"done {args.count}", flush=True)
     time.sleep(0.5)
-    # skip DDS teardown: Fast DDS shutdown here sometimes blocks for tens of seconds, and this
-    # process has nothing left to deliver (the same choice as `hirqa bag-play`)
+    # tear DDS down so its /dev/shm files go with it, but never wait more than 10 s for it
+    # (Fast DDS shutdown sometimes blocks for tens of seconds; this process has nothing left to deliver)
+    closer = threading.Thread(target=client.close, daemon=True)
+    closer.start()
+    closer.join(10)
     os._exit(0)
 
 

@@ -132,7 +132,8 @@ def test_write_bag_skips_a_type_without_definition(tmp_path, scorer):
 def test_cli_exit_codes_and_partial_results(tmp_path, random_model_dir, capsys):
     made = tiny_bag(tmp_path / "b", storage="mcap", duration_s=2.0)
     base = ["bag-eval", "--model", str(random_model_dir), "--backend", "onnxruntime", "--no-progress"]
-    # truncated bag: partial results, exit 0, the problem is printed
+    # truncated bag: partial results, the problem is printed; a labelled segment that lies in the
+    # lost part contains no frame, so the label metrics are partial: exit 1 and the problem named
     f = storage_file(made.path)
     f.write_bytes(f.read_bytes()[: int(f.stat().st_size * 0.6)])
     assert (
@@ -149,10 +150,10 @@ def test_cli_exit_codes_and_partial_results(tmp_path, random_model_dir, capsys):
                 "--no-plots",
             ]
         )
-        == 0
+        == 1
     )
     out = capsys.readouterr().out
-    assert "truncated" in out
+    assert "truncated" in out and "contains no frame" in out
     rows = read_frames_csv(tmp_path / "o1" / "frames.csv")
     assert 3 <= len(rows) < 20
     s = json.loads((tmp_path / "o1" / "summary.json").read_text())

@@ -59,7 +59,7 @@ def test_drop_labels_from_file_and_override(tmp_path):
         ("segments:\n  - {start: 1, end: 2}\norigin_ns: 0\n", "label"),
         ("segments:\n  - {start: one, end: 2, label: x}\norigin_ns: 0\n", "bad time range"),
         ("segments:\n  - {start: 1, end: 2, label: x}\n", "origin_ns"),
-        ("clock: wall\nsegments: []\n", "clock"),
+        ("clock: wall\norigin_ns: 0\nsegments:\n  - {start: 1, end: 2, label: x}\n", "clock"),
         ("[1, 2]\n", "mapping"),
     ],
 )
@@ -68,6 +68,48 @@ def test_bad_labels_are_explained(tmp_path, text, match):
     p.write_text(text)
     with pytest.raises(LabelsError, match=match):
         Labels.load(p)
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("segmets:\n  - {start: 1, end: 2, label: haze}\n",
+         r"unknown key 'segmets' \(did you mean 'segments'\?\)"),
+        ("origin_ns: 0\nsegments:\n  - {start: 1, end: 2, lable: haze, label: x}\n", "did you mean 'label'"),
+        ("", "empty"),
+        ("# only a comment\n", "empty"),
+        ("origin_ns: 0\ndefault_label: clear\n", "no 'segments' list"),
+        ("version: 2\norigin_ns: 0\nsegments:\n  - {start: 1, end: 2, label: x}\n", "version"),
+    ],
+)
+def test_labels_typo_empty_or_unknown_version_is_an_error(tmp_path, text, match):
+    p = tmp_path / "l.yaml"
+    p.write_text(text)
+    with pytest.raises(LabelsError, match=match):
+        Labels.load(p)
+
+
+def test_labels_topic_not_in_bag_is_an_error_or_a_problem():
+    lab = Labels([Segment(0, 10, "haze", "/cam/typo"), Segment(0, 10, "blur", "/cam/b")], source="l.yaml")
+    with pytest.raises(LabelsError, match="no segment applies to the evaluated topics"):
+        Labels([Segment(0, 10, "haze", "/cam/typo")], source="l.yaml").check_topics(["/cam/a"], ["/cam/a"])
+    problems = lab.check_topics(["/cam/a", "/cam/b"], ["/cam/b"])
+    assert problems == ["labels: segment 1 (haze) names topic /cam/typo, which is not in the bag"]
+    problems = lab.check_topics(["/cam/b", "/cam/typo"], ["/cam/b"])
+    assert "is not evaluated" in problems[0]
+    assert Labels([Segment(0, 10, "haze")]).check_topics(["/a"], ["/a"]) == []  # every topic
+    assert Labels([]).check_topics(["/a"], ["/a"]) == []  # 'segments: []': all default_label
+    assert Labels([]).check_times({"/a": [1, 2]}) == []
+
+
+def test_labels_segments_outside_the_bag_time_range():
+    times = {"/a": [100, 200, 300], "/b": [100, 200]}
+    with pytest.raises(LabelsError, match="no segment contains any frame"):
+        Labels([Segment(10_000, 20_000, "haze", "/a")]).check_times(times)
+    lab = Labels([Segment(150, 250, "haze", "/a"), Segment(250, 260, "blur", "/b"), Segment(0, 5, "glare")])
+    problems = lab.check_times(times)
+    assert len(problems) == 2 and "segment 2 (blur, /b)" in problems[0] and "span [100, 200]" in problems[0]
+    assert "segment 3 (glare)" in problems[1]
 
 
 def _rows(scores, thresholds, topic="/a", start=T0, period=100_000_000):

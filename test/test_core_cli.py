@@ -75,7 +75,7 @@ def test_score_all_good_exit_zero_table_and_csv(tmp_path, random_model_dir, caps
         cv2.imwrite(str(tmp_path / f"img{i}.png"), rng.integers(0, 256, (64, 72, 3), dtype=np.uint8))
     assert main(["score", "--model", str(random_model_dir), "--no-progress", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["source", "frame", "score", "level"] and len(out) == 3
+    assert out[0].split() == ["source", "frame", "score", "level", "reason"] and len(out) == 3
     assert (
         main(
             [
@@ -91,9 +91,10 @@ def test_score_all_good_exit_zero_table_and_csv(tmp_path, random_model_dir, caps
         == 0
     )
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["source", "frame", "score", "level", "fault", "fault_confidence"] and len(rows) == 2
+    assert rows[0] == ["source", "frame", "score", "level", "reason", "fault", "fault_confidence"]
+    assert len(rows) == 2
     assert rows[1][1] == "" and 0 < float(rows[1][2]) < 1
-    assert rows[1][4:] == ["", ""]  # no fault head in this model: no class
+    assert rows[1][4:] == ["", "", ""]  # no reason; no fault head in this model: no class
 
 
 def test_score_missing_path_fails(tmp_path, random_model_dir, capsys):

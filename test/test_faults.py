@@ -19,6 +19,7 @@ import pytest
 from helpers_faults import TOY_CLASSES, toy_frames, toy_head_model_dir
 
 from hirqa_ros.bag.labels import Labels, Segment
+from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Level, Thresholds
 from hirqa_ros.faults import (
     NO_FAULT,
@@ -172,7 +173,9 @@ def test_head_without_embedding_warns_once_and_scores(head_dir, caplog):
 def test_monitor_fills_the_gated_fault(head_scorer, th, expect):
     frames = toy_frames()
     checked, truth = [], []
-    monitor = CameraMonitor("/cam", Thresholds(*th), min_side=16)
+    # the toy frames are flat colour fields: no-content checks off, this test is about the fault rule
+    off = ContentLimits(black_level=-1, white_level=256, uniform_range=-1, frozen_s=0)
+    monitor = CameraMonitor("/cam", Thresholds(*th), min_side=16, content=off)
     for cls in TOY_CLASSES:
         checked.append(monitor.check(frames[cls][0]))
         truth.append(cls)
@@ -237,7 +240,10 @@ def test_score_cli_outputs_the_fault(head_dir, random_model_dir, toy_images, cap
     from hirqa_ros.cli.main import main
 
     def run(*args: str, model=head_dir) -> str:
-        assert main(["score", "--model", str(model), "--no-progress", *args, str(toy_images)]) == 0
+        no_checks = ["--no-content-black-level", "-1", "--no-content-white-level", "256",
+                     "--no-content-uniform-range", "-1"]  # flat toy colour fields: this test is about faults
+        argv = ["score", "--model", str(model), "--no-progress", *no_checks, *args, str(toy_images)]
+        assert main(argv) == 0
         return capsys.readouterr().out
 
     rows = [json.loads(line) for line in run("--jsonl").splitlines()]
@@ -245,10 +251,10 @@ def test_score_cli_outputs_the_fault(head_dir, random_model_dir, toy_images, cap
     for r in rows:  # the card's thresholds: a kept frame says none, a dropped one a fault
         assert (r["fault"] == "none") == (r["level"] == "OK") and 0 <= r["fault_confidence"] <= 1
     table = run().splitlines()
-    assert table[0].split() == ["source", "frame", "score", "level", "fault", "fault_confidence"]
+    assert table[0].split() == ["source", "frame", "score", "level", "reason", "fault", "fault_confidence"]
     by_src = {Path(r["source"]).stem: r for r in rows}
     for line in table[1:]:
-        src, _, level, fault, conf = line.split()  # a still image has no frame index
+        src, _, level, _, fault, conf = line.split()  # a still image has no frame index; reason "-"
         r = by_src[Path(src).stem]
         assert (level, fault) == (r["level"], r["fault"])
         assert float(conf) == pytest.approx(r["fault_confidence"], abs=0.01)
@@ -258,7 +264,8 @@ def test_score_cli_outputs_the_fault(head_dir, random_model_dir, toy_images, cap
     # a model without a head: keys stay, values null; the table has no fault columns
     plain = [json.loads(line) for line in run("--jsonl", model=random_model_dir).splitlines()]
     assert all(r["fault"] is None and r["fault_confidence"] is None for r in plain)
-    assert run(model=random_model_dir).splitlines()[0].split() == ["source", "frame", "score", "level"]
+    header = run(model=random_model_dir).splitlines()[0].split()
+    assert header == ["source", "frame", "score", "level", "reason"]
 
 
 # ---- hirqa bag-eval ------------------------------------------------------------------------------

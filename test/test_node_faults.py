@@ -15,6 +15,7 @@ pytest.importorskip("diagnostic_msgs.msg")
 from helpers_faults import TOY_CLASSES, toy_frames, toy_head_model_dir
 from helpers_node import NodeProcess, RosClient, domain_id, make_image, status_values
 
+from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Thresholds
 from hirqa_ros.monitor import CameraMonitor, run_frames
 from hirqa_ros.quality_msg import parse
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.ros
 
 CAM = "/ft/image"
 NODE = "hirqa_faults"
+NO_CONTENT_CHECKS = ContentLimits(black_level=-1, white_level=256, uniform_range=-1, frozen_s=0)
 
 
 def _stamp(msg) -> int:
@@ -77,7 +79,10 @@ def _send(client: RosClient, frames: list[np.ndarray], base: int) -> list:
 def toy(random_model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("node_faults")
     model = toy_head_model_dir(random_model_dir, tmp / "with_head")
-    node, client = _start(model, domain_id(41), tmp, warn_threshold=1.0, error_threshold=1.0)
+    # the toy frames are flat colour fields: the no-content checks are off, these tests are about faults
+    node, client = _start(model, domain_id(41), tmp, warn_threshold=1.0, error_threshold=1.0,
+                          no_content_black_level=-1.0, no_content_white_level=256.0,
+                          no_content_uniform_range=-1.0, frozen_timeout_s=0.0)
     try:
         yield model, node, client
     finally:
@@ -96,7 +101,7 @@ def test_quality_messages_carry_the_class_the_pipeline_gives(toy):
     reports = _send(client, sent, 3_000_000_000)
     # the same frames through the in-process pipeline with the node's thresholds (everything dropped)
     sc = load_scorer(model, backend="onnxruntime")
-    monitor = CameraMonitor(CAM, Thresholds(1.0, 1.0))
+    monitor = CameraMonitor(CAM, Thresholds(1.0, 1.0), content=NO_CONTENT_CHECKS)
     expected = run_frames(sc, [monitor.check(f) for f in sent])
     for rep, exp, cls in zip(reports, expected, classes):
         assert rep.verdict == "drop" and rep.schema.endswith("/2")

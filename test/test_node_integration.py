@@ -292,11 +292,13 @@ def test_diagnostics_levels_follow_hysteresis_and_stale_input(plumbing):
     _, client = plumbing
     st = _diag_after(client, NEVER, time.monotonic())
     assert level_of(st) == Level.STALE and "first frame" in st.message
-    jpeg = rgb_to_compressed_fields(scene(48, 64, seed=3), "jpeg")["data"].tobytes()
+    # a live camera: every frame differs (one repeated buffer would be a frozen stream, ERROR)
+    jpegs = [rgb_to_compressed_fields(scene(48, 64, seed=300 + i), "jpeg")["data"].tobytes()
+             for i in range(8)]
 
     def stream_and_level(base: int, n: int = 8) -> int:
         for i in range(n):
-            client.pubs[C].publish(make_compressed(jpeg, base + i))
+            client.pubs[C].publish(make_compressed(jpegs[i % len(jpegs)], base + i))
             time.sleep(0.1)
         client.wait_for(lambda: any(_stamp(m) == base + n - 1 for _, m in client.quality[C]), 10,
                         "last frame")

@@ -80,7 +80,8 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
 
     domain = domain_id(11)
     node = NodeProcess({"model_path": str(random_model_dir), "backend": "onnxruntime", "autostart": False,
-                        "image_transport": "compressed", "diagnostics_period_s": 0.5},
+                        "image_transport": "compressed", "diagnostics_period_s": 0.5,
+                        "frozen_timeout_s": 0.0},  # one repeated test buffer would be a frozen stream
                        domain, tmp_path / "node.log", ros_args=["-r", "__ns:=/r1"])
     client = None
     fqn = "/r1/hirqa_node"

@@ -16,6 +16,7 @@ pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros
 pytest.importorskip("diagnostic_msgs.msg")
 pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
 
+from helpers_bag import write_image_bag
 from helpers_node import (
     NodeProcess,
     RosClient,
@@ -44,21 +45,7 @@ def _frames() -> list[np.ndarray]:
 
 
 def _write_bag(path: Path, frames: list[np.ndarray]) -> None:
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from hirqa_ros.bag.reader import default_typestore
-    from hirqa_ros.imgmsg import rgb_to_image_fields
-
-    ts = default_typestore()
-    T = ts.types
-    img = "sensor_msgs/msg/Image"
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
-        conn = w.add_connection(TOPIC, img, typestore=ts)
-        for i, rgb in enumerate(frames):
-            t = BASE_NS + i * 100_000_000
-            header = T["std_msgs/msg/Header"](
-                stamp=T["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9), frame_id="eq_cam")
-            w.write(conn, t, ts.serialize_cdr(T[img](header=header, **rgb_to_image_fields(rgb, "rgb8")), img))
+    write_image_bag(path, frames, TOPIC, BASE_NS, frame_id="eq_cam")
 
 
 def _thresholds_between(values: list[float]) -> Thresholds:

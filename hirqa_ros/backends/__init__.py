@@ -157,6 +157,32 @@ def open_backend(
     raise ValueError(f"unknown backend {name!r}; expected one of {CHOICES}")
 
 
+def onnxruntime_on_cpu(device: str | None) -> bool:
+    """Whether ONNX Runtime runs on the CPU for ``device`` (None: unless it has the CUDA provider and
+    an NVIDIA GPU is present, as ``onnxruntime_backend.select_providers`` decides)."""
+    dev = str(device or "").split(":")[0].lower()
+    if dev:
+        return dev == "cpu"
+    ort, _ = try_import("onnxruntime")
+    if ort is None or "CUDAExecutionProvider" not in ort.get_available_providers():
+        return True
+    from hirqa_ros.backends.onnxruntime_backend import nvidia_gpu_present
+
+    return not nvidia_gpu_present()
+
+
+def auto_cpu_precision(artifact, device: str | None) -> tuple[str, str]:
+    """The precision ``auto`` gives ONNX Runtime, and why: int8 only on the CPU, only when the
+    model directory has an int8 model whose card says its accuracy loss is within tolerance
+    (``quantize.int8_status``); fp32 otherwise."""
+    if not onnxruntime_on_cpu(device):
+        return "fp32", "int8 runs on the CPU only"
+    from hirqa_ros.quantize import int8_status
+
+    ok, why = int8_status(artifact)
+    return ("int8" if ok else "fp32"), why
+
+
 def choose_auto(
     artifact, device: str | None = None, precision: str | None = None, **options: Any
 ) -> tuple[Backend, list[str]]:
@@ -176,6 +202,9 @@ def choose_auto(
         if name == "onnxruntime" and precision == "fp16" and not str(device or "").startswith("tensorrt"):
             log.info("onnxruntime runs fp32 (fp16 only through its TensorRT provider): using fp32")
             prec = None
+        if name == "onnxruntime" and prec is None:
+            prec, why = auto_cpu_precision(artifact, device)
+            log.info("onnxruntime precision %s: %s", prec, why)
         try:
             return open_backend(name, artifact, device=device, precision=prec, **options), skipped
         except Exception as exc:  # e.g. an engine build failure: fall through to the next one

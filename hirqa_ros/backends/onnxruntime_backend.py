@@ -18,6 +18,8 @@ from hirqa_ros.artifacts import EMBEDDING_OUTPUT, FLOAT_INPUT, FRAMES_INPUT, SCO
 from hirqa_ros.backends import BackendUnavailable
 from hirqa_ros.preprocess import normalize
 
+SHRINK_ABOVE_PIXELS = 1920 * 1080  # larger calls give their memory back (OnnxRuntimeBackend._run_options)
+
 log = logging.getLogger(__name__)
 
 
@@ -203,8 +205,43 @@ def _trt_ep_profile(artifact, device: str | None, options: dict):
     )
 
 
+def physical_cores() -> int:
+    """Physical CPU cores of this machine (Linux: distinct (package, core) pairs of /proc/cpuinfo;
+    elsewhere the logical count)."""
+    try:
+        pairs, phys = set(), "0"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    phys = value.strip()
+                elif key == "core id":
+                    pairs.add((phys, value.strip()))
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+def session_options(ort, threads: int | None = None):
+    """CPU session options: all graph optimisations, ``threads`` intra-op threads (default: the
+    physical cores, or $OMP_NUM_THREADS when set), memory arena on (see docs/scoring.md for what
+    was measured)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads = int(os.environ["OMP_NUM_THREADS"])
+    opts.intra_op_num_threads = int(threads) if threads else physical_cores()
+    opts.enable_cpu_mem_arena = True
+    opts.log_severity_level = 3
+    return opts
+
+
 class OnnxRuntimeBackend:
-    """Runs the model directory's ``model.onnx`` (fp32) with ONNX Runtime."""
+    """Runs the model directory's ``model.onnx`` (fp32), or with ``precision="int8"`` its
+    ``model.int8.onnx`` (CPU only), with ONNX Runtime."""
 
     name = "onnxruntime"
 
@@ -221,12 +258,26 @@ class OnnxRuntimeBackend:
     ) -> None:
         import onnxruntime as ort
 
-        path = Path(onnx_path) if onnx_path else artifact.onnx
+        self.precision = precision or "fp32"
+        if self.precision == "int8":
+            from hirqa_ros.quantize import FILE_KEY, INT8_FILE
+
+            if (device or "cpu").split(":")[0] != "cpu":
+                raise ValueError("onnxruntime runs the int8 model on the CPU only (device='cpu')")
+            device = "cpu"
+            default = artifact.file(FILE_KEY)
+            if onnx_path is None and (default is None or not default.is_file()):
+                raise BackendUnavailable(f"onnxruntime: no {INT8_FILE} in {artifact.path}; make one with "
+                                         f"`hirqa export --int8 --model {artifact.path}`")
+        elif self.precision != "fp32" and (device or "").split(":")[0] != "tensorrt":
+            raise ValueError(
+                "onnxruntime runs fp32 or int8 (CPU); fp16 only with device='tensorrt' (TensorRT EP)"
+            )
+        else:
+            default = artifact.onnx
+        path = Path(onnx_path) if onnx_path else default
         if path is None or not Path(path).is_file():
             raise BackendUnavailable(f"onnxruntime: no ONNX file in {artifact.path}")
-        self.precision = precision or "fp32"
-        if self.precision != "fp32" and (device or "").split(":")[0] != "tensorrt":
-            raise ValueError("onnxruntime runs the fp32 ONNX; fp16 only with device='tensorrt' (TensorRT EP)")
         providers = select_providers(
             ort.get_available_providers(),
             device,
@@ -241,13 +292,8 @@ class OnnxRuntimeBackend:
 
             # TensorRT gets fp32 initializers, not fp16 ones behind Cast nodes
             path = folded_fp32_onnx(path, ort_trt_cache_dir(trt_cache_dir))
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-            threads = int(os.environ["OMP_NUM_THREADS"])
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
+        opts = session_options(ort, threads)
+        self.threads = opts.intra_op_num_threads
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         used = self.session.get_providers()
         self.device = check_providers(providers, used, device)
@@ -255,6 +301,7 @@ class OnnxRuntimeBackend:
             self.precision = "fp32"  # only the TensorRT provider runs fp16
         self.providers = used
         self.max_batch = max_batch or 8
+        self._shrink = None
         self.onnx_path = Path(path)
         inputs = self.session.get_inputs()
         outputs = [o.name for o in self.session.get_outputs()]
@@ -282,13 +329,14 @@ class OnnxRuntimeBackend:
                 Path(path).parent,
             )
         log.info(
-            "onnxruntime %s: running on %s (%s), providers %s, model %s (input %s)",
+            "onnxruntime %s: running on %s (%s), providers %s, model %s (input %s), %d intra-op threads",
             ort.__version__,
             self.device,
             self.precision,
             used,
             path,
             self.input_name,
+            self.threads,
         )
 
     def network_input(self, frames: np.ndarray) -> np.ndarray:
@@ -297,10 +345,23 @@ class OnnxRuntimeBackend:
         return np.ascontiguousarray(frames if self.camera_bytes else normalize(frames, self.norm))
 
     def run_network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = self.session.run(self.outputs, {self.input_name: x})
+        out = self.session.run(self.outputs, {self.input_name: x}, self._run_options(x))
         scores = np.asarray(out[0], dtype=np.float32).reshape(-1)
         return scores, (np.asarray(out[1], dtype=np.float32) if len(out) > 1 else None)
 
     def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(scores (N,), embeddings (N, D) or None) for a uint8 (N, H, W, 3) batch in ``channel_order``."""
         return self.run_network(self.network_input(frames))
+
+    def _run_options(self, x: np.ndarray):
+        """Shrink the CPU memory arena after a call above SHRINK_ABOVE_PIXELS: the arena otherwise
+        keeps the peak of the largest frame ever seen (about 1 GB after one 4K frame) for the
+        life of the process, and a second large call plans a new block beside it."""
+        if x.size // 3 <= SHRINK_ABOVE_PIXELS:  # N x H x W x 3 or N x 3 x H x W
+            return None
+        if self._shrink is None:
+            import onnxruntime as ort
+
+            self._shrink = ort.RunOptions()
+            self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        return self._shrink

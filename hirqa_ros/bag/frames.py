@@ -10,7 +10,7 @@ from typing import Any
 from hirqa_ros.monitor import FrameResult
 
 #: ``fault``/``fault_confidence``: ``faults.gated_fault`` (``none`` for a kept frame), empty without a head
-CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error", "fault",
+CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error", "reason", "fault",
                "fault_confidence"]
 
 
@@ -56,6 +56,7 @@ class FrameRow:
             self.level,
             self.verdict,
             self.error,
+            self.reason,
             self.fault or "",
             "" if self.fault_confidence is None else f"{self.fault_confidence:.4f}",
         ]

@@ -14,10 +14,16 @@ File format (YAML)::
       - {topic: /cam2/image_raw, start_ns: 1700000006000000000, end_ns: 1700000007000000000, label: glare}
 
 Segments are half-open ``[start, end)``; where segments overlap, the first listed wins.
+A labels file that cannot mean what its author wanted is refused (:class:`LabelsError`):
+unknown keys (``segmets:``), no ``segments`` key (``segments: []`` says "every frame is
+``default_label``"), an empty file, a version other than 1. :meth:`Labels.check_topics`
+and :meth:`Labels.check_times` compare it with the bag: segments that match no evaluated topic
+or no frame are problems, and labels that match nothing at all are an error.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +33,20 @@ import yaml
 
 KEEP_NAMES = frozenset({"clear", "ok", "good", "keep", "clean"})
 CLOCKS = ("stamp", "bag")
+FORMAT_VERSION = 1
+TOP_KEYS = ("version", "clock", "origin_ns", "default_label", "drop_labels", "segments")
+SEGMENT_KEYS = ("topic", "start", "end", "start_ns", "end_ns", "label")
+
+
+def _unknown_keys(keys: Iterable[Any], known: tuple[str, ...], where: str) -> None:
+    unknown = [str(k) for k in keys if k not in known]
+    if not unknown:
+        return
+    hints = []
+    for k in unknown:
+        close = difflib.get_close_matches(k, known, n=1)
+        hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise LabelsError(f"{where}: unknown key {', '.join(hints)}; known keys: {', '.join(known)}")
 
 
 class LabelsError(ValueError):
@@ -102,30 +122,90 @@ class Labels:
         return [s for s in self.segments if s.applies_to(topic)]
 
     # --- files ---
+    # --- checks against the bag ---
+    def check_topics(self, bag_topics: Iterable[str], evaluated: Iterable[str]) -> list[str]:
+        """Problems of segments whose topic is not in the bag or not evaluated; raises
+        :class:`LabelsError` when no segment applies to any evaluated topic."""
+        bag, chosen = set(bag_topics), set(evaluated)
+        problems = []
+        for i, s in enumerate(self.segments):
+            if s.topic is None or s.topic in chosen:
+                continue
+            why = "is not evaluated (see --topic)" if s.topic in bag else "is not in the bag"
+            problems.append(f"labels: segment {i + 1} ({s.label}) names topic {s.topic}, which {why}")
+        if self.segments and not any(s.topic is None or s.topic in chosen for s in self.segments):
+            raise LabelsError(
+                f"{self.source}: no segment applies to the evaluated topics ({', '.join(sorted(chosen))}); "
+                f"the labels name {', '.join(sorted({s.topic for s in self.segments if s.topic}))}"
+            )
+        return problems
+
+    def check_times(self, times: dict[str, list[int]]) -> list[str]:
+        """Problems of segments that contain no frame of their topic(s) (``times``: topic ->
+        frame times in this labels' clock); raises :class:`LabelsError` when no segment contains
+        any frame (wrong clock, origin or bag)."""
+        problems = []
+        matched = 0
+        for i, s in enumerate(self.segments):
+            hits = sum(1 for t, ts in times.items() if s.applies_to(t) for x in ts if s.contains(x))
+            if hits:
+                matched += 1
+                continue
+            spans = [(min(ts), max(ts)) for t, ts in times.items() if s.applies_to(t) and ts]
+            if not spans:
+                continue  # topic problems are reported by check_topics
+            lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+            problems.append(
+                f"labels: segment {i + 1} ({s.label}{', ' + s.topic if s.topic else ''}) "
+                f"[{s.start_ns}, {s.end_ns}) ns contains no frame; the frames' {self.clock} times "
+                f"span [{lo}, {hi}] ns"
+            )
+        if self.segments and not matched and any(times.values()):
+            raise LabelsError(
+                f"{self.source}: no segment contains any frame ({self.clock} clock); check 'clock', "
+                "'origin_ns' and the time ranges against the bag:\n  " + "\n  ".join(problems)
+            )
+        return problems
+
     @classmethod
     def load(cls, path: str | Path, bag_start_ns: int | None = None) -> Labels:
         """Read a labels YAML; relative ``start``/``end`` seconds use ``origin_ns`` or ``bag_start_ns``."""
         p = Path(path)
         try:
             doc = yaml.safe_load(p.read_text())
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise LabelsError(f"{p}: cannot read labels ({exc})") from None
-        return cls.from_dict(doc or {}, bag_start_ns=bag_start_ns, source=str(p))
+        if doc is None:
+            raise LabelsError(f"{p}: the labels file is empty (expected 'segments:'; see docs/bag.md)")
+        return cls.from_dict(doc, bag_start_ns=bag_start_ns, source=str(p))
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], bag_start_ns: int | None = None, source: str = "") -> Labels:
         if not isinstance(doc, dict):
             raise LabelsError(f"{source}: labels must be a YAML mapping")
+        _unknown_keys(doc, TOP_KEYS, source or "labels")
+        version = doc.get("version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise LabelsError(f"{source}: labels version {version!r} is not supported (this reads version 1)")
+        if "segments" not in doc:
+            raise LabelsError(
+                f"{source}: no 'segments' list, so every frame would get the default label; list the "
+                "segments (or write 'segments: []' for a bag that is all default_label; see docs/bag.md)"
+            )
+        items = doc["segments"] or []
+        if not isinstance(items, list):
+            raise LabelsError(f"{source}: 'segments' must be a list")
         origin = doc.get("origin_ns")
         notes = []
         if origin is None:
             origin = bag_start_ns
             notes.append("relative times are measured from the bag start (no origin_ns in the labels)")
         segs = []
-        for i, item in enumerate(doc.get("segments") or []):
+        for i, item in enumerate(items):
             where = f"{source}: segment {i + 1}"
             if not isinstance(item, dict) or "label" not in item:
                 raise LabelsError(f"{where}: needs at least 'label' and a time range")
+            _unknown_keys(item, SEGMENT_KEYS, where)
             try:
                 if "start_ns" in item:
                     start, end = int(item["start_ns"]), int(item["end_ns"])

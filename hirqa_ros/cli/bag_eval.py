@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
+from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
+from hirqa_ros.cli.ranges import ranged
+from hirqa_ros.constants import BACKEND_CHOICES
 
 HELP = "score the camera frames of a rosbag2 (sqlite3/MCAP) or ROS 1 bag offline; label metrics, plots"
 
@@ -25,16 +27,6 @@ def _thresholds(text: str):
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     raise argparse.ArgumentTypeError(f"expected WARN or WARN,ERROR, got {text!r}")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,28 +53,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--smoothing",
-        type=float,
+        type=ranged(float, 0.0, 0.99),
         default=0.0,
-        help="EMA weight of the past before thresholds, as the node's 'smoothing' (default 0)",
-    )
-    p.add_argument(
-        "--min-image-side",
-        type=_positive_int,
-        default=DEFAULT_MIN_IMAGE_SIDE,
-        metavar="PX",
-        help="frames whose shorter side is below this are refused (no score), as the node's "
-        f"'min_image_side' (default {DEFAULT_MIN_IMAGE_SIDE})",
+        help="EMA weight of the past before thresholds, as the node's 'smoothing', 0..0.99 (default 0)",
     )
     p.add_argument(
         "--target-frr",
-        type=float,
+        type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True),
         default=0.01,
-        help="false-reject rate on keep-labelled frames for the suggested threshold (default 0.01)",
+        help="false-reject rate on keep-labelled frames for the suggested threshold, in (0, 1) "
+        "(default 0.01)",
     )
     p.add_argument("--model", help="model directory (default: $HIRQA_MODEL or the installed models/hirqa-s)")
     p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="inference backend")
     p.add_argument("--input-policy", help="native | max-side:N | crops:KxS (default: the model card's)")
-    p.add_argument("--batch", type=int, default=8, help="frames per inference call (default 8)")
+    p.add_argument("--batch", type=ranged(int, 1, 1024), default=8,
+                   help="frames per inference call, 1..1024 (default 8)")
     p.add_argument(
         "--write-bag",
         action="store_true",
@@ -90,10 +76,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_frame_check_arguments(p, "the bag's record time")
 
 
 def run(args: argparse.Namespace) -> int:
-    from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, evaluate_bag
+    from hirqa_ros.artifacts import ArtifactError
+    from hirqa_ros.backends import BackendUnavailable
+    from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, OutputError, evaluate_bag
     from hirqa_ros.bag.labels import LabelsError
     from hirqa_ros.faults import format_confusion
 
@@ -108,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             thresholds=args.threshold,
             smoothing=args.smoothing,
             min_side=args.min_image_side,
+            content=content_limits(args),
+            max_pixels=args.max_pixels,
             model=args.model,
             backend=args.backend,
             input_policy=args.input_policy,
@@ -117,9 +108,13 @@ def run(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             progress=not args.no_progress,
         )
-    except (BagOpenError, NothingToEvaluate, LabelsError) as exc:
+    except (BagOpenError, NothingToEvaluate, LabelsError, OutputError, ArtifactError,
+            BackendUnavailable) as exc:
         log.error("%s", exc)
         return 2
+    except KeyboardInterrupt:  # before scoring began (loading): nothing to keep
+        log.error("interrupted before any frame was scored; nothing written")
+        return 130
     s = res.summary
     o = s["overall"]
     th = s["thresholds"]
@@ -154,8 +149,21 @@ def run(args: argparse.Namespace) -> int:
         )
     for p in res.problems:
         print(f"  problem: {p}")
+    reasons = o.get("reasons") or {}
+    if reasons:
+        print("  frames by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     print(f"results in {res.out_dir}: " + ", ".join(sorted(res.files)))
+    if res.interrupted:
+        log.error("interrupted: the results above are PARTIAL (summary.json: \"complete\": false)")
+        return 130
+    if res.labels_error:
+        log.error("the labels match no frame of the bag; label metrics are meaningless (exit 2)")
+        return 2
     if res.scored == 0:
         log.error("no frame could be scored")
+        return 1
+    if res.label_problems:
+        log.error("%d label problem(s) (listed above); the label metrics cover only what matched",
+                  len(res.label_problems))
         return 1
     return 0

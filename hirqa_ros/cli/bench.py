@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precisions",
         type=_csv(str),
         default=["fp32", "fp16"],
-        help="comma list (fp16 only where the backend runs it: GPU backends)",
+        help="comma list of fp32, fp16, int8 (fp16 where the backend runs it: GPU backends; int8: "
+        "onnxruntime on the CPU with the model directory's model.int8.onnx, see `hirqa export --int8`)",
     )
     parser.add_argument("--batches", type=_csv(int), default=[1, 4, 8], help="comma list (default 1,4,8)")
     parser.add_argument(
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("hirqa.bench")
     bad = set(args.backends) - {"onnxruntime", "torch", "tensorrt", "torch2trt"}
-    if bad or set(args.precisions) - {"fp32", "fp16"} or args.iters < 1:
+    if bad or set(args.precisions) - {"fp32", "fp16", "int8"} or args.iters < 1:
         print(
             f"error: bad --backends/--precisions/--iters ({sorted(bad) or args.precisions})", file=sys.stderr
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module; refresh its ONNX"
+HELP = ("export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module; refresh "
+        "its ONNX; add an int8 model for CPUs")
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -27,6 +28,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "contract (uint8 NHWC camera bytes in; 'score' and 'embedding' out) and update its cards "
         "(sha256, input contract); weights, thresholds and metrics are kept",
     )
+    q = parser.add_argument_group(
+        "int8 (CPU)",
+        "--int8 quantises the directory's model.onnx to model.int8.onnx (static QDQ: int8 per-channel "
+        "weights, uint8 activations), evaluates fp32 and int8 side by side on the held-out protocol that "
+        "calibrated the fp32 thresholds, calibrates int8's own thresholds the same way and records all of "
+        "it (sha256, accuracy per type, CPU-default decision) under 'int8' in the cards",
+    )
+    q.add_argument("--int8", action="store_true",
+                   help="add (or remake) model.int8.onnx in the model directory")
+    q.add_argument("--calib-images", metavar="DIR", default=None,
+                   help="TRAINING photos the calibration frames are cut from (default: "
+                        "data/pristine_native/train, else data/pristine/train); never the evaluation photos")
+    q.add_argument("--calib-frames", type=int, default=32, metavar="N",
+                   help="calibration frames: 640x480 and 1280x720 cuts, half of them degraded (default 32)")
+    q.add_argument("--keep-fp32", default="first-conv,attention,head", metavar="PARTS",
+                   help="comma list of parts left in fp32: first-conv, attention, head; 'none' = quantise "
+                        "all (default: all three, which measured closest to fp32)")
+    q.add_argument("--eval-images", metavar="DIR", default=None,
+                   help="held-out photos of the accuracy report (default: those of the card's fp32 "
+                        "calibration protocol)")
+    q.add_argument("--eval-max-images", type=int, default=None, metavar="N",
+                   help="use at most N evaluation photos")
+    q.add_argument("--eval-full-frame", action=argparse.BooleanOptionalAction, default=None,
+                   help="accuracy protocol: whole camera frames (640x480, 1280x720, 1920x1080) as "
+                        "`hirqa eval --full-frame` (default: whichever calibrated the card's fp32 "
+                        "thresholds: full frame when the card has metrics.validation_full_frame)")
+    q.add_argument("--eval-crop", type=int, default=None, metavar="PX",
+                   help="square view size of the accuracy protocol; 0 = whole frames (default: the card's "
+                        "fp32 calibration protocol's, 256)")
+    q.add_argument("--eval-resize-side", type=int, default=None, metavar="PX",
+                   help="shorter side photos are shrunk to before cutting views, e.g. 480 with --eval-crop 0 "
+                        "for whole 480p-class frames (default: the card's protocol's, 512)")
     parser.add_argument(
         "--onnx",
         metavar="OUT.onnx",
@@ -89,13 +122,23 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError, load_artifact
     from hirqa_ros.backends import probe
 
-    if not (args.onnx or args.engine or args.torch2trt or args.refresh or args.fp16_onnx_into_model):
+    if not (args.onnx or args.engine or args.torch2trt or args.refresh or args.fp16_onnx_into_model
+            or args.int8):
         print(
-            "error: nothing to do: give --refresh, --onnx, --fp16-onnx-into-model, --engine and/or "
+            "error: nothing to do: give --refresh, --int8, --onnx, --fp16-onnx-into-model, --engine and/or "
             "--torch2trt",
             file=sys.stderr,
         )
         return 2
+    parts = [p.strip() for p in args.keep_fp32.split(",") if p.strip() and p.strip() != "none"]
+    if args.int8:
+        from hirqa_ros.quantize import KEEP_FP32_PARTS
+
+        bad = sorted(set(parts) - set(KEEP_FP32_PARTS))
+        if bad or args.calib_frames < 1:
+            print(f"error: --keep-fp32 takes {', '.join(KEEP_FP32_PARTS)} or none (got {bad}); "
+                  "--calib-frames must be >= 1", file=sys.stderr)
+            return 2
     if args.bgr and args.float_input:
         print("error: --bgr needs the camera-bytes input; drop --float-input", file=sys.stderr)
         return 2
@@ -108,7 +151,22 @@ def run(args: argparse.Namespace) -> int:
             onnx_file = folder / "model.onnx"
             print(f"refreshed {onnx_file}: input 'frames' uint8 NHWC {order}; outputs score, embedding")
         artifact = load_artifact(args.model)
-    except ArtifactError as exc:
+        if args.int8:
+            from hirqa_ros.quantize import add_int8
+
+            overrides = {k: v for k, v in (("crop", args.eval_crop), ("resize_side", args.eval_resize_side))
+                         if v is not None}
+            entry = add_int8(artifact.path, args.calib_images, args.eval_images, args.calib_frames, parts,
+                             max_images=args.eval_max_images, progress=True, protocol=overrides,
+                             full_frame=args.eval_full_frame)
+            p, t = entry["accuracy"]["pooled"], entry["thresholds"]
+            print(f"wrote {artifact.path / 'model.int8.onnx'}; int8 thresholds warn {t['warn']} "
+                  f"error {t['error']}; "
+                  + "; ".join(f"pooled {m} fp32 {v['fp32']:.4f} int8 {v['int8']:.4f}" for m, v in p.items())
+                  + f"\nCPU default (backend auto): {'yes' if entry['cpu_default'] else 'NO'}: "
+                  f"{entry['decision']}")
+            artifact = load_artifact(args.model)
+    except (ArtifactError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.onnx:

@@ -30,8 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from hirqa_ros.export import OFFICIAL_LICENCE, import_official
 
+    ckpt = Path(args.ckpt)
+    if not ckpt.is_file():
+        why = "no such file" if not ckpt.exists() else "not a regular file"
+        print(f"error: --ckpt {ckpt}: {why}", file=sys.stderr)
+        return 2
     try:
         out = import_official(
             args.ckpt, args.variant, args.out, storage="float16" if args.fp16_storage else "float32"

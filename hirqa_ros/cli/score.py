@@ -7,7 +7,9 @@ import csv
 import json
 import sys
 
-from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
+from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
+from hirqa_ros.cli.ranges import ranged
+from hirqa_ros.constants import BACKEND_CHOICES
 
 HELP = "score images, folders (recursive) and videos (every Nth frame); higher = better quality"
 
@@ -33,8 +35,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         default=None,
-        choices=("fp32", "fp16"),
-        help="default: fp16 on GPU backends, fp32 on the CPU",
+        choices=("fp32", "fp16", "int8"),
+        help="default: fp16 on GPU backends; on the CPU int8 when the model directory has a "
+        "model.int8.onnx whose card says its accuracy loss is within tolerance, else fp32 (int8: "
+        "onnxruntime on the CPU only)",
     )
 
 
@@ -48,23 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="native | max-side:N | crops:KxS (default: the model card's policy)",
     )
     parser.add_argument(
-        "--every", type=int, default=1, metavar="N", help="score every Nth video frame (default 1)"
+        "--every", type=ranged(int, 1, 1_000_000), default=1, metavar="N",
+        help="score every Nth video frame (default 1)"
     )
-    parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="frames per inference batch")
-    parser.add_argument(
-        "--min-image-side",
-        type=int,
-        default=DEFAULT_MIN_IMAGE_SIDE,
-        metavar="PX",
-        help="frames whose shorter side is below this are refused, as in the node "
-        f"(default {DEFAULT_MIN_IMAGE_SIDE})",
-    )
+    parser.add_argument("--batch-size", type=ranged(int, 1, 1024), default=8, metavar="B",
+                        help="frames per inference batch, 1..1024 (default 8)")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument(
         "--jsonl",
         action="store_true",
         help='one JSON object per frame: {"source", "frame", "score", "level", "fault", "fault_confidence"} '
-        "(fault keys null without a fault head)",
+        '(fault keys null without a fault head; + "reason" for a frame that is ERROR whatever its score, '
+        'e.g. "no_content: black", and "tiles" for one above --max-pixels)',
     )
     fmt.add_argument(
         "--csv",
@@ -72,9 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CSV with a header row: " + ",".join(COLUMNS) + " (fault columns empty without a fault head)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_frame_check_arguments(parser, "video time (still images are never frozen)")
 
 
-COLUMNS = ("source", "frame", "score", "level", "fault", "fault_confidence")
+COLUMNS = ("source", "frame", "score", "level", "reason", "fault", "fault_confidence")
 
 
 class _Output:
@@ -83,36 +83,46 @@ class _Output:
 
     def __init__(self, mode: str, stream=None, faults: bool = True) -> None:
         self.mode, self.stream, self.rows = mode, stream or sys.stdout, []
-        self.columns = COLUMNS if faults or mode != "table" else COLUMNS[:4]
+        self.columns = COLUMNS if faults or mode != "table" else COLUMNS[:5]
         if mode == "csv":
             self.writer = csv.writer(self.stream, lineterminator="\n")
             self.writer.writerow(self.columns)
 
-    def add(self, source: str, frame: int | None, score: float, level: str, fault: str | None = None,
-            fault_confidence: float | None = None) -> None:
+    def add(self, source: str, frame: int | None, score: float, level: str, reason: str = "",
+            tiles: int = 1, fault: str | None = None, fault_confidence: float | None = None) -> None:
         conf = None if fault_confidence is None else round(float(fault_confidence), 4)
         if self.mode == "jsonl":
             row = {"source": source, "frame": frame, "score": round(score, 6), "level": level,
                    "fault": fault, "fault_confidence": conf}
+            if reason:
+                row["reason"] = reason
+            if tiles > 1:
+                row["tiles"] = tiles
             self.stream.write(json.dumps(row) + "\n")
+            self.stream.flush()  # a stream: consumers (and a Ctrl-C) see every finished row
         elif self.mode == "csv":
-            self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level, fault or "",
-                                  "" if conf is None else f"{conf:.4f}"])
+            self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level, reason,
+                                  fault or "", "" if conf is None else f"{conf:.4f}"])
+            self.stream.flush()
         else:
-            row = (source, "" if frame is None else str(frame), f"{score:.4f}", level, fault or "-",
-                   "-" if conf is None else f"{conf:.2f}")
+            row = (source, "" if frame is None else str(frame), f"{score:.4f}", level, reason or "-",
+                   fault or "-", "-" if conf is None else f"{conf:.2f}")
             self.rows.append(row[: len(self.columns)])
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
+        """Print the table (table mode); ``interrupted`` labels it as partial."""
         if self.mode != "table" or not self.rows:
             self.stream.flush()
             return
         n = len(self.columns)
         widths = [max(len(r[i]) for r in [self.columns, *self.rows]) for i in range(n)]
-        align = ["<", ">", ">", "<", "<", ">"]
+        align = ["<", ">", ">", "<", "<", "<", ">"]
         for r in [self.columns, *self.rows]:
             cells = [f"{r[i]:{align[i]}{widths[i]}}" for i in range(n)]
             self.stream.write("  ".join(cells).rstrip() + "\n")
+        if interrupted:
+            self.stream.write(f"# INTERRUPTED: partial results ({len(self.rows)} frame(s) scored before "
+                              "SIGINT)\n")
         self.stream.flush()
 
 
@@ -128,9 +138,6 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.scorer import load_scorer
 
     log = logging.getLogger("hirqa.score")
-    if args.every < 1 or args.batch_size < 1 or args.min_image_side < 1:
-        print("error: --every, --batch-size and --min-image-side must be >= 1", file=sys.stderr)
-        return 2
     try:
         scorer = load_scorer(
             args.model,
@@ -146,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
     except (ArtifactError, BackendUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted while loading the model; nothing scored", file=sys.stderr)
+        return 130
 
     out = _Output("jsonl" if args.jsonl else "csv" if args.csv else "table",
                   faults=scorer.fault_classes is not None)
@@ -164,15 +174,19 @@ def run(args: argparse.Namespace) -> int:
 
     def flush() -> None:
         nonlocal scored
-        for (f, _), res in zip(pending, run_frames(scorer, [c for _, c in pending], args.batch_size)):
+        results = run_frames(scorer, [c for _, c in pending], args.batch_size, args.max_pixels)
+        for (f, _), res in zip(pending, results):
             if res.scored:
-                out.add(f.source, f.frame, res.score, res.level.name, res.fault, res.fault_confidence)
+                out.add(f.source, f.frame, res.score, res.level.name, res.reason, res.tiles, res.fault,
+                        res.fault_confidence)
                 scored += 1
             else:  # keep going: report the frame as failed
                 where = "" if f.frame is None else f"frame {f.frame}: "
                 report(media.MediaError(f.source, f"{where}{res.message}"))
         pending.clear()
 
+    interrupted = False
+    frames_bar = None
     progress = tqdm(
         files,
         desc="scoring",
@@ -181,33 +195,44 @@ def run(args: argparse.Namespace) -> int:
         disable=True if args.no_progress else None,
         leave=False,
     )
-    for path in progress:
-        monitor = CameraMonitor(str(path), scorer.thresholds, 0.0, args.min_image_side)  # one stream per file
-        frames_bar = None
-        if media.kind_of(path) == "video" and not progress.disable:
-            n = media.video_frame_count(path)
-            frames_bar = tqdm(
-                total=(n + args.every - 1) // args.every or None,
-                desc=path.name,
-                unit="frame",
-                file=sys.stderr,
-                leave=False,
-                position=1,
-            )
-        for item in media.iter_file(path, args.every):
+    try:
+        for path in progress:
+            # one stream per file
+            monitor = CameraMonitor(str(path), scorer.thresholds, 0.0, args.min_image_side,
+                                    content=content_limits(args))
+            frames_bar = None
+            if media.kind_of(path) == "video" and not progress.disable:
+                n = media.video_frame_count(path)
+                frames_bar = tqdm(
+                    total=(n + args.every - 1) // args.every or None,
+                    desc=path.name,
+                    unit="frame",
+                    file=sys.stderr,
+                    leave=False,
+                    position=1,
+                )
+            for item in media.iter_file(path, args.every):
+                if frames_bar is not None:
+                    frames_bar.update(1)
+                if isinstance(item, media.MediaError):
+                    report(item)
+                    continue
+                pending.append((item, monitor.check(item.rgb, clock_s=item.t_s)))
+                if len(pending) >= args.batch_size:
+                    flush()
+            flush()
             if frames_bar is not None:
-                frames_bar.update(1)
-            if isinstance(item, media.MediaError):
-                report(item)
-                continue
-            pending.append((item, monitor.check(item.rgb)))
-            if len(pending) >= args.batch_size:
-                flush()
-        flush()
+                frames_bar.close()
+    except KeyboardInterrupt:  # keep what was scored, say it is partial
+        interrupted = True
+        pending.clear()
         if frames_bar is not None:
             frames_bar.close()
     progress.close()
-    out.close()
+    out.close(interrupted)
+    if interrupted:
+        print(f"interrupted: partial results, {scored} frame(s) scored; exit 130", file=sys.stderr)
+        return 130
     if scored == 0 and failures == 0:
         print("error: no images or videos found in " + " ".join(args.paths), file=sys.stderr)
         return 1

@@ -4,13 +4,17 @@ Usage: ``hirqa_node --ros-args -r image:=/camera/image_raw -p backend:=onnxrunti
 (or ``ros2 run hirqa_ros hirqa_node --ros-args ...``). A lifecycle node: with ``autostart`` (the
 default) it configures (loads the model) and activates (subscribes) by itself; with
 ``-p autostart:=false`` it waits for ``ros2 lifecycle set /hirqa_node configure`` / ``activate``.
-Exits 0 on SIGINT/SIGTERM, 1 when the node cannot start (bad parameter, no model, backend
-unavailable).
+Exits 0 on SIGINT/SIGTERM, also while autostart is still loading the model (a TensorRT engine
+build can take minutes: loading is abandoned), 1 when the node cannot start (bad parameter, no
+model, backend unavailable).
 """
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Callable
+from typing import Any
 
 HELP = __doc__
 
@@ -48,18 +52,34 @@ def main(args: list[str] | None = None) -> int:
 
     from hirqa_ros.node.quality_node import NODE_NAME, QualityNode
 
-    rclpy.init(args=argv)
+    try:
+        rclpy.init(args=argv)
+    except Exception as exc:  # rcl refuses the arguments, e.g. a missing or invalid --params-file
+        text = str(exc).split(", at /")[0].strip()
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {text}")
+        return 1
     node = None
     code = 0
     try:
         try:
-            node = QualityNode()
-            if node.autostart:  # as a lifecycle manager would: configure (load the model), activate
-                autostart(node)
+            def start():  # in a worker thread: signals reach the main thread while the model loads
+                built = QualityNode()
+                if built.autostart:  # as a lifecycle manager would: configure (load the model), activate
+                    autostart(built)
+                return built
+
+            node = build_interruptibly(start, rclpy.ok)
+        except Interrupted as exc:
+            rclpy.logging.get_logger(NODE_NAME).info(f"{exc} while starting: loading aborted, exiting")
+            if args is None:
+                _exit_now(0)  # the loading thread may sit in native code: do not wait for it
+            return 0
         except Exception as exc:  # bad parameters, missing model, unusable backend: say why, exit 1
             reason = str(exc) if isinstance(exc, StartError) else f"{type(exc).__name__}: {exc}"
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {reason}")
             return 1
+        for warning in params_file_warnings(argv, node.get_fully_qualified_name()):
+            node.get_logger().warning(warning)
         # Inference has its own thread, so every executor callback is short (store a frame, publish
         # /diagnostics, answer a parameter service) and one executor thread keeps them all
         # responsive. Measured here, rclpy's MultiThreadedExecutor took in 5x fewer frames on
@@ -89,6 +109,82 @@ def main(args: list[str] | None = None) -> int:
     if args is None:
         _exit_now(code)
     return code
+
+
+def params_file_warnings(argv: list[str], fqn: str) -> list[str]:
+    """Warnings for ``--params-file`` files with no section that applies to the node ``fqn``
+    (e.g. a misspelled node name: rcl ignores such sections without a word)."""
+    import difflib
+    from pathlib import Path
+
+    import yaml
+
+    files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--params-file"]
+    out = []
+    for f in files:
+        try:
+            doc = yaml.safe_load(Path(f).read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # rcl already refused it at init
+        if not isinstance(doc, dict):
+            continue
+        keys = [str(k) for k in doc]
+        if not any(_section_applies(k, fqn) for k in keys):
+            name = fqn.rsplit("/", 1)[-1]
+            close = difflib.get_close_matches(name, [k.rsplit("/", 1)[-1] for k in keys], n=1)
+            hint = "" if not close else " (another namespace?)" if close[0] == name else \
+                f" ({close[0]!r}: a typo?)"
+            out.append(f"--params-file {f}: no section applies to this node ({fqn}); its sections are "
+                       f"{', '.join(keys)}{hint}; none of its parameters were applied")
+    return out
+
+
+def _section_applies(key: str, fqn: str) -> bool:
+    """rcl's node-name match of a params-file section (``*`` one name, ``**`` any number)."""
+    import re
+
+    key = key if key.startswith("/") else "/" + key
+    parts = []
+    for token in re.split(r"(/\*\*|\*)", key):
+        parts.append("(/[^/]+)*" if token == "/**" else "[^/]*" if token == "*" else re.escape(token))
+    return re.fullmatch("".join(parts), fqn) is not None
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while the node was starting."""
+
+
+def build_interruptibly(factory: Callable[[], Any], ok: Callable[[], bool], poll_s: float = 0.1) -> Any:
+    """``factory()`` in a worker thread while the main thread stays free to take signals.
+
+    Python runs signal handlers only in the main thread between bytecodes, so a model load or a
+    TensorRT build in the main thread would hold SIGINT/SIGTERM until it ends. Here rclpy's
+    handlers act at once: SIGINT raises KeyboardInterrupt in this wait, SIGTERM shuts the
+    context down (``ok()`` turns False); both raise :class:`Interrupted`. Otherwise returns what
+    ``factory`` returned or raises what it raised.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = factory()
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="hirqa-node-start", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            if not ok():
+                raise Interrupted("interrupted (SIGINT/SIGTERM)")
+            worker.join(poll_s)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted (SIGINT)") from None
+    if not ok():  # the signal came as the work ended
+        raise Interrupted("interrupted (SIGINT/SIGTERM)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _exit_now(code: int) -> None:

@@ -7,9 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hirqa_ros.constants import BACKEND_CHOICES, DEFAULT_MIN_IMAGE_SIDE
+from hirqa_ros.constants import (
+    BACKEND_CHOICES,
+    DEFAULT_BLACK_LEVEL,
+    DEFAULT_FROZEN_S,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_IMAGE_SIDE,
+    DEFAULT_UNIFORM_RANGE,
+    DEFAULT_WHITE_LEVEL,
+)
 from hirqa_ros.topics import TRANSPORTS
 
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8")
 FROM_MODEL_CARD = None  # default of the thresholds: the loaded model card's calibrated values
 
 
@@ -44,6 +53,11 @@ PARAMS: tuple[ParamSpec, ...] = (
               "onnxruntime, torch2trt.", choices=BACKEND_CHOICES),
     ParamSpec("device", "string", "",
               "Device for torch/TensorRT backends, e.g. cuda:0 or cpu; empty = auto."),
+    ParamSpec("precision", "string", "auto",
+              "Inference precision: auto (fp16 on GPUs; on the CPU int8 when the model directory has a "
+              "model.int8.onnx whose card says its accuracy loss is within tolerance, else fp32), fp32, "
+              "fp16 (GPU backends) or int8 (onnxruntime on the CPU; its own thresholds from the card).",
+              choices=PRECISION_CHOICES),
     ParamSpec("engine_cache_dir", "string", "",
               "Where TensorRT engines are cached; empty = the backend's default cache folder."),
     ParamSpec("force_engine_update", "bool", False,
@@ -84,6 +98,22 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("min_image_side", "int", DEFAULT_MIN_IMAGE_SIDE,
               "Frames whose shorter side is below this many pixels are refused (no score).",
               range=(1, 100000)),
+    ParamSpec("max_pixels", "int", DEFAULT_MAX_PIXELS,
+              "Most pixels one frame is scored in one piece (default covers 4K); larger frames are scored "
+              "as the mean of native-resolution tiles (never downscaled); 0 = no limit.",
+              range=(0, 1_000_000_000)),
+    ParamSpec("no_content_black_level", "double", DEFAULT_BLACK_LEVEL,
+              "A frame whose luma is at or below this (of 255) in 99 % of it is ERROR 'no_content: black' "
+              "(lens cap, dead sensor); -1 = off.", range=(-1.0, 255.0)),
+    ParamSpec("no_content_white_level", "double", DEFAULT_WHITE_LEVEL,
+              "A frame whose luma is at or above this in 99 % of it is ERROR 'no_content: white'; 256 = off.",
+              range=(0.0, 256.0)),
+    ParamSpec("no_content_uniform_range", "double", DEFAULT_UNIFORM_RANGE,
+              "A frame whose 1st..99th percentile luma spread is at most this is ERROR "
+              "'no_content: uniform'; -1 = off.", range=(-1.0, 255.0)),
+    ParamSpec("frozen_timeout_s", "double", DEFAULT_FROZEN_S,
+              "A camera whose image data stays byte-identical for this long is ERROR 'frozen' "
+              "(stuck driver); 0 = off.", range=(0.0, 3600.0)),
     ParamSpec("hardware_id", "strings", "",
               "hardware_id of each camera's statuses: one value per image topic (or one for a single "
               "camera); empty = the camera's frame_id from its first frame, kept from then on."),

@@ -40,8 +40,9 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
+from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Hysteresis, Level, Thresholds
-from hirqa_ros.imgmsg import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
+from hirqa_ros.imgmsg import ImageDecodeError, ImageTooLarge, compressed_msg_to_rgb, image_msg_to_rgb
 from hirqa_ros.monitor import CameraMonitor, Checked, FrameResult, run_frames
 from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, ParamSpec, engine_options, is_known
 from hirqa_ros.node.stats import CameraStats
@@ -251,7 +252,8 @@ class QualityNode(LifecycleNode):
                                 rate=FrequencyCheck(p["expected_rate_hz"], p["rate_tolerance"]),
                                 stamps=StampDelayCheck(p["min_stamp_delay_s"], p["max_stamp_delay_s"]))
             cam = Camera(topics, status_label(topics.base, ns), hw_id,
-                         CameraMonitor(topics.input, thresholds, smoothing, self._min_side), stats)
+                         CameraMonitor(topics.input, thresholds, smoothing, self._min_side,
+                                       content=self._content), stats)
             cam.quality_pub = self.create_lifecycle_publisher(
                 DiagnosticArray, topics.quality, output_qos(), qos_overriding_options=_overridable())
             self.cameras.append(cam)
@@ -343,6 +345,9 @@ class QualityNode(LifecycleNode):
         self._max_rate = float(p["max_rate_hz"])
         self._publish_accepted = bool(p["publish_accepted"])
         self._min_side = int(p["min_image_side"])
+        self._max_pixels = int(p["max_pixels"])
+        self._content = ContentLimits(float(p["no_content_black_level"]), float(p["no_content_white_level"]),
+                                      float(p["no_content_uniform_range"]), float(p["frozen_timeout_s"]))
         self._stale_timeout = float(p["stale_timeout_s"])
         return p
 
@@ -365,6 +370,7 @@ class QualityNode(LifecycleNode):
 
         kwargs: dict[str, Any] = {"model": p["model_path"] or None, "backend": p["backend"],
                                   "input_policy": p["input_policy"] or None, "device": p["device"] or None,
+                                  "precision": None if p["precision"] == "auto" else p["precision"],
                                   **engine_options(p, n_cameras)}  # TensorRT cache, engine, profile
         self._log.info(f"loading model {kwargs['model'] or '(default)'} with backend={p['backend']} ... "
                        "(building a TensorRT engine can take minutes; the node is ready only after it)")
@@ -465,25 +471,28 @@ class QualityNode(LifecycleNode):
         cam.stats.on_bad(reason, text)
         self._warn(cam, reason, f"{text}; frame skipped (no score)")
 
-    def _check(self, cam: Camera, msg: Any) -> Checked:
-        """Decode one message and run the camera's frame checks (monitor.CameraMonitor.check)."""
+    def _check(self, cam: Camera, msg: Any, t_recv: float) -> Checked:
+        """Decode one message and run the camera's frame checks (monitor.CameraMonitor.check);
+        the frozen check runs on the receive clock."""
         if not cam.hardware_id and msg.header.frame_id:
             cam.hardware_id = msg.header.frame_id  # latched: the status keeps it from now on
         try:
             rgb = compressed_msg_to_rgb(msg) if cam.compressed else image_msg_to_rgb(msg)
+        except ImageTooLarge as exc:
+            return cam.monitor.refuse("too_large", str(exc))
         except ImageDecodeError as exc:
             return cam.monitor.refuse("decode_error", str(exc))
         stamp = msg.header.stamp
-        checked = cam.monitor.check(rgb, stamp.sec * 1_000_000_000 + stamp.nanosec)
+        checked = cam.monitor.check(rgb, stamp.sec * 1_000_000_000 + stamp.nanosec, clock_s=t_recv)
         if checked.result is None:
             cam.stats.resolution = cam.monitor.resolution
             cam.stats.frame_id = msg.header.frame_id
         return checked
 
     def _score_batch(self, taken: list[tuple[Camera, tuple[Any, float]]]) -> None:
-        checked = [self._check(cam, msg) for cam, (msg, _) in taken]
+        checked = [self._check(cam, msg, t_recv) for cam, (msg, t_recv) in taken]
         t0 = time.perf_counter()
-        results = run_frames(self.scorer, checked)
+        results = run_frames(self.scorer, checked, max_pixels=self._max_pixels)
         n = sum(c.result is None for c in checked)
         if n:
             self._infer_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -497,6 +506,9 @@ class QualityNode(LifecycleNode):
             if not result.scored:
                 self._bad(cam, result.reason, result.message)
                 continue
+            if result.reason:  # no content / frozen: scored, ERROR whatever the score
+                cam.stats.on_finding(result.reason, result.message)
+                self._warn(cam, result.reason, result.message)
             self._publish(cam, msg, t_recv, result)
 
     def _publish(self, cam: Camera, msg: Any, t_recv: float, result: FrameResult) -> None:

@@ -21,10 +21,12 @@ from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 
 #: bad-input reasons (the frame gets no score) -> /diagnostics key; each also gets a throttled warning
 BAD_INPUT = {"decode_error": "decode_errors", "too_small": "too_small_frames",
-             "inference_error": "inference_errors"}
+             "too_large": "too_large_frames", "inference_error": "inference_errors"}
 #: input oddities that still get a score -> /diagnostics key
-ODDITIES = {"zero_stamp": "zero_stamp_frames", "resolution_change": "resolution_changes",
-            "resumed": "camera_resumed"}
+ODDITIES = {"zero_stamp": "zero_stamp_frames", "stamp_backwards": "stamp_backwards_frames",
+            "resolution_change": "resolution_changes", "resumed": "camera_resumed"}
+#: frames that are scored but ERROR whatever their score (reason prefix) -> /diagnostics key
+FINDINGS = {"no_content": "no_content_frames", "frozen": "frozen_frames"}
 
 
 @dataclass
@@ -40,6 +42,7 @@ class CameraStats:
     throttled: int = 0  # skipped by max_rate_hz
     counts: Counter = field(default_factory=Counter)  # BAD_INPUT and ODDITIES
     last_error: str = ""
+    last_error_time: float | None = None  # receive time of the frame last_error is about
     last_receive: float | None = None  # time.monotonic()
     stopped: bool = False
     frame_id: str = ""
@@ -55,6 +58,11 @@ class CameraStats:
         self._faults: deque[str | None] = deque(maxlen=self.window)  # fault class of rejected frames
         self._batch: deque[int] = deque(maxlen=self.window)
         self._last_report: tuple[float, int, int] | None = None  # (time, received, scored)
+        self._bad_since_report = 0
+        self._findings_since_report = 0
+        self._last_finding = ""
+        self._finding_pending = False  # on_finding() came for the frame on_scored() records next
+        self._finding_streak = 0  # consecutive scored frames with a finding
 
     # ---- updates -------------------------------------------------------------------------
     def on_receive(self, now: float, stamp_delay_s: float | None = None) -> bool:
@@ -84,6 +92,16 @@ class CameraStats:
         with self._lock:
             self.counts[reason] += 1
             self.last_error = message
+            self.last_error_time = self.last_receive  # the receive clock of the frame it is about
+            self._bad_since_report += 1
+
+    def on_finding(self, reason: str, message: str) -> None:
+        """A scored frame that is ERROR for ``reason`` (``no_content: ...``, ``frozen``)."""
+        with self._lock:
+            self.counts[reason.split(":", 1)[0]] += 1
+            self._findings_since_report += 1
+            self._last_finding = message
+            self._finding_pending = True
 
     def on_oddity(self, kind: str) -> None:
         with self._lock:
@@ -94,6 +112,8 @@ class CameraStats:
         """Record one scored frame (``fault``: its class, None without a fault head); return the
         camera's level after hysteresis."""
         with self._lock:
+            self._finding_streak = self._finding_streak + 1 if self._finding_pending else 0
+            self._finding_pending = False
             self.scored += 1
             self._scores.append(float(score))
             self._rejected.append(level != Level.OK)
@@ -117,7 +137,9 @@ class CameraStats:
             dt = now - t0
             in_rate = (self.received - r0) / dt if dt > 0 else 0.0
             out_rate = (self.scored - s0) / dt if dt > 0 else 0.0
-            new_received, new_scored = self.received - r0, self.scored - s0
+            new_scored = self.scored - s0
+            new_bad, self._bad_since_report = self._bad_since_report, 0
+            new_findings, self._findings_since_report = self._findings_since_report, 0
             self._last_report = (now, self.received, self.scored)
             lat = np.asarray(self._latency_ms, np.float64)
             scores = np.asarray(self._scores, np.float64)
@@ -139,15 +161,17 @@ class CameraStats:
                 "quality_level": self.hysteresis.level.name,
                 "resolution": f"{self.resolution[1]}x{self.resolution[0]}" if self.resolution else "",
                 "last_error": self.last_error,
+                "last_error_age_s": "" if self.last_error_time is None
+                else f"{max(0.0, now - self.last_error_time):.1f}",
             }
-            for reason, key in (*BAD_INPUT.items(), *ODDITIES.items()):
+            for reason, key in (*BAD_INPUT.items(), *ODDITIES.items(), *FINDINGS.items()):
                 values[key] = str(self.counts[reason])
             age = None if self.last_receive is None else now - self.last_receive
             values["seconds_since_last_frame"] = "" if age is None else f"{age:.2f}"
             checks = [self.rate.report(now), self.stamps.report()]
             for _, _, v in checks:
                 values.update(v)
-            level, message = self._health(age, in_rate, out_rate, new_received, new_scored, values,
+            level, message = self._health(age, in_rate, out_rate, new_bad, new_findings, new_scored, values,
                                            stale_timeout_s)
         if level == Level.STALE:
             return level, message, values
@@ -157,17 +181,21 @@ class CameraStats:
             message = "; ".join([text for _, text in problems] + ([message] if message else []))
         return level, message, values
 
-    def _health(self, age: float | None, in_rate: float, out_rate: float, new_received: int, new_scored: int,
-                values: dict[str, str], stale_timeout_s: float) -> tuple[Level, str]:
+    def _health(self, age: float | None, in_rate: float, out_rate: float, new_bad: int, new_findings: int,
+                new_scored: int, values: dict[str, str], stale_timeout_s: float) -> tuple[Level, str]:
         """Input health and quality hysteresis (called with the lock held)."""
         if age is None:
             return Level.STALE, "waiting for the first frame"
         if age > stale_timeout_s:
             self.stopped = True
             return Level.ERROR, f"camera stopped: no frame for {age:.1f} s"
-        if new_received > 0 and new_scored == 0 and self.last_error:
+        if new_bad > 0 and new_scored == 0 and self.last_error:  # this period's frames, not an old error
             return Level.ERROR, f"no usable frame: {self.last_error}"
+        if new_findings > 0 and new_findings * 2 >= max(1, new_scored):
+            return Level.ERROR, f"{self._last_finding} ({new_findings} of {new_scored} frames)"
         level = self.hysteresis.level
+        if level != Level.OK and self._finding_streak >= self.hysteresis.raise_after:
+            return level, f"{self._last_finding} (the last {self._finding_streak} frames)"
         rejecting = f"rejecting {100 * float(values['reject_fraction'] or 0):.0f} % of frames"
         if values["dominant_fault"]:
             rejecting += f": {values['dominant_fault']}"
