@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -106,9 +107,23 @@ def load(path: str | Path) -> tuple[ProtocolScores, np.ndarray]:
     return ps, emb
 
 
+def load_many(paths: Sequence[str | Path]) -> tuple[ProtocolScores, np.ndarray]:
+    """``load`` of several runs of the same types (e.g. shards of the training photos), views concatenated."""
+    parts = [load(p) for p in paths]
+    ps0 = parts[0][0]
+    for ps, _ in parts[1:]:
+        if ps.types != ps0.types:
+            raise ValueError(f"cannot join protocol runs with different types: {ps0.types} vs {ps.types}")
+    names = [n for ps, _ in parts for n in ps.view_names]
+    scores = {k: np.concatenate([ps.scores[k] for ps, _ in parts]) for k in ps0.scores
+              if all(k in ps.scores for ps, _ in parts)}
+    emb = np.concatenate([e for _, e in parts])
+    return ProtocolScores(ps0.types, ps0.groups, names, ps0.config, scores), emb
+
+
 def pristine_views(images, per_photo: int, window: int, seed: int = 0) -> list[np.ndarray]:
     """Undistorted ``window`` px views cut at native resolution from camera frames of each photo
-    (frame sizes in turn, seeded): extra examples of clean frames for the heads."""
+    (frame sizes in turn, seeded; ``window`` 0 = the whole frames): extra clean examples for the heads."""
     from hirqa_ros.evaluation.synthetic import camera_frame
 
     out = []
@@ -116,7 +131,10 @@ def pristine_views(images, per_photo: int, window: int, seed: int = 0) -> list[n
     for i, (_, rgb) in enumerate(images):
         rng = np.random.default_rng([seed, 1000 + i])
         for k in range(per_photo):
-            frame = camera_frame(rgb, sizes[k % len(sizes)], rng)
+            frame = camera_frame(rgb, sizes[(i + k) % len(sizes)], rng)
+            if not window:
+                out.append(frame)
+                continue
             h, w = frame.shape[:2]
             c = min(window, h, w)
             y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
@@ -143,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument("--pristine-only", type=int, default=0, metavar="N",
-                   help="only N clean windows per photo (needs --windows): embeddings + cues, no ladders")
+                   help="only N clean views per photo (windows, or whole frames without --windows): "
+                        "embeddings + cues, no ladders")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     types = resolve_types(None if args.all_types else (args.types or list(FULL_FRAME_TYPES)))
@@ -154,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     fn = EmbedFn(embedding_onnx(args.model, args.cache_dir), threads=args.threads)
     fns = {"model": fn, **{c: cue_score_fn(c) for c in CUES}}
     if args.pristine_only:
-        views = pristine_views(images, args.pristine_only, args.windows or 256, args.seed)
+        views = pristine_views(images, args.pristine_only, args.windows, args.seed)
         scores, emb = fn(views)
         cues = np.stack([fns[c](views) for c in CUES], axis=1)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ class ScoreHeadConfig:
     sharpness: float = 4.0  # slope of the logistic pair losses on logit differences
     steps: int = 300
     lr: float = 0.01
-    pairs_per_step: int = 200_000
+    pairs_per_step: int = 50_000
     seed: int = 0
 
 
@@ -208,8 +208,13 @@ def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None,
 def fit_temperature(head: FaultHead, s: Samples, min_level: int = 2) -> float:
     """Temperature minimising the NLL of held-out samples (grid search on a log scale)."""
     rows = _training_rows(s, min_level)
-    z = head.logits(s.x[rows]).astype(np.float64)
     y = fault_labels(s.types, s.level[rows], s.type_idx[rows])
+    return temperature_from_logits(head.logits(s.x[rows]), y)
+
+
+def temperature_from_logits(z: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the NLL of labels ``y`` under logits ``z`` (N, C) (log-scale grid)."""
+    z = np.asarray(z, np.float64)
     best, best_t = np.inf, 1.0
     for t in np.exp(np.linspace(np.log(0.05), np.log(20), 121)):
         zt = z / t
@@ -222,8 +227,12 @@ def fit_temperature(head: FaultHead, s: Samples, min_level: int = 2) -> float:
 
 def fault_accuracy(head: FaultHead, s: Samples, min_level: int = 3) -> dict:
     """Accuracy on rows with level >= ``min_level`` (and pristine, reported apart): per class and pooled."""
+    return accuracy_of(head.logits(s.x).argmax(axis=1), s, min_level)
+
+
+def accuracy_of(pred: np.ndarray, s: Samples, min_level: int = 3) -> dict:
+    """``fault_accuracy`` of predicted class indices ``pred`` (one per row of ``s``)."""
     y = fault_labels(s.types, s.level, s.type_idx)
-    pred = head.predict(s.x).argmax(axis=1)
     out: dict = {"per_class": {}}
     sel = s.level >= min_level
     for i, c in enumerate(FAULT_CLASSES):
@@ -233,6 +242,12 @@ def fault_accuracy(head: FaultHead, s: Samples, min_level: int = 3) -> dict:
     out["drop_level"] = float((pred[sel] == y[sel]).mean())
     out["pristine_none"] = float((pred[s.level == 0] == 0).mean()) if (s.level == 0).any() else float("nan")
     return out
+
+
+def concat_samples(parts: list[Samples]) -> Samples:
+    """Rows of several ``Samples`` with the same types, in order."""
+    fields = ("x", "level", "view", "type_idx")
+    return Samples(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields), parts[0].types)
 
 
 # --------------------------------------------------------------------------------------------- driver
@@ -252,15 +267,8 @@ def _summary(ps_like: ProtocolScores, scores: np.ndarray, views: np.ndarray | No
     return summarize(sub, "x")
 
 
-def _subset_types(ps: ProtocolScores, emb: np.ndarray, types: list[str]) -> tuple[ProtocolScores, np.ndarray]:
-    idx = [ps.types.index(t) for t in types]
-    scores = {k: v[:, idx] for k, v in ps.scores.items()}
-    return ProtocolScores(types, [ps.groups[i] for i in idx], ps.view_names, ps.config, scores), emb[:, idx]
-
-
-def _objective(summary: dict) -> float:
-    p = summary["pooled"]
-    return p["auroc"] + p["ladder_srocc"] + 0.5 * p["srocc"]
+def _objective(pooled: dict) -> float:
+    return pooled["auroc"] + pooled["ladder_srocc"] + 0.5 * pooled["srocc"]
 
 
 CUE_FEATURES = ("laplacian_var", "tenengrad", "exposure", "dark_channel", "noise")
@@ -275,20 +283,78 @@ def cue_features(ps: ProtocolScores) -> np.ndarray:
     return np.stack(feats, axis=-1).astype(np.float32)
 
 
-def _fit_fused(ps_tr, emb_tr, ps_va, emb_va, ps_tr_ff, inner_tr, inner_val, w0, b0, cfg, eval_types) -> dict:
+def fused_inputs(ps_tr: ProtocolScores, emb_tr: np.ndarray, ps_va: ProtocolScores, emb_va: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """[embedding, standardised cues on the embedding's scale] for training and validation runs."""
     c_tr, c_va = cue_features(ps_tr), cue_features(ps_va)
     mu, sd = c_tr.reshape(-1, 5).mean(0), c_tr.reshape(-1, 5).std(0) + 1e-6
     scale = float(emb_tr.std())  # cues on the embedding's scale so that one learning rate fits both
     x_tr = np.concatenate([emb_tr, (c_tr - mu) / sd * scale], axis=-1)
     x_va = np.concatenate([emb_va, (c_va - mu) / sd * scale], axis=-1)
-    wf0 = np.concatenate([w0, np.zeros(5, np.float32)])
-    idx = [ps_tr.types.index(t) for t in eval_types]
-    w, b, _ = fit_score_head(x_tr, wf0, b0, inner_tr, cfg)
-    inner = _summary(ps_tr_ff, head_scores(x_tr[:, idx], w, b), inner_val)["pooled"]
-    w, b, _ = fit_score_head(x_tr, wf0, b0, None, cfg)
-    val = _summary(ps_va, head_scores(x_va, w, b))
-    return {"inner": inner, "val": val["pooled"], "val_summary": val, "cue_weights": w[-5:].tolist(),
-            "cue_mean": mu.tolist(), "cue_std": sd.tolist()}
+    return x_tr, x_va, {"cue_mean": mu.tolist(), "cue_std": sd.tolist(), "cue_scale": scale}
+
+
+def cv_score_head(ps: ProtocolScores, x: np.ndarray, eval_idx: list[int], folds: np.ndarray, w0: np.ndarray,
+                  b0: float, cfg: ScoreHeadConfig | None, clean: np.ndarray | None = None,
+                  clean_folds: np.ndarray | None = None) -> dict:
+    """Pooled metrics of a score-head config, averaged over photo folds (each fold scored by a head fitted
+    on the others, on the ``eval_idx`` types); ``cfg`` None scores the starting head (w0, b0)."""
+    eval_ps = ProtocolScores([ps.types[i] for i in eval_idx], [ps.groups[i] for i in eval_idx], ps.view_names,
+                             ps.config)
+    per = []
+    for k in np.unique(folds):
+        tr, va = np.nonzero(folds != k)[0], np.nonzero(folds == k)[0]
+        w, b = w0, b0
+        if cfg is not None:
+            extra = None if clean is None else clean[clean_folds != k]
+            w, b, _ = fit_score_head(x, w0, b0, tr, cfg, extra)
+        per.append(_summary(eval_ps, head_scores(x[:, eval_idx], w, b), va)["pooled"])
+    return {m: float(np.mean([q[m] for q in per])) for m in per[0]}
+
+
+def cv_fault_head(ps: ProtocolScores, emb: np.ndarray, folds: np.ndarray, cfg: FaultHeadConfig,
+                  clean: np.ndarray | None = None, clean_folds: np.ndarray | None = None,
+                  ) -> tuple[dict, np.ndarray, Samples]:
+    """Out-of-fold accuracy of a fault-head config over photo folds, with the out-of-fold logits and
+    samples (for the temperature)."""
+    zs, held = [], []
+    for k in np.unique(folds):
+        tr, va = np.nonzero(folds != k)[0], np.nonzero(folds == k)[0]
+        c_tr = c_va = None
+        if clean is not None:
+            c_tr, c_va = clean[clean_folds != k], clean[clean_folds == k]
+        head = fit_fault_head(with_clean(flatten(emb, ps.types, tr), c_tr), cfg)
+        s_va = with_clean(flatten(emb, ps.types, va), c_va)
+        zs.append(head.logits(s_va.x))
+        held.append(s_va)
+    z, s = np.concatenate(zs), concat_samples(held)
+    return accuracy_of(z.argmax(axis=1), s), z, s
+
+
+# Candidates, chosen by photo-fold cross-validation on the training photos.
+SCORE_GRID = (
+    ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=3.0),
+    ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=1.0),
+    ScoreHeadConfig(rank=2.0, keep_drop=0.5, cross=0.5, l2=1.0),
+    ScoreHeadConfig(rank=1.0, keep_drop=1.0, cross=0.5, l2=10.0),
+)
+FAULT_GRID = (
+    FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3),
+    FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=2),
+    FaultHeadConfig(hidden=0, weight_decay=1e-3, min_level=2),
+)
+
+
+def describe_training_data(ps: ProtocolScores) -> str:
+    """One line for the card's lineage: what the heads were fitted on."""
+    cfg = ps.config
+    photos = len({n.split("#")[0] for n in ps.view_names})
+    sizes = "/".join(f"{w}x{h}" for w, h in cfg.frame_sizes) or f"photos shrunk to {cfg.resize_side} px"
+    what = f"{cfg.crop} px windows cut at native resolution from {sizes} frames" if cfg.crop \
+        else f"whole {sizes} frames"
+    return (f"embeddings of ladders rendered at camera pixel scale on {photos} TRAINING photos "
+            f"({len(ps.view_names)} views: {what}, {len(ps.types)} types x levels 0..5); "
+            "the validation photos only for the report")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,10 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     from hirqa_ros.artifacts import load_artifact
     from hirqa_ros.evaluation import calibration
     from hirqa_ros.evaluation.synthetic import format_tables
-    from hirqa_ros.training.embeddings import load
+    from hirqa_ros.training.embeddings import load, load_many
 
     p = argparse.ArgumentParser(description="fit the score head and the fault head on cached embeddings")
-    p.add_argument("--train", required=True, help=".npz of the training photos (training/embeddings.py)")
+    p.add_argument("--train", required=True, nargs="+",
+                   help=".npz of the training photos (training/embeddings.py; shards are joined)")
     p.add_argument("--val", required=True, help=".npz of the held-out full-frame protocol (report only)")
     p.add_argument("--model", default=None, help="model directory whose fc.0 is the starting point")
     p.add_argument("--out", required=True, help="output folder: score_head.npz, fault_head.npz, report.json")
@@ -311,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="reuse this fitted fault head (its report.json beside it)")
     p.add_argument("--fused", action="store_true",
                    help="also try a fused head on [embedding, classical cues]")
+    p.add_argument("--folds", type=int, default=5, help="photo folds of the training photos for choosing")
     p.add_argument("--clean", default=None, help=".npz of extra clean views of the training photos "
                                                  "(training/embeddings.py --pristine-only)")
     args = p.parse_args(argv)
@@ -319,53 +387,42 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    ps_tr, emb_tr = load(args.train)
+    ps_tr, emb_tr = load_many(args.train)
     ps_va, emb_va = load(args.val)
     sd = load_artifact(args.model).state_dict()
     w0 = sd["fc.0.weight"].float().numpy().reshape(-1)
     b0 = float(sd["fc.0.bias"].float().numpy().reshape(-1)[0])
     drift = float(np.abs(head_scores(emb_va, w0, b0) - ps_va.scores["model"]).max())
     log.info("stored scores vs embeddings @ fc.0: max diff %.2e (fp16 cache)", drift)
-    # training-photo folds for choosing hyper-parameters (the validation photos never take part)
-    folds = _photo_folds(ps_tr.view_names)
-    inner_val = np.nonzero(folds == 0)[0]
-    inner_tr = np.nonzero(folds != 0)[0]
-    clean_tr = clean_val = clean_all = None
+    # photo folds of the training photos choose the configs (the validation photos never take part)
+    folds = _photo_folds(ps_tr.view_names, args.folds)
+    clean_all = clean_folds = None
     if args.clean:
         with np.load(args.clean) as z:
             clean_all = z["embeddings"].astype(np.float32)
-            cfold = z["photos"] % 5  # photos are in the same (sorted) order as the protocol's views
-        clean_tr, clean_val = clean_all[cfold != 0], clean_all[cfold == 0]
-        log.info("extra clean views: %d (%d in the inner validation fold)", len(clean_all), len(clean_val))
-    eval_types = [t for t in ps_va.types if t in ps_tr.types]
-    ps_tr_ff, emb_tr_ff = _subset_types(ps_tr, emb_tr, eval_types)
-    base_inner = _summary(ps_tr_ff, head_scores(emb_tr_ff, w0, b0), inner_val)
-    log.info("inner split: shipped head %s", {k: round(v, 4) for k, v in base_inner["pooled"].items()})
-    report: dict = {"drift": drift, "inner_shipped": base_inner["pooled"], "score_candidates": []}
-    # a candidate must beat the shipped head on every pooled metric of the inner split; the best
-    # objective among those wins; none -> the shipped head is kept
+            clean_folds = z["photos"] % args.folds  # sorted photo order, as _photo_folds numbers them
+        log.info("extra clean views: %d", len(clean_all))
+    eval_idx = [ps_tr.types.index(t) for t in ps_va.types if t in ps_tr.types]
+    base = cv_score_head(ps_tr, emb_tr, eval_idx, folds, w0, b0, None)
+    log.info("%d-fold photo CV: shipped head %s", args.folds, _rounded(base))
+    report: dict = {"drift": drift, "cv_folds": args.folds, "cv_shipped": base, "score_candidates": [],
+                    "train_data": describe_training_data(ps_tr)}
+    # a candidate must beat the shipped head on the CV mean of every pooled metric; the best objective
+    # among those wins; none -> the shipped head is kept
     best = None
-    for l2 in (1.0, 10.0, 100.0):
-        for rank, kd in ((1.0, 1.0), (2.0, 0.5)):
-            cfg = ScoreHeadConfig(l2=l2, rank=rank, keep_drop=kd)
-            w, b, loss = fit_score_head(emb_tr, w0, b0, inner_tr, cfg, clean_tr)
-            summ = _summary(ps_tr_ff, head_scores(emb_tr_ff, w, b), inner_val)
-            obj = _objective(summ)
-            better = all(summ["pooled"][m] > base_inner["pooled"][m] for m in summ["pooled"])
-            report["score_candidates"].append({"l2": l2, "rank": rank, "keep_drop": kd,
-                                               "inner": summ["pooled"],
-                                               "beats_shipped": better, "loss": loss})
-            log.info("score head l2=%g rank=%g keep_drop=%g: inner %s%s", l2, rank, kd,
-                     {k: round(v, 4) for k, v in summ["pooled"].items()},
-                     " (beats the shipped head)" * better)
-            if better and (best is None or obj > best[0]):
-                best = (obj, cfg)
+    for cfg in SCORE_GRID:
+        cv = cv_score_head(ps_tr, emb_tr, eval_idx, folds, w0, b0, cfg, clean_all, clean_folds)
+        better = all(cv[m] > base[m] for m in base)
+        report["score_candidates"].append({"config": cfg.__dict__, "cv": cv, "beats_shipped": better})
+        log.info("score head %s: CV %s%s", _short(cfg), _rounded(cv), " (beats the shipped head)" * better)
+        if better and (best is None or _objective(cv) > _objective(best[1])):
+            best = (cfg, cv)
     if best is None:
-        log.info("no candidate beats the shipped head on the inner split: keeping it")
+        log.info("no candidate beats the shipped head in CV: keeping it")
         w, b, cfg = w0, b0, None
     else:
-        cfg = best[1]
-        log.info("chosen score head config: %s", cfg)
+        cfg = best[0]
+        log.info("chosen score head: %s", _short(cfg))
         w, b, _ = fit_score_head(emb_tr, w0, b0, None, cfg, clean_all)
     np.savez(out / "score_head.npz", weight=w.astype(np.float32), bias=np.float32(b))
     new_va = head_scores(emb_va, w, b)
@@ -385,12 +442,17 @@ def main(argv: list[str] | None = None) -> int:
                    "val_cues": {k: v["pooled"] for k, v in cues.items()}, "val_cue_summaries": cues,
                    "calibration_new": cal.as_dict(), "calibration_shipped": cal_old.as_dict()})
 
-    # fused head: the same objective on [embedding, classical cues] (cues standardised, start at weight 0)
-    if args.fused and cfg is not None:
-        fused = _fit_fused(ps_tr, emb_tr, ps_va, emb_va, ps_tr_ff, inner_tr, inner_val, w0, b0, cfg,
-                           eval_types)
-        report["fused_with_cues"] = fused
-        log.info("fused head (embedding + cues): inner %s, val %s", fused["inner"], fused["val"])
+    # fused head: the chosen objective on [embedding, classical cues] (cues start at weight 0)
+    if args.fused:
+        fcfg_s = cfg or SCORE_GRID[0]
+        x_tr, x_va, cue_norm = fused_inputs(ps_tr, emb_tr, ps_va, emb_va)
+        wf0 = np.concatenate([w0, np.zeros(x_tr.shape[-1] - len(w0), np.float32)])
+        cv = cv_score_head(ps_tr, x_tr, eval_idx, folds, wf0, b0, fcfg_s)
+        wf, bf, _ = fit_score_head(x_tr, wf0, b0, None, fcfg_s)
+        val = _summary(ps_va, head_scores(x_va, wf, bf))
+        report["fused_with_cues"] = {"cv": cv, "val": val["pooled"], "val_summary": val,
+                                     "cue_weights": wf[len(w0):].tolist(), **cue_norm}
+        log.info("fused head (embedding + cues): CV %s, held-out %s", _rounded(cv), _rounded(val["pooled"]))
 
     # fault head
     if args.fault_head:  # reuse a head fitted by an earlier run of this command
@@ -401,29 +463,33 @@ def main(argv: list[str] | None = None) -> int:
         if Path(args.fault_head).resolve() != (out / "fault_head.npz").resolve():
             head.save(out / "fault_head.npz")
         return _finish_fault(report, head, ps_va, emb_va, out)
-    s_tr_inner = with_clean(flatten(emb_tr, ps_tr.types, inner_tr), clean_tr)
-    s_val_inner = with_clean(flatten(emb_tr, ps_tr.types, inner_val), clean_val)
     fbest = None
     report["fault_candidates"] = []
-    for hidden in (0, 256):
-        for wd in (1e-4, 1e-2):
-            fcfg = FaultHeadConfig(hidden=hidden, weight_decay=wd)
-            head = fit_fault_head(s_tr_inner, fcfg, calib=s_val_inner)
-            acc = fault_accuracy(head, s_val_inner)
-            report["fault_candidates"].append({"hidden": hidden, "weight_decay": wd, "inner": acc,
-                                               "temperature": head.temperature})
-            log.info("fault head hidden=%d wd=%g: inner drop-level accuracy %.3f (pristine none %.3f), "
-                     "T=%.2f",
-                     hidden, wd, acc["drop_level"], acc["pristine_none"], head.temperature)
-            score = acc["drop_level"] + 0.5 * acc["pristine_none"]
-            if fbest is None or score > fbest[0]:
-                fbest = (score, fcfg, head.temperature)
+    for fcfg in FAULT_GRID:
+        acc, z, s_oof = cv_fault_head(ps_tr, emb_tr, folds, fcfg, clean_all, clean_folds)
+        report["fault_candidates"].append({"config": fcfg.__dict__, "cv": acc})
+        log.info("fault head hidden=%d wd=%g levels>=%d: CV drop-level accuracy %.3f (pristine none %.3f)",
+                 fcfg.hidden, fcfg.weight_decay, fcfg.min_level, acc["drop_level"], acc["pristine_none"])
+        score = acc["drop_level"] + 0.25 * acc["pristine_none"]
+        if fbest is None or score > fbest[0]:
+            rows = _training_rows(s_oof, fcfg.min_level)
+            y = fault_labels(s_oof.types, s_oof.level[rows], s_oof.type_idx[rows])
+            t = temperature_from_logits(z[rows], y)
+            fbest = (score, fcfg, t)
     _, fcfg, temperature = fbest
     head = fit_fault_head(with_clean(flatten(emb_tr, ps_tr.types), clean_all), fcfg)
     head.temperature = temperature
     head.save(out / "fault_head.npz")
     report.update({"fault_config": fcfg.__dict__, "fault_temperature": temperature})
     return _finish_fault(report, head, ps_va, emb_va, out)
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: round(v, 4) for k, v in metrics.items()}
+
+
+def _short(cfg: ScoreHeadConfig) -> str:
+    return f"rank={cfg.rank:g} keep_drop={cfg.keep_drop:g} cross={cfg.cross:g} l2={cfg.l2:g}"
 
 
 def _finish_fault(report: dict, head: FaultHead, ps_va: ProtocolScores, emb_va: np.ndarray, out) -> int:

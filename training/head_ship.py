@@ -184,9 +184,8 @@ def ship(
             "track": "CPU head refit on the frozen embedding (issues 9.3, 10.1); backbone, pooling unchanged",
             "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "parent": {"name": art.name, "weights_sha256": art.file_sha256("weights")},
-            "data": "embeddings of ladders rendered at camera pixel scale on the 30 TRAINING photos "
-            "(256 px windows cut at native resolution from 640x480/1280x720/1920x1080 frames, 33 types x "
-            "levels 0..5); the validation photos only for the report",
+            "data": report.get("train_data", "embeddings of ladders rendered at camera pixel scale on the "
+                               "TRAINING photos; the validation photos only for the report"),
             "score_head": {
                 "objective": "within-ladder rank + keep-vs-drop + cross-content pairs + anchor + L2 to "
                 "the previous fc.0",
