@@ -143,3 +143,42 @@ def test_embedding_cache_round_trip(tmp_path):
     assert len(views) == 4 and all(v.shape == (48, 48, 3) for v in views)
     whole = pristine_views([("p", photo)], 3, 0)
     assert sorted(v.shape[:2] for v in whole) == [(480, 640), (720, 1280), (1080, 1920)]
+
+
+def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
+    """head_fit's driver (photo-fold CV, both heads, report) and head_ship on a toy 1024-d set and the
+    random-weights model: the fault head ships with its sha256, a stale int8 file is removed, the card
+    names the training data and its description is not repeated when shipping twice."""
+    import json
+
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores
+    from hirqa_ros.training import head_fit, head_ship
+    from hirqa_ros.training.embeddings import save
+
+    sd = load_artifact(random_model_dir).state_dict()
+    w0, b0 = sd["fc.0.weight"].float().numpy().reshape(-1), float(sd["fc.0.bias"].float().numpy()[0])
+    cfg = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((96, 64),))
+    groups = ["blur", "motion", "camera", "jpeg", "color_distortion"]
+    for name, views, seed in (("train", 10, 0), ("val", 4, 1), ("windows", 10, 2)):
+        emb = toy_embeddings(views=views, dim=1024, seed=seed, content_std=0.3)
+        names = [f"{name.replace('windows', 'train')}{v}.jpg#0@96x64" for v in range(views)]
+        ps = ProtocolScores(TYPES, groups, names, cfg, {"model": head_scores(emb, w0, b0)}, {"model": emb})
+        save(tmp_path / f"{name}.npz", ps)
+    heads = tmp_path / "heads"
+    assert head_fit.main(["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
+                          "--model", str(random_model_dir), "--out", str(heads), "--folds", "2",
+                          "--extra-fault-train", str(tmp_path / "windows.npz")]) == 0
+    report = json.loads((heads / "report.json").read_text())
+    assert report["cv_folds"] == 2 and len(report["fault_candidates"]) == len(head_fit.FAULT_GRID)
+    assert "10 views: whole 96x64 frames" in report["train_data"]
+    assert "10 views" in report["fault_extra_train"]
+    out = tmp_path / "shipped"
+    out.mkdir()
+    (out / "model.int8.onnx").write_bytes(b"stale")
+    head_ship.ship(heads, str(random_model_dir), out, "test", keep_score_head=True)
+    head_ship.ship(heads, str(out), out, "test", keep_score_head=True)
+    art = load_artifact(out)
+    assert art.file("fault_head") is not None and not (out / "model.int8.onnx").exists()
+    assert art.card["description"].count("fault-class head") == 1
+    assert "10 views" in art.card["lineage"][-1]["data"]

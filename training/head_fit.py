@@ -244,6 +244,11 @@ def accuracy_of(pred: np.ndarray, s: Samples, min_level: int = 3) -> dict:
     return out
 
 
+def take_rows(s: Samples, rows: np.ndarray) -> Samples:
+    """The rows ``rows`` (index or mask) of ``s``."""
+    return Samples(s.x[rows], s.level[rows], s.view[rows], s.type_idx[rows], s.types)
+
+
 def concat_samples(parts: list[Samples]) -> Samples:
     """Rows of several ``Samples`` with the same types, in order."""
     fields = ("x", "level", "view", "type_idx")
@@ -314,16 +319,20 @@ def cv_score_head(ps: ProtocolScores, x: np.ndarray, eval_idx: list[int], folds:
 
 def cv_fault_head(ps: ProtocolScores, emb: np.ndarray, folds: np.ndarray, cfg: FaultHeadConfig,
                   clean: np.ndarray | None = None, clean_folds: np.ndarray | None = None,
+                  extra: Samples | None = None, extra_folds: np.ndarray | None = None,
                   ) -> tuple[dict, np.ndarray, Samples]:
     """Out-of-fold accuracy of a fault-head config over photo folds, with the out-of-fold logits and
-    samples (for the temperature)."""
+    samples (for the temperature). ``extra`` rows (e.g. windows of the same photos) only train."""
     zs, held = [], []
     for k in np.unique(folds):
         tr, va = np.nonzero(folds != k)[0], np.nonzero(folds == k)[0]
         c_tr = c_va = None
         if clean is not None:
             c_tr, c_va = clean[clean_folds != k], clean[clean_folds == k]
-        head = fit_fault_head(with_clean(flatten(emb, ps.types, tr), c_tr), cfg)
+        train = with_clean(flatten(emb, ps.types, tr), c_tr)
+        if extra is not None:
+            train = concat_samples([train, take_rows(extra, extra_folds != k)])
+        head = fit_fault_head(train, cfg)
         s_va = with_clean(flatten(emb, ps.types, va), c_va)
         zs.append(head.logits(s_va.x))
         held.append(s_va)
@@ -333,15 +342,13 @@ def cv_fault_head(ps: ProtocolScores, emb: np.ndarray, folds: np.ndarray, cfg: F
 
 # Candidates, chosen by photo-fold cross-validation on the training photos.
 SCORE_GRID = (
-    ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=3.0),
     ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=1.0),
+    ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=3.0),
     ScoreHeadConfig(rank=2.0, keep_drop=0.5, cross=0.5, l2=1.0),
-    ScoreHeadConfig(rank=1.0, keep_drop=1.0, cross=0.5, l2=10.0),
 )
 FAULT_GRID = (
     FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3),
     FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=2),
-    FaultHeadConfig(hidden=0, weight_decay=1e-3, min_level=2),
 )
 
 
@@ -378,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="reuse this fitted fault head (its report.json beside it)")
     p.add_argument("--fused", action="store_true",
                    help="also try a fused head on [embedding, classical cues]")
+    p.add_argument("--extra-fault-train", nargs="+", default=None,
+                   help=".npz runs of the same training photos (e.g. 256 px windows) that only add training "
+                        "rows to the fault head (the --train types are used)")
     p.add_argument("--folds", type=int, default=5, help="photo folds of the training photos for choosing")
     p.add_argument("--clean", default=None, help=".npz of extra clean views of the training photos "
                                                  "(training/embeddings.py --pristine-only)")
@@ -463,10 +473,19 @@ def main(argv: list[str] | None = None) -> int:
         if Path(args.fault_head).resolve() != (out / "fault_head.npz").resolve():
             head.save(out / "fault_head.npz")
         return _finish_fault(report, head, ps_va, emb_va, out)
+    extra = extra_folds = None
+    if args.extra_fault_train:  # e.g. 256 px windows of the training photos, on the --train types
+        ps_x, emb_x = load_many(args.extra_fault_train)
+        emb_x = emb_x[:, [ps_x.types.index(t) for t in ps_tr.types]]
+        extra = flatten(emb_x, ps_tr.types)
+        fold_of = {n.split("#")[0]: f for n, f in zip(ps_tr.view_names, folds)}
+        extra_folds = np.asarray([fold_of[ps_x.view_names[v].split("#")[0]] for v in extra.view])
+        log.info("fault head: %d extra training rows (%s)", len(extra.x), ", ".join(args.extra_fault_train))
+        report["fault_extra_train"] = describe_training_data(ps_x)
     fbest = None
     report["fault_candidates"] = []
     for fcfg in FAULT_GRID:
-        acc, z, s_oof = cv_fault_head(ps_tr, emb_tr, folds, fcfg, clean_all, clean_folds)
+        acc, z, s_oof = cv_fault_head(ps_tr, emb_tr, folds, fcfg, clean_all, clean_folds, extra, extra_folds)
         report["fault_candidates"].append({"config": fcfg.__dict__, "cv": acc})
         log.info("fault head hidden=%d wd=%g levels>=%d: CV drop-level accuracy %.3f (pristine none %.3f)",
                  fcfg.hidden, fcfg.weight_decay, fcfg.min_level, acc["drop_level"], acc["pristine_none"])
@@ -477,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
             t = temperature_from_logits(z[rows], y)
             fbest = (score, fcfg, t)
     _, fcfg, temperature = fbest
-    head = fit_fault_head(with_clean(flatten(emb_tr, ps_tr.types), clean_all), fcfg)
+    train = with_clean(flatten(emb_tr, ps_tr.types), clean_all)
+    head = fit_fault_head(train if extra is None else concat_samples([train, extra]), fcfg)
     head.temperature = temperature
     head.save(out / "fault_head.npz")
     report.update({"fault_config": fcfg.__dict__, "fault_temperature": temperature})

@@ -134,6 +134,7 @@ def ship(
     from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, atomic_write_bytes, load_artifact, sha256_file
     from hirqa_ros.export import _render_human_card, write_model_dir
     from hirqa_ros.heads import FAULT_HEAD_FILE, FAULT_HEAD_KEY, FaultHead
+    from hirqa_ros.quantize import INT8_FILE
 
     report = json.loads((heads / "report.json").read_text())
     art = load_artifact(model)
@@ -143,7 +144,8 @@ def ship(
         sd["fc.0.weight"] = torch.from_numpy(z["weight"].reshape(1, -1).astype(np.float32))
         sd["fc.0.bias"] = torch.from_numpy(np.asarray(z["bias"], np.float32).reshape(1))
     this, other = ("val_shipped", "val_new") if keep_score_head else ("val_new", "val_shipped")
-    card = {k: v for k, v in art.card.items() if k not in ("files", "export", "format")}
+    # the int8 entry records the previous heads' accuracy: `hirqa export --int8` remakes it afterwards
+    card = {k: v for k, v in art.card.items() if k not in ("files", "export", "format", "int8")}
     cal = report["calibration_shipped" if keep_score_head else "calibration_new"]
     card["thresholds"] = {
         "warn": round(cal["warn"], 4),
@@ -196,6 +198,8 @@ def ship(
             "fault_head": {
                 "config": report.get("fault_config"),
                 "temperature": report.get("fault_temperature"),
+                **({"extra_training_data": report["fault_extra_train"]}
+                   if report.get("fault_extra_train") else {}),
             },
             "hardware": hardware,
             "val_full_frame_pooled": report[this]["pooled"],
@@ -203,15 +207,14 @@ def ship(
         }
     )
     card["lineage"] = lineage
-    card["description"] = (
-        str(card.get("description", "")).strip()
-        + (
-            " With a fault-class head on the frozen embedding (fault_head.npz)."
-            if keep_score_head
-            else " Score head fc.0 refit on CPU on the frozen embedding (full-frame ladders); "
-            "with a fault-class head."
-        )
-    ).strip()
+    addition = (
+        " With a fault-class head on the frozen embedding (fault_head.npz)."
+        if keep_score_head
+        else " Score head fc.0 refit on CPU on the frozen embedding (full-frame ladders);"
+        " with a fault-class head."
+    )
+    description = str(card.get("description", "")).strip()
+    card["description"] = description if addition.strip() in description else (description + addition).strip()
     out.mkdir(parents=True, exist_ok=True)
     write_model_dir(out, sd, art.variant, card)
     head = FaultHead.load(heads / FAULT_HEAD_FILE)
@@ -232,6 +235,11 @@ def ship(
     atomic_write_bytes(out / CARD_FILE, yaml.safe_dump(full, sort_keys=False).encode())
     human = _render_human_card(full) + card_sections(report, keep_score_head)
     atomic_write_bytes(out / HUMAN_CARD_FILE, human.encode())
+    stale_int8 = out / INT8_FILE
+    if stale_int8.exists():
+        stale_int8.unlink()
+        log.info("removed %s (made for the previous heads): run `hirqa export --model %s --int8`",
+                 stale_int8, out)
     load_artifact(out)  # every sha256 checks out
     log.info("shipped %s", out)
     return out
