@@ -1,15 +1,16 @@
-"""Fit heads on the frozen 1024-d embedding (CPU, seconds): the score head ``fc.0`` and the fault head.
+"""Fit heads on the frozen 1024-d embedding (CPU, minutes): the score head ``fc.0`` and the fault head.
 
 Input: protocol runs stored by ``training/embeddings.py`` (ladders rendered at camera pixel scale on
-the TRAINING photos; shape (views, types, 6 levels, D)). Hyper-parameters are chosen on a photo-level
-split of the training photos; the held-out validation photos are only used for the final report.
+the TRAINING photos; shape (views, types, 6 levels, D)). Configurations are chosen by photo-fold
+cross-validation on the training photos (``cv_score_head``, ``cv_fault_head``); the held-out
+validation photos are only used for the final report.
 
 * Score head (authors' format ``fc.0``: Linear(1024 -> 1), then sigmoid): a ranking objective on the
   logits: within-ladder order, keep (level 0-1) above drop (level >= 3) across content and types,
   a larger severity gap across content scores lower, a weak calibration anchor and an L2 pull
   towards the shipped head (`fit_score_head`).
 * Fault head: softmax regression (or one hidden ReLU layer) on standardised embeddings, class
-  balanced, temperature fitted on held-out photos (`fit_fault_head`); see ``hirqa_ros.heads``.
+  balanced, temperature fitted on out-of-fold logits (`fit_fault_head`); see ``hirqa_ros.heads``.
 """
 from __future__ import annotations
 
@@ -479,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         emb_x = emb_x[:, [ps_x.types.index(t) for t in ps_tr.types]]
         extra = flatten(emb_x, ps_tr.types)
         fold_of = {n.split("#")[0]: f for n, f in zip(ps_tr.view_names, folds)}
+        unknown = {n.split("#")[0] for n in ps_x.view_names} - set(fold_of)
+        if unknown:
+            p.error(f"--extra-fault-train has photos that --train lacks: {sorted(unknown)[:3]}")
         extra_folds = np.asarray([fold_of[ps_x.view_names[v].split("#")[0]] for v in extra.view])
         log.info("fault head: %d extra training rows (%s)", len(extra.x), ", ".join(args.extra_fault_train))
         report["fault_extra_train"] = describe_training_data(ps_x)
