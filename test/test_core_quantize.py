@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import yaml
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnxruntime.quantization")
-onnx = pytest.importorskip("onnx")
+torch = pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
+pytest.importorskip(
+    "onnxruntime.quantization", reason="onnxruntime.quantization not installed (pip install -e \".[cpu]\")"
+)
+onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install -e \".[train]\")")
 
 from hirqa_ros.artifacts import CARD_FILE, load_artifact  # noqa: E402
 from hirqa_ros.evaluation.synthetic import ProtocolConfig  # noqa: E402

@@ -208,7 +208,9 @@ def test_colorsat1_equals_hsv_saturation_scaling(batch: torch.Tensor):
 
 
 def test_contrast_spline_matches_scipy_and_is_identity_at_zero(batch: torch.Tensor):
-    interpolate = pytest.importorskip("scipy.interpolate")
+    interpolate = pytest.importorskip(
+        "scipy.interpolate", reason="scipy not installed (pip install -e \".[train]\")"
+    )
     xs = np.array([0.0, 0.3, 0.5, 0.7, 1.0])
     ys = np.array([0.0, 0.2, 0.5, 0.8, 1.0])
     coefs = not_a_knot_spline(xs, ys)

@@ -196,7 +196,7 @@ def test_monitor_fills_the_gated_fault(head_scorer, th, expect):
 
 
 def test_backends_agree_on_the_class(head_dir):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
     from hirqa_ros import load_scorer
 
     frames = [f for fr in toy_frames().values() for f in fr]
@@ -271,7 +271,7 @@ def test_score_cli_outputs_the_fault(head_dir, random_model_dir, toy_images, cap
 # ---- hirqa bag-eval ------------------------------------------------------------------------------
 def test_bag_eval_frames_csv_summary_confusion_and_plot(head_dir, tmp_path, capsys):
     pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install -e \".[bag]\")")
     from helpers_node import scene
 
     from hirqa_ros.bag.evaluate import read_frames_csv
@@ -331,7 +331,7 @@ SHIPPED_BLUR_SHORTFALL = pytest.mark.xfail(
 def test_shipped_head_names_the_fault_of_every_sample(default_model_dir, fault, distortion):
     """The shipped model on every held-out photo of the package (its samples) degraded at severity 4,
     through the pipeline with the card's thresholds: the frame is dropped and named right."""
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
     import cv2
 
     import hirqa_ros
@@ -354,7 +354,7 @@ def test_shipped_head_names_the_fault_of_every_sample(default_model_dir, fault, 
 
 def test_shipped_head_backends_agree_on_the_class(default_model_dir):
     """torch and ONNX Runtime give the shipped head the same class on held-out photos, clean and degraded."""
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
     import cv2
 
     import hirqa_ros

@@ -116,7 +116,7 @@ def test_scorer_adds_fault_probabilities_when_the_model_has_a_head(random_model_
 
 
 def test_torch_and_onnxruntime_agree_on_the_fault_class(random_model_dir, tmp_path):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
     from helpers_eval import synthetic_scene
 
     from hirqa_ros import load_scorer

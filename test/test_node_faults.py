@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
-pytest.importorskip("diagnostic_msgs.msg")
+pytest.importorskip("diagnostic_msgs.msg", reason="diagnostic_msgs not installed (pip install -e \".[ros]\")")
 
 from helpers_faults import TOY_CLASSES, toy_frames, toy_head_model_dir
 from helpers_node import NodeProcess, RosClient, domain_id, make_image, status_values
@@ -137,7 +137,7 @@ def test_kept_frames_say_none(toy):
 def test_shipped_model_names_blur_dark_and_haze_over_dds(default_model_dir, tmp_path):
     """A blurred, a dark and a hazy held-out photo (severity 4, the shipped samples) through the node
     with the shipped model and its card's thresholds: three different, correct classes."""
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
     import cv2
 
     import hirqa_ros

@@ -77,7 +77,9 @@ def test_mono16_byte_order_matters():
 @pytest.mark.parametrize("encoding", LOSSY)
 def test_subsampled_encodings_match_rosbags_image(encoding):
     """YUV and Bayer: close to the source and identical to rosbags-image's independent decoder."""
-    ri = pytest.importorskip("rosbags.image")
+    ri = pytest.importorskip(
+        "rosbags.image", reason="rosbags-image not installed (pip install -e \".[dev]\")"
+    )
     rgb = _scene(24, 32)
     fields = rgb_to_image_fields(rgb, encoding)
     out = image_msg_to_rgb(_msg(**fields))
@@ -131,7 +133,9 @@ def test_rclpy_and_rosbags_messages():
         m = Image(height=f["height"], width=f["width"], encoding=f["encoding"], step=f["step"],
                   is_bigendian=f["is_bigendian"], data=array.array("B", f["data"].tobytes()))
         np.testing.assert_array_equal(msg_to_rgb(m), rgb)
-    typesys = pytest.importorskip("rosbags.typesys")
+    typesys = pytest.importorskip(
+        "rosbags.typesys", reason="rosbags not installed (pip install -e \".[bag]\")"
+    )
     ts = typesys.get_typestore(typesys.Stores.ROS2_HUMBLE)
     T = ts.types
     stamp = T["builtin_interfaces/msg/Time"](sec=1, nanosec=2)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
-pytest.importorskip("diagnostic_msgs.msg")
+pytest.importorskip("diagnostic_msgs.msg", reason="diagnostic_msgs not installed (pip install -e \".[ros]\")")
 
 from helpers_node import (
     NodeProcess,

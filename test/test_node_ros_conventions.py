@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
-pytest.importorskip("lifecycle_msgs.msg")
+pytest.importorskip("lifecycle_msgs.msg", reason="lifecycle_msgs not installed (pip install -e \".[ros]\")")
 
 from helpers_node import (
     NodeProcess,

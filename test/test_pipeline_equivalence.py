@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (pip install -e \".[ros]\")")
-pytest.importorskip("diagnostic_msgs.msg")
+pytest.importorskip("diagnostic_msgs.msg", reason="diagnostic_msgs not installed (pip install -e \".[ros]\")")
 pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
 
 from helpers_bag import write_image_bag

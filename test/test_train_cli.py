@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-cv2 = pytest.importorskip("cv2")
+torch = pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
+cv2 = pytest.importorskip("cv2", reason="OpenCV not installed (a core dependency: pip install -e .)")
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "train_tiny.yaml"

