@@ -125,7 +125,10 @@ def image_msg_to_rgb(msg: Any, max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXEL
             img = img.astype(np.uint16)
         else:
             img = rows.reshape(height, width, channels)
-        return np.array(to_rgb8(img, bgr=encoding in _BGR_ORDER))
+        rgb = to_rgb8(img, bgr=encoding in _BGR_ORDER)
+        # the frame must own its pixels (it can outlive the message); bgr8, rgba, 16-bit and padded
+        # rows were already copied by the conversion, so only a plain rgb8 view is copied here
+        return rgb.copy() if np.may_share_memory(rgb, buf) else rgb
     if encoding in _BAYER:
         depth = 2 if encoding.endswith("16") else 1
         if height < 2 or width < 2:

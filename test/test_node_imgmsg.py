@@ -232,3 +232,15 @@ def test_encodings_list_is_complete():
                 "yuv422_yuy2", "nv12", "nv21", "bayer_rggb8", "bayer_bggr8", "bayer_gbrg8", "bayer_grbg8",
                 "rgb16", "bgr16"):
         assert enc in ENCODINGS
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "mono8", "rgb16"])
+def test_decoded_frame_owns_its_pixels(encoding):
+    """The decoded frame never aliases the message buffer (it can outlive the message), whatever the
+    conversion did."""
+    rgb = np.random.default_rng(0).integers(1, 256, (6, 8, 3), dtype=np.uint8)
+    msg = types.SimpleNamespace(**rgb_to_image_fields(rgb, encoding))
+    out = image_msg_to_rgb(msg)
+    assert out.shape == (6, 8, 3) and not np.may_share_memory(out, msg.data)
+    msg.data[:] = 0  # the message buffer is reused: the frame keeps its pixels
+    assert out.any()
