@@ -29,6 +29,7 @@ from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Thresholds
 from hirqa_ros.evaluation.label_metrics import label_metrics
 from hirqa_ros.files import write_json
+from hirqa_ros.interrupts import is_interrupt
 from hirqa_ros.monitor import CameraMonitor, Checked, refused, run_frames
 
 log = logging.getLogger(__name__)
@@ -322,7 +323,9 @@ def _score_messages(
             if len(pending) >= batch:
                 flush()
         flush()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as exc:
+        if not is_interrupt(exc):
+            raise
         interrupted = True
         reader.problems.append(f"interrupted after {len(rows)} messages; partial results written")
         for r in rows:

@@ -10,6 +10,7 @@ import sys
 from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
 from hirqa_ros.cli.ranges import ranged
 from hirqa_ros.constants import BACKEND_CHOICES
+from hirqa_ros.interrupts import is_interrupt
 
 HELP = "score images, folders (recursive) and videos (every Nth frame); higher = better quality"
 
@@ -223,7 +224,9 @@ def run(args: argparse.Namespace) -> int:
             flush()
             if frames_bar is not None:
                 frames_bar.close()
-    except KeyboardInterrupt:  # keep what was scored, say it is partial
+    except (KeyboardInterrupt, SystemError) as exc:  # keep what was scored, say it is partial
+        if not is_interrupt(exc):
+            raise
         interrupted = True
         pending.clear()
         if frames_bar is not None:
