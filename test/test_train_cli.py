@@ -11,6 +11,7 @@ cv2 = pytest.importorskip("cv2", reason="OpenCV not installed (a core dependency
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "train_tiny.yaml"
+SHIPPED = ROOT / "models" / "hirqa-s"
 
 
 def _photo_like(rng, size=96):
@@ -158,3 +159,46 @@ def test_init_from_training_checkpoint(workdir):
     )
     assert s["parent"] == {"name": "tiny", "checkpoint": str(ckpt), "step": 4}
     assert s["lineage"][-1]["steps"] == 4 and s["lineage"][-1]["init"].startswith("from scratch")
+
+
+def _embedding_drift(run_dir, init_dir, x):
+    """Mean squared embedding change of the run's final model from the initial model, on images ``x``."""
+    from hirqa_ros.training.checkpoint import init_weights
+    from hirqa_ros.training.trainer import TrainNet
+
+    nets = []
+    for sd in (init_weights(str(init_dir))[0],
+               torch.load(run_dir / "final.pt", weights_only=True)["model_state_dict"]):
+        net = TrainNet("hirqa-s", 0)
+        net.model.load_state_dict(sd)
+        nets.append(net.eval())
+    with torch.no_grad():
+        e0, e1 = (n(x)[1] for n in nets)
+    return float(((e1 - e0) ** 2).mean() / e0.var())
+
+
+def test_keep_loss_holds_a_continuation_near_its_init(workdir):
+    """losses.keep: logged per step, needs --init-from, and the embedding moves less from the initial model
+    (the shipped model: random weights' batch-norm statistics swamp any loss in a few steps)."""
+    import csv
+
+    from hirqa_ros.training.trainer import train
+
+    x = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    drift = {}
+    for keep in (0.0, 10.0):
+        cfg = _cfg(workdir, max_steps=4, val_every=0)
+        cfg["losses"]["keep"] = keep
+        cfg["optim"]["lr"] = 0.003
+        out = workdir / f"keep_{keep:g}"
+        train(cfg, out, init_from=str(SHIPPED), device="cpu", progress=False)
+        rows = list(csv.DictReader(open(out / "metrics.csv")))
+        if keep:
+            assert all(float(r["keep"]) >= 0 for r in rows) and len(rows) == 4
+        else:
+            assert "keep" not in rows[0]
+        drift[keep] = _embedding_drift(out, SHIPPED, x)
+    assert drift[10.0] < 0.7 * drift[0.0], drift
+    cfg["losses"]["keep"] = 1.0
+    with pytest.raises(ValueError, match="--init-from"):
+        train(cfg, workdir / "keep_no_init", device="cpu", progress=False)

@@ -150,6 +150,15 @@ def anchor_loss(
     return _masked_mean(kl, m)
 
 
+def keep_loss(q: torch.Tensor, emb: torch.Tensor, q0: torch.Tensor, emb0: torch.Tensor) -> torch.Tensor:
+    """Continuation without forgetting: squared distance of the score logits and of the embeddings
+    (relative to the initial embeddings' spread) from a frozen copy of the initial model, same images."""
+    eps = 1e-4
+    z, z0 = torch.logit(q.float().clamp(eps, 1 - eps)), torch.logit(q0.float().clamp(eps, 1 - eps))
+    e, e0 = emb.float(), emb0.float()
+    return F.mse_loss(z, z0) + F.mse_loss(e, e0) / e0.var().clamp_min(1e-8)
+
+
 @dataclass
 class LossConfig:
     """Loss weights and margins (``losses:`` in the training config)."""
@@ -161,6 +170,7 @@ class LossConfig:
     content: float = 0.25
     align: float = 0.1
     anchor: float = 0.2
+    keep: float = 0.0  # continuation: stay close to the --init-from model (0 = off; see keep_loss)
     rank_margin: float = 0.02
     cross_margin: float = 0.05
     cross_min_gap: int = 2

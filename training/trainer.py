@@ -38,7 +38,7 @@ from hirqa_ros.training.checkpoint import (
 )
 from hirqa_ros.training.config import DEFAULTS, load_config
 from hirqa_ros.training.data import LadderSampler, SamplerConfig, load_images
-from hirqa_ros.training.losses import LossConfig, hirqa_loss
+from hirqa_ros.training.losses import LossConfig, hirqa_loss, keep_loss
 
 __all__ = ["CKPT_NAME", "DEFAULTS", "RunState", "TrainNet", "fit", "load_checkpoint", "load_config",
            "lr_factor", "train", "train_step", "validate"]
@@ -201,6 +201,7 @@ class Run:
     val_imgs: list
     state: RunState
     resumed_at: int = 0  # step the run was resumed at (0 for a fresh run)
+    teacher: nn.Module | None = None  # frozen initial model for the ``keep`` loss (None when off)
 
     @property
     def main(self) -> bool:
@@ -307,13 +308,28 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
         sampler.load_state_dict(ckpt["sampler"][rank] if rank < len(ckpt["sampler"]) else ckpt["sampler"][0])
         set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
 
+    teacher = _keep_teacher(state.init_from, cfg["variant"], dev, channels_last) if lcfg.keep else None
     model_for_loss: nn.Module = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         model_for_loss = DDP(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     return Run(cfg, out, rank, world, dev, net, model_for_loss, opt, scaler, sampler, lcfg, scfg, text_emb,
-               text_info, amp_dtype, channels_last, val_imgs, state, resumed_at=state.step)
+               text_info, amp_dtype, channels_last, val_imgs, state, resumed_at=state.step, teacher=teacher)
+
+
+def _keep_teacher(init_from: str | None, variant: str, dev: torch.device, channels_last: bool) -> TrainNet:
+    """A frozen copy of the model the run started from (``losses.keep``: continue without forgetting)."""
+    if not init_from:
+        raise ValueError("losses.keep needs a run that starts from a model (--init-from)")
+    sd, _, _ = init_weights(init_from)
+    teacher = TrainNet(canonical_variant(variant), 0)
+    teacher.model.load_state_dict(sd, strict=True)
+    teacher.to(dev).eval().requires_grad_(False)
+    if channels_last:
+        teacher.to(memory_format=torch.channels_last)
+    log.info("keep loss: scores and embeddings held near %s", init_from)
+    return teacher
 
 
 def _restored_state(ckpt: dict) -> RunState:
@@ -344,6 +360,13 @@ def train_step(run: Run, batch: Any) -> tuple[torch.Tensor, dict, float]:
         None if proj is None else proj.float(), batch.levels, batch.group, batch.pristine_base, batch.valid,
         run.text_emb, batch.prompt_target,
     )
+    if run.teacher is not None:
+        with torch.no_grad(), torch.autocast(device_type=run.dev.type, dtype=run.amp_dtype,
+                                             enabled=run.amp_dtype is not None):
+            q0, emb0, _ = run.teacher(x)
+        keep = keep_loss(q, emb, q0, emb0)
+        loss = loss + run.lcfg.keep * keep
+        terms["keep"] = float(keep.detach())
     run.opt.zero_grad(set_to_none=True)
     if run.scaler is not None:
         run.scaler.scale(loss).backward()
