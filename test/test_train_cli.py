@@ -192,7 +192,7 @@ def test_keep_loss_holds_a_continuation_near_its_init(workdir):
         cfg["optim"]["lr"] = 0.003
         out = workdir / f"keep_{keep:g}"
         train(cfg, out, init_from=str(SHIPPED), device="cpu", progress=False)
-        rows = list(csv.DictReader(open(out / "metrics.csv")))
+        rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
         if keep:
             assert all(float(r["keep"]) >= 0 for r in rows) and len(rows) == 4
         else:
