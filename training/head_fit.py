@@ -257,11 +257,16 @@ def concat_samples(parts: list[Samples]) -> Samples:
 
 
 # --------------------------------------------------------------------------------------------- driver
+def _photo(view_name: str) -> str:
+    """The photo a protocol view was cut from (view names are ``photo#k@WxH``)."""
+    return view_name.split("#")[0]
+
+
 def _photo_folds(view_names: list[str], k: int = 5) -> np.ndarray:
     """Fold index per view, by photo (all views of a photo in one fold)."""
-    photos = sorted({n.split("#")[0] for n in view_names})
+    photos = sorted({_photo(n) for n in view_names})
     fold = {p: i % k for i, p in enumerate(photos)}
-    return np.asarray([fold[n.split("#")[0]] for n in view_names])
+    return np.asarray([fold[_photo(n)] for n in view_names])
 
 
 def _summary(ps_like: ProtocolScores, scores: np.ndarray, views: np.ndarray | None = None) -> dict:
@@ -356,7 +361,7 @@ FAULT_GRID = (
 def describe_training_data(ps: ProtocolScores) -> str:
     """One line for the card's lineage: what the heads were fitted on."""
     cfg = ps.config
-    photos = len({n.split("#")[0] for n in ps.view_names})
+    photos = len({_photo(n) for n in ps.view_names})
     sizes = "/".join(f"{w}x{h}" for w, h in cfg.frame_sizes) or f"photos shrunk to {cfg.resize_side} px"
     what = f"{cfg.crop} px windows cut at native resolution from {sizes} frames" if cfg.crop \
         else f"whole {sizes} frames"
@@ -479,11 +484,11 @@ def main(argv: list[str] | None = None) -> int:
         ps_x, emb_x = load_many(args.extra_fault_train)
         emb_x = emb_x[:, [ps_x.types.index(t) for t in ps_tr.types]]
         extra = flatten(emb_x, ps_tr.types)
-        fold_of = {n.split("#")[0]: f for n, f in zip(ps_tr.view_names, folds)}
-        unknown = {n.split("#")[0] for n in ps_x.view_names} - set(fold_of)
+        fold_of = {_photo(n): f for n, f in zip(ps_tr.view_names, folds)}
+        unknown = {_photo(n) for n in ps_x.view_names} - set(fold_of)
         if unknown:
             p.error(f"--extra-fault-train has photos that --train lacks: {sorted(unknown)[:3]}")
-        extra_folds = np.asarray([fold_of[ps_x.view_names[v].split("#")[0]] for v in extra.view])
+        extra_folds = np.asarray([fold_of[_photo(ps_x.view_names[v])] for v in extra.view])
         log.info("fault head: %d extra training rows (%s)", len(extra.x), ", ".join(args.extra_fault_train))
         report["fault_extra_train"] = describe_training_data(ps_x)
     fbest = None

@@ -284,9 +284,10 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
 
     net = TrainNet(canonical_variant(cfg["variant"]), int(text_emb.shape[1]) if text_emb is not None else 0)
     state = RunState(planned_steps=int(tcfg["max_steps"]), init_from=init_from)
+    init_sd = None
     if init_from and ckpt is None:
-        sd, state.lineage, state.parent = init_weights(init_from)
-        net.model.load_state_dict(sd, strict=True)
+        init_sd, state.lineage, state.parent = init_weights(init_from)
+        net.model.load_state_dict(init_sd, strict=True)
         log.info("initialised from %s (%d earlier run(s) in its lineage)", init_from, len(state.lineage))
     amp = str(tcfg.get("amp", "auto"))
     amp_dtype = None
@@ -308,7 +309,9 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
         sampler.load_state_dict(ckpt["sampler"][rank] if rank < len(ckpt["sampler"]) else ckpt["sampler"][0])
         set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
 
-    teacher = _keep_teacher(state.init_from, cfg["variant"], dev, channels_last) if lcfg.keep else None
+    teacher = None
+    if lcfg.keep:
+        teacher = _keep_teacher(state.init_from, init_sd, cfg["variant"], dev, channels_last)
     model_for_loss: nn.Module = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -318,11 +321,14 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
                text_info, amp_dtype, channels_last, val_imgs, state, resumed_at=state.step, teacher=teacher)
 
 
-def _keep_teacher(init_from: str | None, variant: str, dev: torch.device, channels_last: bool) -> TrainNet:
-    """A frozen copy of the model the run started from (``losses.keep``: continue without forgetting)."""
+def _keep_teacher(init_from: str | None, sd: dict | None, variant: str, dev: torch.device,
+                  channels_last: bool) -> TrainNet:
+    """A frozen copy of the model the run started from (``losses.keep``: continue without forgetting);
+    ``sd`` its weights when already loaded (a resumed run reloads them from ``init_from``)."""
     if not init_from:
         raise ValueError("losses.keep needs a run that starts from a model (--init-from)")
-    sd, _, _ = init_weights(init_from)
+    if sd is None:
+        sd = init_weights(init_from)[0]
     teacher = TrainNet(canonical_variant(variant), 0)
     teacher.model.load_state_dict(sd, strict=True)
     teacher.to(dev).eval().requires_grad_(False)
