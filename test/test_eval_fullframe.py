@@ -134,3 +134,12 @@ def test_hirqa_eval_full_frame_reports_the_fault_class(random_model_dir, tmp_pat
     rep = json.loads(out.read_text())["faults"]
     assert set(rep["per_type"]) == {"haze", "jpeg_camera"} and 0 <= rep["accuracy_drop_level"] <= 1
     assert cv2.imread(str(png)) is not None
+
+
+def test_shipping_rule_needs_auroc_and_ladder_srocc_both_higher():
+    from hirqa_ros.evaluation.synthetic import improves
+
+    base = {"auroc": 0.875, "ladder_srocc": 0.885, "srocc": 0.638}
+    assert improves({"auroc": 0.879, "ladder_srocc": 0.904, "srocc": 0.6}, base)
+    assert not improves({"auroc": 0.879, "ladder_srocc": 0.885, "srocc": 0.7}, base)  # ladder only equal
+    assert not improves({"auroc": 0.863, "ladder_srocc": 0.890, "srocc": 0.7}, base)  # AUROC lower

@@ -202,3 +202,69 @@ def test_keep_loss_holds_a_continuation_near_its_init(workdir):
     cfg["losses"]["keep"] = 1.0
     with pytest.raises(ValueError, match="--init-from"):
         train(cfg, workdir / "keep_no_init", device="cpu", progress=False)
+
+
+def test_blend_state_dicts_checks_its_inputs():
+    from hirqa_ros.training.blend import blend_state_dicts
+
+    a = {"w": torch.zeros(2), "n": torch.tensor(3)}
+    b = {"w": torch.ones(2), "n": torch.tensor(7)}
+    mixed = blend_state_dicts(a, b, 0.25)
+    assert torch.allclose(mixed["w"], torch.full((2,), 0.25)) and int(mixed["n"]) == 3
+    with pytest.raises(ValueError, match="alpha"):
+        blend_state_dicts(a, b, 1.5)
+    with pytest.raises(ValueError, match="different tensors"):
+        blend_state_dicts(a, {"w": b["w"]}, 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        blend_state_dicts(a, {"w": torch.ones(3), "n": b["n"]}, 0.5)
+
+
+def test_blend_write_and_finalize(workdir, random_model_dir, tmp_path):
+    """alpha 0 / 1 reproduce the base / the continuation exactly (fp16 storage), 0.5 is the midpoint, the
+    lineage names both; finalize writes calibrated thresholds only when the full-frame gate passes."""
+    import copy
+    import json
+
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.cli.main import main
+    from hirqa_ros.training import blend
+    from hirqa_ros.training.gpu_run import weights_of_run
+    from hirqa_ros.training.trainer import train
+
+    run = workdir / "blend_run"
+    train(_cfg(workdir, max_steps=2), run, init_from=str(random_model_dir), device="cpu", progress=False)
+    base, tuned = load_artifact(random_model_dir).state_dict(), weights_of_run(run)
+    moved = [
+        k for k, v in base.items() if v.is_floating_point() and not torch.equal(v.half(), tuned[k].half())
+    ]
+    assert moved, "two training steps changed no weight"
+    for alpha in (0.0, 0.5, 1.0):
+        art = load_artifact(blend.write(str(random_model_dir), run, alpha, tmp_path / f"b{alpha}", "test"))
+        sd = art.state_dict()
+        for k in moved:
+            want = ((1 - alpha) * base[k].float() + alpha * tuned[k].float()).half()
+            assert torch.equal(sd[k].half(), want), k
+        assert art.card["lineage"][-1]["alpha"] == alpha and art.card["lineage"][-2]["run"] == "tiny"
+        assert art.card["thresholds"]["calibrated"] is False
+    out = tmp_path / "b0.5"
+    report = tmp_path / "new.json"
+    assert main(["eval", "--full-frame", "--model", str(out), "--images", str(workdir / "val"),
+                 "--frame-sizes", "96x64", "--types", "gaublur", "jpeg", "--no-cues", "--no-progress",
+                 "--json", str(report)]) == 0
+    new = json.loads(report.read_text())
+    assert blend.finalize(out, new, new) is False  # equal is not better
+    assert load_artifact(out).card["thresholds"]["calibrated"] is False
+    worse = copy.deepcopy(new)
+    for m in ("auroc", "ladder_srocc"):
+        worse["synthetic"]["summaries"]["model"]["pooled"][m] -= 0.1
+    assert blend.finalize(out, new, worse) is True
+    card = load_artifact(out).card
+    assert card["thresholds"]["calibrated"] is True
+    assert card["thresholds"]["warn"] == round(new["calibration"]["warn"], 4)
+    ff = card["metrics"]["validation_full_frame"]
+    assert ff["previous_default_pooled"] == worse["synthetic"]["summaries"]["model"]["pooled"]
+    assert "## Full-frame evaluation" in (out / "MODEL_CARD.md").read_text()
+    crops = copy.deepcopy(new)
+    crops["synthetic"]["protocol"] = "crops"
+    with pytest.raises(ValueError, match="full-frame"):
+        blend.finalize(out, new, crops)

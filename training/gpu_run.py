@@ -299,7 +299,7 @@ def run_unpack(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- gate
 
 
-def _weights_of_run(work: Path) -> dict:
+def weights_of_run(work: Path) -> dict:
     """The run's weights: ``final.pt``, else the last checkpoint (a cut run)."""
     import torch
 
@@ -342,6 +342,7 @@ def run_gate(args: argparse.Namespace) -> int:
         FULL_FRAME,
         FULL_FRAME_TYPES,
         ProtocolConfig,
+        improves,
         score_protocol,
         summarize,
     )
@@ -354,7 +355,7 @@ def run_gate(args: argparse.Namespace) -> int:
     if not images:
         log.error("gate: no photos in %s", args.images)
         return 2
-    cand = build_model(base.variant, {k: v.float() for k, v in _weights_of_run(Path(args.work)).items()})
+    cand = build_model(base.variant, {k: v.float() for k, v in weights_of_run(Path(args.work)).items()})
     sizes = tuple(tuple(int(v) for v in s.split("x")) for s in args.frame_sizes) if args.frame_sizes else None
     cfg = ProtocolConfig(crop=0, resize_side=0, batch_size=4, frame_sizes=sizes or FULL_FRAME.frame_sizes)
     types = args.types or list(FULL_FRAME_TYPES)
@@ -364,15 +365,15 @@ def run_gate(args: argparse.Namespace) -> int:
     ps = score_protocol(fns, images, types, cfg)
     summ = {k: summarize(ps, k) for k in fns}
     c, b = summ["candidate"]["pooled"], summ["baseline"]["pooled"]
-    improves = c["auroc"] > b["auroc"] and c["ladder_srocc"] > b["ladder_srocc"]
-    gate = {"improves": improves, "candidate": c, "baseline": b, "baseline_dir": str(base.path),
+    better = improves(c, b)
+    gate = {"improves": better, "candidate": c, "baseline": b, "baseline_dir": str(base.path),
             "baseline_weights_sha256": base.file_sha256("weights"), "images": str(args.images),
             "views": ps.view_names, "types": types, "seconds": round(time.time() - t0, 1),
             "per_type": {t: {"candidate": summ["candidate"]["per_type"][t]["auroc"],
                              "baseline": summ["baseline"]["per_type"][t]["auroc"]} for t in types}}
     (out / GATE_FILE).write_text(json.dumps(gate, indent=1))
     log.info("gate: full-frame pooled AUROC %.4f vs %.4f, ladder SROCC %.4f vs %.4f -> %s", c["auroc"],
-             b["auroc"], c["ladder_srocc"], b["ladder_srocc"], "IMPROVES" if improves else "does not improve")
+             b["auroc"], c["ladder_srocc"], b["ladder_srocc"], "IMPROVES" if better else "does not improve")
     return 0
 
 

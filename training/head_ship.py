@@ -23,13 +23,18 @@ log = logging.getLogger("hirqa.head_ship")
 CUE_NAMES = ("laplacian_var", "tenengrad", "exposure", "dark_channel", "noise")
 
 
-def _table(report: dict, metric: str, title: str, keep: bool = False) -> list[str]:
+def table(
+    report: dict, metric: str, title: str, keep: bool = False, heads: tuple[str, str] | None = None
+) -> list[str]:
+    """Markdown table of one metric per type and group: this model, the other, the classical cues."""
     new, old = report["val_new"], report["val_shipped"]
     cues = report.get("val_cue_summaries") or {}
-    heads = ["new (this model)", "previous default"]
     if keep:  # the refit was not shipped: this model is the previous fc.0
         new, old = old, new
-        heads = ["this model", "refit fc.0 (not shipped)"]
+    if heads is None:
+        heads = ("this model", "refit fc.0 (not shipped)")
+        if not keep:
+            heads = ("new (this model)", "previous default")
     cols = [*heads, *[c for c in CUE_NAMES if c in cues]]
     lines = [
         f"#### {title}",
@@ -53,6 +58,7 @@ def _table(report: dict, metric: str, title: str, keep: bool = False) -> list[st
 
 
 def fault_section(frep: dict) -> list[str]:
+    """Markdown section of the fault head's full-frame accuracy per class and per type."""
     lines = [
         "## Fault class (fault_head.npz)",
         "",
@@ -88,9 +94,9 @@ def card_sections(report: dict, keep: bool = False) -> str:
         f"{o['ladder_srocc']:.3f}, SROCC {n['srocc']:.3f} vs {o['srocc']:.3f}.",
         "",
     ]
-    lines += _table(report, "auroc", "AUROC keep (level 0-1) vs drop (level >= 3)")
-    lines += _table(report, "ladder_srocc", "ladder SROCC")
-    lines += _table(report, "srocc", "SROCC pooled across content")
+    lines += table(report, "auroc", "AUROC keep (level 0-1) vs drop (level >= 3)")
+    lines += table(report, "ladder_srocc", "ladder SROCC")
+    lines += table(report, "srocc", "SROCC pooled across content")
     if report.get("fault_val"):
         lines += fault_section(report["fault_val"])
     return "\n".join(lines)
@@ -113,12 +119,82 @@ def _kept_sections(report: dict) -> str:
         "the classical cues.",
         "",
     ]
-    lines += _table(report, "auroc", "AUROC keep (level 0-1) vs drop (level >= 3)", keep=True)
-    lines += _table(report, "ladder_srocc", "ladder SROCC", keep=True)
-    lines += _table(report, "srocc", "SROCC pooled across content", keep=True)
+    lines += table(report, "auroc", "AUROC keep (level 0-1) vs drop (level >= 3)", keep=True)
+    lines += table(report, "ladder_srocc", "ladder SROCC", keep=True)
+    lines += table(report, "srocc", "SROCC pooled across content", keep=True)
     if report.get("fault_val"):
         lines += fault_section(report["fault_val"])
     return "\n".join(lines)
+
+
+def calibrated_thresholds(cal: dict) -> dict:
+    """The card's thresholds from ``hirqa eval``'s full-frame calibration."""
+    return {
+        "warn": round(cal["warn"], 4),
+        "error": round(cal["error"], 4),
+        "calibrated": True,
+        "rule": "warn: <= 5 % of keep frames (level 0-1) below; error: <= 1 %",
+        "calibration": "full-frame protocol, validation keep frames (pristine + level 1): "
+        f"warn rejects {cal['warn_false_reject_rate']:.1%} of them "
+        f"({cal['drop_recall_at_warn']:.1%} of drop frames caught), error "
+        f"{cal['error_false_reject_rate']:.1%} ({cal['drop_recall_at_error']:.1%})",
+    }
+
+
+def full_frame_metrics(this: dict, other: dict, other_key: str, cues_pooled: dict) -> dict:
+    """The card's ``metrics.validation_full_frame`` from two full-frame summaries (this model, another)."""
+    return {
+        "pooled": this["pooled"],
+        "per_type_auroc": {t: round(v["auroc"], 4) for t, v in this["per_type"].items()},
+        "per_type_ladder_srocc": {t: round(v["ladder_srocc"], 4) for t, v in this["per_type"].items()},
+        other_key: other["pooled"],
+        "cues_pooled": cues_pooled,
+    }
+
+
+def fault_metrics(frep: dict) -> dict:
+    """The card's ``metrics.fault_class_full_frame`` from a fault report (``hirqa eval``'s ``faults``)."""
+    return {
+        "accuracy_severity_ge_3": round(frep["accuracy_drop_level"], 4),
+        "pristine_none": round(frep["pristine_none"], 4),
+        "per_class": {c: round(d["accuracy"], 4) for c, d in frep["per_class"].items()},
+    }
+
+
+def attach_fault_head(out: Path, source: Path) -> dict:
+    """Copy a fault head file into a model directory and list it (sha256) in its card; returns the card."""
+    from hirqa_ros.artifacts import CARD_FILE, atomic_write_bytes, sha256_file
+    from hirqa_ros.heads import FAULT_HEAD_FILE, FAULT_HEAD_KEY, FaultHead
+
+    head = FaultHead.load(source)
+    if source.resolve() != (out / FAULT_HEAD_FILE).resolve():
+        shutil.copyfile(source, out / FAULT_HEAD_FILE)
+    full = yaml.safe_load((out / CARD_FILE).read_text())
+    full["files"][FAULT_HEAD_KEY] = {
+        "path": FAULT_HEAD_FILE,
+        "sha256": sha256_file(out / FAULT_HEAD_FILE),
+        "bytes": (out / FAULT_HEAD_FILE).stat().st_size,
+    }
+    full["fault_head"] = {
+        "file": FAULT_HEAD_FILE,
+        "classes": list(head.classes),
+        "input": "embedding (1024-d)",
+        "layers": len(head.layers),
+        "temperature": round(head.temperature, 4),
+    }
+    atomic_write_bytes(out / CARD_FILE, yaml.safe_dump(full, sort_keys=False).encode())
+    return full
+
+
+def remove_stale_int8(out: Path) -> None:
+    """Delete an int8 model made for other weights or heads (``hirqa export --int8`` remakes it)."""
+    from hirqa_ros.quantize import INT8_FILE
+
+    stale = out / INT8_FILE
+    if stale.exists():
+        stale.unlink()
+        log.info("removed %s (made for the previous weights or heads): run `hirqa export --model %s --int8`",
+                 stale, out)
 
 
 def ship(
@@ -131,10 +207,9 @@ def ship(
 ) -> Path:
     import torch
 
-    from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, atomic_write_bytes, load_artifact, sha256_file
+    from hirqa_ros.artifacts import HUMAN_CARD_FILE, atomic_write_bytes, load_artifact
     from hirqa_ros.export import _render_human_card, write_model_dir
-    from hirqa_ros.heads import FAULT_HEAD_FILE, FAULT_HEAD_KEY, FaultHead
-    from hirqa_ros.quantize import INT8_FILE
+    from hirqa_ros.heads import FAULT_HEAD_FILE
 
     report = json.loads((heads / "report.json").read_text())
     art = load_artifact(model)
@@ -147,37 +222,18 @@ def ship(
     # the int8 entry records the previous heads' accuracy: `hirqa export --int8` remakes it afterwards
     card = {k: v for k, v in art.card.items() if k not in ("files", "export", "format", "int8")}
     cal = report["calibration_shipped" if keep_score_head else "calibration_new"]
-    card["thresholds"] = {
-        "warn": round(cal["warn"], 4),
-        "error": round(cal["error"], 4),
-        "calibrated": True,
-        "rule": "warn: <= 5 % of keep frames (level 0-1) below; error: <= 1 %",
-        "calibration": "full-frame protocol, validation keep frames (pristine + level 1): "
-        f"warn rejects {cal['warn_false_reject_rate']:.1%} of them "
-        f"({cal['drop_recall_at_warn']:.1%} of drop frames caught), error "
-        f"{cal['error_false_reject_rate']:.1%} ({cal['drop_recall_at_error']:.1%})",
-    }
+    card["thresholds"] = calibrated_thresholds(cal)
     metrics = dict(card.get("metrics") or {})
     if not keep_score_head:
         metrics.pop("validation_synthetic", None)  # crop-protocol numbers of the previous fc.0
-    metrics["validation_full_frame"] = {
-        "pooled": report[this]["pooled"],
-        "per_type_auroc": {t: round(v["auroc"], 4) for t, v in report[this]["per_type"].items()},
-        "per_type_ladder_srocc": {
-            t: round(v["ladder_srocc"], 4) for t, v in report[this]["per_type"].items()
-        },
-        ("refit_fc0_not_shipped_pooled" if keep_score_head else "previous_default_pooled"): report[other][
-            "pooled"
-        ],
-        "cues_pooled": report.get("val_cues", {}),
-    }
-    frep = report.get("fault_val")
-    if frep:
-        metrics["fault_class_full_frame"] = {
-            "accuracy_severity_ge_3": round(frep["accuracy_drop_level"], 4),
-            "pristine_none": round(frep["pristine_none"], 4),
-            "per_class": {c: round(d["accuracy"], 4) for c, d in frep["per_class"].items()},
-        }
+    metrics["validation_full_frame"] = full_frame_metrics(
+        report[this],
+        report[other],
+        "refit_fc0_not_shipped_pooled" if keep_score_head else "previous_default_pooled",
+        report.get("val_cues", {}),
+    )
+    if report.get("fault_val"):
+        metrics["fault_class_full_frame"] = fault_metrics(report["fault_val"])
     card["metrics"] = metrics
     lineage = list(card.get("lineage") or [])
     lineage.append(
@@ -217,29 +273,10 @@ def ship(
     card["description"] = description if addition.strip() in description else (description + addition).strip()
     out.mkdir(parents=True, exist_ok=True)
     write_model_dir(out, sd, art.variant, card)
-    head = FaultHead.load(heads / FAULT_HEAD_FILE)
-    shutil.copyfile(heads / FAULT_HEAD_FILE, out / FAULT_HEAD_FILE)
-    full = yaml.safe_load((out / CARD_FILE).read_text())
-    full["files"][FAULT_HEAD_KEY] = {
-        "path": FAULT_HEAD_FILE,
-        "sha256": sha256_file(out / FAULT_HEAD_FILE),
-        "bytes": (out / FAULT_HEAD_FILE).stat().st_size,
-    }
-    full["fault_head"] = {
-        "file": FAULT_HEAD_FILE,
-        "classes": list(head.classes),
-        "input": "embedding (1024-d)",
-        "layers": len(head.layers),
-        "temperature": round(head.temperature, 4),
-    }
-    atomic_write_bytes(out / CARD_FILE, yaml.safe_dump(full, sort_keys=False).encode())
+    full = attach_fault_head(out, heads / FAULT_HEAD_FILE)
     human = _render_human_card(full) + card_sections(report, keep_score_head)
     atomic_write_bytes(out / HUMAN_CARD_FILE, human.encode())
-    stale_int8 = out / INT8_FILE
-    if stale_int8.exists():
-        stale_int8.unlink()
-        log.info("removed %s (made for the previous heads): run `hirqa export --model %s --int8`",
-                 stale_int8, out)
+    remove_stale_int8(out)
     load_artifact(out)  # every sha256 checks out
     log.info("shipped %s", out)
     return out

@@ -35,7 +35,8 @@ LICENCE = (
 )
 
 
-def _data_card(manifest_path: Path) -> dict:
+def data_card(manifest_path: Path) -> dict:
+    """The card's training-data section from ``prepare-data``'s manifest (packages, licences, splits)."""
     if not manifest_path.is_file():
         return {"manifest": str(manifest_path), "note": "manifest not found"}
     m = json.loads(manifest_path.read_text())
@@ -66,7 +67,8 @@ def _data_card(manifest_path: Path) -> dict:
     }
 
 
-def _run_entry(summary: dict, data: dict, metrics: dict | None = None) -> dict:
+def run_entry(summary: dict, data: dict, metrics: dict | None = None) -> dict:
+    """One lineage entry for a finished run (its ``summary.json``)."""
     entry = {
         "run": summary["name"],
         "finished_at": summary.get("finished_at"),
@@ -93,7 +95,7 @@ def build_card(run: Path, eval_report: dict | None = None, hardware_note: str | 
     if hardware_note:
         summary["hardware_note"] = hardware_note
     cfg = summary["config"]
-    data = _data_card(Path(cfg["data"].get("manifest", "data/pristine/manifest.json")))
+    data = data_card(Path(cfg["data"].get("manifest", "data/pristine/manifest.json")))
     training = {
         "recipe": {
             "config": cfg,
@@ -168,7 +170,7 @@ def build_card(run: Path, eval_report: dict | None = None, hardware_note: str | 
             and Path(e.get("checkpoint", "")).exists()
         ):
             e["hardware"] = hardware_note
-    lineage.append(_run_entry(summary, data, pooled))
+    lineage.append(run_entry(summary, data, pooled))
     card["lineage"] = lineage
     runs = [e for e in lineage if isinstance(e, dict) and "steps" in e]
     training["all_runs"] = {

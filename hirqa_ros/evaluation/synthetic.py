@@ -377,6 +377,11 @@ def summarize(ps: ProtocolScores, name: str) -> dict:
     }
 
 
+def improves(candidate: Mapping[str, float], baseline: Mapping[str, float]) -> bool:
+    """The shipping rule on pooled full-frame metrics: AUROC and ladder SROCC both strictly higher."""
+    return candidate["auroc"] > baseline["auroc"] and candidate["ladder_srocc"] > baseline["ladder_srocc"]
+
+
 # evaluate_model keeps the last rendered protocol when it is small, so periodic validation on the
 # same photos does not re-render the distortions (same key = same pixels, types and config).
 CACHE_MAX_BYTES = 256 * 2**20
