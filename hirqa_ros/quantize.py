@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from hirqa_ros.artifacts import FRAMES_INPUT
+from hirqa_ros.constants import DEFAULT_CALIBRATION_FRAMES
 
 log = logging.getLogger(__name__)
 
 INT8_FILE = "model.int8.onnx"
 #: camera resolutions (H, W) the calibration frames are cut at, used in turn
 CALIBRATION_SIZES = ((480, 640), (720, 1280))
-DEFAULT_CALIBRATION_FRAMES = 32
 #: parts of the network that can be kept in fp32 (ONNX node-name prefixes of the torch export)
 KEEP_FP32_PARTS = {
     "first-conv": None,  # the first Conv node of the graph, whatever its name

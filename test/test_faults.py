@@ -322,8 +322,8 @@ def test_bag_eval_frames_csv_summary_confusion_and_plot(head_dir, tmp_path, caps
 
 SHIPPED_BLUR_SHORTFALL = pytest.mark.xfail(
     strict=True, reason="gaussian blur at severity 4: the shipped score keeps 2 of the 5 samples (dune, fig: "
-    "above WARN, so `none`) and the head calls sunset `motion_blur` (card: blur 56 % right at "
-    "severity >= 3); an XPASS means a better model shipped: drop this mark")
+    "above WARN, so `none`); the other 3 are named `blur` (card: blur 63 % right at severity >= 3); "
+    "an XPASS means a better model shipped: drop this mark")
 
 
 @pytest.mark.parametrize("fault,distortion", [pytest.param("blur", "gaublur", marks=SHIPPED_BLUR_SHORTFALL),

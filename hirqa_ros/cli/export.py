@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hirqa_ros.constants import DEFAULT_CALIBRATION_FRAMES
+
 HELP = ("export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module; refresh "
         "its ONNX; add an int8 model for CPUs")
 
@@ -40,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--calib-images", metavar="DIR", default=None,
                    help="TRAINING photos the calibration frames are cut from (default: "
                         "data/pristine_native/train, else data/pristine/train); never the evaluation photos")
-    q.add_argument("--calib-frames", type=int, default=32, metavar="N",
-                   help="calibration frames: 640x480 and 1280x720 cuts, half of them degraded (default 32)")
+    q.add_argument("--calib-frames", type=int, default=DEFAULT_CALIBRATION_FRAMES, metavar="N",
+                   help="calibration frames: 640x480 and 1280x720 cuts, half of them degraded "
+                        f"(default {DEFAULT_CALIBRATION_FRAMES})")
     q.add_argument("--keep-fp32", default="first-conv,attention,head", metavar="PARTS",
                    help="comma list of parts left in fp32: first-conv, attention, head; 'none' = quantise "
                         "all (default: all three, which measured closest to fp32)")
