@@ -51,7 +51,7 @@ def write(
 ) -> Path:
     """The blended model directory: weights, ONNX, the base's fault head, a lineage entry; thresholds
     not calibrated until :func:`finalize`."""
-    from hirqa_ros.artifacts import HUMAN_CARD_FILE, atomic_write_bytes, load_artifact
+    from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, atomic_write_bytes, load_artifact
     from hirqa_ros.constants import uncalibrated_thresholds
     from hirqa_ros.export import _render_human_card, write_model_dir
     from hirqa_ros.heads import FAULT_HEAD_FILE
@@ -89,11 +89,14 @@ def write(
             "hardware": hardware,
         },
     ]
-    addition = f" Weights: a blend (alpha {alpha}) of the previous model and a continuation trained from it."
-    card["description"] = str(card.get("description", "")).strip() + addition
+    description = str(card.get("description", "")).split(" Weights: a blend")[0].strip()
+    card["description"] = (
+        f"{description} Weights: a blend (alpha {alpha}) of the previous model and a continuation "
+        "trained from it."
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_model_dir(out, sd, base.variant, card)
-    full = yaml.safe_load((out / "model.yaml").read_text())
+    full = yaml.safe_load((out / CARD_FILE).read_text())
     head = base.file("fault_head")
     if head is not None:
         full = attach_fault_head(out, Path(head))
