@@ -120,8 +120,8 @@ def _full_frame(report: dict, what: str) -> dict:
 def finalize(out: Path, new_report: dict, baseline_report: dict) -> bool:
     """Calibrated thresholds, full-frame metrics and tables in the blend's cards, if it passes the gate.
 
-    Returns False (and changes nothing) when it does not improve on the baseline or the two reports
-    were not made on the same frames."""
+    Returns False (and changes nothing) when it does not improve on the baseline; raises ValueError
+    when a report is not full-frame or the two were not made on the same frames."""
     from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, atomic_write_bytes, load_artifact
     from hirqa_ros.evaluation.synthetic import improves
     from hirqa_ros.export import _render_human_card

@@ -32,9 +32,8 @@ def table(
     if keep:  # the refit was not shipped: this model is the previous fc.0
         new, old = old, new
     if heads is None:
-        heads = ("this model", "refit fc.0 (not shipped)")
-        if not keep:
-            heads = ("new (this model)", "previous default")
+        kept, refit = ("this model", "refit fc.0 (not shipped)"), ("new (this model)", "previous default")
+        heads = kept if keep else refit
     cols = [*heads, *[c for c in CUE_NAMES if c in cues]]
     lines = [
         f"#### {title}",
