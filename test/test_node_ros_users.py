@@ -24,7 +24,7 @@ pytestmark = pytest.mark.ros
 
 REPO = Path(__file__).resolve().parents[1]
 UNCONFIGURED, INACTIVE, ACTIVE = 1, 2, 3
-CONFIGURE, ACTIVATE = 1, 3
+CONFIGURE, CLEANUP, ACTIVATE, DEACTIVATE = 1, 2, 3, 4
 
 
 def _wait(what, fn, timeout=30.0):
@@ -184,6 +184,26 @@ def test_nav2_lifecycle_manager_sequence_autostart_false_and_true(random_model_d
             time.sleep(0.05)
         client.wait_for(lambda: _throttled(client.latest_status("nav_manual: image")) > 0, 10,
                         "nav_manual to throttle at max_rate_hz 2")
+
+        # deactivate, cleanup, set, configure, activate: the new value is applied, the user's threshold kept
+        assert client.lifecycle("/nav_manual", DEACTIVATE) and client.lifecycle("/nav_manual", CLEANUP)
+        assert all(r.successful for r in client.set_params("/nav_manual", max_rate_hz=0.0))
+        assert client.lifecycle("/nav_manual", CONFIGURE) and client.lifecycle("/nav_manual", ACTIVATE)
+        assert client.get_params("/nav_manual", ["warn_threshold", "max_rate_hz"]) == \
+            {"warn_threshold": 0.0, "max_rate_hz": 0.0}
+        _wait("both nodes subscribed again", lambda: pub.get_subscription_count() == 2)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        for i in range(30):
+            pub.publish(make_image(img, 500 + i))
+            time.sleep(0.05)
+
+        def fresh():
+            st = client.latest_status("nav_manual: image", t0)
+            return st is not None and int(status_values(st)["frames_received"]) >= 10 and st
+
+        st = _wait("nav_manual to count the new frames", fresh, 15)
+        assert _throttled(st) == 0, "max_rate_hz 0.0 set while unconfigured was not applied"
         for proc in (manual, auto):
             assert proc.proc.poll() is None and "Traceback" not in proc.log(), proc.log()
     finally:
