@@ -1,5 +1,5 @@
 """ROS 2 conventions over real rclpy + Fast DDS: namespaced relative topics, image_transport naming,
-lifecycle transitions through the lifecycle services, QoS overrides and the mirrored accepted QoS,
+lifecycle transitions through the lifecycle services, QoS overrides and the reliable accepted QoS,
 /diagnostics naming and hardware_id, and a launch file's command line (issue 12).
 
 The node runs as a subprocess with seeded RANDOM weights (plumbing only; scores mean nothing here).
@@ -173,7 +173,8 @@ def test_launch_file_command_line_qos_overrides_and_diagnostics(random_model_dir
     """hirqa.launch.py (through the recording stand-in) with namespace:=robot1, image_topic remapped to
     /front/camera/image_raw, backend:=onnxruntime over a params file that says torch: the node started
     with that command line uses onnxruntime, keeps the file's other values, applies the file's QoS
-    override (reliable input) and mirrors it on B_accepted, names its statuses /robot1/hirqa_node: ...,
+    override (reliable input), offers B_accepted reliable, names its statuses /robot1/hirqa_node: ...
+    (diagnostic_updater.use_fqn),
     keeps hardware_id from the parameter, and flags the input rate against expected_rate_hz."""
     from rclpy.qos import ReliabilityPolicy
 
@@ -198,7 +199,7 @@ def test_launch_file_command_line_qos_overrides_and_diagnostics(random_model_dir
                "qos_overrides./front/typo/image_raw.subscription.depth" in node.log()
         client = RosClient(domain)
         pub = client.publisher(topic, reliable=True)
-        client.watch(topic, accepted_reliable=True)  # B_accepted is reliable: it mirrors the overridden input
+        client.watch(topic, accepted_reliable=True)  # B_accepted is reliable by default
         client.watch_diagnostics()
         client.wait_matched([topic])
         got = client.get_params(fqn, ["backend", "stats_window", "hardware_id", "min_image_side",
