@@ -3,7 +3,7 @@
 
 Lifecycle: ``configure`` checks the parameters, loads the model (or builds / loads a TensorRT
 engine) and creates the ``B_quality`` publishers and the /diagnostics timer; ``activate``
-subscribes, creates ``B_accepted`` with the subscription's QoS and starts the inference thread;
+subscribes, creates ``B_accepted`` (reliable by default) and starts the inference thread;
 ``deactivate`` unsubscribes and stops it; ``cleanup`` frees everything ``configure`` made.
 
 Subscription callbacks only store the newest frame per camera; one worker thread decodes, runs
