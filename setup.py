@@ -25,6 +25,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", _files("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", _files("config/*.yaml")),
+        (f"share/{PACKAGE}/config", _files("config/*.json")),  # the Foxglove layout
         (f"share/{PACKAGE}/models/hirqa-s", _files("models/hirqa-s/*")),
     ],
     install_requires=[

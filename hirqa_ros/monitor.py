@@ -115,7 +115,8 @@ def check_content(monitor: CameraMonitor, rgb: np.ndarray) -> Refusal | None:
         return Refusal(reason, f"no content: {what} frame ({hint})", score=True)
     if frozen:
         return Refusal("frozen", f"frozen: image data unchanged for {monitor.content.frozen_s:g} s or more "
-                                 "(stuck driver?)", score=True)
+                                 "(stuck driver? a static simulator camera: frozen_timeout_s 0 turns this "
+                                 "check off)", score=True)
     return None
 
 

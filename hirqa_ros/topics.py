@@ -9,6 +9,7 @@ advertises) and a transport, ``raw`` or ``compressed``:
 input                   ``B``                        ``B/compressed``
 per-frame quality       ``B_quality``                ``B_quality``
 accepted frames         ``B_accepted``               ``B_accepted/compressed``
+quality overlay         ``B_quality_overlay``        ``B_quality_overlay`` (raw Image)
 =====================  ===========================  ==================================
 
 Outputs are siblings of ``B`` (as image_proc's ``image_rect`` beside ``image_raw``), never
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 TRANSPORTS = ("raw", "compressed")
 QUALITY_SUFFIX = "_quality"
 ACCEPTED_SUFFIX = "_accepted"
+OVERLAY_SUFFIX = "_quality_overlay"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class CameraTopics:
     @property
     def accepted(self) -> str:
         return transport_topic(self.base.rstrip("/") + ACCEPTED_SUFFIX, self.transport)
+
+    @property
+    def overlay(self) -> str:
+        """The drawn overlay: always a raw sensor_msgs/Image, whatever the input transport."""
+        return self.base.rstrip("/") + OVERLAY_SUFFIX
 
 
 def transport_topic(base: str, transport: str) -> str:

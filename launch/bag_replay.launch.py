@@ -45,6 +45,10 @@ def _actions(context):
         package="hirqa_ros",
         executable="hirqa_node",
         name="hirqa_node",
+        # a namespace ("" = the root) makes launch_ros write the overrides under the node's own name
+        # (/hirqa_node) instead of /**: there a list would not replace the params file's
+        # `image_transport: raw` (rcl keeps the earlier string when a later /** value is a list)
+        namespace="",
         output="screen",
         emulate_tty=True,
         parameters=[arg("params_file"), overrides],

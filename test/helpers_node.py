@@ -247,8 +247,8 @@ def params_file(path: Path, params: dict[str, Any]) -> Path:
 
 
 def reliable_accepted(bases: list[str], transports: list[str] | None = None) -> dict[str, Any]:
-    """qos_overrides that make B_accepted reliable and deep (tests count every accepted frame;
-    by default it mirrors the best-effort input)."""
+    """qos_overrides that make B_accepted deep (tests count every accepted frame; by default it is
+    reliable, keep last 5)."""
     from hirqa_ros.topics import CameraTopics
 
     kinds = transports or ["raw"] * len(bases)
@@ -320,9 +320,9 @@ class RosClient:
               accepted_reliable: bool = False) -> None:
         """Subscribe B_quality and B_accepted(/compressed) of base topic ``base``; stored under ``base``.
 
-        B_accepted mirrors the node's input QoS (best effort by default), so it is read best effort
-        unless ``accepted_reliable`` (for tests that count every accepted frame: give the node a
-        reliable B_accepted too, see :func:`reliable_accepted`)."""
+        B_accepted is reliable (keep last 5) by default; it is read best effort (which matches any
+        writer) unless ``accepted_reliable`` (for tests that count every accepted frame: give the
+        node a deep B_accepted too, see :func:`reliable_accepted`)."""
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CompressedImage, Image

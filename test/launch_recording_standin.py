@@ -217,20 +217,26 @@ def run_launch_file(path: Path, arguments: dict[str, str] | None = None) -> Reco
 
 
 def node_command(node: Node, tmp_dir: Path, context: Context | None = None) -> list[str]:
-    """The `--ros-args ...` arguments launch_ros would give this node's executable (order kept)."""
+    """The `--ros-args ...` arguments launch_ros would give this node's executable (order kept).
+
+    As launch_ros's Node (Humble and later, `_perform_substitutions` / `_create_params_file_from_dict`):
+    a given namespace, even "", becomes `-r __ns:=/<ns>`; a dict of parameters is written under the
+    node's fully qualified name when both name and namespace are given, else under `/**`."""
     context = context or Context()
     kw = node.kwargs
     args = [_perform(a, context) for a in kw.get("arguments", [])]
     ros = ["--ros-args"]
-    if kw.get("name"):
-        ros += ["-r", f"__node:={_perform(kw['name'], context)}"]
-    ns = _perform(kw.get("namespace") or "", context)
-    if ns:
-        ros += ["-r", f"__ns:={ns if ns.startswith('/') else '/' + ns}"]
+    name = _perform(kw["name"], context) if kw.get("name") else None
+    if name:
+        ros += ["-r", f"__node:={name}"]
+    ns = None if kw.get("namespace") is None else "/" + _perform(kw["namespace"], context).strip("/")
+    if ns is not None:
+        ros += ["-r", f"__ns:={ns}"]
+    key = f"{ns.rstrip('/')}/{name}" if name and ns is not None else "/**"
     for i, entry in enumerate(kw.get("parameters", [])):
         if isinstance(entry, dict):
             f = tmp_dir / f"launch_params_{i}.yaml"
-            f.write_text(yaml.safe_dump({"/**": {"ros__parameters": entry}}))
+            f.write_text(yaml.safe_dump({key: {"ros__parameters": entry}}))
             ros += ["--params-file", str(f)]
         else:
             ros += ["--params-file", _perform(entry, context)]

@@ -87,3 +87,17 @@ def test_frozen_compares_bytes_not_looks():
     b[0, 0, 0] ^= 1  # one bit differs
     assert not det.update(a, 0.0) and not det.update(b, 1.0)
     assert not det.update(a.tobytes(), 2.0) and det.update(bytearray(a.tobytes()), 3.0)
+
+
+def test_a_frozen_verdict_says_how_to_turn_the_check_off():
+    """A static, noise-free simulator camera is byte-identical by design: the message names the switch."""
+    from hirqa_ros.decision import Thresholds
+    from hirqa_ros.monitor import CameraMonitor
+
+    mon = CameraMonitor("sim", Thresholds(), content=ContentLimits(frozen_s=1.0))
+    frame = _noisy(100, 30, (48, 64, 3))
+    checked = [mon.check(frame, clock_s=t) for t in (0.0, 0.5, 1.5)]
+    assert checked[-1].forced is not None and checked[-1].forced.reason == "frozen"
+    assert "frozen_timeout_s 0 turns this check off" in checked[-1].forced.message
+    off = CameraMonitor("sim", Thresholds(), content=ContentLimits(frozen_s=0.0))
+    assert all(off.check(frame, clock_s=t).forced is None for t in (0.0, 5.0, 10.0))

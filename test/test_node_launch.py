@@ -96,6 +96,7 @@ def test_bag_replay_plays_inputs_and_records_the_quality_siblings():
     rec = run_launch_file(REPLAY, {"bag": "/data/drive1", "image_topics": "/front/image_raw,/rear/image_raw",
                                    "image_transport": "raw,compressed"})
     kw = _only_node(rec)
+    assert kw["namespace"] == ""  # so launch_ros writes the overrides under /hirqa_node, not /**
     _, overrides = kw["parameters"]
     assert overrides == {"image_topics": ["/front/image_raw", "/rear/image_raw"],
                          "image_transport": ["raw", "compressed"], "use_sim_time": True}
@@ -129,8 +130,9 @@ def test_node_command_matches_launch_ros_order(tmp_path):
     assert cmd[:3] == ["--ros-args", "--log-level", "info"]
     files = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--params-file"]
     assert Path(files[0]).name == "hirqa.yaml"  # the file first ...
-    second = yaml.safe_load(Path(files[1]).read_text())  # ... then what the launch arguments set
-    assert second == {"/**": {"ros__parameters": {"backend": "onnxruntime"}}}
+    second = yaml.safe_load(Path(files[1]).read_text())  # ... then what the launch arguments set,
+    # under the node's own name (launch_ros does so when name and namespace are given)
+    assert second == {"/robot1/hirqa_node": {"ros__parameters": {"backend": "onnxruntime"}}}
     assert "__ns:=/robot1" in cmd and "image:=cam/image" in cmd
 
 

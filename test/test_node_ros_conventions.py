@@ -1,5 +1,5 @@
 """ROS 2 conventions over real rclpy + Fast DDS: namespaced relative topics, image_transport naming,
-lifecycle transitions through the lifecycle services, QoS overrides and the mirrored accepted QoS,
+lifecycle transitions through the lifecycle services, QoS overrides and the reliable accepted QoS,
 /diagnostics naming and hardware_id, and a launch file's command line (issue 12).
 
 The node runs as a subprocess with seeded RANDOM weights (plumbing only; scores mean nothing here).
@@ -85,12 +85,13 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
                        domain, tmp_path / "node.log", ros_args=["-r", "__ns:=/r1"])
     client = None
     fqn = "/r1/hirqa_node"
+    diag = "hirqa_node: image"  # /diagnostics status of the camera
     try:
         node.wait_ready(text="waiting for lifecycle transitions")
         assert "/r1/image/compressed" not in node.log()
         client = RosClient(domain)
         pub = client.publisher("/r1/image/compressed", compressed=True)
-        client.watch("/r1/image", transport="compressed")  # B_accepted mirrors the best-effort input
+        client.watch("/r1/image", transport="compressed")
         client.watch_diagnostics()
         assert client.lifecycle(fqn) == UNCONFIGURED
         time.sleep(1.0)
@@ -101,9 +102,10 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
         quality_publishers = lambda: client.node.count_publishers("/r1/image_quality")  # noqa: E731
         _wait_count("quality publisher after configure", quality_publishers, 1)
         assert pub.get_subscription_count() == 0, "subscribed while inactive"
-        client.wait_for(lambda: client.latest_status(f"{fqn}: image", time.monotonic() - 0.1) is not None, 10,
+        client.wait_for(lambda: client.latest_status(diag, time.monotonic() - 0.1) is not None, 10,
                         "/diagnostics while inactive")
-        st = client.latest_status(f"{fqn}: image")
+        st = client.latest_status(diag)
+        assert st.name == diag  # diagnostic_updater's `node name: task` (no namespace, no leading /)
         assert level_of(st) == Level.STALE and "inactive" in st.message
 
         assert client.lifecycle(fqn, ACTIVATE) and client.lifecycle(fqn) == ACTIVE
@@ -113,7 +115,7 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
         acc_qos = _endpoint_qos(client.node.get_publishers_info_by_topic, "/r1/image_accepted/compressed")
         q_qos = _endpoint_qos(client.node.get_publishers_info_by_topic, "/r1/image_quality")
         assert sub_qos.reliability == ReliabilityPolicy.BEST_EFFORT  # sensor data by default
-        assert acc_qos.reliability == sub_qos.reliability  # B_accepted mirrors the input
+        assert acc_qos.reliability == ReliabilityPolicy.RELIABLE  # B_accepted is a product: reliable
         assert q_qos.reliability == ReliabilityPolicy.RELIABLE
         assert all(r.successful for r in client.set_params(fqn, warn_threshold=0.0, error_threshold=0.0))
 
@@ -130,11 +132,13 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
         for m in accepted:  # the original bytes and format, same header
             assert bytes(m.data) == jpeg and m.format == "rgb8; jpeg compressed bgr8"
             assert m.header.frame_id == "cam_r1"
-        client.wait_for(lambda: level_of(client.latest_status(f"{fqn}: image", time.monotonic() - 0.1)
+        client.wait_for(lambda: level_of(client.latest_status(diag, time.monotonic() - 0.1)
                                          or st) != Level.STALE, 10, "camera status after frames")
-        st = client.latest_status(f"{fqn}: image")
+        st = client.latest_status(diag)
         assert st.hardware_id == "cam_r1" and status_values(st)["topic"] == "/r1/image/compressed"
-        assert client.latest_status(f"{fqn}: inference") is not None
+        inference = client.latest_status("hirqa_node: inference")
+        assert inference.name == "hirqa_node: inference" and inference.hardware_id == "cpu"  # the device
+        assert status_values(inference)["backend"] == "onnxruntime"
 
         assert client.lifecycle(fqn, DEACTIVATE) and client.lifecycle(fqn) == INACTIVE
         _wait_count("subscriptions after deactivate", pub.get_subscription_count, 0)
@@ -169,7 +173,8 @@ def test_launch_file_command_line_qos_overrides_and_diagnostics(random_model_dir
     """hirqa.launch.py (through the recording stand-in) with namespace:=robot1, image_topic remapped to
     /front/camera/image_raw, backend:=onnxruntime over a params file that says torch: the node started
     with that command line uses onnxruntime, keeps the file's other values, applies the file's QoS
-    override (reliable input) and mirrors it on B_accepted, names its statuses /robot1/hirqa_node: ...,
+    override (reliable input), offers B_accepted reliable, names its statuses /robot1/hirqa_node: ...
+    (diagnostic_updater.use_fqn),
     keeps hardware_id from the parameter, and flags the input rate against expected_rate_hz."""
     from rclpy.qos import ReliabilityPolicy
 
@@ -178,6 +183,7 @@ def test_launch_file_command_line_qos_overrides_and_diagnostics(random_model_dir
     yaml_file = params_file(tmp_path / "robot.yaml", {
         "backend": "torch", "model_path": str(random_model_dir), "hardware_id": "front_cam",
         "expected_rate_hz": 1000.0, "diagnostics_period_s": 0.5, "stats_window": 50,
+        "diagnostic_updater.use_fqn": True,  # /robot1/hirqa_node: ... status names
         "qos_overrides": {topic: {"subscription": {"reliability": "reliable", "depth": 5}},
                           "/front/typo/image_raw": {"subscription": {"depth": 3}}},
     })
@@ -193,7 +199,7 @@ def test_launch_file_command_line_qos_overrides_and_diagnostics(random_model_dir
                "qos_overrides./front/typo/image_raw.subscription.depth" in node.log()
         client = RosClient(domain)
         pub = client.publisher(topic, reliable=True)
-        client.watch(topic, accepted_reliable=True)  # B_accepted is reliable: it mirrors the overridden input
+        client.watch(topic, accepted_reliable=True)  # B_accepted is reliable by default
         client.watch_diagnostics()
         client.wait_matched([topic])
         got = client.get_params(fqn, ["backend", "stats_window", "hardware_id", "min_image_side",

@@ -16,6 +16,7 @@ ROSDEP_KEYS = {
     "ament_index_python": "ament_index_python", "launch": "launch", "launch_ros": "launch_ros",
     "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "tqdm": "python3-tqdm",
     "onnxruntime": "python3-onnxruntime-pip",
+    "rosbags": "python3-rosbags-pip", "matplotlib": "python3-matplotlib",
 }
 #: imports that are optional extras, never needed to run the node (installed with pip or JetPack);
 #: each is imported inside the function that needs it, with a clear message when missing
@@ -25,8 +26,7 @@ OPTIONAL = {
     "tensorrt": "TensorRT backend (JetPack / NVIDIA pip wheels)",
     "torch2trt": "torch2trt backend (built from source)",
     "onnx": "ONNX export (pip extra [train])",
-    "rosbags": "ROS-free bag tools (pip extra [bag])",
-    "matplotlib": "bag/eval plots (pip extra [bag])",
+    "ray": "distributed bag-eval engine (pip extra)",
     "scipy": "evaluation statistics (pip extra [train])",
     "openpyxl": "reading one public dataset's xlsx labels (evaluation only)",
 }
@@ -92,12 +92,23 @@ def test_optional_imports_are_not_at_module_level_of_the_node():
         assert not names & set(OPTIONAL), f"{path.name} imports {names & set(OPTIONAL)} at module level"
 
 
+def test_package_xml_names_each_import_the_code_makes():
+    """The other direction: every rosdep-mapped module the runtime code imports is an exec_depend,
+    and every exec_depend (beyond the processes the launch files start) is imported somewhere."""
+    catkin_pkg = pytest.importorskip("catkin_pkg.package", reason="catkin_pkg not installed")
+    deps = {d.name for d in catkin_pkg.parse_package(str(ROOT / "package.xml")).exec_depends}
+    imported = {ROSDEP_KEYS[m] for m in _imports(_runtime_sources()) if m in ROSDEP_KEYS}
+    assert imported == deps - PROCESS_KEYS
+    assert "python3-rosbags-pip" in deps  # hirqa bag-eval / bag-play read bags with rosbags
+
+
 def test_setup_py_entry_points_and_data_files():
     text = (ROOT / "setup.py").read_text()
     ast.parse(text)
     assert "hirqa = hirqa_ros.cli.main:main" in text
     assert "hirqa_node = hirqa_ros.node.main:main" in text
     assert (ROOT / "resource" / "hirqa_ros").exists()
+    assert '(f"share/{PACKAGE}/config", _files("config/*.json"))' in text  # the Foxglove layout
     assert "setup.cfg" and "$base/lib/hirqa_ros" in (ROOT / "setup.cfg").read_text()
 
 

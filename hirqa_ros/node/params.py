@@ -92,6 +92,15 @@ PARAMS: tuple[ParamSpec, ...] = (
               range=(1, 10000), dynamic=True),
     ParamSpec("publish_accepted", "bool", True,
               "Republish OK frames unchanged on B_accepted (B_accepted/compressed for compressed input)."),
+    ParamSpec("publish_overlay", "bool", False,
+              "Offer B_quality_overlay (sensor_msgs/Image): a downscaled frame with score, level, fault and "
+              "reason drawn on it, for RViz/Foxglove; computed only while someone subscribes."),
+    ParamSpec("overlay_max_side", "int", 640,
+              "Longest side in pixels of the B_quality_overlay image (frames are only ever shrunk).",
+              range=(64, 4096)),
+    ParamSpec("diagnostic_updater.use_fqn", "bool", False,
+              "As in diagnostic_updater: /diagnostics status names start with the node's fully qualified "
+              "name (/ns/hirqa_node: camera) instead of its name (hirqa_node: camera)."),
     ParamSpec("max_rate_hz", "double", 0.0,
               "Score at most this many frames per second per camera (frames arriving sooner are skipped "
               "and counted as throttled); 0 = as fast as inference allows.", range=(0.0, 1000.0)),

@@ -3,7 +3,7 @@
 
 Lifecycle: ``configure`` checks the parameters, loads the model (or builds / loads a TensorRT
 engine) and creates the ``B_quality`` publishers and the /diagnostics timer; ``activate``
-subscribes, creates ``B_accepted`` with the subscription's QoS and starts the inference thread;
+subscribes, creates ``B_accepted`` (reliable by default) and starts the inference thread;
 ``deactivate`` unsubscribes and stops it; ``cleanup`` frees everything ``configure`` made.
 
 Subscription callbacks only store the newest frame per camera; one worker thread decodes, runs
@@ -13,6 +13,7 @@ per-frame message ``hirqa_ros.quality_msg``.
 """
 from __future__ import annotations
 
+import array
 import gc
 import logging
 import math
@@ -36,21 +37,33 @@ from rcl_interfaces.msg import (
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Hysteresis, Level, Thresholds
-from hirqa_ros.imgmsg import ImageDecodeError, ImageTooLarge, compressed_msg_to_rgb, image_msg_to_rgb
+from hirqa_ros.imgmsg import (
+    ImageDecodeError,
+    ImageTooLarge,
+    compressed_msg_to_rgb,
+    image_msg_to_rgb,
+    rgb_to_image_fields,
+)
 from hirqa_ros.monitor import CameraMonitor, Checked, FrameResult, run_frames
+from hirqa_ros.node.lifecycle_guard import guard_change_state
+from hirqa_ros.node.log_bridge import route_package_logs, unroute_package_logs
 from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, ParamSpec, engine_options, is_known
 from hirqa_ros.node.stats import CameraStats
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
+from hirqa_ros.overlay import draw_overlay
 from hirqa_ros.quality_msg import NODE_NAME, quality_status_fields
 from hirqa_ros.topics import TRANSPORTS, CameraTopics, check_base, per_camera, status_label
 
 WARN_EVERY_S = 5.0  # throttle for repeated bad-input warnings (per camera and reason)
+THRESHOLDS = ("warn_threshold", "error_threshold")  # their default comes from the model card
+USE_FQN = "diagnostic_updater.use_fqn"  # diagnostic_updater's own parameter name
 
 _PTYPE = {
     "string": ParameterType.PARAMETER_STRING,
@@ -62,9 +75,11 @@ _PTYPE = {
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    """The rclpy descriptor of one parameter: description, range, choices, read-only unless dynamic.
-    A ``strings`` parameter (one value or a list) is dynamically typed."""
-    d = ParameterDescriptor(name=spec.name, description=spec.description, read_only=not spec.dynamic)
+    """The rclpy descriptor of one parameter: description, range, choices. Not ``read_only``: a start-up
+    parameter may change while the node is unconfigured (applied on configure); the node refuses it
+    while configured (``_on_set_parameters``). A ``strings`` parameter (one value or a list) is
+    dynamically typed."""
+    d = ParameterDescriptor(name=spec.name, description=spec.description)
     if spec.type == "strings":
         d.dynamic_typing = True
     else:
@@ -82,6 +97,12 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
 def input_qos() -> QoSProfile:
     """Camera subscriptions: sensor data, newest frame only (a fresh object: overrides mutate it)."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def accepted_qos() -> QoSProfile:
+    """B_accepted: reliable, keep last 5 (a product: default-QoS subscribers and image_transport
+    republish receive it; best-effort readers match too); overridable with qos_overrides."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def output_qos() -> QoSProfile:
@@ -116,6 +137,9 @@ class Camera:
         self.sequence = 0
         self.quality_pub = None
         self.accepted_pub = None
+        self.overlay_pub = None  # B_quality_overlay (publish_overlay)
+        self.overlay_frames = 0
+        self.frame = None  # the decoded frame being scored, kept for the overlay only
         self.subscription = None
 
 
@@ -145,14 +169,23 @@ class QualityNode(LifecycleNode):
         # separate groups so the node also behaves under a MultiThreadedExecutor (e.g. composed with others)
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._diag_group = MutuallyExclusiveCallbackGroup()
+        self._configured = False  # start-up parameters are refused while True (configure .. cleanup)
+        self._setting_card_thresholds = False  # set by configure itself, not by a user
         for spec in PARAMS:
             if spec.default is not None:
                 self.declare_parameter(spec.name, spec.default, descriptor(spec))
+        self._declare_thresholds()
         self._check_unknown_overrides()
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        guard_change_state(self, self._log)
+        self._log_route = route_package_logs(self._log)
         if not self.autostart:
             self._log.info(f"autostart:=false: waiting for lifecycle transitions "
                            f"(ros2 lifecycle set {self.get_fully_qualified_name()} configure)")
+
+    def destroy_node(self) -> None:
+        unroute_package_logs(self._log_route)  # package messages go back to Python logging
+        super().destroy_node()
 
     @property
     def autostart(self) -> bool:
@@ -166,6 +199,7 @@ class QualityNode(LifecycleNode):
             self._failed("configure", exc)
             self._release()
             return TransitionCallbackReturn.FAILURE
+        self._configured = True
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: Any) -> TransitionCallbackReturn:
@@ -188,18 +222,15 @@ class QualityNode(LifecycleNode):
         self._log.error(f"{transition} failed: {self.transition_error}")
 
     def _subscribe(self) -> None:
-        """Subscribe every camera; create B_accepted (first activation) with the subscription's QoS."""
+        """Subscribe every camera; create B_accepted (first activation), reliable by default."""
         self.transition_error = ""
         for cam in self.cameras:
             cam.subscription = self.create_subscription(
                 cam.msg_type, cam.topics.input, lambda msg, c=cam: self._on_image(c, msg), input_qos(),
                 callback_group=self._input_group, qos_overriding_options=_overridable())
             if self._publish_accepted and cam.accepted_pub is None:
-                mirrored = QoSProfile(history=cam.subscription.qos_profile.history,
-                                      depth=cam.subscription.qos_profile.depth,
-                                      reliability=cam.subscription.qos_profile.reliability)
                 cam.accepted_pub = self.create_lifecycle_publisher(
-                    cam.msg_type, cam.topics.accepted, mirrored, qos_overriding_options=_overridable())
+                    cam.msg_type, cam.topics.accepted, accepted_qos(), qos_overriding_options=_overridable())
 
     def _log_ready(self) -> None:
         listing = ", ".join(
@@ -239,10 +270,7 @@ class QualityNode(LifecycleNode):
         p = self._static_params()
         cameras = self._camera_topics(p)
         self.scorer = self._load_scorer(p, len(cameras))
-        card = self.scorer.thresholds
-        for name, value in (("warn_threshold", card.warn), ("error_threshold", card.error)):
-            if not self.has_parameter(name):  # a later configure keeps what was set at run time
-                self.declare_parameter(name, float(value), descriptor(BY_NAME[name]))
+        self._apply_card_thresholds(self.scorer.thresholds)
         thresholds = Thresholds(self._get("warn_threshold"), self._get("error_threshold"))  # raises if bad
         smoothing = self._get("smoothing")
         hysteresis = (self._get("hysteresis_raise"), self._get("hysteresis_clear"))
@@ -256,6 +284,7 @@ class QualityNode(LifecycleNode):
                                        content=self._content), stats)
             cam.quality_pub = self.create_lifecycle_publisher(
                 DiagnosticArray, topics.quality, output_qos(), qos_overriding_options=_overridable())
+            self._create_overlay(cam, p)
             self.cameras.append(cam)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos(),
                                                qos_overriding_options=_overridable())
@@ -315,8 +344,9 @@ class QualityNode(LifecycleNode):
 
     def _release(self) -> None:
         """Undo configure: publishers, timer, cameras and the model (memory, GPU buffers)."""
+        self._configured = False
         for cam in self.cameras:
-            for pub in (cam.quality_pub, cam.accepted_pub):
+            for pub in (cam.quality_pub, cam.accepted_pub, cam.overlay_pub):
                 if pub is not None:
                     self.destroy_lifecycle_publisher(pub)
         self.cameras = []
@@ -351,6 +381,38 @@ class QualityNode(LifecycleNode):
         self._stale_timeout = float(p["stale_timeout_s"])
         return p
 
+    def _declare_thresholds(self) -> None:
+        """Declare warn/error_threshold at construction, so they can be read before configure.
+
+        "Unset" means neither given at start-up (params file, -p, launch) nor set through the parameter
+        services since: such a threshold follows the model card, at first the fp32 card of the model
+        ``model_path`` names (read without loading it; decision's defaults if it cannot be read), then,
+        on every configure, the loaded scorer's card (int8 has its own). A threshold a user set is kept."""
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        self._user_thresholds = {n for n in THRESHOLDS if n in overrides}
+        try:
+            from hirqa_ros.artifacts import load_artifact
+
+            card = load_artifact(self._get("model_path") or None, verify=False).thresholds
+        except Exception:  # no model yet or a bad path: configure says why
+            card = Thresholds()
+        for name, value in zip(THRESHOLDS, (card.warn, card.error)):
+            self.declare_parameter(name, float(value), descriptor(BY_NAME[name]))
+
+    def _apply_card_thresholds(self, card: Thresholds) -> None:
+        """Configure: the thresholds no user set take the loaded model card's values."""
+        unset = [Parameter(n, value=float(v)) for n, v in zip(THRESHOLDS, (card.warn, card.error))
+                 if n not in self._user_thresholds]
+        if not unset:
+            return
+        self._setting_card_thresholds = True
+        try:
+            result = self.set_parameters_atomically(unset)
+        finally:
+            self._setting_card_thresholds = False
+        if not result.successful:
+            raise ValueError(f"the model card's thresholds with the ones set: {result.reason}")
+
     def _check_unknown_overrides(self) -> None:
         overrides = getattr(self, "_parameter_overrides", {}) or {}
         unknown = sorted(name for name in overrides if not is_known(name))
@@ -383,13 +445,18 @@ class QualityNode(LifecycleNode):
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
         """Validate and apply run-time changes of thresholds, smoothing and hysteresis (Humble API)."""
+        static = [p.name for p in params if p.name in BY_NAME and not BY_NAME[p.name].dynamic]
+        if static and self._configured:
+            return SetParametersResult(successful=False, reason=(
+                f"{', '.join(static)}: start-up parameter(s), applied on configure: set them while the node "
+                "is unconfigured (deactivate, cleanup, set, configure, activate)"))
         new = {p.name: p.value for p in params if p.name in DYNAMIC}
 
         def value(name: str) -> Any:  # the new value, else the current one (None: not declared yet)
             return new[name] if name in new else (self._get(name) if self.has_parameter(name) else None)
 
         warn, error = value("warn_threshold"), value("error_threshold")
-        if warn is None or error is None:  # declaring the thresholds in configure (no camera yet)
+        if warn is None or error is None:  # not declared (cannot happen after __init__): nothing to check
             return SetParametersResult(successful=True)
         try:
             thresholds = Thresholds(float(warn), float(error))
@@ -403,6 +470,8 @@ class QualityNode(LifecycleNode):
             cam.stats.set_hysteresis(int(raise_after), int(clear_after))
         if new and self.cameras:
             self._log.info(f"parameters changed: {new}")
+        if not self._setting_card_thresholds:  # a threshold a user set is theirs from now on
+            self._user_thresholds.update(n for n in new if n in THRESHOLDS)
         return SetParametersResult(successful=True)
 
     # ---- input ---------------------------------------------------------------------------------
@@ -484,6 +553,7 @@ class QualityNode(LifecycleNode):
             return cam.monitor.refuse("decode_error", str(exc))
         stamp = msg.header.stamp
         checked = cam.monitor.check(rgb, stamp.sec * 1_000_000_000 + stamp.nanosec, clock_s=t_recv)
+        cam.frame = rgb if cam.overlay_pub is not None else None
         if checked.result is None:
             cam.stats.resolution = cam.monitor.resolution
             cam.stats.frame_id = msg.header.frame_id
@@ -510,6 +580,7 @@ class QualityNode(LifecycleNode):
                 cam.stats.on_finding(result.reason, result.message)
                 self._warn(cam, result.reason, result.message)
             self._publish(cam, msg, t_recv, result)
+            self._publish_overlay(cam, msg, result)
 
     def _publish(self, cam: Camera, msg: Any, t_recv: float, result: FrameResult) -> None:
         """The frame's quality message, the frame itself on accepted when OK, and its statistics."""
@@ -531,10 +602,39 @@ class QualityNode(LifecycleNode):
             cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
         cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size, result.fault)
 
+    # ---- overlay -------------------------------------------------------------------------------
+    def _create_overlay(self, cam: Camera, p: dict[str, Any]) -> None:
+        """B_quality_overlay when publish_overlay: reliable, keep last 1 (RViz's and Foxglove's default
+        readers match it), overridable."""
+        self._overlay_side = int(p["overlay_max_side"])
+        if p["publish_overlay"]:
+            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+            cam.overlay_pub = self.create_lifecycle_publisher(
+                Image, cam.topics.overlay, qos, qos_overriding_options=_overridable())
+
+    def _publish_overlay(self, cam: Camera, msg: Any, result: FrameResult) -> None:
+        """Draw and publish the overlay of a scored frame, only while someone subscribes to it."""
+        rgb, cam.frame = cam.frame, None
+        if cam.overlay_pub is None or rgb is None or cam.overlay_pub.get_subscription_count() == 0:
+            return
+        img = draw_overlay(rgb, result.score, result.level, result.fault or "", result.reason,
+                           self._overlay_side)
+        fields = rgb_to_image_fields(img, "rgb8")
+        fields["data"] = array.array("B", fields["data"].tobytes())
+        out = Image(**fields)
+        out.header = msg.header
+        cam.overlay_pub.publish(out)
+        cam.overlay_frames += 1
+
     # ---- /diagnostics --------------------------------------------------------------------------
+    def _status_prefix(self) -> str:
+        """diagnostic_updater's status-name prefix: the node name, or its fully qualified name with
+        ``diagnostic_updater.use_fqn`` (namespaced nodes that would otherwise collide)."""
+        return self.get_fully_qualified_name() if self._get(USE_FQN) else self.get_name()
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
-        fqn = self.get_fully_qualified_name()
+        fqn = self._status_prefix()
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam in self.cameras:
@@ -542,17 +642,22 @@ class QualityNode(LifecycleNode):
             if not self._active:
                 level, message = Level.STALE, "node inactive: not subscribed (lifecycle state inactive)"
             values = {"topic": cam.topics.input, "image_transport": cam.topics.transport, **values}
+            if cam.overlay_pub is not None:
+                values["overlay_frames"] = str(cam.overlay_frames)
             arr.status.append(_status(level, f"{fqn}: {cam.label}", message, cam.hardware_id, values.items()))
         if self.scorer is not None:
             arr.status.append(self._inference_status(fqn))
         self._diag_pub.publish(arr)
 
     def _inference_status(self, fqn: str) -> DiagnosticStatus:
+        """The inference engine: hardware_id is the device it runs on (cpu, cuda:0), the backend a value."""
         inf = np.asarray(self._infer_ms, np.float64)
         bs = np.asarray(self._batch_sizes, np.float64)
-        return _status(Level.OK, f"{fqn}: inference", f"{self.scorer.backend}, {self.batches} batches",
-                       str(self.scorer.backend), (
-                           ("backend", str(self.scorer.backend)), ("model", str(self.scorer.model_dir)),
+        device = str(self.scorer.device)
+        message = f"{self.scorer.backend} on {device}, {self.batches} batches"
+        return _status(Level.OK, f"{fqn}: inference", message, device, (
+                           ("backend", str(self.scorer.backend)), ("device", device),
+                           ("model", str(self.scorer.model_dir)),
                            ("input_policy", str(self.scorer.input_policy)), ("batches", str(self.batches)),
                            ("mean_batch_size", f"{bs.mean():.2f}" if bs.size else ""),
                            ("max_batch_size", str(self.max_batch)),
