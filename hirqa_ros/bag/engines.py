@@ -61,7 +61,7 @@ class InlineEngine:
         for job in jobs:
             yield job, self.worker.evaluate(job)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         pass
 
 
@@ -114,9 +114,13 @@ class LocalPoolEngine:
                     broken = True
                     yield job, BagOutcome(job.name, "lost", error=f"worker lost: {exc or type(exc).__name__}")
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers (``abort``: now, killing bags in flight)."""
         import multiprocessing
 
+        if not abort:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            return
         self.pool.shutdown(wait=False, cancel_futures=True)
         for p in multiprocessing.active_children():
             p.terminate()
@@ -214,7 +218,7 @@ class RayEngine:
                     self.actors.append(actor)
                 idle.append(actor)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         ray = self.ray
         for a in getattr(self, "actors", []):
             try:

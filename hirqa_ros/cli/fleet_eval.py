@@ -123,7 +123,8 @@ def _print_run(run: Any) -> int:
     if r.get("frames_per_s"):
         rtf = r.get("real_time_factor")
         eng = s.get("engine") or {}
-        print(f"{r['bags_evaluated']} bag(s) evaluated in {r['wall_time_s']:.1f} s: "
+        print(f"{r['bags_evaluated']} bag(s) evaluated in {r['evaluation_s']:.1f} s "
+              f"(+ {r['engine_start_s']:.1f} s to start the workers): "
               f"{r['frames_per_s']:.1f} frames/s" + (f", real-time factor {rtf:.2f}" if rtf else "")
               + f" ({eng.get('engine')}, {eng.get('workers')} worker(s))")
     print(f"fleet summary: {run.out / 'fleet.json'}" + (f", report: {run.report}" if run.report else ""))
