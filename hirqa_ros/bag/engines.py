@@ -17,6 +17,8 @@ from hirqa_ros.bag.fleet_job import BagJob, BagOutcome, load_worker_scorer, run_
 
 log = logging.getLogger(__name__)
 
+TOKEN_HINT = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token and its token "
+              "in RAY_AUTH_TOKEN or ~/.ray/auth_token (`ray get-auth-token` on the head prints it)")
 RAY_INSTALL = 'the Ray engine needs Ray: pip install "hirqa_ros[fleet]" (or pip install "ray>=2.9")'
 
 
@@ -177,8 +179,11 @@ class RayEngine:
             ray.init(**kw)
         except Exception as exc:
             why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            hint = ""
+            if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                hint = TOKEN_HINT
             raise EngineError(f"cannot start or join the Ray cluster{f' at {address}' if address else ''}: "
-                              f"{why} (docs/bag.md: joining a cluster, token authentication)") from None
+                              f"{why}{hint} (docs/bag.md, joining a Ray cluster)") from None
 
     def _check_ready(self, actors: list[Any]) -> list[str]:
         ray = self.ray

@@ -43,7 +43,7 @@ class FleetRun:
 
     @property
     def failed(self) -> list[str]:
-        return [n for n, s in self.status.items() if s in ("failed", "lost")]
+        return [n for n, s in self.status.items() if s == "failed"]
 
 
 def _count_frames(path: Path, topics: list[str] | None) -> int | None:
@@ -152,7 +152,7 @@ def _land(job: BagJob, outcome: BagOutcome, stage: Path, store: ResultStore, key
     """Commit a finished bag's result, or discard its stage and note why it is not done."""
     if outcome.status != "done":
         store.discard(stage)
-        run.status[job.name] = {"failed": "failed", "lost": "lost"}.get(outcome.status, "left")
+        run.status[job.name] = "failed" if outcome.status == "failed" else "left"  # lost: try again
         run.errors[job.name] = " ".join(outcome.error.split())  # one line
         log.error("bag %s: %s", job.name, run.errors[job.name] or outcome.status)
         return
@@ -190,12 +190,13 @@ def _write_summary(run: FleetRun, bags: list[BagInput], store: ResultStore, mode
         result = store.dir(b.name) if st in ("done", "skipped") else None
         entries.append(bag_entry(b.name, str(b.path), st, result, run.errors.get(b.name, "")))
     evaluated = [e for e in entries if e["status"] == "done"]
+    engine = run.summary.setdefault("engine", {})
     frames = sum(e.get("scored") or 0 for e in evaluated)
     seconds = sum(e.get("bag_duration_s") or 0 for e in evaluated)
     run.summary.update({
         "version": 1, "complete": not run.left and not run.interrupted,
         "interrupted": run.interrupted, "left": run.left, "failed": run.failed,
         "model": model, "options": opts.key_fields() | {"batch": opts.batch},
-        "run": _speed(len(evaluated), frames, seconds, wall, (run.summary.get("engine") or {}).get("start_s", 0.0)),
+        "run": _speed(len(evaluated), frames, seconds, wall, engine.get("start_s", 0.0)),
         "totals": totals(entries), "bags": entries})
     write_json(run.out / FLEET_FILE, run.summary)
