@@ -133,7 +133,7 @@ def test_interrupted_fleet_run_keeps_finished_bags_and_resumes(tmp_path, random_
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: any((out / "bags").glob("*/fleet_key.json")), proc)
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
     s = json.loads((out / "fleet.json").read_text())
     done = [b["name"] for b in s["bags"] if b["status"] == "done"]
@@ -166,8 +166,8 @@ def test_one_bag_interrupt_never_replaces_a_complete_run(tmp_path, random_model_
     assert hirqa([*base, "--no-progress", str(made.path), "--out", str(out), "--write-bag"]) == 0
     complete = (out / "summary.json").read_bytes()
     frames = (out / "frames.csv").read_bytes()
-    cmd = [sys.executable, "-m", "hirqa_ros.cli.main", *base, str(made.path), "--out", str(out), "--write-bag",
-           "--batch", "1"]
+    cmd = [sys.executable, "-m", "hirqa_ros.cli.main", *base, str(made.path), "--out", str(out),
+           "--write-bag", "--batch", "1"]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rosbags", reason="rosbags not installed (pip install rosbags)")
-ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'hirqa_ros[fleet]')")
+pytest.importorskip("ray", reason="Ray not installed (pip install 'hirqa_ros[fleet]')")
 
+import ray
 from helpers_bag import tiny_bag
 
 from hirqa_ros.bag.engines import RayEngine
@@ -53,8 +54,8 @@ def test_ray_engine_equals_local_and_survives_a_lost_worker(tmp_path, random_mod
     for i, storage in enumerate(("mcap", "sqlite3", "mcap")):
         tiny_bag(root / f"d{i}", storage=storage, compressed=i == 1, duration_s=1.0,
                  topics=("/front/image_raw", "/rear/image_raw") if i == 2 else ("/cam/image_raw",))
-    base = ["bag-eval", str(root), "--model", str(random_model_dir), "--backend", "onnxruntime", "--no-progress",
-            "--no-plots"]
+    base = ["bag-eval", str(root), "--model", str(random_model_dir), "--backend", "onnxruntime",
+            "--no-progress", "--no-plots"]
     assert hirqa([*base, "--out", str(tmp_path / "local")]) == 0
     # a client process joining the cluster by address (token from the environment Ray set up here)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

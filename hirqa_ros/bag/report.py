@@ -41,7 +41,7 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
       var dir = th.dataset.dir === 'asc' ? -1 : 1;
       th.dataset.dir = dir === 1 ? 'asc' : 'desc';
       rows.sort(function (a, b) {
-        var x = a.cells[i].dataset.v, y = b.cells[i].dataset.v;
+        var x = a.cells[i] ? a.cells[i].dataset.v : '', y = b.cells[i] ? b.cells[i].dataset.v : '';
         var nx = parseFloat(x), ny = parseFloat(y);
         if (isNaN(nx) || isNaN(ny)) { return String(x).localeCompare(String(y)) * dir; }
         return (nx - ny) * dir;
@@ -93,16 +93,19 @@ def _chips(counts: dict[str, int]) -> str:
 def fleet_table(bags: list[dict[str, Any]]) -> str:
     """The sortable table: one row per bag and camera (one row for a bag without a result)."""
     head = ["bag", "camera", "status", "frames", "scored", "rejected", "fault families", "dominant fault",
-            "median score", "worst stretch", "AUROC"]
+            "median score", "worst stretch", "AUROC", "notes"]
     rows = []
     for b in bags:
         link = f'<a href="#bag-{_e(b["name"])}">{_e(b["name"])}</a>'
         cams = b.get("cameras") or {}
         if not cams:
-            why = _e(b.get("error", ""))
+            empty = "".join(_cell("-1", "-", "n") for _ in range(8))
             rows.append(f'<tr class="{_e(b["status"])}">{_cell(b["name"], link)}{_cell("", "-")}'
-                        f'{_cell(b["status"], _e(b["status"]))}<td colspan="8" data-v="">{why}</td></tr>')
+                        f'{_cell(b["status"], _e(b["status"]))}{empty}'
+                        f'{_cell(b.get("error", ""), _e(b.get("error", "")))}</tr>')
             continue
+        n_problems = len(b.get("problems") or [])
+        notes = _cell(str(n_problems), f"{n_problems} problem(s)" if n_problems else "")
         for cam, c in cams.items():
             rej = c.get("rejected_fraction")
             ws = (c.get("worst_stretches") or [None])[0]
@@ -119,7 +122,7 @@ def fleet_table(bags: list[dict[str, Any]]) -> str:
                 f'{_cell(str(sum(faults.values())), _chips(faults))}'
                 f'{_cell(c.get("dominant_fault") or "", _e(c.get("dominant_fault") or "-"))}'
                 f'{_cell(*_num(c.get("score_p50")), "n")}'
-                f'{_cell(str(ws["frames"] if ws else 0), ws_text)}{_cell(*_num(auroc), "n")}</tr>')
+                f'{_cell(str(ws["frames"] if ws else 0), ws_text)}{_cell(*_num(auroc), "n")}{notes}</tr>')
     ths = "".join(f"<th>{_e(h)}</th>" for h in head)
     return (f'<p><input id="filter" placeholder="filter rows (bag, camera, fault...)" size="40"> '
             f'click a column to sort</p><table id="fleet" class="sortable"><thead><tr>{ths}</tr></thead>'
