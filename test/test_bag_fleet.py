@@ -210,3 +210,11 @@ def test_write_accepted_keeps_only_accepted_frames(tmp_path, random_model_dir):
         assert r.topics["/cam/raw"].count == 2  # not evaluated: copied unchanged
         m = next(iter(r.messages(["/cam/exposure"])))
         assert r.deserialize(m).gain == 1.5
+
+
+def test_ray_engine_without_ray_says_how_to_install(tmp_path, random_model_dir, monkeypatch, caplog):
+    root = _fleet(tmp_path, 1, duration_s=0.3)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed: `import ray` fails
+    assert hirqa([*_base(random_model_dir), str(root), "--engine", "ray", "--out", str(tmp_path / "o")]) == 2
+    assert "pip install" in caplog.text and "hirqa_ros[fleet]" in caplog.text
+    assert not (tmp_path / "o").exists()  # refused before any work

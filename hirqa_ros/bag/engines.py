@@ -78,6 +78,11 @@ def _pool_init(opts: FleetOptions, threads: int) -> None:
     _POOL_WORKER = BagWorker(opts, threads)
 
 
+def _pool_ready() -> tuple[str, str]:
+    assert _POOL_WORKER is not None
+    return _POOL_WORKER.ready()
+
+
 def _pool_run(job: BagJob) -> BagOutcome:
     assert _POOL_WORKER is not None
     return _POOL_WORKER.evaluate(job)
@@ -95,6 +100,16 @@ class LocalPoolEngine:
         threads = max(1, (os.cpu_count() or 1) // workers)
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_pool_init, initargs=(opts, threads))
+        try:  # start the workers and load their models now (a model that does not load stops here)
+            ready = [f.result() for f in [self.pool.submit(_pool_ready) for _ in range(workers)]]
+        except BaseException:
+            self.close(abort=True)
+            raise
+        errors = [e for e, _ in ready if e]
+        if errors:
+            self.close(abort=True)
+            raise EngineError(errors[0])
+        self.hosts = sorted({h for _, h in ready})
 
     def outcomes(self, jobs: Iterator[BagJob]) -> Iterator[tuple[BagJob, BagOutcome]]:
         pending: dict[Any, BagJob] = {}
