@@ -156,6 +156,9 @@ def _land(job: BagJob, outcome: BagOutcome, stage: Path, store: ResultStore, key
         run.errors[job.name] = " ".join(outcome.error.split())  # one line
         log.error("bag %s: %s", job.name, run.errors[job.name] or outcome.status)
         return
+    for p in outcome.problems:
+        if p.startswith("thumbnails/accepted"):
+            log.warning("bag %s: %s", job.name, p)
     if outcome.archive is not None:
         untar(outcome.archive, stage)
     (stage / TOKEN_FILE).unlink(missing_ok=True)

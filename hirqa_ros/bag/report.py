@@ -23,10 +23,13 @@ _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:20px;color:#222;max-width:1400px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 .partial{background:#fde2e1;border:1px solid #d62728;padding:8px;margin:8px 0}
-table{border-collapse:collapse} td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
+table{border-collapse:collapse}
+td,th{padding:3px 6px;border-bottom:1px solid #eee;text-align:left;vertical-align:top} #fleet{font-size:13px}
+td.nw{white-space:nowrap} td.note{min-width:180px;max-width:360px;font-size:12px;overflow-wrap:anywhere}
 table.sortable th{cursor:pointer;background:#f4f4f4;position:sticky;top:0} th:hover{background:#e8e8e8}
 td.n{text-align:right;font-variant-numeric:tabular-nums} tr.failed td{color:#a00} tr.left td{color:#888}
-.chip{display:inline-block;padding:0 6px;margin:1px;border-radius:8px;color:#fff;font-size:12px}
+.chip{display:inline-block;padding:0 6px;margin:1px;border-radius:8px;color:#fff;font-size:12px;
+white-space:nowrap}
 .kv td:first-child{color:#666}
 figure{display:inline-block;margin:4px;font-size:11px;width:200px;vertical-align:top}
 figure img{width:192px;border:1px solid #ccc} details{margin:6px 0} summary{cursor:pointer;font-weight:600}
@@ -100,21 +103,23 @@ def fleet_table(bags: list[dict[str, Any]]) -> str:
         cams = b.get("cameras") or {}
         if not cams:
             empty = "".join(_cell("-1", "-", "n") for _ in range(8))
-            rows.append(f'<tr class="{_e(b["status"])}">{_cell(b["name"], link)}{_cell("", "-")}'
+            err = b.get("error", "")
+            short = err if len(err) <= 200 else err[:200] + "..."
+            rows.append(f'<tr class="{_e(b["status"])}">{_cell(b["name"], link, "nw")}{_cell("", "-")}'
                         f'{_cell(b["status"], _e(b["status"]))}{empty}'
-                        f'{_cell(b.get("error", ""), _e(b.get("error", "")))}</tr>')
+                        f'<td class="note" data-v="{_e(err)}" title="{_e(err)}">{_e(short)}</td></tr>')
             continue
         n_problems = len(b.get("problems") or [])
         notes = _cell(str(n_problems), f"{n_problems} problem(s)" if n_problems else "")
         for cam, c in cams.items():
             rej = c.get("rejected_fraction")
             ws = (c.get("worst_stretches") or [None])[0]
-            ws_text = "-" if not ws else (f'{ws["start_s"]:.1f}-{ws["end_s"]:.1f} s, {ws["frames"]} frames'
+            ws_text = "-" if not ws else (f'{ws["frames"]} frames at {ws["start_s"]:.1f}-{ws["end_s"]:.1f} s'
                                           + (f' ({_e(ws["fault"])})' if ws.get("fault") else ""))
             auroc = (c.get("labels") or {}).get("auroc")
             faults = c.get("rejected_by_fault") or {}
             rows.append(
-                f'<tr class="{_e(b["status"])}">{_cell(b["name"], link)}{_cell(cam, _e(cam))}'
+                f'<tr class="{_e(b["status"])}">{_cell(b["name"], link, "nw")}{_cell(cam, _e(cam))}'
                 f'{_cell(b["status"], _e(b["status"]))}'
                 f'{_cell(str(c.get("frames", 0)), str(c.get("frames", 0)), "n")}'
                 f'{_cell(str(c.get("scored", 0)), str(c.get("scored", 0)), "n")}'
@@ -122,7 +127,8 @@ def fleet_table(bags: list[dict[str, Any]]) -> str:
                 f'{_cell(str(sum(faults.values())), _chips(faults))}'
                 f'{_cell(c.get("dominant_fault") or "", _e(c.get("dominant_fault") or "-"))}'
                 f'{_cell(*_num(c.get("score_p50")), "n")}'
-                f'{_cell(str(ws["frames"] if ws else 0), ws_text)}{_cell(*_num(auroc), "n")}{notes}</tr>')
+                f'{_cell(str(ws["frames"] if ws else 0), ws_text)}{_cell(*_num(auroc), "n")}'
+                f'{notes}</tr>')
     ths = "".join(f"<th>{_e(h)}</th>" for h in head)
     return (f'<p><input id="filter" placeholder="filter rows (bag, camera, fault...)" size="40"> '
             f'click a column to sort</p><table id="fleet" class="sortable"><thead><tr>{ths}</tr></thead>'
