@@ -48,6 +48,57 @@ def _frames(out: Path, name: str) -> bytes:
     return (out / "bags" / name / "frames.csv").read_bytes()
 
 
+def write_ros1_bag(path: Path, n: int = 6) -> Path:
+    """A ROS 1 .bag with ``n`` raw rgb8 images (rosbags' ROS 1 writer, Noetic types)."""
+    from helpers_bag import START_NS, frames
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from hirqa_ros.imgmsg import rgb_to_image_fields
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    T, img = ts.types, "sensor_msgs/msg/Image"
+    with Writer(path) as w:
+        c = w.add_connection("/cam/image_raw", img, typestore=ts)
+        for i, rgb in enumerate(frames(n, 64, 48)):
+            t = START_NS + i * 100_000_000
+            stamp = T["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9)
+            hdr = T["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="cam")
+            w.write(c, t, ts.serialize_ros1(T[img](header=hdr, **rgb_to_image_fields(rgb, "rgb8")), img))
+    return path
+
+
+@pytest.mark.slow
+def test_ray_cluster_started_by_the_command_on_mixed_inputs(tmp_path, random_model_dir):
+    """`hirqa bag-eval a.mcap b_dir/ 'drives/*.bag' --engine ray`: a local cluster started and shut
+    down by the command; the same rows as the local engine."""
+    from helpers_bag import storage_file
+
+    tiny_bag(tmp_path / "a_src", duration_s=0.5, labels=False)
+    (tmp_path / "a.mcap").write_bytes(storage_file(tmp_path / "a_src").read_bytes())
+    tiny_bag(tmp_path / "b_dir" / "b1", duration_s=0.5, storage="sqlite3", compressed=True, labels=False)
+    tiny_bag(tmp_path / "b_dir" / "b2", duration_s=0.5, labels=False)
+    (tmp_path / "drives").mkdir()
+    write_ros1_bag(tmp_path / "drives" / "r1.bag")
+    write_ros1_bag(tmp_path / "drives" / "r2.bag", n=4)
+    inputs = [str(tmp_path / "a.mcap"), str(tmp_path / "b_dir"), str(tmp_path / "drives" / "*.bag")]
+    base = ["bag-eval", *inputs, "--model", str(random_model_dir), "--backend", "onnxruntime",
+            "--no-progress", "--no-plots"]
+    assert hirqa([*base, "--out", str(tmp_path / "local")]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "hirqa_ros.cli.main", *base, "--engine", "ray", "--workers", "2",
+           "--out", str(tmp_path / "ray")]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads((tmp_path / "ray" / "fleet.json").read_text())
+    assert [b["name"] for b in s["bags"]] == ["a", "b1", "b2", "r1", "r2"]
+    assert s["engine"]["engine"] == "ray" and s["engine"]["workers"] == 2
+    assert s["bags"][3]["cameras"]["/cam/image_raw"]["frames"] == 6  # the ROS 1 bag was read
+    for b in s["bags"]:
+        assert _frames(tmp_path / "ray", b["name"]) == _frames(tmp_path / "local", b["name"])
+
+
 @pytest.mark.slow
 def test_ray_engine_equals_local_and_survives_a_lost_worker(tmp_path, random_model_dir, cluster):
     root = tmp_path / "drives"
