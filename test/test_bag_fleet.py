@@ -218,3 +218,14 @@ def test_ray_engine_without_ray_says_how_to_install(tmp_path, random_model_dir, 
     assert hirqa([*_base(random_model_dir), str(root), "--engine", "ray", "--out", str(tmp_path / "o")]) == 2
     assert "pip install" in caplog.text and "hirqa_ros[fleet]" in caplog.text
     assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_a_worker_with_another_model_refuses(random_model_dir):
+    from hirqa_ros.bag.engines import EngineError, make_engine
+    from hirqa_ros.bag.fleet import FleetOptions, card_sha256
+
+    opts = FleetOptions(model=str(random_model_dir), backend="onnxruntime", card_sha256="0" * 64)
+    with pytest.raises(EngineError, match="is not the driver's"):
+        make_engine("local", opts, workers=1)
+    opts.card_sha256 = card_sha256(random_model_dir)
+    make_engine("local", opts, workers=1).close()

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from hirqa_ros.bag.fleet import FleetOptions
+from hirqa_ros.bag.fleet import FleetOptions, card_sha256
 from hirqa_ros.bag.fleet_job import BagJob, BagOutcome, load_worker_scorer, run_job
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,9 @@ class BagWorker:
             logging.getLogger("hirqa_ros").setLevel(logging.WARNING)
         self.opts, self.error, self.scorer = opts, "", None
         try:
-            self.scorer = load_worker_scorer(opts, threads)
+            scorer = load_worker_scorer(opts, threads)
+            self.error = model_mismatch(scorer.model_dir, opts.card_sha256)
+            self.scorer = None if self.error else scorer
         except Exception as exc:  # reported per bag and by ready(), never a silent worker
             self.error = f"the worker cannot load the model: {exc}"
 
@@ -46,6 +48,16 @@ class BagWorker:
         if self.scorer is None:
             return BagOutcome(job.name, "failed", error=self.error)
         return run_job(job, self.opts, self.scorer)
+
+
+def model_mismatch(model_dir: Any, want: str | None) -> str:
+    """Why a worker's model is not the driver's ('' when it is, or when nothing is expected)."""
+    have = card_sha256(model_dir)
+    if not want or have == want:
+        return ""
+    return (f"the worker's model {model_dir} on {socket.gethostname()} is not the driver's (card sha256 "
+            f"{have[:12]}... vs {want[:12]}...); pass --model a path every node reads, or install the same "
+            "model on every node")
 
 
 class InlineEngine:

@@ -49,12 +49,14 @@ class FleetOptions:
     write_accepted: bool = False
     plots: bool = True
     thumbs: int = 3  # worst frames kept per fault family and bag (for the report)
+    card_sha256: str | None = None  # the driver's model card: a worker with another model refuses
 
     def key_fields(self) -> dict[str, Any]:
-        """The options as plain JSON values (batch excluded: it does not change a score's verdict)."""
+        """The options as plain JSON values (batch excluded: it does not change a score's verdict;
+        the model enters the key as its card's sha256)."""
         d = {k: (asdict(v) if is_dataclass(v) else v) for k, v in vars(self).items()}
-        d.pop("batch")
-        d.pop("model")
+        for k in ("batch", "model", "card_sha256"):
+            d.pop(k)
         return d
 
 
@@ -192,13 +194,19 @@ def bag_fingerprint(path: Path) -> dict[str, Any]:
     return d
 
 
+def card_sha256(model_dir: str | Path) -> str:
+    """sha256 of a model directory's card (which pins every model file by its sha256)."""
+    from hirqa_ros.artifacts import CARD_FILE
+
+    return _sha256((Path(model_dir) / CARD_FILE).read_bytes())
+
+
 def model_fingerprint(model: str | None) -> dict[str, Any]:
-    """The model directory and the sha256 of its card (the card pins every model file by sha256)."""
+    """The model directory, its name and the sha256 of its card."""
     from hirqa_ros.artifacts import load_artifact
 
     art = load_artifact(model, verify=False)
-    card = art.path / "model.yaml"
-    return {"dir": str(art.path), "name": art.name, "card_sha256": _sha256(card.read_bytes())}
+    return {"dir": str(art.path), "name": art.name, "card_sha256": card_sha256(art.path)}
 
 
 def result_key(bag: BagInput, model: dict[str, Any], opts: FleetOptions) -> dict[str, Any]:

@@ -64,6 +64,7 @@ def run_fleet(bags: list[BagInput], out: Path, opts: FleetOptions, engine_factor
     """Evaluate ``bags`` into ``out`` (``bags/<name>/`` each, ``fleet.json``, ``report.html``).
     ``engine_factory()`` makes the engine once there is work. Raises :class:`ConflictError`."""
     model = model_fingerprint(opts.model)
+    opts.card_sha256 = model["card_sha256"]
     store = ResultStore(out)
     keys = {b.name: result_key(b, model, opts) for b in bags}
     states = {b.name: store.state(b.name, keys[b.name]) for b in bags}
