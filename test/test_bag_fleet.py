@@ -229,3 +229,12 @@ def test_a_worker_with_another_model_refuses(random_model_dir):
         make_engine("local", opts, workers=1)
     opts.card_sha256 = card_sha256(random_model_dir)
     make_engine("local", opts, workers=1).close()
+
+
+def test_two_runs_into_one_out_folder_are_refused(tmp_path):
+    from hirqa_ros.bag.fleet import BusyError, ResultStore
+
+    first = ResultStore(tmp_path / "run")
+    with pytest.raises(BusyError, match="another hirqa bag-eval run"):
+        ResultStore(tmp_path / "run")
+    del first

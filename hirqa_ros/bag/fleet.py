@@ -222,6 +222,24 @@ def result_key(bag: BagInput, model: dict[str, Any], opts: FleetOptions) -> dict
 
 # --- the result store ----------------------------------------------------------------------------
 
+class BusyError(RuntimeError):
+    """Another run is writing into the same output folder."""
+
+
+def _lock(path: Path) -> Any:
+    """An exclusive lock on ``path`` held as long as the returned file is open (released at exit)."""
+    import fcntl
+
+    f = path.open("a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise BusyError(f"another hirqa bag-eval run is writing into {path.parent}; wait for it or choose "
+                        "another --out") from None
+    return f
+
+
 class ResultStore:
     """``OUT/bags/<name>/``: one complete result per bag, each with its key; results are committed
     by renaming a finished staging folder into place, never written in place."""
@@ -230,6 +248,7 @@ class ResultStore:
         self.out = out
         self.root = out / BAGS_DIR
         self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(out / ".fleet.lock")
         self._recover()
 
     def _recover(self) -> None:

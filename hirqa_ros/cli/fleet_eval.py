@@ -80,7 +80,7 @@ def run_fleet_cli(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError
     from hirqa_ros.bag.engines import EngineError, make_engine
     from hirqa_ros.bag.evaluate import OutputError, check_out_dir
-    from hirqa_ros.bag.fleet import InputError, expand_inputs, plan_inputs
+    from hirqa_ros.bag.fleet import BusyError, InputError, expand_inputs, plan_inputs
     from hirqa_ros.bag.fleet_run import ConflictError, run_fleet
 
     opts = fleet_options(args)
@@ -99,7 +99,7 @@ def run_fleet_cli(args: argparse.Namespace) -> int:
 
         run = run_fleet(bags, out, opts, factory, force=args.force, progress=not args.no_progress,
                         report=not args.no_report)
-    except (InputError, OutputError, ConflictError, EngineError, ArtifactError) as exc:
+    except (InputError, OutputError, ConflictError, EngineError, ArtifactError, BusyError) as exc:
         log.error("%s", exc)
         return 2
     return _print_run(run)
