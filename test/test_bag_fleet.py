@@ -237,4 +237,5 @@ def test_two_runs_into_one_out_folder_are_refused(tmp_path):
     first = ResultStore(tmp_path / "run")
     with pytest.raises(BusyError, match="another hirqa bag-eval run"):
         ResultStore(tmp_path / "run")
-    del first
+    first.close()
+    ResultStore(tmp_path / "run").close()  # free again once the first run is done

@@ -262,6 +262,10 @@ class ResultStore:
         for p in self.root.glob(".stage-*"):
             shutil.rmtree(p, ignore_errors=True)
 
+    def close(self) -> None:
+        """Release the output folder's lock."""
+        self._lock.close()
+
     def dir(self, name: str) -> Path:
         return self.root / name
 

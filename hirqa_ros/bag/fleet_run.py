@@ -66,6 +66,15 @@ def run_fleet(bags: list[BagInput], out: Path, opts: FleetOptions, engine_factor
     model = model_fingerprint(opts.model)
     opts.card_sha256 = model["card_sha256"]
     store = ResultStore(out)
+    try:
+        return _run(bags, store, model, opts, engine_factory, force, progress, report)
+    finally:
+        store.close()
+
+
+def _run(bags: list[BagInput], store: ResultStore, model: dict[str, Any], opts: FleetOptions,
+         engine_factory: Any, force: bool, progress: bool, report: bool) -> FleetRun:
+    out = store.out
     keys = {b.name: result_key(b, model, opts) for b in bags}
     states = {b.name: store.state(b.name, keys[b.name]) for b in bags}
     other = [n for n, s in states.items() if s == "other"]
