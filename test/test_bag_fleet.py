@@ -239,3 +239,11 @@ def test_two_runs_into_one_out_folder_are_refused(tmp_path):
         ResultStore(tmp_path / "run")
     first.close()
     ResultStore(tmp_path / "run").close()  # free again once the first run is done
+
+
+def test_fleet_labels_file_is_checked_before_any_work(tmp_path, random_model_dir, caplog):
+    root = _fleet(tmp_path, 2, duration_s=0.3)
+    (tmp_path / "l.yaml").write_text("version: 1\nsegmets: []\n")
+    assert hirqa([*_base(random_model_dir), str(root), "--labels", str(tmp_path / "l.yaml"),
+                  "--out", str(tmp_path / "o")]) == 2
+    assert "segmets" in caplog.text and not (tmp_path / "o").exists()

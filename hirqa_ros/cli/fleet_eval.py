@@ -78,31 +78,44 @@ def fleet_options(args: argparse.Namespace) -> Any:
 def run_fleet_cli(args: argparse.Namespace) -> int:
     """Exit 0: every bag has a result; 1: some failed; 2: nothing usable; 130: interrupted."""
     from hirqa_ros.artifacts import ArtifactError
-    from hirqa_ros.bag.engines import EngineError, make_engine
-    from hirqa_ros.bag.evaluate import OutputError, check_out_dir
-    from hirqa_ros.bag.fleet import BusyError, InputError, expand_inputs, plan_inputs
-    from hirqa_ros.bag.fleet_run import ConflictError, run_fleet
+    from hirqa_ros.bag.engines import EngineError
+    from hirqa_ros.bag.evaluate import OutputError
+    from hirqa_ros.bag.fleet import BusyError, InputError
+    from hirqa_ros.bag.fleet_run import ConflictError
+    from hirqa_ros.bag.labels import LabelsError
 
-    opts = fleet_options(args)
-    out = Path(args.out)
+    refused = (InputError, OutputError, ConflictError, EngineError, ArtifactError, BusyError, LabelsError)
     try:
-        if args.engine == "ray":
-            from hirqa_ros.bag.engines import import_ray
-
-            import_ray()  # before any work: say how to install it
-        bags = plan_inputs(expand_inputs(args.bags), args.labels)
-        check_out_dir(out)
-
-        def factory() -> Any:
-            return make_engine(args.engine, opts, args.workers, args.address, args.cpus_per_worker,
-                               args.gpus_per_worker)
-
-        run = run_fleet(bags, out, opts, factory, force=args.force, progress=not args.no_progress,
-                        report=not args.no_report)
-    except (InputError, OutputError, ConflictError, EngineError, ArtifactError, BusyError) as exc:
+        run = _plan_and_run(args)
+    except refused as exc:
         log.error("%s", exc)
         return 2
     return _print_run(run)
+
+
+def _plan_and_run(args: argparse.Namespace) -> Any:
+    """Check what can be checked before any work, then run (raises the refusals of run_fleet_cli)."""
+    from hirqa_ros.bag.engines import import_ray, make_engine
+    from hirqa_ros.bag.evaluate import check_out_dir
+    from hirqa_ros.bag.fleet import expand_inputs, plan_inputs
+    from hirqa_ros.bag.fleet_run import run_fleet
+    from hirqa_ros.bag.labels import Labels
+
+    opts = fleet_options(args)
+    out = Path(args.out)
+    if args.labels and not Path(args.labels).is_dir():
+        Labels.load(args.labels, bag_start_ns=0)  # one labels file for every bag: its own problems first
+    if args.engine == "ray":
+        import_ray()  # before any work: say how to install it
+    bags = plan_inputs(expand_inputs(args.bags), args.labels)
+    check_out_dir(out)
+
+    def factory() -> Any:
+        return make_engine(args.engine, opts, args.workers, args.address, args.cpus_per_worker,
+                           args.gpus_per_worker)
+
+    return run_fleet(bags, out, opts, factory, force=args.force, progress=not args.no_progress,
+                     report=not args.no_report)
 
 
 def _print_run(run: Any) -> int:
