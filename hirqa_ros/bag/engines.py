@@ -158,6 +158,7 @@ class LocalPoolEngine:
 
 
 def import_ray() -> Any:
+    """The ray module, or :class:`EngineError` saying how to install it."""
     try:
         import ray
     except ImportError:

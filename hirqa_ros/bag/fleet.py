@@ -73,6 +73,7 @@ class BagInput:
 # --- finding the bags ---------------------------------------------------------------------------
 
 def is_bag_dir(p: Path) -> bool:
+    """A rosbag2 folder (it has a metadata.yaml)."""
     return p.is_dir() and (p / "metadata.yaml").is_file()
 
 
@@ -270,6 +271,7 @@ class ResultStore:
         return self.root / name
 
     def stored_key(self, name: str) -> dict[str, Any] | None:
+        """The key of ``name``'s stored result (None: no result or no readable key)."""
         try:
             return json.loads((self.root / name / KEY_FILE).read_text())
         except (OSError, ValueError):
@@ -305,4 +307,5 @@ class ResultStore:
         return final
 
     def discard(self, stage: Path) -> None:
+        """Remove a staging folder that will not be committed."""
         shutil.rmtree(stage, ignore_errors=True)

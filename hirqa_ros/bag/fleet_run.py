@@ -178,6 +178,7 @@ def _land(job: BagJob, outcome: BagOutcome, stage: Path, store: ResultStore, key
 
 
 def engine_info(engine: Any) -> dict[str, Any]:
+    """What ran the bags, for fleet.json and the report."""
     d = {"engine": engine.name, "workers": engine.workers}
     for k in ("resources", "hosts", "gpus_per_worker"):
         if hasattr(engine, k):

@@ -14,6 +14,7 @@ log = logging.getLogger("hirqa.bag-eval")
 
 
 def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
+    """The fleet options of ``hirqa bag-eval`` (engines, resume, curated output)."""
     g = p.add_argument_group("fleet runs (several bags; docs/bag.md)")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine (a process pool with --workers > 1); ray: Ray actors on a local "
@@ -63,6 +64,7 @@ def write_accepted(bag: str, res: Any) -> None:
 
 
 def fleet_options(args: argparse.Namespace) -> Any:
+    """The :class:`FleetOptions` of the parsed command line."""
     from hirqa_ros.bag.fleet import FleetOptions
     from hirqa_ros.cli.frame_checks import content_limits
 
