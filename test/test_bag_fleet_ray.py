@@ -123,7 +123,8 @@ def test_ray_engine_equals_local_and_survives_a_lost_worker(tmp_path, random_mod
 
     # a worker dies while it holds a bag: that bag is lost (to be redone), the others finish
     ray.init(address=cluster.address)
-    opts = FleetOptions(model=str(random_model_dir), backend="onnxruntime", plots=False, thumbs=0)
+    opts = FleetOptions(model=str(random_model_dir), backend="onnxruntime", evaluate={"plots": False},
+                        thumbs=0)
     engine = RayEngine(opts, workers=2)
     store = ResultStore(tmp_path / "lost")
     bags = plan_inputs(expand_inputs([str(root)]), None)

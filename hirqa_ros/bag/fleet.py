@@ -30,33 +30,34 @@ class InputError(ValueError):
 
 @dataclass
 class FleetOptions:
-    """Everything that decides a bag's result (part of its key) plus how outputs are written."""
+    """Everything that decides a bag's result (its key) and how the outputs are written.
+
+    ``evaluate`` holds ``evaluate_bag``'s keyword arguments (thresholds, smoothing, topics, frame
+    checks, batch, write_bag, plots, ...: the one-bag path's, built once by the command line), so
+    every option of a one-bag evaluation reaches every bag of a fleet and its key."""
 
     model: str | None = None
     backend: str = "auto"
     input_policy: str | None = None
-    topics: list[str] | None = None
     labels: str | None = None  # a labels file for every bag, a folder of <bag>.labels.yaml, or None
-    drop_labels: list[str] | None = None
-    thresholds: Any = None  # decision.Thresholds or None (the model card's)
-    smoothing: float = 0.0
-    min_side: int = 16
-    content: Any = None  # content.ContentLimits or None
-    max_pixels: int = 0
-    target_frr: float = 0.01
-    batch: int = 8
-    write_bag: bool = False
+    evaluate: dict[str, Any] = field(default_factory=dict)
     write_accepted: bool = False
-    plots: bool = True
     thumbs: int = 3  # worst frames kept per fault family and bag (for the report)
     card_sha256: str | None = None  # the driver's model card: a worker with another model refuses
 
+    @property
+    def topics(self) -> list[str] | None:
+        return self.evaluate.get("topics")
+
     def key_fields(self) -> dict[str, Any]:
-        """The options as plain JSON values (batch excluded: it does not change a score's verdict;
-        the model enters the key as its card's sha256)."""
-        d = {k: (asdict(v) if is_dataclass(v) else v) for k, v in vars(self).items()}
-        for k in ("batch", "model", "card_sha256"):
-            d.pop(k)
+        """The options as plain JSON values (batch excluded: it does not change a verdict; the model
+        enters the key as its card's sha256)."""
+        d: dict[str, Any] = {"backend": self.backend, "input_policy": self.input_policy,
+                             "labels": self.labels,
+                             "write_accepted": self.write_accepted, "thumbs": self.thumbs}
+        for k, v in sorted(self.evaluate.items()):
+            if k != "batch":
+                d[k] = asdict(v) if is_dataclass(v) else v
         return d
 
 

@@ -82,12 +82,7 @@ def _evaluate(job: BagJob, opts: FleetOptions, scorer: Any, work: Path, shared: 
     from hirqa_ros.bag.labels import LabelsError
 
     try:
-        res = evaluate_bag(
-            job.path, work, topics=opts.topics, labels=job.labels, drop_labels=opts.drop_labels,
-            thresholds=opts.thresholds, smoothing=opts.smoothing, min_side=opts.min_side,
-            content=opts.content, max_pixels=opts.max_pixels, batch=opts.batch,
-            target_frr=opts.target_frr, write_bag=opts.write_bag, plots=opts.plots, progress=False,
-            scorer=scorer)
+        res = evaluate_bag(job.path, work, labels=job.labels, progress=False, scorer=scorer, **opts.evaluate)
     except (BagOpenError, NothingToEvaluate, LabelsError, OutputError, ArtifactError) as exc:
         return BagOutcome(job.name, "failed", error=str(exc), worker=who, wall_s=time.perf_counter() - t0)
     o = res.summary["overall"]

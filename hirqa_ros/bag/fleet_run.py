@@ -210,7 +210,7 @@ def _write_summary(run: FleetRun, bags: list[BagInput], store: ResultStore, mode
     run.summary.update({
         "version": 1, "complete": not run.left and not run.interrupted,
         "interrupted": run.interrupted, "left": run.left, "failed": run.failed,
-        "model": model, "options": opts.key_fields() | {"batch": opts.batch},
+        "model": model, "options": opts.key_fields() | {"batch": opts.evaluate.get("batch")},
         "run": _speed(len(evaluated), frames, seconds, wall, engine.get("start_s", 0.0)),
         "totals": totals(entries), "bags": entries})
     write_json(run.out / FLEET_FILE, run.summary)

@@ -83,6 +83,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_fleet_arguments(p)
 
 
+def evaluate_kwargs(args: argparse.Namespace) -> dict:
+    """``evaluate_bag``'s options from the command line: the same for one bag and for every bag of a
+    fleet run (and part of each fleet result's key), so add new evaluation options here."""
+    drop = [x.strip() for x in args.drop_labels.split(",") if x.strip()] if args.drop_labels else None
+    return dict(
+        topics=args.topics,
+        drop_labels=drop,
+        thresholds=args.threshold,
+        smoothing=args.smoothing,
+        min_side=args.min_image_side,
+        content=content_limits(args),
+        max_pixels=args.max_pixels,
+        batch=args.batch,
+        target_frr=args.target_frr,
+        write_bag=args.write_bag,
+        plots=not args.no_plots,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError
     from hirqa_ros.backends import BackendUnavailable
@@ -91,29 +110,19 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.bag.safe_output import evaluate_into
     from hirqa_ros.faults import format_confusion
 
+    kw = evaluate_kwargs(args)
     if is_fleet_run(args):
-        return run_fleet_cli(args)
-    drop = [x.strip() for x in args.drop_labels.split(",") if x.strip()] if args.drop_labels else None
+        return run_fleet_cli(args, kw)
     try:
         res = evaluate_into(
             args.bags[0],
             args.out,
-            topics=args.topics,
             labels=args.labels,
-            drop_labels=drop,
-            thresholds=args.threshold,
-            smoothing=args.smoothing,
-            min_side=args.min_image_side,
-            content=content_limits(args),
-            max_pixels=args.max_pixels,
             model=args.model,
             backend=args.backend,
             input_policy=args.input_policy,
-            batch=args.batch,
-            target_frr=args.target_frr,
-            write_bag=args.write_bag,
-            plots=not args.no_plots,
             progress=not args.no_progress,
+            **kw,
         )
     except (BagOpenError, NothingToEvaluate, LabelsError, OutputError, ArtifactError,
             BackendUnavailable) as exc:

@@ -63,22 +63,18 @@ def write_accepted(bag: str, res: Any) -> None:
         log.error("could not write the accepted-frames bag: %s", exc)
 
 
-def fleet_options(args: argparse.Namespace) -> Any:
-    """The :class:`FleetOptions` of the parsed command line."""
+def fleet_options(args: argparse.Namespace, evaluate: dict[str, Any]) -> Any:
+    """The :class:`FleetOptions` of the parsed command line; ``evaluate``: the one-bag path's
+    ``evaluate_bag`` keyword arguments (``hirqa_ros.cli.bag_eval.evaluate_kwargs``)."""
     from hirqa_ros.bag.fleet import FleetOptions
-    from hirqa_ros.cli.frame_checks import content_limits
 
-    drop = [x.strip() for x in args.drop_labels.split(",") if x.strip()] if args.drop_labels else None
-    return FleetOptions(
-        model=args.model, backend=args.backend, input_policy=args.input_policy, topics=args.topics,
-        labels=args.labels, drop_labels=drop, thresholds=args.threshold, smoothing=args.smoothing,
-        min_side=args.min_image_side, content=content_limits(args), max_pixels=args.max_pixels,
-        target_frr=args.target_frr, batch=args.batch, write_bag=args.write_bag,
-        write_accepted=args.write_accepted, plots=not args.no_plots)
+    return FleetOptions(model=args.model, backend=args.backend, input_policy=args.input_policy,
+                        labels=args.labels, evaluate=dict(evaluate), write_accepted=args.write_accepted)
 
 
-def run_fleet_cli(args: argparse.Namespace) -> int:
-    """Exit 0: every bag has a result; 1: some failed; 2: nothing usable; 130: interrupted."""
+def run_fleet_cli(args: argparse.Namespace, evaluate: dict[str, Any]) -> int:
+    """``evaluate``: evaluate_bag's keyword arguments from the command line. Exit 0: every bag has a
+    result; 1: some failed; 2: nothing usable; 130: interrupted."""
     from hirqa_ros.artifacts import ArtifactError
     from hirqa_ros.bag.engines import EngineError
     from hirqa_ros.bag.evaluate import OutputError
@@ -88,14 +84,14 @@ def run_fleet_cli(args: argparse.Namespace) -> int:
 
     refused = (InputError, OutputError, ConflictError, EngineError, ArtifactError, BusyError, LabelsError)
     try:
-        run = _plan_and_run(args)
+        run = _plan_and_run(args, fleet_options(args, evaluate))
     except refused as exc:
         log.error("%s", exc)
         return 2
     return _print_run(run)
 
 
-def _plan_and_run(args: argparse.Namespace) -> Any:
+def _plan_and_run(args: argparse.Namespace, opts: Any) -> Any:
     """Check what can be checked before any work, then run (raises the refusals of run_fleet_cli)."""
     from hirqa_ros.bag.engines import import_ray, make_engine
     from hirqa_ros.bag.evaluate import check_out_dir
@@ -103,7 +99,6 @@ def _plan_and_run(args: argparse.Namespace) -> Any:
     from hirqa_ros.bag.fleet_run import run_fleet
     from hirqa_ros.bag.labels import Labels
 
-    opts = fleet_options(args)
     out = Path(args.out)
     if args.labels and not Path(args.labels).is_dir():
         Labels.load(args.labels, bag_start_ns=0)  # one labels file for every bag: its own problems first
