@@ -136,9 +136,13 @@ def test_ray_engine_equals_local_and_survives_a_lost_worker(tmp_path, random_mod
             yield BagJob(b.name, str(b.path), None, str(stage), "t")
             if k == 0:  # the first bag is in flight on actors[-1]: kill that worker
                 ray.kill(engine.actors[-1])
+    ticks: dict[str, int] = {}
+    engine.on_frames = lambda bag, n: ticks.__setitem__(bag, ticks.get(bag, 0) + n)
     try:
-        got = {job.name: out.status for job, out in engine.outcomes(jobs())}
+        outs = {job.name: out for job, out in engine.outcomes(jobs())}
     finally:
         engine.close()
-    assert got == {"d0": "lost", "d1": "done", "d2": "done"}
+    assert {n: o.status for n, o in outs.items()} == {"d0": "lost", "d1": "done", "d2": "done"}
+    # live frame progress reached the driver while the bags were scored: every scored frame counted
+    assert ticks["d1"] == outs["d1"].scored == 10 and ticks["d2"] == outs["d2"].scored == 20
     ray.shutdown()

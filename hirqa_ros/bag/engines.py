@@ -29,10 +29,12 @@ class EngineError(RuntimeError):
 class BagWorker:
     """One worker: one scorer, loaded once, evaluating whole bags (also the Ray actor's class)."""
 
-    def __init__(self, opts: FleetOptions, threads: int | None = None, quiet: bool = True) -> None:
+    def __init__(self, opts: FleetOptions, threads: int | None = None, quiet: bool = True,
+                 progress: Any = None) -> None:
         if quiet:
             logging.getLogger("hirqa_ros").setLevel(logging.WARNING)
         self.opts, self.error, self.scorer = opts, "", None
+        self.progress = progress  # a queue with put_nowait((bag, frames)) for live frame progress, or None
         try:
             scorer = load_worker_scorer(opts, threads)
             self.error = model_mismatch(scorer.model_dir, opts.card_sha256)
@@ -44,10 +46,16 @@ class BagWorker:
         """(error or '', host:pid)."""
         return self.error, f"{socket.gethostname()}:{os.getpid()}"
 
-    def evaluate(self, job: BagJob) -> BagOutcome:
+    def evaluate(self, job: BagJob, tick: Any = None) -> BagOutcome:
+        """One whole bag; ``tick(bag, frames)`` (default: put into ``progress``) as frames are scored."""
         if self.scorer is None:
             return BagOutcome(job.name, "failed", error=self.error)
-        return run_job(job, self.opts, self.scorer)
+        if tick is None and self.progress is not None:
+            tick = self._put
+        return run_job(job, self.opts, self.scorer, tick)
+
+    def _put(self, bag: str, frames: int) -> None:
+        self.progress.put_nowait((bag, frames))
 
 
 def model_mismatch(model_dir: Any, want: str | None) -> str:
@@ -66,14 +74,15 @@ class InlineEngine:
     name = "local"
 
     def __init__(self, opts: FleetOptions) -> None:
-        self.worker = BagWorker(opts, quiet=False)
+        self.worker = BagWorker(opts)
         self.workers = 1
+        self.on_frames: Any = None  # the driver's (bag, frames) callback
         if self.worker.error:
             raise EngineError(self.worker.error)
 
     def outcomes(self, jobs: Iterator[BagJob]) -> Iterator[tuple[BagJob, BagOutcome]]:
         for job in jobs:
-            yield job, self.worker.evaluate(job)
+            yield job, self.worker.evaluate(job, self.on_frames)
 
     def close(self, abort: bool = False) -> None:
         pass
@@ -82,12 +91,12 @@ class InlineEngine:
 _POOL_WORKER: BagWorker | None = None
 
 
-def _pool_init(opts: FleetOptions, threads: int) -> None:
+def _pool_init(opts: FleetOptions, threads: int, progress: Any) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what an interrupt stops
     global _POOL_WORKER
-    _POOL_WORKER = BagWorker(opts, threads)
+    _POOL_WORKER = BagWorker(opts, threads, progress=progress)
 
 
 def _pool_ready() -> tuple[str, str]:
@@ -109,9 +118,12 @@ class LocalPoolEngine:
         import multiprocessing
 
         self.workers = workers
+        self.on_frames: Any = None
         threads = max(1, (os.cpu_count() or 1) // workers)
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_pool_init, initargs=(opts, threads))
+        ctx = multiprocessing.get_context("spawn")
+        self.progress = ctx.Queue()
+        self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_pool_init,
+                                        initargs=(opts, threads, self.progress))
         try:  # start the workers and load their models now (a model that does not load stops here)
             ready = [f.result() for f in [self.pool.submit(_pool_ready) for _ in range(workers)]]
         except BaseException:
@@ -134,7 +146,8 @@ class LocalPoolEngine:
                 pending[self.pool.submit(_pool_run, job)] = job
             if not pending:
                 return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            self._drain()
             for f in done:
                 job = pending.pop(f)
                 try:
@@ -143,12 +156,24 @@ class LocalPoolEngine:
                     broken = True
                     yield job, BagOutcome(job.name, "lost", error=f"worker lost: {exc or type(exc).__name__}")
 
+    def _drain(self) -> None:
+        import queue
+
+        while True:
+            try:
+                bag, n = self.progress.get_nowait()
+            except queue.Empty:
+                return
+            if self.on_frames is not None:
+                self.on_frames(bag, n)
+
     def close(self, abort: bool = False) -> None:
         """Stop the workers (``abort``: now, killing bags in flight)."""
         import multiprocessing
 
         if not abort:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.progress.close()
             return
         self.pool.shutdown(wait=False, cancel_futures=True)
         for p in multiprocessing.active_children():
@@ -187,8 +212,12 @@ class RayEngine:
             workers = max(1, min(by_cpu, by_gpu))
         self.workers, self.gpus_per_worker = workers, gpus_per_worker
         self.resources = {k: v for k, v in res.items() if k in ("CPU", "GPU")}
+        from ray.util.queue import Queue
+
+        self.on_frames: Any = None
+        self.progress = Queue(actor_options={"num_cpus": 0})
         self._cls = ray.remote(BagWorker).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)
-        self._args = (opts, max(1, int(cpus_per_worker)))
+        self._args = (opts, max(1, int(cpus_per_worker)), True, self.progress)
         self.actors = [self._cls.remote(*self._args) for _ in range(workers)]
         self.hosts = self._check_ready(self.actors)
 
@@ -239,7 +268,8 @@ class RayEngine:
                 pending[actor.evaluate.remote(job)] = (job, actor)
             if not pending:
                 return
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.25)
+            self._drain()
             for ref in ready:
                 job, actor = pending.pop(ref)
                 try:
@@ -251,8 +281,19 @@ class RayEngine:
                     self.actors.append(actor)
                 idle.append(actor)
 
+    def _drain(self) -> None:
+        n = self.progress.qsize()
+        for bag, frames in self.progress.get_nowait_batch(n) if n else ():
+            if self.on_frames is not None:
+                self.on_frames(bag, frames)
+
     def close(self, abort: bool = False) -> None:
         ray = self.ray
+        if getattr(self, "progress", None) is not None:
+            try:
+                self.progress.shutdown(force=True)
+            except Exception:
+                pass
         for a in getattr(self, "actors", []):
             try:
                 ray.kill(a)

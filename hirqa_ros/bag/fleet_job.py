@@ -11,6 +11,7 @@ import socket
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,38 @@ def load_worker_scorer(opts: FleetOptions, threads: int | None = None) -> Any:
     return load_scorer(model=opts.model, backend=opts.backend, input_policy=opts.input_policy)
 
 
-def run_job(job: BagJob, opts: FleetOptions, scorer: Any) -> BagOutcome:
-    """Evaluate ``job``'s bag with ``scorer`` into its staging folder (or a local one, shipped back)."""
+class FrameCounter:
+    """``scorer`` that calls ``tick(bag, frames)`` after each inference call (live frame progress);
+    everything else is the scorer's own."""
+
+    def __init__(self, scorer: Any, bag: str, tick: Callable[[str, int], None]) -> None:
+        self._scorer = scorer
+        for name in ("infer", "score"):
+            fn = getattr(scorer, name, None)
+            if fn is not None:
+                setattr(self, name, self._counted(fn, bag, tick))
+
+    @staticmethod
+    def _counted(fn: Callable, bag: str, tick: Callable[[str, int], None]) -> Callable:
+        def call(frames: Any, *a: Any, **kw: Any) -> Any:
+            out = fn(frames, *a, **kw)
+            try:
+                tick(bag, len(frames))
+            except Exception:  # progress is a convenience: never lose a bag for it
+                pass
+            return out
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._scorer, name)
+
+
+def run_job(job: BagJob, opts: FleetOptions, scorer: Any,
+            tick: Callable[[str, int], None] | None = None) -> BagOutcome:
+    """Evaluate ``job``'s bag with ``scorer`` into its staging folder (or a local one, shipped back);
+    ``tick(bag, frames)`` is called as frames are scored."""
+    if tick is not None:
+        scorer = FrameCounter(scorer, job.name, tick)
     stage = Path(job.stage)
     shared = _sees_driver(stage, job.token)
     work = stage if shared else Path(tempfile.mkdtemp(prefix="hirqa-fleet-"))

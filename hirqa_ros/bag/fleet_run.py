@@ -111,10 +111,10 @@ def _evaluate(todo: list[BagInput], store: ResultStore, keys: dict[str, Any], op
     from tqdm import tqdm
 
     counts = {b.name: _count_frames(b.path, opts.topics) for b in todo}
-    total = None if any(c is None for c in counts.values()) else sum(counts.values())
+    known = [c for c in counts.values() if c is not None]
+    total = sum(known) if known else None  # a bag without an index (salvaged) adds no total
     kw = {"disable": not progress, "dynamic_ncols": True}
-    bar_b = tqdm(total=len(todo), unit="bag", desc="bags", position=0, **kw)
-    bar_f = tqdm(total=total, unit="frame", desc="frames", position=1, **kw)
+    bars: list[Any] = []
     stages: dict[str, Path] = {}
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     engine = None
@@ -123,24 +123,52 @@ def _evaluate(todo: list[BagInput], store: ResultStore, keys: dict[str, Any], op
     try:
         engine = engine_factory()
         run.summary["engine"] = engine_info(engine) | {"start_s": time.perf_counter() - t0}
+        bars = [tqdm(total=len(todo), unit="bag", desc="bags", position=0, **kw),  # ETA from here on
+                tqdm(total=total, unit="frame", desc="frames", position=1, **kw)]
+        bar_b, frames = bars[0], FrameProgress(bars[1], counts)
+        engine.on_frames = frames.tick
         for job, outcome in engine.outcomes(_jobs(todo, store, stages)):
             stage = stages.pop(job.name)
             _land(job, outcome, stage, store, keys, run)
             bar_b.update(1)
-            bar_f.update(outcome.frames or counts.get(job.name) or 0)
+            frames.finish(job.name, outcome.frames)
             if outcome.status == "interrupted":  # SIGINT reached the scoring loop (in-process worker)
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         run.interrupted = True
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        bar_f.close()
-        bar_b.close()
+        for bar in reversed(bars):
+            bar.close()
         if engine is not None:
             engine.close(abort=run.interrupted)
         for name, stage in stages.items():  # in flight when the run stopped: nothing of them is kept
             store.discard(stage)
             run.status[name] = "left"
+
+
+class FrameProgress:
+    """The frame bar: live ticks from the workers (scored frames), topped up to each bag's frame
+    count when it finishes; never more than a bag's count (late or tiled ticks are clamped)."""
+
+    def __init__(self, bar: Any, counts: dict[str, int | None]) -> None:
+        self.bar, self.counts = bar, counts
+        self.shown: dict[str, int] = {}
+        self.done: set[str] = set()
+
+    def tick(self, bag: str, n: int) -> None:
+        if bag in self.done:
+            return
+        cap = self.counts.get(bag)
+        have = self.shown.get(bag, 0)
+        add = n if cap is None else max(0, min(n, cap - have))
+        self.shown[bag] = have + add
+        self.bar.update(add)
+
+    def finish(self, bag: str, frames: int) -> None:
+        target = frames or self.counts.get(bag) or 0
+        self.bar.update(max(0, target - self.shown.get(bag, 0)))
+        self.done.add(bag)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
