@@ -43,7 +43,7 @@ def is_fleet_run(args: argparse.Namespace) -> bool:
     """One bag path without fleet options keeps the one-bag layout (results directly in --out)."""
     from hirqa_ros.bag.fleet import bags_in_folder, is_bag_dir
 
-    if len(args.bags) > 1 or args.fleet or args.engine == "ray" or (args.workers or 1) > 1:
+    if len(args.bags) > 1 or args.fleet or args.engine == "ray" or args.address or (args.workers or 1) > 1:
         return True
     p = Path(args.bags[0]).expanduser()
     if p.exists():
