@@ -247,3 +247,22 @@ def test_fleet_labels_file_is_checked_before_any_work(tmp_path, random_model_dir
     assert hirqa([*_base(random_model_dir), str(root), "--labels", str(tmp_path / "l.yaml"),
                   "--out", str(tmp_path / "o")]) == 2
     assert "segmets" in caplog.text and not (tmp_path / "o").exists()
+
+
+def test_labels_folder_and_recovery_after_a_kill_between_renames(tmp_path):
+    from hirqa_ros.bag.fleet import ResultStore
+
+    root = _fleet(tmp_path, 2, duration_s=0.3)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "d1.labels.yaml").write_text((root / "d1.labels.yaml").read_text())
+    bags = plan_inputs(expand_inputs([str(root)]), str(labels))
+    assert [b.labels for b in bags] == [None, labels / "d1.labels.yaml"]
+    # a run killed between "move the old result aside" and "rename the new one into place"
+    old = tmp_path / "run" / "bags" / ".old-4242-d0"
+    old.mkdir(parents=True)
+    (old / "frames.csv").write_text("x")
+    (tmp_path / "run" / "bags" / ".stage-d1-abc").mkdir()  # and a staging folder of a bag in flight
+    ResultStore(tmp_path / "run").close()
+    assert (tmp_path / "run" / "bags" / "d0" / "frames.csv").read_text() == "x"
+    assert sorted(p.name for p in (tmp_path / "run" / "bags").iterdir()) == ["d0"]
