@@ -107,15 +107,7 @@ def finalize(out: Path, new_report: dict, baseline_report: dict) -> bool:
     Returns False (and changes nothing) when it does not improve on the baseline; raises ValueError
     when a report is not full-frame or the two were not made on the same frames."""
     from hirqa_ros.artifacts import load_artifact
-    from hirqa_ros.training.release.cards import (
-        CUE_NAMES,
-        FULL_FRAME_PROTOCOL,
-        calibrated_thresholds,
-        compare_columns,
-        fault_metrics,
-        full_frame_metrics,
-        full_frame_section,
-    )
+    from hirqa_ros.training.release import cards
     from hirqa_ros.training.release.gate import compare_reports
     from hirqa_ros.training.release.model_dir import rewrite_card
 
@@ -127,25 +119,25 @@ def finalize(out: Path, new_report: dict, baseline_report: dict) -> bool:
         return False
     card = dict(load_artifact(out).card)
     summaries = {**baseline_report["synthetic"]["summaries"], **new_report["synthetic"]["summaries"]}
-    cues = {k: v for k, v in summaries.items() if k in CUE_NAMES}
-    card["thresholds"] = calibrated_thresholds(new_report["calibration"])
+    cues = {k: v for k, v in summaries.items() if k in cards.CUE_NAMES}
+    card["thresholds"] = cards.calibrated_thresholds(new_report["calibration"])
     card["metrics"] = {
-        "validation_full_frame": full_frame_metrics(
+        "validation_full_frame": cards.full_frame_metrics(
             n, o, "previous_default_pooled", {k: v["pooled"] for k, v in cues.items()}
         )
     }
     if new_report.get("faults"):
-        card["metrics"]["fault_class_full_frame"] = fault_metrics(new_report["faults"])
+        card["metrics"]["fault_class_full_frame"] = cards.fault_metrics(new_report["faults"])
     card["lineage"][-1]["val_full_frame_pooled"] = p
     card["lineage"][-1]["previous_default_pooled"] = q
     paragraph = (
-        FULL_FRAME_PROTOCOL.format(views=n["n_views"], types=n["n_types"])
+        cards.FULL_FRAME_PROTOCOL.format(views=n["n_views"], types=n["n_types"])
         + " Columns: this blend, the previous default (its base), the classical cues. "
         f"Pooled: AUROC {p['auroc']:.3f} vs {q['auroc']:.3f}, ladder SROCC {p['ladder_srocc']:.3f} vs "
         f"{q['ladder_srocc']:.3f}, SROCC {p['srocc']:.3f} vs {q['srocc']:.3f}."
     )
-    columns = compare_columns(n, o, ("this blend", "previous default"), cues)
-    rewrite_card(out, card, full_frame_section(paragraph, columns, new_report.get("faults")))
+    columns = cards.compare_columns(n, o, ("this blend", "previous default"), cues)
+    rewrite_card(out, card, cards.full_frame_section(paragraph, columns, new_report.get("faults")))
     log.info("finalized %s: AUROC %.4f vs %.4f, ladder SROCC %.4f vs %.4f; thresholds warn %.4f error %.4f",
              out, p["auroc"], q["auroc"], p["ladder_srocc"], q["ladder_srocc"], card["thresholds"]["warn"],
              card["thresholds"]["error"])
