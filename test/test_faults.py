@@ -357,6 +357,7 @@ def test_shipped_head_names_the_fault_of_every_sample(default_model_dir, fault, 
     assert all(f == fault for f, _ in got.values()), got
 
 
+@pytest.mark.slow
 def test_shipped_head_backends_agree_on_the_class(default_model_dir):
     """torch and ONNX Runtime give the shipped head the same class on held-out photos, clean and degraded."""
     pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")

@@ -52,6 +52,7 @@ def _cfg(workdir, **train):
     )
 
 
+@pytest.mark.slow
 def test_cli_runs_and_checkpoints(workdir, capsys):
     from hirqa_ros.cli.main import main
 
@@ -88,6 +89,7 @@ def test_cli_runs_and_checkpoints(workdir, capsys):
     assert "val pooled AUROC" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_resume_is_exact(workdir):
     from hirqa_ros.training.fit.trainer import load_checkpoint, train
 
@@ -177,6 +179,7 @@ def _embedding_drift(run_dir, init_dir, x):
     return float(((e1 - e0) ** 2).mean() / e0.var())
 
 
+@pytest.mark.slow
 def test_keep_loss_holds_a_continuation_near_its_init(workdir):
     """losses.keep: logged per step, needs --init-from, and the embedding moves less from the initial model
     (the shipped model: random weights' batch-norm statistics swamp any loss in a few steps)."""
@@ -219,6 +222,7 @@ def test_blend_state_dicts_checks_its_inputs():
         blend_state_dicts(a, {"w": torch.ones(3), "n": b["n"]}, 0.5)
 
 
+@pytest.mark.slow
 def test_blend_write_and_finalize(workdir, random_model_dir, tmp_path):
     """alpha 0 / 1 reproduce the base / the continuation exactly (fp16 storage), 0.5 is the midpoint, the
     lineage names both; finalize writes calibrated thresholds only when the full-frame gate passes."""

@@ -145,6 +145,7 @@ def test_embedding_cache_round_trip(tmp_path):
     assert sorted(v.shape[:2] for v in whole) == [(480, 640), (720, 1280), (1080, 1920)]
 
 
+@pytest.mark.slow
 def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
     """head_fit's driver (photo-fold CV, both heads, report) and head_ship on a toy 1024-d set and the
     random-weights model: the fault head ships with its sha256, a stale int8 file is removed, the card
