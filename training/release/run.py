@@ -25,7 +25,7 @@ def _training(summary: dict, data: dict, hardware_note: str | None) -> dict:
             "config": summary["config"],
             "objective": "ladder ranking + cross-content ranking + pair-of-pairs + "
             "embedding-distance consistency + InfoNCE prompt alignment + weak severity anchor "
-            "(training/losses.py; reconstruction, the paper's equations are unpublished)",
+            "(training/fit/losses.py; reconstruction, the paper's equations are unpublished)",
             "text_encoder": summary["text_encoder"],
             "loss_weights": summary["loss_weights"],
         },
