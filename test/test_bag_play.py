@@ -65,6 +65,7 @@ def _run_with_traceback(cmd: list[str], env: dict, timeout: float) -> subprocess
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_live_replay_matches_offline_scores(tmp_path, random_model_dir):
     from helpers_node import NodeProcess, RosClient, domain_id, params_file, ros_env, status_values
 

@@ -111,6 +111,7 @@ def test_score_without_default_model_says_so(tmp_path, monkeypatch, capsys):
     assert "no default model is installed" in err and "hirqa import-official" in err
 
 
+@pytest.mark.slow
 def test_import_official_then_score_and_export(tmp_path, capsys):
     torch = pytest.importorskip("torch", reason="torch not installed")
     from hirqa_ros.model import HiRQA

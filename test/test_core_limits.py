@@ -100,6 +100,7 @@ def test_score_bounded_averages_tiles_and_keeps_calls_under_the_limit():
     assert counts == [1] and scores[0] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_memory_is_released_after_an_oversized_frame(random_model_dir):
     """ONNX Runtime's arena gives back what a 4000x3000 frame took (it used to keep ~1 GB)."""
     from hirqa_ros import load_scorer

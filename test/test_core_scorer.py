@@ -176,6 +176,7 @@ def test_auto_with_fp16_on_cpu_falls_back_to_fp32(random_model_dir):
     assert scorer.backend == "onnxruntime" and scorer.precision == "fp32"
 
 
+@pytest.mark.slow
 def test_auto_falls_back_to_torch_cpu_without_onnxruntime(random_model_dir):
     pytest.importorskip("torch", reason="torch not installed")
     if try_import("tensorrt")[0] is not None or cuda_status()[0]:

@@ -13,8 +13,8 @@ from hirqa_ros import files, media
 
 def test_sixteen_bit_images_are_rounded_the_same_everywhere(tmp_path):
     pytest.importorskip("torch", reason="training needs torch")
-    from hirqa_ros.training.data import load_images
-    from hirqa_ros.training.prepare_data import read_rgb
+    from hirqa_ros.training.data.photos import load_images
+    from hirqa_ros.training.data.prepare import read_rgb
 
     bgr = np.zeros((20, 30, 3), np.uint16)
     bgr[..., 0], bgr[..., 1], bgr[..., 2] = 450, 65535, 100  # 450/257 = 1.75 -> 2 (truncating: 1)

@@ -13,6 +13,7 @@ from helpers_node import domain_id, ros_env
 pytestmark = pytest.mark.ros
 
 
+@pytest.mark.slow
 def test_demo_runs_with_the_random_model(random_model_dir):
     domain = domain_id(31)
     cmd = [sys.executable, "-m", "hirqa_ros.cli.main", "demo", "--model", str(random_model_dir),

@@ -317,6 +317,7 @@ def test_diagnostics_levels_follow_hysteresis_and_stale_input(plumbing):
     assert level_of(st) == Level.ERROR and "stopped" in st.message
 
 
+@pytest.mark.slow
 def test_publisher_process_dies_and_returns(plumbing, domain):
     node, client = plumbing
     client.watch(DIES, accepted_reliable=True)  # B_accepted of DIES is reliable (fixture)

@@ -136,6 +136,7 @@ def test_accepted_is_reliable_and_the_overlay_is_drawn_only_for_a_subscriber(ran
         node.stop()
 
 
+@pytest.mark.slow
 def test_nav2_lifecycle_manager_sequence_autostart_false_and_true(random_model_dir, tmp_path):
     """The calls Nav2's lifecycle_manager makes for each managed node (change_state configure, get_state,
     change_state activate, get_state), from a second process. autostart:=false: both succeed; before

@@ -24,6 +24,7 @@ FRAMES = 10_000
 TOPIC = "/soak/image"
 
 
+@pytest.mark.slow
 def test_ten_thousand_frames_no_growth_in_memory_or_threads(random_model_dir, tmp_path):
     domain = domain_id(11)
     params = {"image_topics": [TOPIC], "model_path": str(random_model_dir), "backend": "onnxruntime",

@@ -106,6 +106,7 @@ def test_bag_eval_black_white_grey_and_frozen_stream_are_error(tmp_path, random_
 
 
 # ---- bounded memory -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_8000x8000_image_is_tiled_with_peak_rss_under_3_gb(tmp_path, random_model_dir):
     """One 8000x8000 PNG (the issue's 10.2 GB case): scored as native tiles; peak RSS of the process."""
     y, x = np.ogrid[0:8000, 0:8000]

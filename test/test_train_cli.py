@@ -40,7 +40,7 @@ def workdir(tmp_path_factory):
 
 
 def _cfg(workdir, **train):
-    from hirqa_ros.training.trainer import load_config
+    from hirqa_ros.training.fit.trainer import load_config
 
     return load_config(
         TINY,
@@ -52,6 +52,7 @@ def _cfg(workdir, **train):
     )
 
 
+@pytest.mark.slow
 def test_cli_runs_and_checkpoints(workdir, capsys):
     from hirqa_ros.cli.main import main
 
@@ -88,8 +89,9 @@ def test_cli_runs_and_checkpoints(workdir, capsys):
     assert "val pooled AUROC" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_resume_is_exact(workdir):
-    from hirqa_ros.training.trainer import load_checkpoint, train
+    from hirqa_ros.training.fit.trainer import load_checkpoint, train
 
     a = train(_cfg(workdir), workdir / "a", device="cpu", progress=False)
     b1 = train(_cfg(workdir), workdir / "b", device="cpu", stop_at=2, progress=False)
@@ -111,14 +113,14 @@ def test_resume_is_exact(workdir):
 
 
 def test_resume_without_checkpoint_fails(workdir):
-    from hirqa_ros.training.trainer import train
+    from hirqa_ros.training.fit.trainer import train
 
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(_cfg(workdir), workdir / "nothing", resume=True, device="cpu", progress=False)
 
 
 def test_init_from_keeps_lineage(workdir, random_model_dir):
-    from hirqa_ros.training.trainer import load_checkpoint, train
+    from hirqa_ros.training.fit.trainer import load_checkpoint, train
 
     s = train(
         _cfg(workdir, max_steps=1),
@@ -134,7 +136,7 @@ def test_init_from_keeps_lineage(workdir, random_model_dir):
 
 
 def test_ship_card_appends_lineage(workdir, random_model_dir):
-    from hirqa_ros.training import ship
+    from hirqa_ros.training.release import run as ship
 
     run = workdir / "init"
     if not (run / "summary.json").exists():
@@ -149,7 +151,7 @@ def test_ship_card_appends_lineage(workdir, random_model_dir):
 
 
 def test_init_from_training_checkpoint(workdir):
-    from hirqa_ros.training.trainer import train
+    from hirqa_ros.training.fit.trainer import train
 
     ckpt = workdir / "a" / "checkpoints" / "last.pt"
     if not ckpt.exists():
@@ -163,8 +165,8 @@ def test_init_from_training_checkpoint(workdir):
 
 def _embedding_drift(run_dir, init_dir, x):
     """Mean squared embedding change of the run's final model from the initial model, on images ``x``."""
-    from hirqa_ros.training.checkpoint import init_weights
-    from hirqa_ros.training.trainer import TrainNet
+    from hirqa_ros.training.fit.checkpoint import init_weights
+    from hirqa_ros.training.fit.trainer import TrainNet
 
     nets = []
     for sd in (init_weights(str(init_dir))[0],
@@ -177,12 +179,13 @@ def _embedding_drift(run_dir, init_dir, x):
     return float(((e1 - e0) ** 2).mean() / e0.var())
 
 
+@pytest.mark.slow
 def test_keep_loss_holds_a_continuation_near_its_init(workdir):
     """losses.keep: logged per step, needs --init-from, and the embedding moves less from the initial model
     (the shipped model: random weights' batch-norm statistics swamp any loss in a few steps)."""
     import csv
 
-    from hirqa_ros.training.trainer import train
+    from hirqa_ros.training.fit.trainer import train
 
     x = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     drift = {}
@@ -205,7 +208,7 @@ def test_keep_loss_holds_a_continuation_near_its_init(workdir):
 
 
 def test_blend_state_dicts_checks_its_inputs():
-    from hirqa_ros.training.blend import blend_state_dicts
+    from hirqa_ros.training.release.blend import blend_state_dicts
 
     a = {"w": torch.zeros(2), "n": torch.tensor(3)}
     b = {"w": torch.ones(2), "n": torch.tensor(7)}
@@ -219,6 +222,7 @@ def test_blend_state_dicts_checks_its_inputs():
         blend_state_dicts(a, {"w": torch.ones(3), "n": b["n"]}, 0.5)
 
 
+@pytest.mark.slow
 def test_blend_write_and_finalize(workdir, random_model_dir, tmp_path):
     """alpha 0 / 1 reproduce the base / the continuation exactly (fp16 storage), 0.5 is the midpoint, the
     lineage names both; finalize writes calibrated thresholds only when the full-frame gate passes."""
@@ -227,13 +231,13 @@ def test_blend_write_and_finalize(workdir, random_model_dir, tmp_path):
 
     from hirqa_ros.artifacts import load_artifact
     from hirqa_ros.cli.main import main
-    from hirqa_ros.training import blend
-    from hirqa_ros.training.gpu_run import weights_of_run
-    from hirqa_ros.training.trainer import train
+    from hirqa_ros.training.fit.checkpoint import run_weights
+    from hirqa_ros.training.fit.trainer import train
+    from hirqa_ros.training.release import blend
 
     run = workdir / "blend_run"
     train(_cfg(workdir, max_steps=2), run, init_from=str(random_model_dir), device="cpu", progress=False)
-    base, tuned = load_artifact(random_model_dir).state_dict(), weights_of_run(run)
+    base, tuned = load_artifact(random_model_dir).state_dict(), run_weights(run)[0]
     moved = [
         k for k, v in base.items() if v.is_floating_point() and not torch.equal(v.half(), tuned[k].half())
     ]

@@ -10,9 +10,15 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
 
-from hirqa_ros.training.data import SamplerConfig  # noqa: E402
-from hirqa_ros.training.device_sampler import DeviceLadderSampler  # noqa: E402
-from hirqa_ros.training.gpu_run import MANIFEST, main  # noqa: E402
+from hirqa_ros.cli.main import main as hirqa  # noqa: E402
+from hirqa_ros.training.data.device_ladders import DeviceLadderSampler  # noqa: E402
+from hirqa_ros.training.data.ladders import SamplerConfig  # noqa: E402
+from hirqa_ros.training.fit.gpu import MANIFEST  # noqa: E402
+
+
+def main(argv):
+    """``hirqa gpu-run ...`` (the gate: ``hirqa release gate ...``)."""
+    return hirqa(["release", *argv] if argv[0] == "gate" else ["gpu-run", *argv])
 
 
 def _photos(n=3, h=90, w=120, seed=0):

@@ -8,7 +8,7 @@ pytest.importorskip("torch", reason="head fitting uses torch")
 
 from hirqa_ros.evaluation.metrics import auroc_separation, srocc
 from hirqa_ros.heads import FAULT_CLASSES
-from hirqa_ros.training.head_fit import (
+from hirqa_ros.training.heads.fit import (
     FaultHeadConfig,
     ScoreHeadConfig,
     cv_fault_head,
@@ -84,11 +84,11 @@ def _toy_protocol(emb: np.ndarray):
 def test_cross_validation_scores_held_out_photos():
     """Photo-fold CV: a refit from a head that knows nothing beats it on the held-out folds; the
     out-of-fold fault predictions cover every view once and are right on the toy set."""
-    from hirqa_ros.training.head_fit import _photo_folds
+    from hirqa_ros.training.heads.fit import photo_folds
 
     emb = toy_embeddings(views=10, content_std=0.3)
     ps = _toy_protocol(emb)
-    folds = _photo_folds(ps.view_names, 5)
+    folds = photo_folds(ps.view_names, 5)
     assert [len(set(folds[v] for v in (2 * i, 2 * i + 1))) for i in range(5)] == [1] * 5  # photos stay whole
     w0 = np.random.default_rng(3).normal(0, 0.01, emb.shape[-1]).astype(np.float32)
     idx = list(range(len(TYPES)))
@@ -103,7 +103,7 @@ def test_cross_validation_scores_held_out_photos():
 
 
 def test_clean_views_join_as_none_and_keep_examples():
-    from hirqa_ros.training.head_fit import with_clean
+    from hirqa_ros.training.heads.fit import with_clean
 
     emb = toy_embeddings(views=8, content_std=0.3)
     s = flatten(emb, TYPES, np.arange(6))
@@ -118,7 +118,7 @@ def test_clean_views_join_as_none_and_keep_examples():
 
 def test_embedding_cache_round_trip(tmp_path):
     from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores
-    from hirqa_ros.training.embeddings import load, load_many, pristine_views, save
+    from hirqa_ros.training.heads.embeddings import load, load_many, pristine_views, save
 
     emb = toy_embeddings(views=2)
     cfg = ProtocolConfig(crop=64, resize_side=0, frame_sizes=((96, 64),))
@@ -145,6 +145,7 @@ def test_embedding_cache_round_trip(tmp_path):
     assert sorted(v.shape[:2] for v in whole) == [(480, 640), (720, 1280), (1080, 1920)]
 
 
+@pytest.mark.slow
 def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
     """head_fit's driver (photo-fold CV, both heads, report) and head_ship on a toy 1024-d set and the
     random-weights model: the fault head ships with its sha256, a stale int8 file is removed, the card
@@ -152,9 +153,11 @@ def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
     import json
 
     from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.cli.main import main
     from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores
-    from hirqa_ros.training import head_fit, head_ship
-    from hirqa_ros.training.embeddings import save
+    from hirqa_ros.training.heads import select
+    from hirqa_ros.training.heads.embeddings import save
+    from hirqa_ros.training.release.heads import release_heads
 
     sd = load_artifact(random_model_dir).state_dict()
     w0, b0 = sd["fc.0.weight"].float().numpy().reshape(-1), float(sd["fc.0.bias"].float().numpy()[0])
@@ -166,18 +169,18 @@ def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
         ps = ProtocolScores(TYPES, groups, names, cfg, {"model": head_scores(emb, w0, b0)}, {"model": emb})
         save(tmp_path / f"{name}.npz", ps)
     heads = tmp_path / "heads"
-    assert head_fit.main(["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
-                          "--model", str(random_model_dir), "--out", str(heads), "--folds", "2",
-                          "--extra-fault-train", str(tmp_path / "windows.npz")]) == 0
+    assert main(["heads", "fit", "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
+                 "--model", str(random_model_dir), "--out", str(heads), "--folds", "2",
+                 "--extra-fault-train", str(tmp_path / "windows.npz")]) == 0
     report = json.loads((heads / "report.json").read_text())
-    assert report["cv_folds"] == 2 and len(report["fault_candidates"]) == len(head_fit.FAULT_GRID)
+    assert report["cv_folds"] == 2 and len(report["fault_candidates"]) == len(select.FAULT_GRID)
     assert "10 views: whole 96x64 frames" in report["train_data"]
     assert "10 views" in report["fault_extra_train"]
     out = tmp_path / "shipped"
     out.mkdir()
     (out / "model.int8.onnx").write_bytes(b"stale")
-    head_ship.ship(heads, str(random_model_dir), out, "test", keep_score_head=True)
-    head_ship.ship(heads, str(out), out, "test", keep_score_head=True)
+    release_heads(heads, str(random_model_dir), out, "test", keep_score_head=True)
+    release_heads(heads, str(out), out, "test", keep_score_head=True)
     art = load_artifact(out)
     assert art.file("fault_head") is not None and not (out / "model.int8.onnx").exists()
     assert art.card["description"].count("fault-class head") == 1

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
 
-from hirqa_ros.training.losses import (  # noqa: E402
+from hirqa_ros.training.fit.losses import (  # noqa: E402
     LossConfig,
     alignment_loss,
     anchor_loss,

@@ -12,7 +12,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV not installed (a core dependency: pip install -e .)")
 
-from hirqa_ros.training import prepare_data as pd  # noqa: E402
+from hirqa_ros.training.data import prepare as pd  # noqa: E402
 
 
 def _photo(seed, h=288, w=384):

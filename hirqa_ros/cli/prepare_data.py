@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hirqa_ros.training.prepare_data import DEFAULT_PACKAGES, prepare
+    from hirqa_ros.training.data.prepare import DEFAULT_PACKAGES, prepare
 
     if not 0.0 < args.val_fraction < 1.0:
         log.error("--val-fraction must be in (0, 1)")

@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: config/torch)")
+    p.add_argument("--sampler", choices=("host", "device"), default=None,
+                   help="where ladders are drawn: host, or device (photos on the GPU; default: the config)")
     p.add_argument("--train-dir", default=None, help="pristine training photos (overrides data.train)")
     p.add_argument("--val-dir", default=None, help="held-out pristine photos (overrides data.val)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -47,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hirqa_ros.training.trainer import load_config, train
+    from hirqa_ros.training.fit.trainer import load_config, train
 
     over: dict = {"train": {}, "data": {}}
     if args.max_steps is not None:
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         over["train"]["wall_time_minutes"] = args.wall_time
     if args.threads is not None:
         over["train"]["threads"] = args.threads
+    if args.sampler:
+        over["train"]["sampler"] = args.sampler
     if args.train_dir:
         over["data"]["train"] = args.train_dir
     if args.val_dir:

@@ -298,6 +298,100 @@ def _out_name(c: Candidate, used: set[str]) -> str:
 # ----------------------------------------------------------------------------- main entry
 
 
+def _filter(cands: list[Candidate], from_debs: bool, keep_all: bool) -> tuple[list[Candidate], list[dict]]:
+    """(photos kept, with their pHash; excluded candidates with the reason)."""
+    from tqdm import tqdm
+
+    excluded, kept = [], []
+    for c in tqdm(cands, desc="filter", unit="img"):
+        try:
+            c.rgb = read_rgb(c.path)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", c.path, exc)
+        reason = photo_verdict(c, from_debs, keep_all)
+        if reason:
+            excluded.append({"package": c.package, "original_path": c.original_path, "reason": reason})
+            c.rgb = None
+            continue
+        c.phash = phash(c.rgb)
+        kept.append(c)
+    return kept, excluded
+
+
+def _dedupe(kept: list[Candidate]) -> tuple[list[Candidate], list[dict]]:
+    """The same picture at several resolutions -> the largest (unique photos, duplicates dropped)."""
+    kept.sort(key=lambda c: -c.rgb.shape[0] * c.rgb.shape[1])
+    unique, duplicates = [], []
+    for c in kept:
+        twin = next((u for u in unique if hamming(u.phash, c.phash) <= DUP_BITS), None)
+        if twin is not None:
+            duplicates.append(
+                {"package": c.package, "original_path": c.original_path, "duplicate_of": twin.original_path}
+            )
+            continue
+        unique.append(c)
+    return unique, duplicates
+
+
+def _content_groups(unique: list[Candidate]) -> list[list[Candidate]]:
+    """Near-identical content grouped, so that it never straddles the split."""
+    groups: list[list[Candidate]] = []
+    for c in sorted(unique, key=lambda c: (c.package, c.original_path)):
+        g = next((g for g in groups if any(hamming(m.phash, c.phash) <= GROUP_BITS for m in g)), None)
+        (g.append(c) if g is not None else groups.append([c]))
+    return groups
+
+
+def _write_photos(groups: list[list[Candidate]], split_of: dict[int, str], out: Path,
+                  max_side: int) -> list[dict]:
+    """Each kept photo as ``out/<split>/<name>.jpg`` (<= ``max_side`` px, quality 95); manifest entries."""
+    images, used = [], set()
+    for gi, g in enumerate(groups):
+        for c in g:
+            h, w = c.rgb.shape[:2]
+            f = min(1.0, max_side / max(h, w))
+            rgb = (
+                c.rgb
+                if f >= 1.0
+                else cv2.resize(c.rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+            )
+            name = _out_name(c, used)
+            split = split_of[gi]
+            cv2.imwrite(
+                str(out / split / name),
+                cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 95],
+            )
+            images.append(
+                {
+                    "file": f"{split}/{name}",
+                    "split": split,
+                    "package": c.package,
+                    "package_version": c.version,
+                    "original_path": c.original_path,
+                    "original_size": [w, h],
+                    "size": [rgb.shape[1], rgb.shape[0]],
+                    "phash": f"{c.phash:016x}",
+                    "content_group": gi,
+                    **c.info,
+                }
+            )
+            c.rgb = None
+    return images
+
+
+def _candidates(out: Path, tmp: Path, debs_dir: Path | None, folder: Path | None, packages: tuple[str, ...],
+                cache: Path | None) -> tuple[list[Candidate], dict]:
+    """(candidate image files, the manifest's ``source``): a folder, or the extracted Debian packages."""
+    if folder is not None:
+        return candidates_from_folder(Path(folder)), {"kind": "folder", "path": str(folder)}
+    debs = fetch_debs(packages, Path(cache or out / "debs_cache"), debs_dir)
+    if not debs:
+        raise RuntimeError("no wallpaper .deb found or downloadable; pass --folder DIR instead")
+    cands = candidates_from_debs(debs, tmp, out / "licenses")
+    return cands, {"kind": "debian-packages", "debs": [d.name for d in debs]}
+
+
 def prepare(
     out: Path,
     debs_dir: Path | None = None,
@@ -310,8 +404,6 @@ def prepare(
     seed: str = "hirqa",
 ) -> dict:
     """Build ``out/{train,val}/*.jpg`` and ``out/manifest.json``; returns the manifest."""
-    from tqdm import tqdm
-
     out = Path(out)
     for split in ("train", "val"):
         d = out / split
@@ -319,82 +411,13 @@ def prepare(
             shutil.rmtree(d)
         d.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="hirqa_debs_") as tmp:
-        if folder is not None:
-            cands = candidates_from_folder(Path(folder))
-            source = {"kind": "folder", "path": str(folder)}
-        else:
-            debs = fetch_debs(packages, Path(cache or out / "debs_cache"), debs_dir)
-            if not debs:
-                raise RuntimeError("no wallpaper .deb found or downloadable; pass --folder DIR instead")
-            cands = candidates_from_debs(debs, Path(tmp), out / "licenses")
-            source = {"kind": "debian-packages", "debs": [d.name for d in debs]}
+        cands, source = _candidates(out, Path(tmp), debs_dir, folder, packages, cache)
         log.info("%d candidate image files", len(cands))
-        excluded, kept = [], []
-        for c in tqdm(cands, desc="filter", unit="img"):
-            try:
-                c.rgb = read_rgb(c.path)
-            except OSError as exc:
-                log.warning("cannot read %s: %s", c.path, exc)
-            reason = photo_verdict(c, folder is None, keep_all)
-            if reason:
-                excluded.append({"package": c.package, "original_path": c.original_path, "reason": reason})
-                c.rgb = None
-                continue
-            c.phash = phash(c.rgb)
-            kept.append(c)
-        # deduplicate: same picture at several resolutions -> keep the largest
-        kept.sort(key=lambda c: -c.rgb.shape[0] * c.rgb.shape[1])
-        unique, duplicates = [], []
-        for c in kept:
-            twin = next((u for u in unique if hamming(u.phash, c.phash) <= DUP_BITS), None)
-            if twin is not None:
-                duplicates.append(
-                    {
-                        "package": c.package,
-                        "original_path": c.original_path,
-                        "duplicate_of": twin.original_path,
-                    }
-                )
-                continue
-            unique.append(c)
-        # group near-identical content so it never straddles the split
-        groups: list[list[Candidate]] = []
-        for c in sorted(unique, key=lambda c: (c.package, c.original_path)):
-            g = next((g for g in groups if any(hamming(m.phash, c.phash) <= GROUP_BITS for m in g)), None)
-            (g.append(c) if g is not None else groups.append([c]))
+        kept, excluded = _filter(cands, folder is None, keep_all)
+        unique, duplicates = _dedupe(kept)
+        groups = _content_groups(unique)
         split_of = _split(groups, val_fraction, seed) if len(groups) > 1 else {0: "train"}
-        images, used = [], set()
-        for gi, g in enumerate(groups):
-            for c in g:
-                h, w = c.rgb.shape[:2]
-                f = min(1.0, max_side / max(h, w))
-                rgb = (
-                    c.rgb
-                    if f >= 1.0
-                    else cv2.resize(c.rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-                )
-                name = _out_name(c, used)
-                split = split_of[gi]
-                cv2.imwrite(
-                    str(out / split / name),
-                    cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 95],
-                )
-                images.append(
-                    {
-                        "file": f"{split}/{name}",
-                        "split": split,
-                        "package": c.package,
-                        "package_version": c.version,
-                        "original_path": c.original_path,
-                        "original_size": [w, h],
-                        "size": [rgb.shape[1], rgb.shape[0]],
-                        "phash": f"{c.phash:016x}",
-                        "content_group": gi,
-                        **c.info,
-                    }
-                )
-                c.rgb = None
+        images = _write_photos(groups, split_of, out, max_side)
     manifest = {
         "source": source,
         "policy": {

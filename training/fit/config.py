@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
         "threads": 0,
         "amp": "auto",
         "channels_last": "auto",
+        "sampler": "host",  # where ladders are drawn: host (numpy/OpenCV crops) or device (the GPU sampler)
+        "prefetch": 2,  # device sampler: batches drawn ahead by a thread (0: none)
     },
     "validation": {"types": None, "crop": 128, "resize_side": 256, "max_images": None, "seed": 0},
 }

@@ -1,6 +1,6 @@
 """Fit heads on the frozen 1024-d embedding (CPU, minutes): the score head ``fc.0`` and the fault head.
 
-Input: protocol runs stored by ``training/embeddings.py`` (ladders rendered at camera pixel scale on
+Input: protocol runs stored by ``training/heads/embeddings.py`` (ladders rendered at camera pixel scale on
 the TRAINING photos; shape (views, types, 6 levels, D)). Configurations are chosen by photo-fold
 cross-validation on the training photos (``cv_score_head``, ``cv_fault_head``); the held-out
 validation photos are only used for the final report.
@@ -156,7 +156,7 @@ class FaultHeadConfig:
     seed: int = 0
 
 
-def _training_rows(s: Samples, min_level: int) -> np.ndarray:
+def training_rows(s: Samples, min_level: int) -> np.ndarray:
     return np.nonzero((s.level == 0) | (s.level >= min_level))[0]
 
 
@@ -175,7 +175,7 @@ def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None,
     """Fit the fault head on ``train`` samples; temperature on ``calib`` (held-out photos) when given."""
     cfg = cfg or FaultHeadConfig()
     torch.manual_seed(cfg.seed)
-    rows = _training_rows(train, cfg.min_level)
+    rows = training_rows(train, cfg.min_level)
     x = train.x[rows]
     y = fault_labels(train.types, train.level[rows], train.type_idx[rows])
     mean = x.mean(axis=0)
@@ -208,7 +208,7 @@ def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None,
 
 def fit_temperature(head: FaultHead, s: Samples, min_level: int = 2) -> float:
     """Temperature minimising the NLL of held-out samples (grid search on a log scale)."""
-    rows = _training_rows(s, min_level)
+    rows = training_rows(s, min_level)
     y = fault_labels(s.types, s.level[rows], s.type_idx[rows])
     return temperature_from_logits(head.logits(s.x[rows]), y)
 
@@ -257,19 +257,19 @@ def concat_samples(parts: list[Samples]) -> Samples:
 
 
 # --------------------------------------------------------------------------------------------- driver
-def _photo(view_name: str) -> str:
+def photo_of(view_name: str) -> str:
     """The photo a protocol view was cut from (view names are ``photo#k@WxH``)."""
     return view_name.split("#")[0]
 
 
-def _photo_folds(view_names: list[str], k: int = 5) -> np.ndarray:
+def photo_folds(view_names: list[str], k: int = 5) -> np.ndarray:
     """Fold index per view, by photo (all views of a photo in one fold)."""
-    photos = sorted({_photo(n) for n in view_names})
+    photos = sorted({photo_of(n) for n in view_names})
     fold = {p: i % k for i, p in enumerate(photos)}
-    return np.asarray([fold[_photo(n)] for n in view_names])
+    return np.asarray([fold[photo_of(n)] for n in view_names])
 
 
-def _summary(ps_like: ProtocolScores, scores: np.ndarray, views: np.ndarray | None = None) -> dict:
+def protocol_summary(ps_like: ProtocolScores, scores: np.ndarray, views: np.ndarray | None = None) -> dict:
     from hirqa_ros.evaluation.synthetic import summarize
 
     arr = scores if views is None else scores[views]
@@ -278,7 +278,7 @@ def _summary(ps_like: ProtocolScores, scores: np.ndarray, views: np.ndarray | No
     return summarize(sub, "x")
 
 
-def _objective(pooled: dict) -> float:
+def objective(pooled: dict) -> float:
     return pooled["auroc"] + pooled["ladder_srocc"] + 0.5 * pooled["srocc"]
 
 
@@ -319,7 +319,7 @@ def cv_score_head(ps: ProtocolScores, x: np.ndarray, eval_idx: list[int], folds:
         if cfg is not None:
             extra = None if clean is None else clean[clean_folds != k]
             w, b, _ = fit_score_head(x, w0, b0, tr, cfg, extra)
-        per.append(_summary(eval_ps, head_scores(x[:, eval_idx], w, b), va)["pooled"])
+        per.append(protocol_summary(eval_ps, head_scores(x[:, eval_idx], w, b), va)["pooled"])
     return {m: float(np.mean([q[m] for q in per])) for m in per[0]}
 
 
@@ -344,197 +344,3 @@ def cv_fault_head(ps: ProtocolScores, emb: np.ndarray, folds: np.ndarray, cfg: F
         held.append(s_va)
     z, s = np.concatenate(zs), concat_samples(held)
     return accuracy_of(z.argmax(axis=1), s), z, s
-
-
-# Candidates, chosen by photo-fold cross-validation on the training photos.
-SCORE_GRID = (
-    ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=1.0),
-    ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=3.0),
-    ScoreHeadConfig(rank=2.0, keep_drop=0.5, cross=0.5, l2=1.0),
-)
-FAULT_GRID = (
-    FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3),
-    FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=2),
-)
-
-
-def describe_training_data(ps: ProtocolScores) -> str:
-    """One line for the card's lineage: what the heads were fitted on."""
-    cfg = ps.config
-    photos = len({_photo(n) for n in ps.view_names})
-    sizes = "/".join(f"{w}x{h}" for w, h in cfg.frame_sizes) or f"photos shrunk to {cfg.resize_side} px"
-    what = f"{cfg.crop} px windows cut at native resolution from {sizes} frames" if cfg.crop \
-        else f"whole {sizes} frames"
-    return (f"embeddings of ladders rendered at camera pixel scale on {photos} TRAINING photos "
-            f"({len(ps.view_names)} views: {what}, {len(ps.types)} types x levels 0..5); "
-            "the validation photos only for the report")
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import json
-    import logging
-    from pathlib import Path
-
-    from hirqa_ros.artifacts import load_artifact
-    from hirqa_ros.evaluation import calibration
-    from hirqa_ros.evaluation.synthetic import format_tables
-    from hirqa_ros.training.embeddings import load, load_many
-
-    p = argparse.ArgumentParser(description="fit the score head and the fault head on cached embeddings")
-    p.add_argument("--train", required=True, nargs="+",
-                   help=".npz of the training photos (training/embeddings.py; shards are joined)")
-    p.add_argument("--val", required=True, help=".npz of the held-out full-frame protocol (report only)")
-    p.add_argument("--model", default=None, help="model directory whose fc.0 is the starting point")
-    p.add_argument("--out", required=True, help="output folder: score_head.npz, fault_head.npz, report.json")
-    p.add_argument("--fault-head", default=None,
-                   help="reuse this fitted fault head (its report.json beside it)")
-    p.add_argument("--fused", action="store_true",
-                   help="also try a fused head on [embedding, classical cues]")
-    p.add_argument("--extra-fault-train", nargs="+", default=None,
-                   help=".npz runs of the same training photos (e.g. 256 px windows) that only add training "
-                        "rows to the fault head (the --train types are used)")
-    p.add_argument("--folds", type=int, default=5, help="photo folds of the training photos for choosing")
-    p.add_argument("--clean", default=None, help=".npz of extra clean views of the training photos "
-                                                 "(training/embeddings.py --pristine-only)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    log = logging.getLogger("hirqa.head_fit")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    ps_tr, emb_tr = load_many(args.train)
-    ps_va, emb_va = load(args.val)
-    sd = load_artifact(args.model).state_dict()
-    w0 = sd["fc.0.weight"].float().numpy().reshape(-1)
-    b0 = float(sd["fc.0.bias"].float().numpy().reshape(-1)[0])
-    drift = float(np.abs(head_scores(emb_va, w0, b0) - ps_va.scores["model"]).max())
-    log.info("stored scores vs embeddings @ fc.0: max diff %.2e (fp16 cache)", drift)
-    # photo folds of the training photos choose the configs (the validation photos never take part)
-    folds = _photo_folds(ps_tr.view_names, args.folds)
-    clean_all = clean_folds = None
-    if args.clean:
-        with np.load(args.clean) as z:
-            clean_all = z["embeddings"].astype(np.float32)
-            clean_folds = z["photos"] % args.folds  # sorted photo order, as _photo_folds numbers them
-        log.info("extra clean views: %d", len(clean_all))
-    eval_idx = [ps_tr.types.index(t) for t in ps_va.types if t in ps_tr.types]
-    base = cv_score_head(ps_tr, emb_tr, eval_idx, folds, w0, b0, None)
-    log.info("%d-fold photo CV: shipped head %s", args.folds, _rounded(base))
-    report: dict = {"drift": drift, "cv_folds": args.folds, "cv_shipped": base, "score_candidates": [],
-                    "train_data": describe_training_data(ps_tr)}
-    # a candidate must beat the shipped head on the CV mean of every pooled metric; the best objective
-    # among those wins; none -> the shipped head is kept
-    best = None
-    for cfg in SCORE_GRID:
-        cv = cv_score_head(ps_tr, emb_tr, eval_idx, folds, w0, b0, cfg, clean_all, clean_folds)
-        better = all(cv[m] > base[m] for m in base)
-        report["score_candidates"].append({"config": cfg.__dict__, "cv": cv, "beats_shipped": better})
-        log.info("score head %s: CV %s%s", _short(cfg), _rounded(cv), " (beats the shipped head)" * better)
-        if better and (best is None or _objective(cv) > _objective(best[1])):
-            best = (cfg, cv)
-    if best is None:
-        log.info("no candidate beats the shipped head in CV: keeping it")
-        w, b, cfg = w0, b0, None
-    else:
-        cfg = best[0]
-        log.info("chosen score head: %s", _short(cfg))
-        w, b, _ = fit_score_head(emb_tr, w0, b0, None, cfg, clean_all)
-    np.savez(out / "score_head.npz", weight=w.astype(np.float32), bias=np.float32(b))
-    new_va = head_scores(emb_va, w, b)
-    old_sum = _summary(ps_va, ps_va.scores["model"])
-    new_sum = _summary(ps_va, new_va)
-    cues = {k: _summary(ps_va, v) for k, v in ps_va.scores.items() if k != "model"}
-    tables = format_tables({"new": new_sum, "shipped": old_sum, **cues})
-    (out / "fullframe_tables.txt").write_text(tables)
-    print(tables)
-    ps_new = ProtocolScores(ps_va.types, ps_va.groups, ps_va.view_names, ps_va.config, {"model": new_va})
-    cal = calibration.calibrate_protocol(ps_new, "model")
-    ps_old = ProtocolScores(ps_va.types, ps_va.groups, ps_va.view_names, ps_va.config,
-                            {"model": ps_va.scores["model"]})
-    cal_old = calibration.calibrate_protocol(ps_old, "model")
-    report.update({"score_config": cfg.__dict__ if cfg else "shipped head kept", "val_new": new_sum,
-                   "val_shipped": old_sum,
-                   "val_cues": {k: v["pooled"] for k, v in cues.items()}, "val_cue_summaries": cues,
-                   "calibration_new": cal.as_dict(), "calibration_shipped": cal_old.as_dict()})
-
-    # fused head: the chosen objective on [embedding, classical cues] (cues start at weight 0)
-    if args.fused:
-        fcfg_s = cfg or SCORE_GRID[0]
-        x_tr, x_va, cue_norm = fused_inputs(ps_tr, emb_tr, ps_va, emb_va)
-        wf0 = np.concatenate([w0, np.zeros(x_tr.shape[-1] - len(w0), np.float32)])
-        cv = cv_score_head(ps_tr, x_tr, eval_idx, folds, wf0, b0, fcfg_s)
-        wf, bf, _ = fit_score_head(x_tr, wf0, b0, None, fcfg_s)
-        val = _summary(ps_va, head_scores(x_va, wf, bf))
-        report["fused_with_cues"] = {"cv": cv, "val": val["pooled"], "val_summary": val,
-                                     "cue_weights": wf[len(w0):].tolist(), **cue_norm}
-        log.info("fused head (embedding + cues): CV %s, held-out %s", _rounded(cv), _rounded(val["pooled"]))
-
-    # fault head
-    if args.fault_head:  # reuse a head fitted by an earlier run of this command
-        prev = json.loads((Path(args.fault_head).parent / "report.json").read_text())
-        head = FaultHead.load(args.fault_head)
-        for k in ("fault_candidates", "fault_config", "fault_temperature"):
-            report[k] = prev.get(k)
-        if Path(args.fault_head).resolve() != (out / "fault_head.npz").resolve():
-            head.save(out / "fault_head.npz")
-        return _finish_fault(report, head, ps_va, emb_va, out)
-    extra = extra_folds = None
-    if args.extra_fault_train:  # e.g. 256 px windows of the training photos, on the --train types
-        ps_x, emb_x = load_many(args.extra_fault_train)
-        emb_x = emb_x[:, [ps_x.types.index(t) for t in ps_tr.types]]
-        extra = flatten(emb_x, ps_tr.types)
-        fold_of = {_photo(n): f for n, f in zip(ps_tr.view_names, folds)}
-        unknown = {_photo(n) for n in ps_x.view_names} - set(fold_of)
-        if unknown:
-            p.error(f"--extra-fault-train has photos that --train lacks: {sorted(unknown)[:3]}")
-        extra_folds = np.asarray([fold_of[_photo(ps_x.view_names[v])] for v in extra.view])
-        log.info("fault head: %d extra training rows (%s)", len(extra.x), ", ".join(args.extra_fault_train))
-        report["fault_extra_train"] = describe_training_data(ps_x)
-    fbest = None
-    report["fault_candidates"] = []
-    for fcfg in FAULT_GRID:
-        acc, z, s_oof = cv_fault_head(ps_tr, emb_tr, folds, fcfg, clean_all, clean_folds, extra, extra_folds)
-        report["fault_candidates"].append({"config": fcfg.__dict__, "cv": acc})
-        log.info("fault head hidden=%d wd=%g levels>=%d: CV drop-level accuracy %.3f (pristine none %.3f)",
-                 fcfg.hidden, fcfg.weight_decay, fcfg.min_level, acc["drop_level"], acc["pristine_none"])
-        score = acc["drop_level"] + 0.25 * acc["pristine_none"]
-        if fbest is None or score > fbest[0]:
-            rows = _training_rows(s_oof, fcfg.min_level)
-            y = fault_labels(s_oof.types, s_oof.level[rows], s_oof.type_idx[rows])
-            t = temperature_from_logits(z[rows], y)
-            fbest = (score, fcfg, t)
-    _, fcfg, temperature = fbest
-    train = with_clean(flatten(emb_tr, ps_tr.types), clean_all)
-    head = fit_fault_head(train if extra is None else concat_samples([train, extra]), fcfg)
-    head.temperature = temperature
-    head.save(out / "fault_head.npz")
-    report.update({"fault_config": fcfg.__dict__, "fault_temperature": temperature})
-    return _finish_fault(report, head, ps_va, emb_va, out)
-
-
-def _rounded(metrics: dict) -> dict:
-    return {k: round(v, 4) for k, v in metrics.items()}
-
-
-def _short(cfg: ScoreHeadConfig) -> str:
-    return f"rank={cfg.rank:g} keep_drop={cfg.keep_drop:g} cross={cfg.cross:g} l2={cfg.l2:g}"
-
-
-def _finish_fault(report: dict, head: FaultHead, ps_va: ProtocolScores, emb_va: np.ndarray, out) -> int:
-    import json
-
-    from hirqa_ros.evaluation.faults import fault_report, format_fault_report, plot_confusion
-
-    v, t, lv, d = emb_va.shape
-    ps_va.aux["model"] = head.predict(emb_va.reshape(-1, d)).reshape(v, t, lv, -1)
-    frep = fault_report(ps_va, "model")
-    print(format_fault_report(frep))
-    plot_confusion(frep, out / "fault_confusion.png")
-    report["fault_val"] = frep
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

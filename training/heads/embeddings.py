@@ -1,13 +1,12 @@
 """Embeddings of a synthetic protocol run, for fitting heads on the frozen network; cached as ``.npz``.
 
-``python -m hirqa_ros.training.embeddings --images data/pristine_native/train --windows 384 --out F.npz``
-renders ladders on camera-scale views (``ProtocolConfig.frame_sizes``), runs the network once per
+``hirqa heads embed --images data/pristine_native/train --windows 384 --out F.npz`` renders ladders
+on camera-scale views (``ProtocolConfig.frame_sizes``), runs the network once per
 image (score + 1024-d embedding, ONNX Runtime on the CPU) and stores scores, embeddings, the
 classical cues and the protocol layout. Fitting heads then takes seconds instead of re-running it.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Sequence
@@ -142,53 +141,35 @@ def pristine_views(images, per_photo: int, window: int, seed: int = 0) -> list[n
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def embed(images_dir: str, out: str, model: str | None = None, types: list[str] | None = None,
+          windows: int = 0, views_per_image: int = 1, max_images: int | None = None, seed: int = 0,
+          threads: int = 2, cache_dir: str = "runs/cache", pristine_only: int = 0) -> Path:
+    """Run the network (and the classical cues) over the protocol views of the photos in ``images_dir``
+    and store them in ``out`` (``types`` None: every default type); ``pristine_only`` N: only N clean
+    views per photo (windows, or whole frames without ``windows``), embeddings + cues, no ladders."""
     from hirqa_ros.classical import CUES, cue_score_fn
     from hirqa_ros.evaluation.images import load_folder
-    from hirqa_ros.evaluation.synthetic import FULL_FRAME_TYPES, resolve_types, score_protocol
+    from hirqa_ros.evaluation.synthetic import resolve_types, score_protocol
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", required=True, help="folder of pristine photos")
-    p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--model", default=None, help="model directory (default: the installed default model)")
-    p.add_argument("--types", nargs="+", default=None, help="types/groups (default: the full-frame types)")
-    p.add_argument("--all-types", action="store_true", help="every default type of the library")
-    p.add_argument("--windows", type=int, default=0,
-                   help="cut N x N windows of the frames (0 = whole frames)")
-    p.add_argument("--views-per-image", type=int, default=1)
-    p.add_argument("--max-images", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--cache-dir", default="runs/cache")
-    p.add_argument("--pristine-only", type=int, default=0, metavar="N",
-                   help="only N clean views per photo (windows, or whole frames without --windows): "
-                        "embeddings + cues, no ladders")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    types = resolve_types(None if args.all_types else (args.types or list(FULL_FRAME_TYPES)))
-    config = ProtocolConfig(crop=args.windows, resize_side=0, crops_per_image=args.views_per_image,
-                            seed=args.seed, batch_size=16 if args.windows else 4,
-                            frame_sizes=FULL_FRAME.frame_sizes)
-    images = load_folder(args.images, limit=args.max_images)
-    fn = EmbedFn(embedding_onnx(args.model, args.cache_dir), threads=args.threads)
+    config = ProtocolConfig(crop=windows, resize_side=0, crops_per_image=views_per_image, seed=seed,
+                            batch_size=16 if windows else 4, frame_sizes=FULL_FRAME.frame_sizes)
+    images = load_folder(images_dir, limit=max_images)
+    fn = EmbedFn(embedding_onnx(model, cache_dir), threads=threads)
     fns = {"model": fn, **{c: cue_score_fn(c) for c in CUES}}
-    if args.pristine_only:
-        views = pristine_views(images, args.pristine_only, args.windows, args.seed)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    if pristine_only:
+        views = pristine_views(images, pristine_only, windows, seed)
         scores, emb = fn(views)
         cues = np.stack([fns[c](views) for c in CUES], axis=1)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        photos = np.repeat(np.arange(len(images)), args.pristine_only)
-        np.savez_compressed(args.out, embeddings=emb.astype(np.float16), scores=scores, cues=cues,
+        photos = np.repeat(np.arange(len(images)), pristine_only)
+        np.savez_compressed(out, embeddings=emb.astype(np.float16), scores=scores, cues=cues,
                             cue_names=np.asarray(CUES), photos=photos)
-        log.info("wrote %d clean views to %s", len(views), args.out)
-        return 0
-    log.info("%d photos x %d views, %d types, windows %s", len(images), args.views_per_image, len(types),
-             args.windows or "whole frames")
+        log.info("wrote %d clean views to %s", len(views), out)
+        return Path(out)
+    types = resolve_types(types)
+    log.info("%d photos x %d views, %d types, windows %s", len(images), views_per_image, len(types),
+             windows or "whole frames")
     ps = score_protocol(fns, images, types=types, config=config, progress=True)
-    save(args.out, ps)
-    log.info("wrote %s", args.out)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    save(out, ps)
+    log.info("wrote %s", out)
+    return Path(out)

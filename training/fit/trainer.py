@@ -27,7 +27,10 @@ from torch import nn
 from hirqa_ros.files import write_json
 from hirqa_ros.model import EMBED_DIM, HiRQA, canonical_variant
 from hirqa_ros.preprocess import MEAN, STD
-from hirqa_ros.training.checkpoint import (
+from hirqa_ros.training.data.device_ladders import DeviceLadderSampler
+from hirqa_ros.training.data.ladders import LadderSampler, SamplerConfig
+from hirqa_ros.training.data.photos import load_images
+from hirqa_ros.training.fit.checkpoint import (
     CKPT_NAME,
     hardware,
     init_weights,
@@ -36,9 +39,8 @@ from hirqa_ros.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from hirqa_ros.training.config import DEFAULTS, load_config
-from hirqa_ros.training.data import LadderSampler, SamplerConfig, load_images
-from hirqa_ros.training.losses import LossConfig, hirqa_loss, keep_loss
+from hirqa_ros.training.fit.config import DEFAULTS, load_config
+from hirqa_ros.training.fit.losses import LossConfig, hirqa_loss, keep_loss
 
 __all__ = ["CKPT_NAME", "DEFAULTS", "RunState", "TrainNet", "fit", "load_checkpoint", "load_config",
            "lr_factor", "train", "train_step", "validate"]
@@ -251,6 +253,18 @@ def _load_images(cfg: dict) -> tuple[list[np.ndarray], list[tuple[str, np.ndarra
     return train_imgs, (load_images(val) if val and Path(val).is_dir() else [])
 
 
+def make_sampler(tcfg: dict, images: list[np.ndarray], scfg: SamplerConfig, seed: int,
+                 dev: torch.device) -> LadderSampler:
+    """The ladder sampler that ``train.sampler`` names: ``host`` (crops with numpy/OpenCV, distortions
+    on ``dev``) or ``device`` (photos resident on ``dev``, ``train.prefetch`` batches drawn ahead)."""
+    kind = str(tcfg.get("sampler") or "host")
+    if kind == "host":
+        return LadderSampler(images, scfg, seed=seed, device=dev)
+    if kind == "device":
+        return DeviceLadderSampler(images, scfg, seed=seed, device=dev, prefetch=int(tcfg.get("prefetch", 2)))
+    raise ValueError(f"train.sampler must be host or device, not {kind!r}")
+
+
 def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: str | None = None,
               device: str | None = None) -> Run:
     """Everything a run needs: fresh, initialised from ``init_from``, or resumed from the checkpoint in
@@ -271,12 +285,12 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
     _seed(cfg, rank)
     lcfg, scfg = LossConfig.from_dict(cfg["losses"]), SamplerConfig.from_dict(cfg["sampler"])
     train_imgs, val_imgs = _load_images(cfg)
-    sampler = LadderSampler(train_imgs, scfg, seed=int(cfg["seed"]) * 1000 + rank, device=dev)
+    sampler = make_sampler(tcfg, train_imgs, scfg, int(cfg["seed"]) * 1000 + rank, dev)
     log.info("data: %d train photos, %d val photos, %d distortion types, %d ladders x %d levels per step",
              len(train_imgs), len(val_imgs), len(sampler.types), scfg.ladders, len(scfg.levels))
     text_emb, text_info = None, {}
     if lcfg.align:
-        from hirqa_ros.training.text import prompt_embeddings
+        from hirqa_ros.training.data.prompts import prompt_embeddings
 
         text_emb, text_info = prompt_embeddings(sampler.types, cfg["text"]["cache_dir"],
                                                 cfg["text"]["encoder"])
@@ -559,7 +573,11 @@ def train(
         run.out.mkdir(parents=True, exist_ok=True)
         (run.out / "config.yaml").write_text(yaml.safe_dump(run.cfg, sort_keys=False))
     logs = _Logs(run.out, run.main)
-    stop_reason, finished = fit(run, logs, stop_at, progress)
+    try:
+        stop_reason, finished = fit(run, logs, stop_at, progress)
+    finally:
+        if hasattr(run.sampler, "close"):  # the device sampler's prefetch thread
+            run.sampler.close()
     if finished:
         run_validation(run, logs)
     save_run(run, final=finished)

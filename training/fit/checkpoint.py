@@ -52,10 +52,30 @@ def hardware(device: torch.device, world: int) -> str:
     return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), {world} process(es)"
 
 
+def model_weights(ck: dict) -> dict:
+    """The HiRQA weights (authors' key names) of a training checkpoint (its ``net`` minus the projection)."""
+    return {k[len("model.") :]: v for k, v in ck["net"].items() if k.startswith("model.")}
+
+
+def run_weights(run: Path) -> tuple[dict, str, str, dict | None]:
+    """(weights, variant, where from, the checkpoint or None) of a run folder: ``final.pt``, else the
+    last checkpoint (a run cut short)."""
+    run = Path(run)
+    if (run / "final.pt").is_file():
+        final = torch.load(run / "final.pt", map_location="cpu", weights_only=True)
+        return final["model_state_dict"], final["variant"], "final.pt", None
+    path = run / "checkpoints" / CKPT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} holds neither final.pt nor checkpoints/{CKPT_NAME}")
+    ck = load_checkpoint(path)
+    source = f"checkpoints/{CKPT_NAME} (step {ck['step']}, run cut short)"
+    return model_weights(ck), ck["config"]["variant"], source, ck
+
+
 def _init_from_checkpoint(path: Path) -> tuple[dict, list, dict]:
     """Weights of a training checkpoint (``OUT/checkpoints/last.pt``); its run becomes a lineage entry."""
     ck = load_checkpoint(path)
-    sd = {k[len("model.") :]: v for k, v in ck["net"].items() if k.startswith("model.")}
+    sd = model_weights(ck)
     cfg = ck["config"]
     entry = {
         "run": cfg.get("name"),

@@ -1,6 +1,6 @@
 """Where the GPU sampler's time and kernel launches go, measured with ``torch.profiler`` on any device.
 
-``python -m hirqa_ros.training.profile_sampler [--device cpu|cuda] [--size 96] [--batch 8]`` prints, per
+``hirqa gpu-run profile [--device cpu|cuda] [--size 96] [--batch 8]`` prints, per
 distortion type, the aten calls of one ladder (levels 0..5 on a batch of crops; on a GPU each call is
 roughly one kernel launch), the host syncs among them (``item``/``nonzero``/``_local_scalar_dense``:
 each stalls the CPU until the GPU catches up) and the time; then the same for whole sampler batches
@@ -9,7 +9,6 @@ each stalls the CPU until the GPU catches up) and the time; then the same for wh
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -69,8 +68,8 @@ def profile_draw(
     device: torch.device, ladders: int, per_type: int, sizes: list[int], photos: int = 6
 ) -> dict:
     """Aten calls / syncs / time of one ``DeviceLadderSampler.draw`` on synthetic 'photos'."""
-    from hirqa_ros.training.data import SamplerConfig
-    from hirqa_ros.training.device_sampler import DeviceLadderSampler
+    from hirqa_ros.training.data.device_ladders import DeviceLadderSampler
+    from hirqa_ros.training.data.ladders import SamplerConfig
 
     rng = np.random.default_rng(0)
     images = [(rng.random((480, 640, 3)) * 255).astype(np.uint8) for _ in range(photos)]
@@ -82,38 +81,26 @@ def profile_draw(
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--size", type=int, default=96, help="crop side for the per-type profile")
-    p.add_argument("--batch", type=int, default=8, help="crops per ladder in the per-type profile")
-    p.add_argument("--types", nargs="*", default=None)
-    p.add_argument("--ladders", type=int, default=16, help="ladders per sampler batch")
-    p.add_argument("--per-type", type=int, default=2)
-    p.add_argument("--no-draw", action="store_true", help="only the per-type profile")
-    args = p.parse_args(argv)
-    device = torch.device(args.device)
+def print_profile(device: str = "cpu", size: int = 96, batch: int = 8, types: list[str] | None = None,
+                  ladders: int = 16, per_type: int = 2, draw: bool = True) -> None:
+    """Print the per-type table (Markdown) and, with ``draw``, one whole sampler batch."""
+    device = torch.device(device)
     print(
         f"# device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
-        f"ladder of {args.batch} crops x 6 levels at {args.size} px"
+        f"ladder of {batch} crops x 6 levels at {size} px"
     )
     print("| type | aten calls | host syncs | ms per ladder |")
     print("|---|---:|---:|---:|")
     total = {"aten_calls": 0, "host_syncs": 0, "ms": 0.0}
-    for name, r in profile_types(device, args.size, args.batch, args.types).items():
+    for name, r in profile_types(device, size, batch, types).items():
         print(f"| {name} | {r['aten_calls']} | {r['host_syncs']} | {r['ms']:.1f} |", flush=True)
         for k in total:
             total[k] += r[k]
     print(f"| **sum** | {total['aten_calls']} | {total['host_syncs']} | {total['ms']:.1f} |")
-    if not args.no_draw:
-        r = profile_draw(device, args.ladders, args.per_type, [args.size])
+    if draw:
+        r = profile_draw(device, ladders, per_type, [size])
         print(
-            f"\nsampler draw: {args.ladders} ladders x 6 levels at {args.size} px: {r['aten_calls']} aten "
+            f"\nsampler draw: {ladders} ladders x 6 levels at {size} px: {r['aten_calls']} aten "
             "calls, "
             f"{r['host_syncs']} host syncs, {r['ms']:.0f} ms ({r['images_per_s']:.0f} images/s)"
         )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

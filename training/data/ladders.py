@@ -4,9 +4,7 @@ step is laddered)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,33 +18,11 @@ from hirqa_ros.degradations import (
     apply_ladder,
     sample_composition,
 )
-from hirqa_ros.files import is_image_file, read_image
-
-log = logging.getLogger(__name__)
+from hirqa_ros.training.data.prompts import prompt_index
 
 # Prefixes of a composition must not be able to undo the laddered step (e.g. darken, then brighten).
 PHOTOMETRIC_GROUPS = ("brightness_change", "sharpness_contrast")
 PHOTOMETRIC_TYPES = ("low_light", "overexposure", "haze", "glare")
-
-
-def load_images(folder: str | Path, max_side: int = 0) -> list[tuple[str, np.ndarray]]:
-    """(name, HxWx3 uint8 RGB) of every readable image under ``folder``; unreadable files are reported
-    and skipped. ``max_side`` > 0 shrinks larger images (INTER_AREA)."""
-    out = []
-    for p in sorted(Path(folder).rglob("*")):
-        if not p.is_file() or not is_image_file(p):
-            continue
-        try:
-            img = read_image(p)
-        except ValueError as exc:
-            log.warning("skipping unreadable image %s: %s", p, exc)
-            continue
-        h, w = img.shape[:2]
-        if max_side and max(h, w) > max_side:
-            f = max_side / max(h, w)
-            img = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-        out.append((p.name, np.ascontiguousarray(img)))
-    return out
 
 
 @dataclass
@@ -139,11 +115,7 @@ class LadderSampler:
                 img, (max(size, round(w * f)), max(size, round(h * f))), interpolation=cv2.INTER_LINEAR
             )
             h, w = img.shape[:2]
-        lo = max(self.cfg.scale_min, size / min(h, w))
-        scale = float(np.exp(self.rng.uniform(np.log(lo), 0.0))) if lo < 1.0 else 1.0
-        region = max(size, min(min(h, w), round(size / scale)))
-        y = int(self.rng.integers(0, h - region + 1))
-        x = int(self.rng.integers(0, w - region + 1))
+        region, y, x = self.crop_window(h, w, size)
         patch = img[y : y + region, x : x + region]
         if region != size:
             patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
@@ -158,13 +130,29 @@ class LadderSampler:
             banned |= set(PHOTOMETRIC_GROUPS) | {"camera"}
         return [g for g in DEFAULT_GROUPS if g not in banned]
 
-    def next(self) -> LadderBatch:
+    def crop_window(self, h: int, w: int, size: int) -> tuple[int, int, int]:
+        """(side, y, x) of a random square region of an h x w photo covering between ``size`` /
+        ``scale_min`` px and the whole shorter side (log-uniform), which a crop shrinks to ``size``."""
+        lo = max(self.cfg.scale_min, size / min(h, w))
+        scale = float(np.exp(self.rng.uniform(np.log(lo), 0.0))) if lo < 1.0 else 1.0
+        region = max(size, min(min(h, w), round(size / scale)))
+        y = int(self.rng.integers(0, h - region + 1))
+        x = int(self.rng.integers(0, w - region + 1))
+        return region, y, x
+
+    def step_plan(self) -> tuple[int, np.ndarray, list[int]]:
+        """The step's crop size, its distortion types (indices into ``types``, one per ``per_type``
+        ladders, without repeats) and the levels."""
         cfg = self.cfg
         size = int(cfg.crop_sizes[int(self.rng.integers(len(cfg.crop_sizes)))])
         n_types = cfg.ladders // cfg.per_type
         chosen = self.rng.choice(len(self.types), size=n_types, replace=False, p=self.type_p)
-        levels = list(cfg.levels)
-        rungs, groups, base, tids = [], [], [], []
+        return size, chosen, list(cfg.levels)
+
+    def next(self) -> LadderBatch:
+        cfg = self.cfg
+        size, chosen, levels = self.step_plan()
+        rungs, tags = [], LadderTags()
         for k, ti in enumerate(chosen):
             name = self.types[int(ti)]
             crops = np.stack([self.crop(size) for _ in range(cfg.per_type)])
@@ -174,19 +162,32 @@ class LadderSampler:
                 if comp:
                     steps = sample_composition(self.rng, cfg.max_prefix, self._prefix_groups(name))
                     x[i : i + 1] = apply_composition(x[i : i + 1], steps, self.gen)
-                groups.append(-(len(groups) + 1) if comp else k)
-                base.append(not comp)
-                tids.append(int(ti))
+                tags.add(k, ti, comp)
             rungs.append(apply_ladder(x, name, levels, self.gen).transpose(0, 1))  # (per_type, L, 3, H, W)
-        return assemble_ladders(rungs, levels, tids, groups, base, self.device, cfg.identical_eps)
+        return assemble_ladders(rungs, levels, tags, self.device, cfg.identical_eps)
 
 
-def assemble_ladders(rungs: list, levels: list, tids: list, groups: list, base: list, device,
+@dataclass
+class LadderTags:
+    """Per-ladder bookkeeping while a batch is drawn: comparable group, pristine base, type index."""
+
+    groups: list = field(default_factory=list)
+    base: list = field(default_factory=list)
+    tids: list = field(default_factory=list)
+
+    def add(self, k: int, ti, composed: bool) -> None:
+        """Ladder of the k-th type of the step: a composed ladder is comparable to none (own negative
+        group), a single-distortion one to the other contents of its type (group k)."""
+        self.groups.append(-(len(self.groups) + 1) if composed else k)
+        self.base.append(not composed)
+        self.tids.append(int(ti))
+
+
+def assemble_ladders(rungs: list, levels: list, tags: LadderTags, device,
                      identical_eps: float) -> LadderBatch:
     """Stack rendered ladders (each (k, L, 3, H, W)) into a LadderBatch; rungs that render
     identically (below ``identical_eps`` mean L1) are marked invalid so losses treat them as ties."""
-    from hirqa_ros.training.text import prompt_index
-
+    groups, base, tids = tags.groups, tags.base, tags.tids
     lad = torch.cat(rungs)  # (B, L, 3, H, W)
     b, n = lad.shape[:2]
     flat = lad.reshape(b, n, -1)

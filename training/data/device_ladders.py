@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from hirqa_ros.degradations import DEGRADATIONS, GROUPS, apply_compositions, apply_ladder, sample_composition
-from hirqa_ros.training.data import LadderBatch, LadderSampler, SamplerConfig, assemble_ladders
+from hirqa_ros.training.data.ladders import (
+    LadderBatch,
+    LadderSampler,
+    LadderTags,
+    SamplerConfig,
+    assemble_ladders,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +76,7 @@ class DeviceLadderSampler(LadderSampler):
             x = F.interpolate(x.float(), size=(nh, nw), mode="bilinear", align_corners=False)
             x = x.round().clamp(0, 255)
             h, w = nh, nw
-        lo = max(self.cfg.scale_min, size / min(h, w))
-        scale = float(np.exp(self.rng.uniform(np.log(lo), 0.0))) if lo < 1.0 else 1.0
-        region = max(size, min(min(h, w), round(size / scale)))
-        y0 = int(self.rng.integers(0, h - region + 1))
-        x0 = int(self.rng.integers(0, w - region + 1))
+        region, y0, x0 = self.crop_window(h, w, size)
         patch = x[:, :, y0 : y0 + region, x0 : x0 + region].float()
         if region != size:
             patch = F.interpolate(patch, size=(size, size), mode="area").round()
@@ -98,19 +100,14 @@ class DeviceLadderSampler(LadderSampler):
     def draw(self) -> LadderBatch:
         """One batch, drawn now (no prefetch)."""
         cfg = self.cfg
-        size = int(cfg.crop_sizes[int(self.rng.integers(len(cfg.crop_sizes)))])
-        n_types = cfg.ladders // cfg.per_type
-        chosen = self.rng.choice(len(self.types), size=n_types, replace=False, p=self.type_p)
-        levels = list(cfg.levels)
-        x = torch.stack([self.crop_tensor(size) for _ in range(n_types * cfg.per_type)])
-        comps, groups, base, tids = [], [], [], []
+        size, chosen, levels = self.step_plan()
+        x = torch.stack([self.crop_tensor(size) for _ in range(len(chosen) * cfg.per_type)])
+        comps, tags = [], LadderTags()
         for k, ti in enumerate(chosen):
             for _ in range(cfg.per_type):
                 comp = self.rng.random() < cfg.composition_prob
                 comps.append(self._composition(self.types[int(ti)]) if comp else [])
-                groups.append(-(len(groups) + 1) if comp else k)
-                base.append(not comp)
-                tids.append(int(ti))
+                tags.add(k, ti, comp)
         if any(comps):
             x = apply_compositions(x, comps, self.gen)
         pt = cfg.per_type
@@ -118,7 +115,7 @@ class DeviceLadderSampler(LadderSampler):
             apply_ladder(x[k * pt : (k + 1) * pt], self.types[int(ti)], levels, self.gen).transpose(0, 1)
             for k, ti in enumerate(chosen)
         ]
-        return assemble_ladders(rungs, levels, tids, groups, base, self.device, cfg.identical_eps)
+        return assemble_ladders(rungs, levels, tags, self.device, cfg.identical_eps)
 
     # -- prefetching
     def _produce(self) -> None:

@@ -1,0 +1,248 @@
+"""Choose and fit the heads (``hirqa heads fit``): score-head and fault-head candidates compared by
+photo-fold cross-validation on the TRAINING photos' cached embeddings, the winners refit on all of
+them, then reported (tables, calibration, fault confusion) on the held-out validation photos."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from hirqa_ros.evaluation.synthetic import ProtocolScores
+from hirqa_ros.heads import FaultHead
+from hirqa_ros.training.heads.fit import (
+    FaultHeadConfig,
+    ScoreHeadConfig,
+    concat_samples,
+    cv_fault_head,
+    cv_score_head,
+    fault_labels,
+    fit_fault_head,
+    fit_score_head,
+    flatten,
+    fused_inputs,
+    head_scores,
+    objective,
+    photo_folds,
+    photo_of,
+    protocol_summary,
+    temperature_from_logits,
+    training_rows,
+    with_clean,
+)
+
+log = logging.getLogger("hirqa.heads")
+
+# Candidates, chosen by photo-fold cross-validation on the training photos.
+SCORE_GRID = (
+    ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=1.0),
+    ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=3.0),
+    ScoreHeadConfig(rank=2.0, keep_drop=0.5, cross=0.5, l2=1.0),
+)
+FAULT_GRID = (
+    FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3),
+    FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=2),
+)
+
+
+def describe_training_data(ps: ProtocolScores) -> str:
+    """One line for the card's lineage: what the heads were fitted on."""
+    cfg = ps.config
+    photos = len({photo_of(n) for n in ps.view_names})
+    sizes = "/".join(f"{w}x{h}" for w, h in cfg.frame_sizes) or f"photos shrunk to {cfg.resize_side} px"
+    what = f"{cfg.crop} px windows cut at native resolution from {sizes} frames" if cfg.crop \
+        else f"whole {sizes} frames"
+    return (f"embeddings of ladders rendered at camera pixel scale on {photos} TRAINING photos "
+            f"({len(ps.view_names)} views: {what}, {len(ps.types)} types x levels 0..5); "
+            "the validation photos only for the report")
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: round(v, 4) for k, v in metrics.items()}
+
+
+def _short(cfg: ScoreHeadConfig) -> str:
+    return f"rank={cfg.rank:g} keep_drop={cfg.keep_drop:g} cross={cfg.cross:g} l2={cfg.l2:g}"
+
+
+class Inputs:
+    """The cached embeddings of one ``hirqa heads fit`` run and what is derived from them."""
+
+    def __init__(self, train: list[str], val: str, model: str | None, folds: int, clean: str | None) -> None:
+        from hirqa_ros.artifacts import load_artifact
+        from hirqa_ros.training.heads.embeddings import load, load_many
+
+        self.ps_tr, self.emb_tr = load_many(train)
+        self.ps_va, self.emb_va = load(val)
+        sd = load_artifact(model).state_dict()
+        self.w0 = sd["fc.0.weight"].float().numpy().reshape(-1)
+        self.b0 = float(sd["fc.0.bias"].float().numpy().reshape(-1)[0])
+        self.n_folds = folds
+        # photo folds of the training photos choose the configs (the validation photos never take part)
+        self.folds = photo_folds(self.ps_tr.view_names, folds)
+        self.clean = self.clean_folds = None
+        if clean:
+            with np.load(clean) as z:
+                self.clean = z["embeddings"].astype(np.float32)
+                self.clean_folds = z["photos"] % folds  # sorted photo order, as photo_folds numbers them
+            log.info("extra clean views: %d", len(self.clean))
+        self.eval_idx = [self.ps_tr.types.index(t) for t in self.ps_va.types if t in self.ps_tr.types]
+
+    def cv_score(self, cfg: ScoreHeadConfig | None) -> dict:
+        return cv_score_head(self.ps_tr, self.emb_tr, self.eval_idx, self.folds, self.w0, self.b0, cfg,
+                             self.clean, self.clean_folds)
+
+
+def choose_score_head(inp: Inputs, report: dict) -> tuple[np.ndarray, float, ScoreHeadConfig | None]:
+    """The score head: a candidate must beat the shipped head on the CV mean of every pooled metric; the
+    best objective among those wins; none -> the shipped head is kept (config None)."""
+    base = cv_score_head(inp.ps_tr, inp.emb_tr, inp.eval_idx, inp.folds, inp.w0, inp.b0, None)
+    log.info("%d-fold photo CV: shipped head %s", inp.n_folds, _rounded(base))
+    report.update({"cv_folds": inp.n_folds, "cv_shipped": base, "score_candidates": []})
+    best = None
+    for cfg in SCORE_GRID:
+        cv = inp.cv_score(cfg)
+        better = all(cv[m] > base[m] for m in base)
+        report["score_candidates"].append({"config": cfg.__dict__, "cv": cv, "beats_shipped": better})
+        log.info("score head %s: CV %s%s", _short(cfg), _rounded(cv), " (beats the shipped head)" * better)
+        if better and (best is None or objective(cv) > objective(best[1])):
+            best = (cfg, cv)
+    if best is None:
+        log.info("no candidate beats the shipped head in CV: keeping it")
+        return inp.w0, inp.b0, None
+    cfg = best[0]
+    log.info("chosen score head: %s", _short(cfg))
+    w, b, _ = fit_score_head(inp.emb_tr, inp.w0, inp.b0, None, cfg, inp.clean)
+    return w, b, cfg
+
+
+def report_score_head(inp: Inputs, w: np.ndarray, b: float, cfg, out: Path, report: dict) -> None:
+    """Held-out tables and calibrations of the new and the shipped score head."""
+    from hirqa_ros.evaluation import calibration
+    from hirqa_ros.evaluation.synthetic import format_tables
+
+    ps_va = inp.ps_va
+    new_va = head_scores(inp.emb_va, w, b)
+    old_sum = protocol_summary(ps_va, ps_va.scores["model"])
+    new_sum = protocol_summary(ps_va, new_va)
+    cues = {k: protocol_summary(ps_va, v) for k, v in ps_va.scores.items() if k != "model"}
+    tables = format_tables({"new": new_sum, "shipped": old_sum, **cues})
+    (out / "fullframe_tables.txt").write_text(tables)
+    print(tables)
+    ps_new = ProtocolScores(ps_va.types, ps_va.groups, ps_va.view_names, ps_va.config, {"model": new_va})
+    cal = calibration.calibrate_protocol(ps_new, "model")
+    ps_old = ProtocolScores(ps_va.types, ps_va.groups, ps_va.view_names, ps_va.config,
+                            {"model": ps_va.scores["model"]})
+    cal_old = calibration.calibrate_protocol(ps_old, "model")
+    report.update({"score_config": cfg.__dict__ if cfg else "shipped head kept", "val_new": new_sum,
+                   "val_shipped": old_sum,
+                   "val_cues": {k: v["pooled"] for k, v in cues.items()}, "val_cue_summaries": cues,
+                   "calibration_new": cal.as_dict(), "calibration_shipped": cal_old.as_dict()})
+
+
+def report_fused_head(inp: Inputs, cfg: ScoreHeadConfig | None, report: dict) -> None:
+    """The chosen objective on [embedding, classical cues] (cues start at weight 0): CV and held-out."""
+    fcfg_s = cfg or SCORE_GRID[0]
+    x_tr, x_va, cue_norm = fused_inputs(inp.ps_tr, inp.emb_tr, inp.ps_va, inp.emb_va)
+    wf0 = np.concatenate([inp.w0, np.zeros(x_tr.shape[-1] - len(inp.w0), np.float32)])
+    cv = cv_score_head(inp.ps_tr, x_tr, inp.eval_idx, inp.folds, wf0, inp.b0, fcfg_s)
+    wf, bf, _ = fit_score_head(x_tr, wf0, inp.b0, None, fcfg_s)
+    val = protocol_summary(inp.ps_va, head_scores(x_va, wf, bf))
+    report["fused_with_cues"] = {"cv": cv, "val": val["pooled"], "val_summary": val,
+                                 "cue_weights": wf[len(inp.w0):].tolist(), **cue_norm}
+    log.info("fused head (embedding + cues): CV %s, held-out %s", _rounded(cv), _rounded(val["pooled"]))
+
+
+def extra_fault_rows(inp: Inputs, paths: list[str], report: dict):
+    """Rows of ``paths`` (e.g. 256 px windows of the same training photos, on the --train types) that only
+    add training rows to the fault head, with the fold of each row."""
+    from hirqa_ros.training.heads.embeddings import load_many
+
+    ps_x, emb_x = load_many(paths)
+    emb_x = emb_x[:, [ps_x.types.index(t) for t in inp.ps_tr.types]]
+    extra = flatten(emb_x, inp.ps_tr.types)
+    fold_of = {photo_of(n): f for n, f in zip(inp.ps_tr.view_names, inp.folds)}
+    unknown = {photo_of(n) for n in ps_x.view_names} - set(fold_of)
+    if unknown:
+        raise ValueError(f"--extra-fault-train has photos that --train lacks: {sorted(unknown)[:3]}")
+    extra_folds = np.asarray([fold_of[photo_of(ps_x.view_names[v])] for v in extra.view])
+    log.info("fault head: %d extra training rows (%s)", len(extra.x), ", ".join(paths))
+    report["fault_extra_train"] = describe_training_data(ps_x)
+    return extra, extra_folds
+
+
+def choose_fault_head(inp: Inputs, extra, extra_folds, report: dict) -> FaultHead:
+    """The fault-head candidate with the best CV accuracy (+ 1/4 pristine-as-none), refit on every
+    training row, its temperature from the out-of-fold logits."""
+    fbest = None
+    report["fault_candidates"] = []
+    for fcfg in FAULT_GRID:
+        acc, z, s_oof = cv_fault_head(inp.ps_tr, inp.emb_tr, inp.folds, fcfg, inp.clean, inp.clean_folds,
+                                      extra, extra_folds)
+        report["fault_candidates"].append({"config": fcfg.__dict__, "cv": acc})
+        log.info("fault head hidden=%d wd=%g levels>=%d: CV drop-level accuracy %.3f (pristine none %.3f)",
+                 fcfg.hidden, fcfg.weight_decay, fcfg.min_level, acc["drop_level"], acc["pristine_none"])
+        score = acc["drop_level"] + 0.25 * acc["pristine_none"]
+        if fbest is None or score > fbest[0]:
+            rows = training_rows(s_oof, fcfg.min_level)
+            y = fault_labels(s_oof.types, s_oof.level[rows], s_oof.type_idx[rows])
+            fbest = (score, fcfg, temperature_from_logits(z[rows], y))
+    _, fcfg, temperature = fbest
+    train = with_clean(flatten(inp.emb_tr, inp.ps_tr.types), inp.clean)
+    head = fit_fault_head(train if extra is None else concat_samples([train, extra]), fcfg)
+    head.temperature = temperature
+    report.update({"fault_config": fcfg.__dict__, "fault_temperature": temperature})
+    return head
+
+
+def reuse_fault_head(path: str, out: Path, report: dict) -> FaultHead:
+    """A head fitted by an earlier run of ``hirqa heads fit`` (its report.json beside it)."""
+    prev = json.loads((Path(path).parent / "report.json").read_text())
+    head = FaultHead.load(path)
+    for k in ("fault_candidates", "fault_config", "fault_temperature"):
+        report[k] = prev.get(k)
+    if Path(path).resolve() != (out / "fault_head.npz").resolve():
+        head.save(out / "fault_head.npz")
+    return head
+
+
+def finish_fault(report: dict, head: FaultHead, ps_va: ProtocolScores, emb_va: np.ndarray, out: Path) -> None:
+    """The fault head's held-out report and confusion plot; writes ``report.json``."""
+    from hirqa_ros.evaluation.faults import fault_report, format_fault_report, plot_confusion
+
+    v, t, lv, d = emb_va.shape
+    ps_va.aux["model"] = head.predict(emb_va.reshape(-1, d)).reshape(v, t, lv, -1)
+    frep = fault_report(ps_va, "model")
+    print(format_fault_report(frep))
+    plot_confusion(frep, out / "fault_confusion.png")
+    report["fault_val"] = frep
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
+
+
+def fit_heads(train: list[str], val: str, out: Path, model: str | None = None, fault_head: str | None = None,
+              fused: bool = False, extra_fault_train: list[str] | None = None, folds: int = 5,
+              clean: str | None = None) -> dict:
+    """Fit the score head and the fault head on cached embeddings into ``out`` (score_head.npz,
+    fault_head.npz, report.json, tables); returns the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    inp = Inputs(train, val, model, folds, clean)
+    drift = float(np.abs(head_scores(inp.emb_va, inp.w0, inp.b0) - inp.ps_va.scores["model"]).max())
+    log.info("stored scores vs embeddings @ fc.0: max diff %.2e (fp16 cache)", drift)
+    report: dict = {"drift": drift, "train_data": describe_training_data(inp.ps_tr)}
+    w, b, cfg = choose_score_head(inp, report)
+    np.savez(out / "score_head.npz", weight=w.astype(np.float32), bias=np.float32(b))
+    report_score_head(inp, w, b, cfg, out, report)
+    if fused:
+        report_fused_head(inp, cfg, report)
+    if fault_head:
+        head = reuse_fault_head(fault_head, out, report)
+    else:
+        extra = extra_folds = None
+        if extra_fault_train:
+            extra, extra_folds = extra_fault_rows(inp, extra_fault_train, report)
+        head = choose_fault_head(inp, extra, extra_folds, report)
+        head.save(out / "fault_head.npz")
+    finish_fault(report, head, inp.ps_va, inp.emb_va, out)
+    return report

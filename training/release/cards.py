@@ -1,0 +1,159 @@
+"""What the model cards say, shared by the three kinds of release: the training data and run entries
+of the lineage, calibrated thresholds, the card's metrics and the Markdown sections of MODEL_CARD.md."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+from hirqa_ros.training.release.tables import METRICS, metric_table
+
+CUE_NAMES = ("laplacian_var", "tenengrad", "exposure", "dark_channel", "noise")
+FULL_FRAME_PROTOCOL = (
+    "`hirqa eval --full-frame` protocol: {views} held-out photos as whole camera frames (640x480, "
+    "1280x720, 1920x1080 in turn), distortions rendered at that resolution, each frame scored whole with "
+    "the card's input policy; {types} types x levels 0..5."
+)
+
+DESCRIPTION = (
+    "HiRQA-S (ResNet-18 + attention pooling), an opinion-unaware no-reference image-quality model trained by "
+    "the hirqa_ros project from scratch on synthetic distortion ladders of Debian wallpaper photographs. "
+    "Score in (0, 1), higher = better."
+)
+LICENCE = (
+    "Apache-2.0 (project licence) for the weights we trained; the training photos come from Debian packages "
+    "under GPL-2+, LGPL-3, CC-BY-4.0, CC-BY-SA-3.0/4.0 and CC0-1.0 (see training.data and data/pristine/"
+    "manifest.json)"
+)
+
+
+def data_card(manifest_path: Path) -> dict:
+    """The card's training-data section from ``prepare-data``'s manifest (packages, licences, splits)."""
+    if not manifest_path.is_file():
+        return {"manifest": str(manifest_path), "note": "manifest not found"}
+    m = json.loads(manifest_path.read_text())
+    pkgs: dict = collections.OrderedDict()
+    for i in m["images"]:
+        p = pkgs.setdefault(
+            i["package"],
+            {
+                "version": i.get("package_version", ""),
+                "train": 0,
+                "val": 0,
+                "licences": collections.Counter(),
+            },
+        )
+        p[i["split"]] += 1
+        p["licences"][i.get("licence", {}).get("id", "unknown")] += 1
+    for p in pkgs.values():
+        p["licences"] = dict(p["licences"])
+    return {
+        "source": m.get("source", {}),
+        "photos": {"train": m["counts"]["train"], "val": m["counts"]["val"]},
+        "candidates_excluded": m["counts"]["excluded"],
+        "duplicates_removed": m["counts"]["duplicates"],
+        "packages": dict(pkgs),
+        "policy": "photographs only (JPEG + natural-image statistics + a manual exclude list checked on a "
+        "contact sheet), perceptual-hash dedupe, <= 1600 px, content-disjoint ~20 % validation split",
+        "never_used": "OpenCV and scikit-image sample images (reserved for independent evaluation)",
+    }
+
+
+def run_entry(summary: dict, data: dict, metrics: dict | None = None) -> dict:
+    """One lineage entry for a finished run (its ``summary.json``)."""
+    entry = {
+        "run": summary["name"],
+        "finished_at": summary.get("finished_at"),
+        "init": f"from {summary['init_from']}"
+        if summary.get("init_from")
+        else "from scratch (random init: no ImageNet weights are reachable offline)",
+        "steps": summary["step"],
+        "images_seen": summary["images_seen"],
+        "wall_time_min": round(summary["elapsed_s"] / 60.0, 1),
+        "images_per_s": summary["images_per_s"],
+        "hardware": summary.get("hardware_note") or summary["hardware"],
+        "data": {"photos": data.get("photos"), "packages": list(data.get("packages", {}))},
+    }
+    if summary.get("parent"):
+        entry["parent"] = summary["parent"]
+    if metrics:
+        entry["val_pooled"] = metrics
+    return entry
+
+
+def calibrated_thresholds(cal: dict, full_frame: bool = True) -> dict:
+    """The card's thresholds from ``hirqa eval``'s calibration: described in a line (full-frame
+    protocol) or, for the crop protocol of a training run's release, the calibration itself."""
+    out = {
+        "warn": round(cal["warn"], 4),
+        "error": round(cal["error"], 4),
+        "calibrated": True,
+        "rule": "warn: <= 5 % of keep frames (level 0-1) below; error: <= 1 %",
+        "calibration": cal,
+    }
+    if full_frame:
+        out["calibration"] = (
+            "full-frame protocol, validation keep frames (pristine + level 1): "
+            f"warn rejects {cal['warn_false_reject_rate']:.1%} of them "
+            f"({cal['drop_recall_at_warn']:.1%} of drop frames caught), error "
+            f"{cal['error_false_reject_rate']:.1%} ({cal['drop_recall_at_error']:.1%})"
+        )
+    return out
+
+
+def full_frame_metrics(this: dict, other: dict, other_key: str, cues_pooled: dict) -> dict:
+    """The card's ``metrics.validation_full_frame`` from two full-frame summaries (this model, another)."""
+    return {
+        "pooled": this["pooled"],
+        "per_type_auroc": {t: round(v["auroc"], 4) for t, v in this["per_type"].items()},
+        "per_type_ladder_srocc": {t: round(v["ladder_srocc"], 4) for t, v in this["per_type"].items()},
+        other_key: other["pooled"],
+        "cues_pooled": cues_pooled,
+    }
+
+
+def fault_metrics(frep: dict) -> dict:
+    """The card's ``metrics.fault_class_full_frame`` from a fault report (``hirqa eval``'s ``faults``)."""
+    return {
+        "accuracy_severity_ge_3": round(frep["accuracy_drop_level"], 4),
+        "pristine_none": round(frep["pristine_none"], 4),
+        "per_class": {c: round(d["accuracy"], 4) for c, d in frep["per_class"].items()},
+    }
+
+
+def fault_section(frep: dict) -> list[str]:
+    """Markdown section of the fault head's full-frame accuracy per class and per type."""
+    lines = [
+        "## Fault class (fault_head.npz)",
+        "",
+        f"Held-out full-frame protocol, frames with severity >= {frep['min_level']}: "
+        f"**{frep['accuracy_drop_level']:.1%}** get the right class; pristine frames called `none`: "
+        f"{frep['pristine_none']:.1%}.",
+        "",
+        "| class | accuracy | frames |",
+        "|---|---:|---:|",
+    ]
+    for c, d in frep["per_class"].items():
+        lines.append(f"| `{c}` | {d['accuracy']:.3f} | {d['n']} |")
+    lines += ["", "| type | class | accuracy (severity >= 3) |", "|---|---|---:|"]
+    for t, d in frep["per_type"].items():
+        lines.append(f"| {t} | `{d['class']}` | {d['accuracy']:.3f} |")
+    return [*lines, ""]
+
+
+def compare_columns(this: dict, other: dict, heads: tuple[str, str], cues: dict | None = None) -> dict:
+    """Table columns: this model, the other, then the classical cues present in ``cues``."""
+    cues = cues or {}
+    return {heads[0]: this, heads[1]: other, **{c: cues[c] for c in CUE_NAMES if c in cues}}
+
+
+def full_frame_section(paragraph: str, columns: dict, faults: dict | None = None) -> str:
+    """MODEL_CARD.md's "Full-frame evaluation (shipping decision)": the paragraph, a table per metric
+    (per type and group), and the fault head's accuracy when ``faults`` is given."""
+    lines = ["", "## Full-frame evaluation (shipping decision)", "", paragraph, ""]
+    for metric, title in METRICS:
+        lines += metric_table(columns, metric, title, per_type=True)
+    if faults:
+        lines += fault_section(faults)
+    return "\n".join(lines)

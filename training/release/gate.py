@@ -1,0 +1,108 @@
+"""The one release gate: a candidate ships only when its pooled AUROC and ladder SROCC are both higher
+than the baseline's on the same full-frame protocol frames (``hirqa eval --full-frame``). Applied to two
+eval reports (``compare_reports``) or to a run's weights scored beside a model directory (``gate_run``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger("hirqa.release")
+
+GATE_FILE = "gate.json"
+GATE_IMAGES = "data/pristine_native/val"
+
+
+def passes(candidate: dict, baseline: dict) -> bool:
+    """The rule on two protocol summaries of the same frames: pooled AUROC and ladder SROCC both higher
+    (ties are not improvements)."""
+    from hirqa_ros.evaluation.synthetic import improves
+
+    return improves(candidate["pooled"], baseline["pooled"])
+
+
+def full_frame(report: dict, what: str) -> dict:
+    """The ``synthetic`` part of a ``hirqa eval --full-frame`` report (ValueError for another protocol)."""
+    syn = report.get("synthetic") or {}
+    if syn.get("protocol") != "full-frame":
+        raise ValueError(f"{what}: not a `hirqa eval --full-frame` report (protocol {syn.get('protocol')!r})")
+    return syn
+
+
+def compare_reports(new_report: dict, baseline_report: dict) -> tuple[dict, dict, bool]:
+    """(candidate summary, baseline summary, passes) of two full-frame eval reports; ValueError when a
+    report is not full-frame or the two were not made on the same frames."""
+    new, old = full_frame(new_report, "--eval"), full_frame(baseline_report, "--baseline-eval")
+    n, o = new["summaries"]["model"], old["summaries"]["model"]
+    if (new["views"], n["config"], list(n["per_type"])) != (old["views"], o["config"], list(o["per_type"])):
+        raise ValueError("the two reports were not made on the same frames (views, types or protocol differ)")
+    return n, o, passes(n, o)
+
+
+def torch_score_fn(model, device: str, input_policy: str = "native", batch: int = 8):
+    """score_fn(frames) of a torch HiRQA module through the one preprocessing path (fp32, no grad)."""
+    import numpy as np
+    import torch
+
+    from hirqa_ros.preprocess import prepare
+
+    model = model.to(device).eval()
+
+    @torch.no_grad()
+    def fn(frames):
+        total = np.zeros(len(frames))
+        count = np.zeros(len(frames))
+        for b in prepare(list(frames), input_policy):
+            for s in range(0, len(b.owners), batch):
+                x = torch.from_numpy(b.array[s : s + batch]).to(device)
+                np.add.at(total, b.owners[s : s + batch], model(x).float().cpu().numpy())
+                np.add.at(count, b.owners[s : s + batch], 1)
+        return total / np.maximum(count, 1)
+
+    return fn
+
+
+def gate_run(work: Path, baseline: str, images: str, out: Path, device: str = "cpu",
+             types: list[str] | None = None, frame_sizes: list[str] | None = None,
+             max_images: int | None = None) -> dict:
+    """Full-frame evaluation of a run's weights beside the ``baseline`` model directory on the same
+    rendered frames; writes and returns ``gate.json`` (``improves``: :func:`passes`)."""
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.evaluation.images import load_folder
+    from hirqa_ros.evaluation.synthetic import (
+        FULL_FRAME,
+        FULL_FRAME_TYPES,
+        ProtocolConfig,
+        score_protocol,
+        summarize,
+    )
+    from hirqa_ros.model import build_model
+    from hirqa_ros.training.fit.checkpoint import run_weights
+
+    out.mkdir(parents=True, exist_ok=True)
+    base = load_artifact(baseline)
+    photos = load_folder(images, limit=max_images)
+    if not photos:
+        raise ValueError(f"gate: no photos in {images}")
+    cand = build_model(base.variant, {k: v.float() for k, v in run_weights(work)[0].items()})
+    sizes = tuple(tuple(int(v) for v in s.split("x")) for s in frame_sizes) if frame_sizes else None
+    cfg = ProtocolConfig(crop=0, resize_side=0, batch_size=4, frame_sizes=sizes or FULL_FRAME.frame_sizes)
+    types = types or list(FULL_FRAME_TYPES)
+    t0 = time.time()
+    fns = {"candidate": torch_score_fn(cand, device, base.input_policy),
+           "baseline": torch_score_fn(base.torch_model(), device, base.input_policy)}
+    ps = score_protocol(fns, photos, types, cfg)
+    summ = {k: summarize(ps, k) for k in fns}
+    c, b = summ["candidate"]["pooled"], summ["baseline"]["pooled"]
+    better = passes(summ["candidate"], summ["baseline"])
+    gate = {"improves": better, "candidate": c, "baseline": b, "baseline_dir": str(base.path),
+            "baseline_weights_sha256": base.file_sha256("weights"), "images": str(images),
+            "views": ps.view_names, "types": types, "seconds": round(time.time() - t0, 1),
+            "per_type": {t: {"candidate": summ["candidate"]["per_type"][t]["auroc"],
+                             "baseline": summ["baseline"]["per_type"][t]["auroc"]} for t in types}}
+    (out / GATE_FILE).write_text(json.dumps(gate, indent=1))
+    log.info("gate: full-frame pooled AUROC %.4f vs %.4f, ladder SROCC %.4f vs %.4f -> %s", c["auroc"],
+             b["auroc"], c["ladder_srocc"], b["ladder_srocc"], "IMPROVES" if better else "does not improve")
+    return gate

@@ -1,0 +1,128 @@
+"""Release refitted heads (``hirqa release heads``): the parent model with the new score head ``fc.0``
+(or the parent's, when the refit did not improve), the fault head file, full-frame-calibrated thresholds,
+a lineage entry for the CPU head-refit track and the full-frame tables in MODEL_CARD.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from hirqa_ros.training.release.cards import (
+    FULL_FRAME_PROTOCOL,
+    calibrated_thresholds,
+    compare_columns,
+    fault_metrics,
+    full_frame_metrics,
+    full_frame_section,
+)
+
+log = logging.getLogger("hirqa.release")
+
+
+def card_sections(report: dict, keep: bool = False) -> str:
+    """MODEL_CARD.md's full-frame section of a head release (``report``: ``hirqa heads fit``'s report)."""
+    new, old = report["val_new"], report["val_shipped"]
+    n, o = new["pooled"], old["pooled"]
+    intro = FULL_FRAME_PROTOCOL.format(views=new["n_views"], types=new["n_types"])
+    cues = report.get("val_cue_summaries")
+    if keep:  # the refit was not shipped: this model is the previous fc.0
+        paragraph = (
+            f"{intro} Columns: this model; the score head `fc.0` refit on CPU on the frozen embedding "
+            f"(training/heads/fit.py), which was NOT shipped: it raised pooled AUROC ({n['auroc']:.3f} vs "
+            f"{o['auroc']:.3f}) and SROCC across content ({n['srocc']:.3f} vs {o['srocc']:.3f}) but lowered "
+            f"the ladder SROCC ({n['ladder_srocc']:.3f} vs {o['ladder_srocc']:.3f}), and the rule is to ship "
+            "only when both AUROC and ladder SROCC improve; the classical cues."
+        )
+        columns = compare_columns(old, new, ("this model", "refit fc.0 (not shipped)"), cues)
+    else:
+        paragraph = (
+            f"{intro} Columns: this model, the previous default (same network, previous `fc.0`), the "
+            f"classical cues. Pooled: AUROC {n['auroc']:.3f} vs {o['auroc']:.3f}, ladder SROCC "
+            f"{n['ladder_srocc']:.3f} vs {o['ladder_srocc']:.3f}, SROCC {n['srocc']:.3f} vs {o['srocc']:.3f}."
+        )
+        columns = compare_columns(new, old, ("new (this model)", "previous default"), cues)
+    return full_frame_section(paragraph, columns, report.get("fault_val"))
+
+
+def _lineage_entry(report: dict, parent, hardware: str, keep: bool, note: str | None) -> dict:
+    this = "val_shipped" if keep else "val_new"
+    return {
+        "run": "head-refit-cpu",
+        "track": "CPU head refit on the frozen embedding (issues 9.3, 10.1); backbone, pooling unchanged",
+        "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "parent": {"name": parent.name, "weights_sha256": parent.file_sha256("weights")},
+        "data": report.get("train_data", "embeddings of ladders rendered at camera pixel scale on the "
+                           "TRAINING photos; the validation photos only for the report"),
+        "score_head": {
+            "objective": "within-ladder rank + keep-vs-drop + cross-content pairs + anchor + L2 to "
+            "the previous fc.0",
+            "config": report.get("score_config"),
+            "shipped": not keep,
+            "val_full_frame_pooled": report["val_new"]["pooled"],
+        },
+        "fault_head": {
+            "config": report.get("fault_config"),
+            "temperature": report.get("fault_temperature"),
+            **({"extra_training_data": report["fault_extra_train"]}
+               if report.get("fault_extra_train") else {}),
+        },
+        "hardware": hardware,
+        "val_full_frame_pooled": report[this]["pooled"],
+        **({"note": note} if note else {}),
+    }
+
+
+def heads_card(report: dict, parent, hardware: str, keep: bool, note: str | None) -> dict:
+    """The parent's card with the heads' thresholds, full-frame metrics, lineage and description."""
+    this, other = ("val_shipped", "val_new") if keep else ("val_new", "val_shipped")
+    # the int8 entry records the previous heads' accuracy: `hirqa export --int8` remakes it afterwards
+    card = {k: v for k, v in parent.card.items() if k not in ("files", "export", "format", "int8")}
+    card["thresholds"] = calibrated_thresholds(report["calibration_shipped" if keep else "calibration_new"])
+    metrics = dict(card.get("metrics") or {})
+    if not keep:
+        metrics.pop("validation_synthetic", None)  # crop-protocol numbers of the previous fc.0
+    metrics["validation_full_frame"] = full_frame_metrics(
+        report[this], report[other], "refit_fc0_not_shipped_pooled" if keep else "previous_default_pooled",
+        report.get("val_cues", {}),
+    )
+    if report.get("fault_val"):
+        metrics["fault_class_full_frame"] = fault_metrics(report["fault_val"])
+    card["metrics"] = metrics
+    card["lineage"] = [*(card.get("lineage") or []), _lineage_entry(report, parent, hardware, keep, note)]
+    addition = (
+        " With a fault-class head on the frozen embedding (fault_head.npz)."
+        if keep
+        else " Score head fc.0 refit on CPU on the frozen embedding (full-frame ladders);"
+        " with a fault-class head."
+    )
+    description = str(card.get("description", "")).strip()
+    card["description"] = description if addition.strip() in description else (description + addition).strip()
+    return card
+
+
+def release_heads(heads: Path, model: str | None, out: Path, hardware: str, note: str | None = None,
+                  keep_score_head: bool = False) -> Path:
+    """The model directory ``out``: ``model``'s network with the heads of ``heads`` (``hirqa heads fit``'s
+    output folder); ``keep_score_head`` keeps the parent's ``fc.0`` and ships the fault head only."""
+    import torch
+
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.heads import FAULT_HEAD_FILE
+    from hirqa_ros.training.release.model_dir import write_model
+
+    report = json.loads((heads / "report.json").read_text())
+    art = load_artifact(model)
+    sd = dict(art.state_dict())
+    if not keep_score_head:
+        z = np.load(heads / "score_head.npz")
+        sd["fc.0.weight"] = torch.from_numpy(z["weight"].reshape(1, -1).astype(np.float32))
+        sd["fc.0.bias"] = torch.from_numpy(np.asarray(z["bias"], np.float32).reshape(1))
+    card = heads_card(report, art, hardware, keep_score_head, note)
+    write_model(out, sd, art.variant, card, fault_head=heads / FAULT_HEAD_FILE,
+                sections=card_sections(report, keep_score_head))
+    log.info("shipped %s", out)
+    return out
