@@ -108,7 +108,7 @@ def test_export_interrupted_at_random_points_leaves_old_or_complete_model(tmp_pa
     for sig in (signal.SIGINT, signal.SIGTERM):
         before = tree_digest(model)
         rc, err, delay = _interrupt_at_random(args, seconds, sig)
-        where = f"{sig.name} after {delay:.2f} s of {seconds:.1f} s (HIRQA_HOSTILE_SEED={SEED}): rc {rc}\n{err}"
+        where = f"{sig.name} after {delay:.2f} s of {seconds:.1f} s (seed {SEED}): rc {rc}\n{err}"
         assert rc in (0, 130, 143) and "Traceback" not in err, where
         if tree_digest(model) != before:
             load_artifact(model)  # a changed directory is a complete one: every sha256 matches its card
@@ -128,7 +128,7 @@ def test_make_bag_interrupted_at_random_points_leaves_old_or_complete_bag(tmp_pa
     done = tree_digest(out), (tmp_path / "bag.labels.yaml").read_text()
     for sig, seed in ((signal.SIGINT, "1"), (signal.SIGTERM, "2")):
         rc, err, delay = _interrupt_at_random((*args, "--seed", seed), seconds, sig)
-        where = f"{sig.name} after {delay:.2f} s of {seconds:.1f} s (HIRQA_HOSTILE_SEED={SEED}): rc {rc}\n{err}"
+        where = f"{sig.name} after {delay:.2f} s of {seconds:.1f} s (seed {SEED}): rc {rc}\n{err}"
         assert rc in (0, 130, 143) and "Traceback" not in err, where
         now = tree_digest(out), (tmp_path / "bag.labels.yaml").read_text()
         if now != done:  # replaced: a complete bag (all 20 frames) with its own labels, together
