@@ -263,7 +263,7 @@ def card_thresholds(t: Any, where: str) -> Thresholds | None:
     for key in ("warn", "error"):
         v = t[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ArtifactError(f"{where}: thresholds.{key} must be a number, got {v!r} ({type(v).__name__})")
+            raise ArtifactError(f"{where}: thresholds must be numbers, got {key}={v!r} ({type(v).__name__})")
         if not math.isfinite(v):
             raise ArtifactError(f"{where}: thresholds must be finite, got {key}={v}")
     if "calibrated" in t and not isinstance(t["calibrated"], bool):

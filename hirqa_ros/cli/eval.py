@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -264,7 +263,8 @@ def run(args: argparse.Namespace) -> int:
         report["benchmark"] = bench_report
 
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        from hirqa_ros.files import write_json
+
+        write_json(args.json, report)  # atomic: an earlier report is replaced only by a complete one
         log.info("wrote %s", args.json)
     return 0

@@ -27,8 +27,8 @@ def _set(path: str, value):
 
 
 @pytest.mark.parametrize("path,value,message", [
-    ("thresholds.warn", True, "thresholds.warn must be a number, got True (bool)"),
-    ("thresholds.warn", "0.5", "must be a number, got '0.5' (str)"),
+    ("thresholds.warn", True, "thresholds must be numbers, got warn=True (bool)"),
+    ("thresholds.warn", "0.5", "must be numbers, got warn='0.5' (str)"),
     ("thresholds.warn", math.nan, "thresholds must be finite"),
     ("thresholds.error", math.inf, "thresholds must be finite"),
     ("thresholds.warn", 0.2, "need 0 <= error"),  # inverted: warn 0.2 < error
