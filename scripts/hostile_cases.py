@@ -132,21 +132,6 @@ def main(work: Path) -> None:
         p.stderr,
         f"{out[:70]} (peak MB last), {time.monotonic() - t0:.1f} s",
     )
-    code2 = (
-        "import resource,sys; from hirqa_ros.files import to_json; from hirqa_ros.bag.labels import Labels\n"
-        "import yaml\nd=yaml.safe_load(open(sys.argv[1]))\n"
-        "try:\n  n=len(to_json(d)); r=f'{n/1e6:.0f} MB of JSON'\nexcept Exception as e: r=str(e)[:60]\n"
-        "print(r, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss//1024)"
-    )
-    try:
-        p = subprocess.run(
-            [PY, "-c", code2, bomb], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120
-        )
-        case(
-            "alias-bomb labels: written out as JSON", p.returncode, p.stdout, p.stderr, p.stdout.strip()[:80]
-        )
-    except subprocess.TimeoutExpired:
-        case("alias-bomb labels: written out as JSON", -1, "", "", "timeout 120 s")
     # 6 unreadable subfolder
     sub = imgs / "locked"
     sub.mkdir(exist_ok=True)
