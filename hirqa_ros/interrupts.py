@@ -6,6 +6,9 @@ example ``os.fspath`` called by numpy while reading a file) and then wraps it in
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 def is_interrupt(exc: BaseException | None) -> bool:
     """True when ``exc`` is a KeyboardInterrupt or was caused by one (``__cause__``/``__context__``)."""
@@ -44,15 +47,21 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C (see :func:`terminate_like_interrupt`) so that the same cleanup runs."""
 
 
-def terminate_like_interrupt() -> None:
-    """Make SIGTERM raise :class:`Terminated` in the main thread (by default it ends the process on the
-    spot, skipping the removal of staged partial outputs)."""
+@contextmanager
+def terminate_like_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (by default it ends the
+    process on the spot, skipping the removal of staged partial outputs); the previous handler is
+    put back after it, so a SIGTERM during the interpreter's shutdown cannot interrupt that."""
     import signal
 
     def handler(_signum, _frame):
         raise Terminated()
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def interrupt_status(exc: BaseException) -> int:

@@ -143,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
     order = "BGR" if args.bgr else "RGB"
     from hirqa_ros.interrupts import interrupt_status, terminate_like_interrupt
 
-    terminate_like_interrupt()
     try:
         artifact = load_artifact(args.model)
         if args.refresh or args.int8 or args.fp16_onnx_into_model:
-            artifact = _edit_model_dir(args, artifact.path, order, parts)
+            with terminate_like_interrupt():
+                artifact = _edit_model_dir(args, artifact.path, order, parts)
     except (ArtifactError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -53,9 +53,8 @@ def run(args: argparse.Namespace) -> int:
               "int8 model and fault head included): pass --force to replace it, or choose another --out",
               file=sys.stderr)
         return 2
-    terminate_like_interrupt()
     try:
-        with staged_output(out) as work:  # the old directory stays whole until the new one is
+        with terminate_like_interrupt(), staged_output(out) as work:  # old one kept till the new is whole
             import_official(args.ckpt, args.variant, work,
                             storage="float16" if args.fp16_storage else "float32")
     except FileNotFoundError as exc:

@@ -85,26 +85,26 @@ def run(args: argparse.Namespace) -> int:
                 log.error("%s %s; pass --force to replace it once the new bag is complete, or choose "
                           "another %s", what, describe_existing(p), what)
                 return 2
-        terminate_like_interrupt()
-        made = _make_staged(
-            out,
-            images=args.images,
-            video=args.video,
-            topics=args.topics,
-            storage=args.storage,
-            compressed=args.compressed,
-            encoding=args.encoding,
-            jpeg_quality=args.jpeg_quality,
-            rate_hz=args.rate,
-            size=args.size,
-            duration_s=args.duration,
-            segments=segments,
-            labels_out=labels_out,
-            hold_frames=args.hold,
-            qos=args.qos,
-            seed=args.seed,
-            progress=True,
-        )
+        with terminate_like_interrupt():
+            made = _make_staged(
+                out,
+                images=args.images,
+                video=args.video,
+                topics=args.topics,
+                storage=args.storage,
+                compressed=args.compressed,
+                encoding=args.encoding,
+                jpeg_quality=args.jpeg_quality,
+                rate_hz=args.rate,
+                size=args.size,
+                duration_s=args.duration,
+                segments=segments,
+                labels_out=labels_out,
+                hold_frames=args.hold,
+                qos=args.qos,
+                seed=args.seed,
+                progress=True,
+            )
     except ValueError as exc:
         log.error("%s", exc)
         return 2
