@@ -7,6 +7,7 @@ import sys
 
 from hirqa_ros.cli.ranges import frame_size, ranged
 from hirqa_ros.constants import DEFAULT_CALIBRATION_FRAMES
+from hirqa_ros.interrupts import interrupt_status, terminate_like_interrupt
 
 HELP = ("export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module; refresh "
         "its ONNX; add an int8 model for CPUs")
@@ -141,8 +142,6 @@ def run(args: argparse.Namespace) -> int:
         print("error: --bgr needs the camera-bytes input; drop --float-input", file=sys.stderr)
         return 2
     order = "BGR" if args.bgr else "RGB"
-    from hirqa_ros.interrupts import interrupt_status, terminate_like_interrupt
-
     try:
         artifact = load_artifact(args.model)
         if args.refresh or args.int8 or args.fp16_onnx_into_model:
@@ -155,8 +154,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print("interrupted: the model directory is left as it was (changes are committed only when "
-              "complete)", file=sys.stderr)
+        print("interrupted: the model directory is left as it was", file=sys.stderr)
         return interrupt_status(exc)
     if args.onnx:
         from hirqa_ros.export import export_onnx
