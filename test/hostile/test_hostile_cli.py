@@ -40,6 +40,13 @@ from hirqa_ros.interrupts import CLOSED_PIPE_STATUS
     (["score", "P", "--batch-size", "0"], "outside [1, 1024]"),
     (["score", "P", "--every", "-1"], "outside [1, 1e+06]"),
     (["score", "P", "--threshold", "0.2,0.6"], "need 0 <= error"),
+    (["eval", "--warn-frr", "1"], "--warn-frr: 1 is outside (0, 1)"),
+    (["eval", "--batch-size", "0"], "outside [1, 1024]"),
+    (["eval", "--crop", "-1"], "outside [0, 16384]"),
+    (["train", "--max-steps", "0"], "outside [1, 1e+09]"),
+    (["train", "--threads", "0"], "outside [1, 1024]"),
+    (["demo", "--rate", "0"], "outside (0, 1000]"),
+    (["prepare-data", "--val-fraction", "1.5"], "outside (0, 1)"),
 ])
 def test_out_of_range_numbers_are_refused(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exc:
