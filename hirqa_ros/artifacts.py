@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hirqa_ros.constants import ONNX_EMBEDDING_NAME as EMBEDDING_OUTPUT
 from hirqa_ros.constants import ONNX_FLOAT_INPUT_NAME as FLOAT_INPUT
 from hirqa_ros.constants import ONNX_INPUT_NAME as FRAMES_INPUT
 from hirqa_ros.constants import ONNX_OUTPUT_NAME as SCORE_OUTPUT
 from hirqa_ros.decision import Thresholds
-from hirqa_ros.files import atomic_write_bytes  # noqa: F401  (imported from here by the backends)
+from hirqa_ros.files import (
+    UntrustedFileError,
+    atomic_write_bytes,  # noqa: F401  (imported from here by the backends)
+    load_untrusted,
+)
 from hirqa_ros.preprocess import MEAN, STD, Normalisation
 
 CARD_FILE = "model.yaml"
@@ -189,13 +191,17 @@ class ModelArtifact:
         share the card's ``thresholds``."""
         where = str(self.path / CARD_FILE)
         if precision != "int8":
-            return _card_thresholds(self.card.get("thresholds"), where)
-        t = (self.card.get("int8") or {}).get("thresholds")
-        if not isinstance(t, dict) or "warn" not in t or "error" not in t:
-            raise ArtifactError(
-                f"{self.path}: {CARD_FILE} has no int8 thresholds (re-run `hirqa export --int8`)"
+            t = card_thresholds(self.card.get("thresholds"), where)
+            if t is None:
+                raise MissingThresholds(f"{where} has no 'thresholds' (warn, error): {NO_THRESHOLDS_HINT}")
+            return t
+        t = card_thresholds((self.card.get("int8") or {}).get("thresholds"), where + " (int8)")
+        if t is None:
+            raise MissingThresholds(
+                f"{self.path}: {CARD_FILE} has no int8 thresholds (re-run `hirqa export --int8`, or "
+                "pass --threshold WARN,ERROR)"
             )
-        return _card_thresholds(t, where + " (int8)")
+        return t
 
     def file(self, key: str) -> Path | None:
         """Absolute path of the file listed under ``files.<key>`` (None when not listed)."""
@@ -232,20 +238,38 @@ class ModelArtifact:
         return build_model(self.variant, self.state_dict())
 
 
-def _card_thresholds(t: Any, where: str) -> Thresholds:
+NO_THRESHOLDS_HINT = (
+    "pass thresholds for this run (`hirqa score` / `hirqa bag-eval`: --threshold WARN,ERROR) or add "
+    "calibrated ones to the card (`thresholds: {warn: W, error: E, calibrated: true}`; `hirqa bag-eval "
+    "--labels` suggests them; the node needs them there); built-in defaults are never used silently"
+)
+
+
+class MissingThresholds(ArtifactError):
+    """The card has no thresholds for the precision that runs, and none were given."""
+
+
+def card_thresholds(t: Any, where: str) -> Thresholds | None:
+    """The thresholds of a card entry (``{warn, error[, calibrated]}``), None when absent; raises
+    :class:`ArtifactError` unless both are present, real numbers (not booleans or strings), finite and
+    ``0 <= error <= warn <= 1``."""
     if t is None:
-        return Thresholds()
+        return None
     if not isinstance(t, dict):
-        raise ArtifactError(f"{where}: 'thresholds' must be a mapping with 'warn' and 'error'")
-    default = Thresholds()
+        raise ArtifactError(f"{where}: 'thresholds' must be a mapping with 'warn' and 'error', got {t!r}")
+    missing = [k for k in ("warn", "error") if k not in t]
+    if missing:
+        raise ArtifactError(f"{where}: thresholds lack {' and '.join(map(repr, missing))}")
+    for key in ("warn", "error"):
+        v = t[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ArtifactError(f"{where}: thresholds must be numbers, got {key}={v!r} ({type(v).__name__})")
+        if not math.isfinite(v):
+            raise ArtifactError(f"{where}: thresholds must be finite, got {key}={v}")
+    if "calibrated" in t and not isinstance(t["calibrated"], bool):
+        raise ArtifactError(f"{where}: thresholds.calibrated must be true or false, got {t['calibrated']!r}")
     try:
-        warn, error = float(t.get("warn", default.warn)), float(t.get("error", default.error))
-    except (TypeError, ValueError):
-        raise ArtifactError(f"{where}: thresholds must be numbers, got {t!r}") from None
-    if not (math.isfinite(warn) and math.isfinite(error)):
-        raise ArtifactError(f"{where}: thresholds must be finite, got warn={warn} error={error}")
-    try:
-        return Thresholds(warn=warn, error=error)
+        return Thresholds(warn=float(t["warn"]), error=float(t["error"]))
     except ValueError as exc:
         raise ArtifactError(f"{where}: bad thresholds: {exc}") from None
 
@@ -253,9 +277,11 @@ def _card_thresholds(t: Any, where: str) -> Thresholds:
 def validate_card(card: dict[str, Any], where: str | os.PathLike = CARD_FILE) -> None:
     """Check a model card's fields before anything is loaded or scored; raises :class:`ArtifactError`.
 
-    Checks ``format``, ``variant``, ``input_policy``, ``thresholds`` (finite, 0 <= error <= warn
-    <= 1) and ``files`` (a mapping of entries with a relative ``path`` and a 64-hex ``sha256``,
-    listing weights or ONNX). Keys it does not know are left to the modules that read them.
+    Checks ``format``, ``variant``, ``input_policy``, ``thresholds`` and ``int8.thresholds``
+    (:func:`card_thresholds`: numbers, finite, 0 <= error <= warn <= 1; a card may lack fp32
+    thresholds, then the user passes them) and ``files`` (a mapping of entries with a relative
+    ``path`` and a 64-hex ``sha256``, listing weights or ONNX). Keys it does not know are left to
+    the modules that read them.
     """
     from hirqa_ros.preprocess import InputPolicy
 
@@ -273,7 +299,13 @@ def validate_card(card: dict[str, Any], where: str | os.PathLike = CARD_FILE) ->
         InputPolicy.parse(card.get("input_policy", "native"))
     except ValueError as exc:
         raise ArtifactError(f"{where}: {exc}") from None
-    _card_thresholds(card.get("thresholds"), where)
+    card_thresholds(card.get("thresholds"), where)
+    int8 = card.get("int8")
+    if int8 is not None:
+        if not isinstance(int8, dict):
+            raise ArtifactError(f"{where}: 'int8' must be a mapping")
+        if card_thresholds(int8.get("thresholds"), where + " (int8)") is None:
+            raise ArtifactError(f"{where}: the int8 section has no thresholds (re-run `hirqa export --int8`)")
     files = card.get("files")
     if not isinstance(files, dict) or not files:
         raise ArtifactError(
@@ -336,9 +368,9 @@ def load_artifact(path: str | os.PathLike | None = None, verify: bool = True) ->
     if not card_path.is_file():
         raise ArtifactError(f"{p} is not a model directory: no {CARD_FILE}")
     try:
-        card = yaml.safe_load(card_path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{card_path}: not valid YAML ({exc})") from exc
+        card = load_untrusted(card_path, "model card") or {}
+    except UntrustedFileError as exc:
+        raise ArtifactError(str(exc)) from None
     if not isinstance(card, dict):
         raise ArtifactError(f"{card_path}: expected a mapping at top level")
     validate_card(card, card_path)

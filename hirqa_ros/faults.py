@@ -32,6 +32,34 @@ def gated_fault(
     return fault, float(probs.get(fault, 0.0)), tuple(ranked[:3])
 
 
+#: fault-head probability from which it contradicts the score (``head_disagreement``). Measured with
+#: scripts/calibrate_disagreement.py on the shipped model: 15 clean 640x480 cuts of the five sample
+#: photos and 23 fault types at levels 1, 3, 5 (1050 frames); no clean cut reaches 0.85 for any fault
+#: class (highest 0.84), every frame at or above it was degraded, and its named class was right 87.5 %
+#: of the time (docs/reliability.md)
+CONFIDENT = 0.85
+
+
+def head_disagreement(level: Level, ranked: Sequence[tuple[str, float]] | None, reason: str = "",
+                      confident: float = CONFIDENT) -> tuple[tuple[str, str], ...]:
+    """A ``("fault_head_disagrees", text)`` note when the score's level and a confident fault head
+    contradict each other: the frame is OK but the head gives one fault class ``confident`` or more,
+    or the frame is dropped (WARN/ERROR) by its score while the head gives ``none`` that much.
+    Empty for a frame whose level comes from a frame check (``reason``: no content, frozen) and for
+    a model without a head."""
+    if not ranked or reason:
+        return ()
+    fault, p = next(((c, q) for c, q in ranked if c != NO_FAULT), (NO_FAULT, 0.0))
+    p_none = float(dict(ranked).get(NO_FAULT, 0.0))
+    if Level(level) == Level.OK and p >= confident:
+        text = f"score says OK but the fault head says {fault} ({p:.2f})"
+    elif Level(level) != Level.OK and p_none >= confident:
+        text = f"score says {Level(level).name} but the fault head says no fault ({p_none:.2f})"
+    else:
+        return ()
+    return (("fault_head_disagrees", text),)
+
+
 def dominant_fault(faults: Iterable[str | None]) -> tuple[str, float] | None:
     """The most frequent class among ``faults`` (e.g. the rejected frames' classes of a window; empty
     and None entries are ignored) and its share of the classified ones; None when none is classified.

@@ -1,12 +1,18 @@
 """File helpers used by the runtime, the CLI, evaluation and training: image-file reading (one rule
-for 16-bit and alpha), image and video extensions, atomic writes and JSON output."""
+for 16-bit and alpha), image and video extensions, atomic writes and staged outputs (complete results
+only), JSON output, and the one bounded reader of users' YAML/JSON files."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import stat
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +128,221 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Pat
     """Write ``obj`` as JSON atomically; returns the path."""
     atomic_write_bytes(path, to_json(obj, indent).encode())
     return Path(path)
+
+
+# ---- untrusted YAML / JSON ------------------------------------------------------------------------
+MAX_DOC_BYTES = 1 << 20  # 1 MB: the shipped card is ~30 kB, a labels file a few kB
+MAX_DOC_DEPTH = 64
+MAX_DOC_NODES = 200_000  # scalars + collections after alias expansion
+
+
+class UntrustedFileError(ValueError):
+    """A YAML/JSON file given by the user is unreadable, too large, too deep or an alias bomb."""
+
+
+def _tree_size(node: Any, max_depth: int, where: str) -> int:
+    """Values of a composed YAML graph after alias expansion (an alias is the anchored node object
+    itself, shared), counted without expanding (memoised per node); raises when the expanded tree is
+    deeper than ``max_depth`` or an alias contains itself."""
+    import yaml
+
+    def kids(n: Any) -> list:
+        if isinstance(n, yaml.ScalarNode):
+            return []
+        return [v for kv in n.value for v in kv] if isinstance(n, yaml.MappingNode) else list(n.value)
+
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            on_path.discard(id(n))
+            k = kids(n)
+            size[id(n)] = 1 + sum(size[id(c)] for c in k)
+            height[id(n)] = 1 + max((height[id(c)] for c in k), default=0)
+            if height[id(n)] > max_depth:
+                raise UntrustedFileError(f"{where}: nested deeper than {max_depth} levels; refused")
+            continue
+        if id(n) in size:
+            continue
+        if id(n) in on_path:
+            raise UntrustedFileError(f"{where}: a recursive alias (a node that contains itself); refused")
+        on_path.add(id(n))
+        stack.append((n, True))
+        stack.extend((c, False) for c in kids(n))
+    return size[id(node)]
+
+
+def _check_events(text: str, max_depth: int, max_nodes: int, where: str) -> None:
+    """Stream the YAML events (nothing is built) and refuse deep nesting or too many values early."""
+    import yaml
+
+    count = depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        count += 1
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > max_depth:
+                raise UntrustedFileError(f"{where}: nested deeper than {max_depth} levels; refused")
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        if count > max_nodes:
+            raise UntrustedFileError(f"{where}: more than {max_nodes} values; refused")
+
+
+def _json_size(doc: Any, max_depth: int, where: str) -> int:
+    count, stack = 0, [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if depth > max_depth:
+            raise UntrustedFileError(f"{where}: nested deeper than {max_depth} levels; refused")
+        kids = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+        stack.extend((k, depth + 1) for k in kids)
+    return count
+
+
+def load_untrusted(path: str | os.PathLike, what: str = "file", max_bytes: int = MAX_DOC_BYTES,
+                   max_depth: int = MAX_DOC_DEPTH, max_nodes: int = MAX_DOC_NODES) -> Any:
+    """Parse a user's YAML (or ``.json``) file with limits on size, nesting depth and node count after
+    alias expansion (a "billion laughs" file is refused before anything is expanded); raises
+    :class:`UntrustedFileError` naming the file. ``what`` names the file's role in messages."""
+    import yaml
+
+    where = f"{what} {path}" if what else str(path)
+    why = not_regular(path)
+    if why:
+        raise UntrustedFileError(f"{where}: {why.removeprefix('skipped: ')}")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise UntrustedFileError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise UntrustedFileError(f"{where}: larger than {max_bytes // 1024} kB; refused (a model card or "
+                                 "labels file is a few kB)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UntrustedFileError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        if path_is_json(path):
+            doc = json.loads(text)
+            n = _json_size(doc, max_depth, where)
+        else:
+            _check_events(text, max_depth, max_nodes, where)
+            loader = yaml.SafeLoader(text)
+            try:
+                node = loader.get_single_node()
+                n = 0 if node is None else _tree_size(node, max_depth, where)
+                if n > max_nodes:
+                    raise UntrustedFileError(f"{where}: {n} values after alias expansion (limit "
+                                             f"{max_nodes}): an alias bomb?; refused")
+                doc = None if node is None else loader.construct_document(node)
+            finally:
+                loader.dispose()
+    except (yaml.YAMLError, ValueError) as exc:
+        if isinstance(exc, UntrustedFileError):
+            raise
+        first = " ".join(str(exc).split())[:200]
+        raise UntrustedFileError(f"{where}: not valid {'JSON' if path_is_json(path) else 'YAML'} ({first})") \
+            from None
+    except RecursionError:
+        raise UntrustedFileError(f"{where}: nested too deeply to parse; refused") from None
+    if n > max_nodes:
+        raise UntrustedFileError(f"{where}: {n} values (limit {max_nodes}); refused")
+    return doc
+
+
+def path_is_json(path: str | os.PathLike) -> bool:
+    """True for a ``.json`` file name."""
+    return Path(path).suffix.lower() == ".json"
+
+
+# ---- complete outputs only ----------------------------------------------------------------------
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back while a few renames commit a result (main thread only;
+    elsewhere a no-op): a signal that arrives meanwhile is re-sent to this process right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, lambda signum, _frame: pending.append(signum)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(pending):
+            os.kill(os.getpid(), s)
+
+
+def _replace_path(new: Path, path: Path, trash: Path) -> None:
+    """Move ``new`` to ``path``; an existing folder at ``path`` goes to ``trash`` first (signals held)."""
+    with signals_deferred():
+        if path.is_dir() and not path.is_symlink():
+            os.rename(path, trash)
+        os.replace(new, path)
+
+
+def _usual_mode(path: Path, like: Path | None) -> None:
+    """mkdtemp makes 0700 folders: give ``path`` the mode of ``like`` (the folder it replaces) or the
+    umask's default."""
+    if like is not None and like.exists():
+        os.chmod(path, stat.S_IMODE(like.stat().st_mode))
+        return
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+@contextmanager
+def staged_output(path: str | os.PathLike, copy_of: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Build a result (a folder, a bag, a file) at a temporary path beside ``path`` and move it to
+    ``path`` only when the block ends normally; an existing result there is replaced whole, never
+    mixed with the new one, and left untouched when the block raises (Ctrl-C included).
+
+    Yields the path to write (which does not exist yet, or holds a copy of ``copy_of``: edit a model
+    directory in place). The work lies in a hidden ``.<name>.partial-*`` folder beside ``path``,
+    removed on failure; a SIGKILL leaves only that, unmistakably partial."""
+    with staged_outputs([path], [copy_of]) as (work,):
+        yield work
+
+
+@contextmanager
+def staged_outputs(paths: list, copies_of: list | None = None) -> Iterator[list[Path]]:
+    """:func:`staged_output` for several results that belong together (a bag and its labels): all
+    are moved into place in one step with signals held, or none."""
+    paths = [Path(p) for p in paths]
+    holders: list[Path] = []
+    try:
+        works = []
+        for path, copy_of in zip(paths, copies_of or [None] * len(paths)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            holders.append(Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-")))
+            works.append(holders[-1] / path.name)
+            if copy_of is not None:
+                shutil.copytree(copy_of, works[-1], symlinks=True)
+        yield works
+        with signals_deferred():
+            for work, path, holder in zip(works, paths, holders):
+                if work.exists():
+                    _usual_mode(work, path if path.exists() else None)
+                    _replace_path(work, path, holder / ".replaced")
+    finally:
+        for holder in holders:
+            shutil.rmtree(holder, ignore_errors=True)
+
+
+def describe_existing(path: str | os.PathLike, limit: int = 6) -> str:
+    """What ``path`` holds, in a few words, for a refusal to overwrite it."""
+    p = Path(path)
+    if not p.is_dir():
+        return f"{p} is a file ({p.stat().st_size} bytes)"
+    names = sorted(x.name for x in p.iterdir())
+    shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return f"{p} holds {len(names)} entr{'y' if len(names) == 1 else 'ies'}" + (f": {shown}" if names else "")

@@ -1,10 +1,13 @@
-"""Ctrl-C during long CLI work (ROS-free).
+"""Ctrl-C, SIGTERM and closed pipes during long CLI work (ROS-free).
 
 CPython can deliver the KeyboardInterrupt of a SIGINT inside a C-level call back into Python (for
 example ``os.fspath`` called by numpy while reading a file) and then wraps it in a ``SystemError``
 ("returned a result with an exception set"). Both mean the user interrupted.
 """
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def is_interrupt(exc: BaseException | None) -> bool:
@@ -16,3 +19,57 @@ def is_interrupt(exc: BaseException | None) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+#: exit status after the reader of stdout went away (``hirqa score --jsonl | head -1``): 128 + SIGPIPE,
+#: what a shell reports for a tool that the default SIGPIPE ends (cat, grep); nothing is printed
+CLOSED_PIPE_STATUS = 128 + 13
+
+
+def closed_pipe() -> int:
+    """Call on a ``BrokenPipeError`` of stdout: points stdout at /dev/null, so the interpreter's final
+    flush does not fail a second time (the Python docs' recipe for SIGPIPE), and returns
+    :data:`CLOSED_PIPE_STATUS`."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)
+    return CLOSED_PIPE_STATUS
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C (see :func:`terminate_like_interrupt`) so that the same cleanup runs."""
+
+
+@contextmanager
+def terminate_like_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (by default it ends the
+    process on the spot, skipping the removal of staged partial outputs); the previous handler is
+    put back after it, so a SIGTERM during the interpreter's shutdown cannot interrupt that."""
+    import signal
+
+    def handler(_signum, _frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupt_status(exc: BaseException) -> int:
+    """Exit status of a command stopped by ``exc``: 143 (128 + SIGTERM) for SIGTERM, 130 for Ctrl-C."""
+    visited = set()
+    while exc is not None and id(exc) not in visited:
+        if isinstance(exc, Terminated):
+            return 143
+        visited.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return 130

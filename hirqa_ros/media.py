@@ -52,12 +52,15 @@ def kind_of(path: Path) -> str:
 
 def expand(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[MediaError]]:
     """Files named directly plus every non-hidden file under named folders (sorted), and the
-    paths that do not exist."""
+    paths that do not exist or are folders that cannot be listed."""
     files: list[Path] = []
     errors: list[MediaError] = []
     for p in map(Path, paths):
         if p.is_dir():
-            for root, dirs, names in os.walk(p):
+            def unreadable(exc: OSError) -> None:
+                errors.append(MediaError(str(exc.filename), f"cannot read folder ({exc.strerror or exc})"))
+
+            for root, dirs, names in os.walk(p, onerror=unreadable):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 files.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
         elif p.exists():

@@ -27,7 +27,7 @@ import numpy as np
 from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE
 from hirqa_ros.content import ContentLimits, FrozenDetector, no_content
 from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
-from hirqa_ros.faults import gated_fault
+from hirqa_ros.faults import gated_fault, head_disagreement
 from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
 from hirqa_ros.quality_msg import status_message
 
@@ -229,6 +229,7 @@ class CameraMonitor:
         if result.level is not None and outcome.fault_ranked:
             fault = gated_fault(result.level, outcome.fault_ranked)
             result.fault, result.fault_confidence, result.fault_top3 = fault
+            result.notes += head_disagreement(result.level, outcome.fault_ranked, result.reason)
         return result
 
 

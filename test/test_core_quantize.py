@@ -336,7 +336,9 @@ def test_export_int8_cli_refuses_bad_options(tiny_dir, capsys):
 
     assert main(["export", "--model", str(tiny_dir), "--int8", "--keep-fp32", "trunk"]) == 2
     assert "--keep-fp32" in capsys.readouterr().err
-    assert main(["export", "--model", str(tiny_dir), "--int8", "--calib-frames", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse: --calib-frames has a range
+        main(["export", "--model", str(tiny_dir), "--int8", "--calib-frames", "0"])
+    assert exc.value.code == 2 and "outside [1, 100000]" in capsys.readouterr().err
     assert main(["export", "--model", str(tiny_dir), "--int8", "--calib-images", str(tiny_dir / "none")]) == 2
     assert "image folder not found" in capsys.readouterr().err
 

@@ -278,9 +278,9 @@ def _bag_name(bag: str | Path) -> str:
 def _origin(rows: list[FrameRow], labels_path: str | Path) -> int | None:
     """Default origin of relative label times: first image message, in the labels' clock."""
     try:
-        import yaml
+        from hirqa_ros.files import load_untrusted
 
-        clock = (yaml.safe_load(Path(labels_path).read_text()) or {}).get("clock", "stamp")
+        clock = (load_untrusted(labels_path, "labels") or {}).get("clock", "stamp")
     except Exception:
         clock = "stamp"
     times = [r.stamp_ns if clock == "stamp" else r.bag_time_ns for r in rows]

@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from hirqa_ros.files import UntrustedFileError, load_untrusted
+
 KEEP_NAMES = frozenset({"clear", "ok", "good", "keep", "clean"})
 CLOCKS = ("stamp", "bag")
 FORMAT_VERSION = 1
@@ -172,9 +174,9 @@ class Labels:
         """Read a labels YAML; relative ``start``/``end`` seconds use ``origin_ns`` or ``bag_start_ns``."""
         p = Path(path)
         try:
-            doc = yaml.safe_load(p.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise LabelsError(f"{p}: cannot read labels ({exc})") from None
+            doc = load_untrusted(p, "labels")  # bounded: size, depth, alias expansion
+        except UntrustedFileError as exc:
+            raise LabelsError(str(exc)) from None
         if doc is None:
             raise LabelsError(f"{p}: the labels file is empty (expected 'segments:'; see docs/bag.md)")
         return cls.from_dict(doc, bag_start_ns=bag_start_ns, source=str(p))

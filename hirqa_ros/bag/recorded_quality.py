@@ -5,12 +5,14 @@ consumer parser ``hirqa_ros.quality_msg.parse``, and summarize them per camera."
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hirqa_ros.bag.quality import DIAGNOSTIC_ARRAY
 from hirqa_ros.bag.reader import BagReader
+from hirqa_ros.files import atomic_write_bytes
 from hirqa_ros.quality_msg import QualityMessageError, QualityReport, parse
 
 CSV_COLUMNS = ("topic", "bag_time_ns", "stamp_ns", "frame_id", "frame", "score", "smoothed_score", "level",
@@ -72,12 +74,13 @@ def read_recorded_quality(bag: str | Path, topics: list[str] | None = None) -> R
 
 def write_csv(rows: list[tuple[str, int, QualityReport]], path: Path) -> Path:
     """One line per quality message (:data:`CSV_COLUMNS`); empty cells where the message had none."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for topic, t, r in rows:
-            w.writerow([topic, t, r.stamp_ns, r.frame_id, r.frame, f"{r.score:.6f}",
-                        f"{r.smoothed_score:.6f}", r.level.name, r.verdict,
-                        "" if r.latency_ms is None else r.latency_ms,
-                        "" if r.inference_ms is None else r.inference_ms, r.reason, r.fault or "", r.schema])
+    buf = io.StringIO()  # written whole at the end, atomically: never half a CSV
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for topic, t, r in rows:
+        w.writerow([topic, t, r.stamp_ns, r.frame_id, r.frame, f"{r.score:.6f}",
+                    f"{r.smoothed_score:.6f}", r.level.name, r.verdict,
+                    "" if r.latency_ms is None else r.latency_ms,
+                    "" if r.inference_ms is None else r.inference_ms, r.reason, r.fault or "", r.schema])
+    atomic_write_bytes(path, buf.getvalue().encode())
     return path

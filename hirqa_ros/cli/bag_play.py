@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.cli.ranges import ranged
+
 HELP = "publish a rosbag2/ROS 1 bag to a live ROS 2 graph through rclpy (stand-in for `ros2 bag play`)"
 
 log = logging.getLogger("hirqa.bag-play")
@@ -12,16 +14,18 @@ log = logging.getLogger("hirqa.bag-play")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", help="rosbag2 directory, .mcap or .db3 file, or ROS 1 .bag")
-    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
+    p.add_argument("--rate", type=ranged(float, 0.0, 1000.0, lo_open=True), default=1.0,
+                   help="playback speed factor, in (0, 1000] (default 1.0)")
     p.add_argument("--loop", action="store_true", help="play again and again until Ctrl-C")
     p.add_argument(
         "--clock",
         nargs="?",
-        type=float,
+        type=ranged(float, 0.0, 1000.0, lo_open=True),
         const=40.0,
         default=None,
         metavar="HZ",
-        help="publish /clock from bag time (default 40 Hz) for nodes with use_sim_time:=true",
+        help="publish /clock from bag time at HZ in (0, 1000] (default 40 Hz) for nodes with "
+        "use_sim_time:=true",
     )
     p.add_argument(
         "--topics", nargs="+", help="topics to publish (default: every topic rclpy has the type of)"
@@ -42,18 +46,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         const=False,
         help="publish best effort whatever was recorded",
     )
-    p.add_argument("--depth", type=int, help="publisher history depth (default: as recorded)")
+    p.add_argument("--depth", type=ranged(int, 1, 10000),
+                   help="publisher history depth, 1..10000 (default: as recorded)")
     p.add_argument(
         "--wait-for-subscribers",
-        type=int,
+        type=ranged(int, 0, 1000),
         default=0,
         metavar="N",
         help="before playing, wait until every topic has N matched subscriptions (else exit 3)",
     )
     p.add_argument(
-        "--wait-timeout", type=float, default=10.0, help="seconds to wait for subscribers (default 10)"
+        "--wait-timeout", type=ranged(float, 0.0, 86400.0), default=10.0,
+        help="seconds to wait for subscribers (default 10)"
     )
-    p.add_argument("--delay", type=float, default=0.0, help="seconds to sleep before playing (default 0)")
+    p.add_argument("--delay", type=ranged(float, 0.0, 86400.0), default=0.0,
+                   help="seconds to sleep before playing (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -5,25 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hirqa_ros.cli.ranges import comma_list, frame_size, ranged
+from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE as MIN_SIDE
+
 HELP = (
     "benchmark backends against torch eager fp32: network latency p50/p95, frame-in to score-out "
     "latency (e2e) and host time per frame, throughput, peak memory"
 )
-
-
-def _csv(kind):
-    def parse(text: str):
-        try:
-            return [kind(v) for v in text.split(",") if v]
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-
-    return parse
-
-
-def _size(text: str) -> tuple[int, int]:
-    h, w = (int(v) for v in text.lower().split("x"))
-    return h, w
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,26 +23,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backends",
-        type=_csv(str),
+        type=comma_list(str),
         default=["onnxruntime", "torch", "tensorrt"],
         help="comma list from onnxruntime,torch,tensorrt,torch2trt (default: the first three)",
     )
     parser.add_argument(
         "--precisions",
-        type=_csv(str),
+        type=comma_list(str),
         default=["fp32", "fp16"],
         help="comma list of fp32, fp16, int8 (fp16 where the backend runs it: GPU backends; int8: "
         "onnxruntime on the CPU with the model directory's model.int8.onnx, see `hirqa export --int8`)",
     )
-    parser.add_argument("--batches", type=_csv(int), default=[1, 4, 8], help="comma list (default 1,4,8)")
+    parser.add_argument("--batches", type=comma_list(ranged(int, 1, 1024)), default=[1, 4, 8],
+                        help="comma list, each 1..1024 (default 1,4,8)")
     parser.add_argument(
         "--sizes",
-        type=_csv(_size),
+        type=comma_list(frame_size("HxW", MIN_SIDE)),
         default=[(224, 224), (480, 640), (720, 1280)],
-        help="comma list of HxW (default 224x224,480x640,720x1280)",
+        help=f"comma list of HxW, sides {MIN_SIDE}..16384 (default 224x224,480x640,720x1280)",
     )
-    parser.add_argument("--iters", type=int, default=10, help="timed iterations per row (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per row (default 2)")
+    parser.add_argument("--iters", type=ranged(int, 1, 1_000_000), default=10,
+                        help="timed iterations per row, >= 1 (default 10)")
+    parser.add_argument("--warmup", type=ranged(int, 0, 1_000_000), default=2,
+                        help="untimed iterations per row, >= 0 (default 2)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     parser.add_argument("--jsonl", metavar="FILE", help="also write the rows as JSON lines to FILE")
     parser.add_argument(
@@ -78,10 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("hirqa.bench")
     bad = set(args.backends) - {"onnxruntime", "torch", "tensorrt", "torch2trt"}
-    if bad or set(args.precisions) - {"fp32", "fp16", "int8"} or args.iters < 1:
-        print(
-            f"error: bad --backends/--precisions/--iters ({sorted(bad) or args.precisions})", file=sys.stderr
-        )
+    if bad or set(args.precisions) - {"fp32", "fp16", "int8"}:
+        print(f"error: bad --backends/--precisions ({sorted(bad) or args.precisions})", file=sys.stderr)
         return 2
     tmp = None
     try:
@@ -127,9 +116,14 @@ def run(args: argparse.Namespace) -> int:
     for note in skipped:
         print(f"# skipped {note}")
     if args.jsonl:
-        with open(args.jsonl, "w") as f:
-            for r in rows_as_dicts(rows):
-                f.write(json.dumps(r) + "\n")
+        from hirqa_ros.files import atomic_write_bytes
+
+        text = "".join(json.dumps(r) + "\n" for r in rows_as_dicts(rows))
+        try:
+            atomic_write_bytes(args.jsonl, text.encode())
+        except OSError as exc:
+            print(f"error: --jsonl {args.jsonl}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+            return 2
     if tmp is not None:
         tmp.cleanup()
     return 0

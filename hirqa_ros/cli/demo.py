@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from hirqa_ros.cli.ranges import ranged
 from hirqa_ros.constants import BACKEND_CHOICES
 
 HELP = "run hirqa_node on a sample camera stream with hazy/blurred/dark/glared stretches, print verdicts"
@@ -30,15 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto",
                         choices=BACKEND_CHOICES,
                         help="inference backend of the node (default auto)")
-    parser.add_argument("--duration", type=float, default=35.0, help="seconds of streaming (default 35)")
-    parser.add_argument("--rate", type=float, default=4.0, help="camera frames per second (default 4)")
+    parser.add_argument("--duration", type=ranged(float, 0.0, 86400.0, lo_open=True), default=35.0,
+                        help="seconds of streaming (default 35)")
+    parser.add_argument("--rate", type=ranged(float, 0.0, 1000.0, lo_open=True), default=4.0,
+                        help="camera frames per second (default 4)")
     parser.add_argument("--size", default="320x240",
                         help="frame size WxH (default 320x240; 640x480 needs a fast CPU or a GPU for 4 Hz)")
     parser.add_argument("--severity", type=int, default=4, choices=range(1, 6),
                         help="severity level 1..5 of the degraded stretches (default 4)")
     parser.add_argument("--samples", metavar="DIR", default=str(SAMPLES),
                         help="folder of photos to stream (default: the package's sample photos)")
-    parser.add_argument("--domain-id", type=int, default=None,
+    parser.add_argument("--domain-id", type=ranged(int, 0, 232), default=None,
                         help="ROS_DOMAIN_ID for the node and the camera (default: the environment's)")
     parser.add_argument("--show-node-log", action="store_true", help="print the node's log at the end")
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
+from hirqa_ros.cli.ranges import ranged
 from hirqa_ros.constants import BACKEND_CHOICES
 
 HELP = "evaluate a model beside classical cues: synthetic distortion ladders (SROCC, AUROC), IQA benchmarks"
@@ -38,29 +38,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"folder of held-out pristine photos (default: {DEFAULT_IMAGES}; with --full-frame "
                         f"{DEFAULT_NATIVE_IMAGES} when it exists; "
                         "with --dataset the synthetic protocol runs only if --images is given)")
-    s.add_argument("--max-images", type=int, default=None, help="use at most N images of the folder")
+    s.add_argument("--max-images", type=ranged(int, 1, 10_000_000), default=None,
+                   help="use at most N images of the folder")
     s.add_argument("--types", nargs="+", default=None, metavar="NAME",
                    help="distortion types and/or groups (default: every type of hirqa_ros.degradations)")
-    s.add_argument("--crop", type=int, default=256,
+    s.add_argument("--crop", type=ranged(int, 0, 16384), default=256,
                    help="square view size in px; 0 = the whole (shrunk) image (default 256)")
-    s.add_argument("--resize-side", type=int, default=512,
+    s.add_argument("--resize-side", type=ranged(int, 0, 16384), default=512,
                    help="shrink each photo so its shorter side is at most N px before cropping; 0 = native "
                         "(default 512)")
-    s.add_argument("--crops-per-image", type=int, default=1, help="seeded views per photo (default 1)")
-    s.add_argument("--seed", type=int, default=0, help="seed of crops and distortions (default 0)")
-    s.add_argument("--batch-size", type=int, default=None,
+    s.add_argument("--crops-per-image", type=ranged(int, 1, 1000), default=1,
+                   help="seeded views per photo (default 1)")
+    s.add_argument("--seed", type=ranged(int, 0, 2**32 - 1), default=0,
+                   help="seed of crops and distortions (default 0)")
+    s.add_argument("--batch-size", type=ranged(int, 1, 1024), default=None,
                    help="images per scoring call (default 32; 4 with --full-frame)")
     s.add_argument("--cues", action=argparse.BooleanOptionalAction, default=True,
                    help="also score the classical cues side by side (default: on)")
-    s.add_argument("--warn-frr", type=float, default=0.05,
+    s.add_argument("--warn-frr", type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True), default=0.05,
                    help="false-reject rate on keep frames that sets the WARN threshold (default 0.05)")
-    s.add_argument("--error-frr", type=float, default=0.01,
+    s.add_argument("--error-frr", type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True), default=0.01,
                    help="false-reject rate on keep frames that sets the ERROR threshold (default 0.01)")
     b = p.add_argument_group("benchmark")
     b.add_argument("--dataset", default=None,
                    help="kadid10k | csiq | tid2013 | live | clive | koniq10k | spaq | flive")
     b.add_argument("--root", default=None, help="the dataset's folder, in its authors' layout")
-    b.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced images of the dataset")
+    b.add_argument("--limit", type=ranged(int, 1, 10_000_000), default=None,
+                   help="evaluate N evenly spaced images of the dataset")
     o = p.add_argument_group("output")
     o.add_argument("--json", default=None, metavar="FILE", help="write every number to FILE")
     o.add_argument("--plot", default=None, metavar="PNG", help="bar chart of AUROC per group, model vs cues")
@@ -264,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
         report["benchmark"] = bench_report
 
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        from hirqa_ros.files import write_json
+
+        write_json(args.json, report)  # atomic: an earlier report is replaced only by a complete one
         log.info("wrote %s", args.json)
     return 0

@@ -5,18 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hirqa_ros.cli.ranges import frame_size, ranged
 from hirqa_ros.constants import DEFAULT_CALIBRATION_FRAMES
+from hirqa_ros.interrupts import interrupt_status, terminate_like_interrupt
 
 HELP = ("export a model directory to ONNX, a TensorRT engine (.plan) or a torch2trt module; refresh "
         "its ONNX; add an int8 model for CPUs")
-
-
-def _hw(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 1088x1920, got {text!r}") from exc
-    return h, w
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--calib-images", metavar="DIR", default=None,
                    help="TRAINING photos the calibration frames are cut from (default: "
                         "data/pristine_native/train, else data/pristine/train); never the evaluation photos")
-    q.add_argument("--calib-frames", type=int, default=DEFAULT_CALIBRATION_FRAMES, metavar="N",
+    q.add_argument("--calib-frames", type=ranged(int, 1, 100_000), default=DEFAULT_CALIBRATION_FRAMES,
+                   metavar="N",
                    help="calibration frames: 640x480 and 1280x720 cuts, half of them degraded "
                         f"(default {DEFAULT_CALIBRATION_FRAMES})")
     q.add_argument("--keep-fp32", default="first-conv,attention,head", metavar="PARTS",
@@ -51,16 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--eval-images", metavar="DIR", default=None,
                    help="held-out photos of the accuracy report (default: those of the card's fp32 "
                         "calibration protocol)")
-    q.add_argument("--eval-max-images", type=int, default=None, metavar="N",
+    q.add_argument("--eval-max-images", type=ranged(int, 1, 10_000_000), default=None, metavar="N",
                    help="use at most N evaluation photos")
     q.add_argument("--eval-full-frame", action=argparse.BooleanOptionalAction, default=None,
                    help="accuracy protocol: whole camera frames (640x480, 1280x720, 1920x1080) as "
                         "`hirqa eval --full-frame` (default: whichever calibrated the card's fp32 "
                         "thresholds: full frame when the card has metrics.validation_full_frame)")
-    q.add_argument("--eval-crop", type=int, default=None, metavar="PX",
+    q.add_argument("--eval-crop", type=ranged(int, 0, 16384), default=None, metavar="PX",
                    help="square view size of the accuracy protocol; 0 = whole frames (default: the card's "
                         "fp32 calibration protocol's, 256)")
-    q.add_argument("--eval-resize-side", type=int, default=None, metavar="PX",
+    q.add_argument("--eval-resize-side", type=ranged(int, 0, 16384), default=None, metavar="PX",
                    help="shorter side photos are shrunk to before cutting views, e.g. 480 with --eval-crop 0 "
                         "for whole 480p-class frames (default: the card's protocol's, 512)")
     parser.add_argument(
@@ -104,17 +99,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help="policy the engine profile must cover (default: the model card's)",
     )
-    parser.add_argument("--max-batch", type=int, default=8, help="engine profile: largest batch")
+    parser.add_argument("--max-batch", type=ranged(int, 1, 1024), default=8,
+                        help="engine profile: largest batch, 1..1024")
     parser.add_argument(
         "--max-hw",
-        type=_hw,
+        type=frame_size("HxW"),
         default=None,
         metavar="HxW",
         help="engine profile for 'native': largest frame (default 1088x1920)",
     )
     parser.add_argument(
         "--opt-hw",
-        type=_hw,
+        type=frame_size("HxW"),
         default=None,
         metavar="HxW",
         help="engine profile: the size to optimise for (default 480x640)",
@@ -138,62 +134,39 @@ def run(args: argparse.Namespace) -> int:
         from hirqa_ros.quantize import KEEP_FP32_PARTS
 
         bad = sorted(set(parts) - set(KEEP_FP32_PARTS))
-        if bad or args.calib_frames < 1:
-            print(f"error: --keep-fp32 takes {', '.join(KEEP_FP32_PARTS)} or none (got {bad}); "
-                  "--calib-frames must be >= 1", file=sys.stderr)
+        if bad:
+            print(f"error: --keep-fp32 takes {', '.join(KEEP_FP32_PARTS)} or none (got {bad})",
+                  file=sys.stderr)
             return 2
     if args.bgr and args.float_input:
         print("error: --bgr needs the camera-bytes input; drop --float-input", file=sys.stderr)
         return 2
     order = "BGR" if args.bgr else "RGB"
     try:
-        if args.refresh:
-            from hirqa_ros.export import refresh_model_dir
-
-            folder = refresh_model_dir(load_artifact(args.model).path, channel_order=order)
-            onnx_file = folder / "model.onnx"
-            print(f"refreshed {onnx_file}: input 'frames' uint8 NHWC {order}; outputs score, embedding")
         artifact = load_artifact(args.model)
-        if args.int8:
-            from hirqa_ros.quantize import add_int8
-
-            overrides = {k: v for k, v in (("crop", args.eval_crop), ("resize_side", args.eval_resize_side))
-                         if v is not None}
-            entry = add_int8(artifact.path, args.calib_images, args.eval_images, args.calib_frames, parts,
-                             max_images=args.eval_max_images, progress=True, protocol=overrides,
-                             full_frame=args.eval_full_frame)
-            p, t = entry["accuracy"]["pooled"], entry["thresholds"]
-            print(f"wrote {artifact.path / 'model.int8.onnx'}; int8 thresholds warn {t['warn']} "
-                  f"error {t['error']}; "
-                  + "; ".join(f"pooled {m} fp32 {v['fp32']:.4f} int8 {v['int8']:.4f}" for m, v in p.items())
-                  + f"\nCPU default (backend auto): {'yes' if entry['cpu_default'] else 'NO'}: "
-                  f"{entry['decision']}")
-            artifact = load_artifact(args.model)
+        if args.refresh or args.int8 or args.fp16_onnx_into_model:
+            with terminate_like_interrupt():
+                artifact = _edit_model_dir(args, artifact.path, order, parts)
     except (ArtifactError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print("interrupted: the model directory is left as it was", file=sys.stderr)
+        return interrupt_status(exc)
     if args.onnx:
         from hirqa_ros.export import export_onnx
 
-        path = export_onnx(
-            artifact.torch_model(),
-            args.onnx,
-            fp16=args.fp16,
-            frames=not args.float_input,
-            channel_order=order,
-        )
+        try:
+            path = export_onnx(artifact.torch_model(), args.onnx, fp16=args.fp16, frames=not args.float_input,
+                               channel_order=order)
+        except OSError as exc:
+            print(f"error: cannot write --onnx {args.onnx}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         what = "float NCHW 'image'" if args.float_input else f"uint8 NHWC {order} 'frames'"
         print(f"wrote {path} ({'fp16' if args.fp16 else 'fp32'}, opset 17, input {what})")
-    if args.fp16_onnx_into_model:
-        from hirqa_ros.backends.trt_onnx import add_fp16_onnx
-
-        try:
-            path = add_fp16_onnx(artifact.path)
-        except ArtifactError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {path} (fp16 network for TensorRT) and listed it in {artifact.path / 'model.yaml'}")
-        artifact = load_artifact(artifact.path)
     profile_opts = {
         "input_policy": args.input_policy or artifact.input_policy,
         "max_batch": args.max_batch,
@@ -224,3 +197,43 @@ def run(args: argparse.Namespace) -> int:
             ).module_path
         print(f"wrote {path} ({what}, {args.precision}); it runs only on this GPU model and {what} version")
     return 0
+
+
+def _edit_model_dir(args: argparse.Namespace, folder, order: str, parts: list[str]):
+    """--refresh, --int8 and --fp16-onnx-into-model on a copy of the model directory, moved into
+    place only when every step is done (a failure or Ctrl-C leaves the directory as it was); returns
+    the reloaded artifact."""
+    import os
+
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.files import staged_output
+
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(13, "permission denied (the model directory is read-only)", str(folder))
+    with staged_output(folder, copy_of=folder) as work:
+        if args.refresh:
+            from hirqa_ros.export import refresh_model_dir
+
+            refresh_model_dir(work, channel_order=order)
+            print(f"refreshed {folder / 'model.onnx'}: input 'frames' uint8 NHWC {order}; outputs score, "
+                  "embedding")
+        if args.int8:
+            from hirqa_ros.quantize import add_int8
+
+            overrides = {k: v for k, v in (("crop", args.eval_crop), ("resize_side", args.eval_resize_side))
+                         if v is not None}
+            entry = add_int8(work, args.calib_images, args.eval_images, args.calib_frames, parts,
+                             max_images=args.eval_max_images, progress=True, protocol=overrides,
+                             full_frame=args.eval_full_frame)
+            p, t = entry["accuracy"]["pooled"], entry["thresholds"]
+            print(f"wrote {folder / 'model.int8.onnx'}; int8 thresholds warn {t['warn']} error {t['error']}; "
+                  + "; ".join(f"pooled {m} fp32 {v['fp32']:.4f} int8 {v['int8']:.4f}" for m, v in p.items())
+                  + f"\nCPU default (backend auto): {'yes' if entry['cpu_default'] else 'NO'}: "
+                  f"{entry['decision']}")
+        if args.fp16_onnx_into_model:
+            from hirqa_ros.backends.trt_onnx import add_fp16_onnx
+
+            path = add_fp16_onnx(work)
+            print(f"wrote {folder / path.name} (fp16 network for TensorRT) and listed it in "
+                  f"{folder / 'model.yaml'}")
+    return load_artifact(folder)

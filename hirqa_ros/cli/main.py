@@ -60,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except BrokenPipeError:  # stdout's reader went away (`| head -1`): end quietly, as cat would
+        from hirqa_ros.interrupts import closed_pipe
+
+        return closed_pipe()
 
 
 if __name__ == "__main__":

@@ -5,19 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.cli.ranges import frame_size, ranged
+
 HELP = "build a labelled test rosbag2 (sqlite3/MCAP, raw or compressed) with degradation segments"
 
 log = logging.getLogger("hirqa.make-bag")
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-        if w < 1 or h < 1:
-            raise ValueError
-        return w, h
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH like 640x480, got {text!r}") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--images", metavar="DIR", help="folder of photos (cycled, each panned for --hold frames)"
     )
     src.add_argument("--video", metavar="FILE", help="video file (any format OpenCV reads)")
-    p.add_argument("--out", required=True, help="bag directory to create (must not exist)")
+    p.add_argument("--out", required=True,
+                   help="bag directory to create (an existing one is replaced only with --force)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out bag and labels file, once the new ones are complete")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="default sqlite3")
     p.add_argument(
         "--compressed",
@@ -36,10 +31,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--encoding", default="rgb8", help="raw image encoding (rgb8, bgr8, mono8, ...; default rgb8)"
     )
-    p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality for --compressed (default 90)")
-    p.add_argument("--rate", type=float, default=10.0, help="frames per second per topic (default 10)")
-    p.add_argument("--size", type=_size, default=(640, 480), help="frame size WxH (default 640x480)")
-    p.add_argument("--duration", type=float, default=10.0, help="bag length in seconds (default 10)")
+    p.add_argument("--jpeg-quality", type=ranged(int, 1, 100), default=90,
+                   help="JPEG quality for --compressed, 1..100 (default 90)")
+    p.add_argument("--rate", type=ranged(float, 0.0, 1000.0, lo_open=True), default=10.0,
+                   help="frames per second per topic, in (0, 1000] (default 10)")
+    p.add_argument("--size", type=frame_size("WxH", 1, 16384), default=(640, 480),
+                   help="frame size WxH, sides 1..16384 (default 640x480)")
+    p.add_argument("--duration", type=ranged(float, 0.0, 86400.0, lo_open=True), default=10.0,
+                   help="bag length in seconds, in (0, 86400] (default 10)")
     p.add_argument(
         "--topics",
         nargs="+",
@@ -61,14 +60,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="sensor",
         help="QoS recorded for the image topics (replayed by bag-play; default sensor = best effort)",
     )
-    p.add_argument("--hold", type=int, default=20, help="frames per photo for --images (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random degradations (default 0)")
+    p.add_argument("--hold", type=ranged(int, 1, 1_000_000), default=20,
+                   help="frames per photo for --images, >= 1 (default 20)")
+    p.add_argument("--seed", type=ranged(int, 0, 2**32 - 1), default=0,
+                   help="seed of the random degradations (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hirqa_ros.bag.make_bag import SegmentSpec, make_bag
+    from hirqa_ros.bag.make_bag import SegmentSpec
+    from hirqa_ros.files import describe_existing
+    from hirqa_ros.interrupts import interrupt_status, terminate_like_interrupt
 
     try:
         if args.segments and [s.lower() for s in args.segments] == ["none"]:
@@ -76,32 +79,41 @@ def run(args: argparse.Namespace) -> int:
         else:
             segments = [SegmentSpec.parse(s) for s in args.segments] if args.segments else None
         out = Path(args.out)
-        if out.exists():
-            log.error("%s exists already; rosbag2 writers never overwrite, choose another --out", out)
-            return 2
-        labels_out = args.labels_out or str(out.with_name(out.name + ".labels.yaml"))
-        made = make_bag(
-            out,
-            images=args.images,
-            video=args.video,
-            topics=args.topics,
-            storage=args.storage,
-            compressed=args.compressed,
-            encoding=args.encoding,
-            jpeg_quality=args.jpeg_quality,
-            rate_hz=args.rate,
-            size=args.size,
-            duration_s=args.duration,
-            segments=segments,
-            labels_out=labels_out,
-            hold_frames=args.hold,
-            qos=args.qos,
-            seed=args.seed,
-            progress=True,
-        )
+        labels_out = Path(args.labels_out or out.with_name(out.name + ".labels.yaml"))
+        for what, p in (("--out", out), ("--labels-out", labels_out)):
+            if p.exists() and not args.force:
+                log.error("%s %s; pass --force to replace it once the new bag is complete, or choose "
+                          "another %s", what, describe_existing(p), what)
+                return 2
+        with terminate_like_interrupt():
+            made = _make_staged(
+                out,
+                images=args.images,
+                video=args.video,
+                topics=args.topics,
+                storage=args.storage,
+                compressed=args.compressed,
+                encoding=args.encoding,
+                jpeg_quality=args.jpeg_quality,
+                rate_hz=args.rate,
+                size=args.size,
+                duration_s=args.duration,
+                segments=segments,
+                labels_out=labels_out,
+                hold_frames=args.hold,
+                qos=args.qos,
+                seed=args.seed,
+                progress=True,
+            )
     except ValueError as exc:
         log.error("%s", exc)
         return 2
+    except OSError as exc:
+        log.error("cannot write %s: %s", exc.filename or args.out, exc.strerror or exc)
+        return 2
+    except KeyboardInterrupt as exc:
+        log.error("interrupted: no bag written; %s left as it was", args.out)
+        return interrupt_status(exc)
     print(f"wrote {made.path} ({made.frames} frames x {len(made.topics)} topic(s): {', '.join(made.topics)})")
     print(f"labels: {made.labels_path}")
     for s in made.labels.segments:
@@ -110,3 +122,15 @@ def run(args: argparse.Namespace) -> int:
             f"{(s.end_ns - made.labels.origin_ns) / 1e9:.2f} s {s.label}"
         )
     return 0
+
+
+def _make_staged(out, labels_out, **options):
+    """``bag.make_bag.make_bag`` into a hidden sibling; the bag, then its labels, are moved to ``out``
+    and ``labels_out`` only once both are complete (an earlier bag stays whole until then)."""
+    from hirqa_ros.bag.make_bag import make_bag
+    from hirqa_ros.files import staged_outputs
+
+    with staged_outputs([out, labels_out]) as (bag_work, labels_work):
+        made = make_bag(bag_work, labels_out=labels_work, **options)
+    made.path, made.labels_path = out, labels_out
+    return made

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.cli.ranges import ranged
+
 HELP = "build the pristine photo set (train/val split, manifest, licences) from Debian wallpapers or a folder"
 
 log = logging.getLogger("hirqa.prepare_data")
@@ -34,9 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated Debian packages (default: the wallpaper packages of DESIGN.md)",
     )
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of content held out (default 0.2)")
+    p.add_argument("--val-fraction", type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True), default=0.2,
+                   help="share of content held out (default 0.2)")
     p.add_argument(
-        "--max-side", type=int, default=1600, help="longest side of the written JPEGs (default 1600)"
+        "--max-side", type=ranged(int, 16, 16384), default=1600,
+        help="longest side of the written JPEGs (default 1600)"
     )
     p.add_argument(
         "--keep-all",

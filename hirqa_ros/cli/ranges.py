@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 
 def ranged(kind: type, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
@@ -29,3 +30,50 @@ def ranged(kind: type, lo: float | None = None, hi: float | None = None, *, lo_o
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def comma_list(one: Callable[[str], Any]) -> Callable[[str], list]:
+    """An argparse ``type=``: a comma list, each item parsed (and range-checked) by ``one``."""
+
+    def parse(text: str) -> list:
+        values = [one(v.strip()) for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected a comma list, got {text!r}")
+        return values
+
+    parse.__name__ = f"{getattr(one, '__name__', 'value')} list"
+    return parse
+
+
+def frame_size(order: str = "HxW", lo: int = 1, hi: int = 16384) -> Callable[[str], tuple[int, int]]:
+    """An argparse ``type=``: ``AxB`` (``order`` names the two, e.g. HxW or WxH), each side in [lo, hi]."""
+    side = ranged(int, lo, hi)
+
+    def parse(text: str) -> tuple[int, int]:
+        parts = text.lower().split("x")
+        if len(parts) != 2:
+            raise argparse.ArgumentTypeError(f"expected {order}, e.g. 480x640, got {text!r}")
+        try:
+            a, b = side(parts[0].strip()), side(parts[1].strip())
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{text}: each side must be in [{lo}, {hi}] ({exc})") from None
+        return a, b
+
+    parse.__name__ = order
+    return parse
+
+
+def thresholds(text: str):
+    """An argparse ``type=``: ``WARN[,ERROR]`` score thresholds (``decision.Thresholds``), finite,
+    0 <= error <= warn <= 1; WARN alone keeps the default error (or WARN when lower)."""
+    from hirqa_ros.decision import Thresholds
+
+    unit = ranged(float, 0.0, 1.0)
+    parts = [unit(x) for x in text.replace(",", " ").split()]
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected WARN or WARN,ERROR, got {text!r}")
+    warn, error = parts[0], parts[1] if len(parts) == 2 else min(parts[0], Thresholds().error)
+    try:
+        return Thresholds(warn=warn, error=error)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -8,7 +8,7 @@ import json
 import sys
 
 from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
-from hirqa_ros.cli.ranges import ranged
+from hirqa_ros.cli.ranges import ranged, thresholds
 from hirqa_ros.constants import BACKEND_CHOICES
 from hirqa_ros.interrupts import is_interrupt
 
@@ -58,13 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=ranged(int, 1, 1024), default=8, metavar="B",
                         help="frames per inference batch, 1..1024 (default 8)")
+    parser.add_argument("--threshold", type=thresholds, metavar="WARN[,ERROR]",
+                        help="score thresholds, as bag-eval's (default: the model card's for the precision "
+                        "that runs; a card without thresholds needs this)")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument(
         "--jsonl",
         action="store_true",
         help='one JSON object per frame: {"source", "frame", "score", "level", "fault", "fault_confidence"} '
         '(fault keys null without a fault head; + "reason" for a frame that is ERROR whatever its score, '
-        'e.g. "no_content: black", and "tiles" for one above --max-pixels)',
+        'e.g. "no_content: black", "tiles" for one above --max-pixels, and "notes", e.g. '
+        '{"fault_head_disagrees": ...} when the score and a confident fault head contradict each other)',
     )
     fmt.add_argument(
         "--csv",
@@ -90,22 +94,29 @@ class _Output:
             self.writer.writerow(self.columns)
 
     def add(self, source: str, frame: int | None, score: float, level: str, reason: str = "",
-            tiles: int = 1, fault: str | None = None, fault_confidence: float | None = None) -> None:
+            tiles: int = 1, fault: str | None = None, fault_confidence: float | None = None,
+            notes: tuple[tuple[str, str], ...] = ()) -> None:
         conf = None if fault_confidence is None else round(float(fault_confidence), 4)
         if self.mode == "jsonl":
             row = {"source": source, "frame": frame, "score": round(score, 6), "level": level,
                    "fault": fault, "fault_confidence": conf}
             if reason:
                 row["reason"] = reason
+            if notes:
+                row["notes"] = dict(notes)
             if tiles > 1:
                 row["tiles"] = tiles
             self.stream.write(json.dumps(row) + "\n")
             self.stream.flush()  # a stream: consumers (and a Ctrl-C) see every finished row
-        elif self.mode == "csv":
+        else:  # the CSV and the table have fixed columns: notes go to stderr
+            where = source if frame is None else f"{source} frame {frame}"
+            for kind, text in notes:
+                print(f"note: {where}: {kind}: {text}", file=sys.stderr)
+        if self.mode == "csv":
             self.writer.writerow([source, "" if frame is None else frame, f"{score:.6f}", level, reason,
                                   fault or "", "" if conf is None else f"{conf:.4f}"])
             self.stream.flush()
-        else:
+        elif self.mode == "table":
             row = (source, "" if frame is None else str(frame), f"{score:.4f}", level, reason or "-",
                    fault or "-", "-" if conf is None else f"{conf:.2f}")
             self.rows.append(row[: len(self.columns)])
@@ -148,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             batch_size=args.batch_size,
         )
+        gate = args.threshold or scorer.thresholds  # a card without thresholds is refused here
     except NoDefaultModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -179,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         for (f, _), res in zip(pending, results):
             if res.scored:
                 out.add(f.source, f.frame, res.score, res.level.name, res.reason, res.tiles, res.fault,
-                        res.fault_confidence)
+                        res.fault_confidence, res.notes)
                 scored += 1
             else:  # keep going: report the frame as failed
                 where = "" if f.frame is None else f"frame {f.frame}: "
@@ -199,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for path in progress:
             # one stream per file
-            monitor = CameraMonitor(str(path), scorer.thresholds, 0.0, args.min_image_side,
+            monitor = CameraMonitor(str(path), gate, 0.0, args.min_image_side,
                                     content=content_limits(args))
             frames_bar = None
             if media.kind_of(path) == "video" and not progress.disable:

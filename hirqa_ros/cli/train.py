@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.cli.ranges import ranged
+
 HELP = "train HiRQA-S / HiRQA from pristine photos and synthetic distortions (resumable, CPU/GPU/DDP)"
 
 log = logging.getLogger("hirqa.train")
@@ -22,23 +24,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(RUN/checkpoints/last.pt); its lineage is kept",
     )
     p.add_argument(
-        "--max-steps", type=int, default=None, help="schedule length in steps (overrides the config)"
+        "--max-steps", type=ranged(int, 1, 10**9), default=None,
+        help="schedule length in steps (overrides the config)"
     )
     p.add_argument(
         "--stop-at",
-        type=int,
+        type=ranged(int, 1, 10**9),
         default=None,
         help="checkpoint and stop at this step without changing the schedule (continue with --resume)",
     )
     p.add_argument(
         "--wall-time",
-        type=float,
+        type=ranged(float, 0.0, 1e6, lo_open=True),
         default=None,
         metavar="MIN",
         help="wall-time budget in minutes; the cosine schedule is re-planned to end with it",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: config/torch)")
+    p.add_argument("--threads", type=ranged(int, 1, 1024), default=None,
+                   help="CPU threads for torch (default: config/torch)")
     p.add_argument("--sampler", choices=("host", "device"), default=None,
                    help="where ladders are drawn: host, or device (photos on the GPU; default: the config)")
     p.add_argument("--train-dir", default=None, help="pristine training photos (overrides data.train)")

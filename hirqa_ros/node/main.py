@@ -115,16 +115,15 @@ def params_file_warnings(argv: list[str], fqn: str) -> list[str]:
     """Warnings for ``--params-file`` files with no section that applies to the node ``fqn``
     (e.g. a misspelled node name: rcl ignores such sections without a word)."""
     import difflib
-    from pathlib import Path
 
-    import yaml
+    from hirqa_ros.files import UntrustedFileError, load_untrusted
 
     files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--params-file"]
     out = []
     for f in files:
         try:
-            doc = yaml.safe_load(Path(f).read_text())
-        except (OSError, yaml.YAMLError):
+            doc = load_untrusted(f, "--params-file")
+        except UntrustedFileError:
             continue  # rcl already refused it at init
         if not isinstance(doc, dict):
             continue
