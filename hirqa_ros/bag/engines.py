@@ -74,7 +74,7 @@ class InlineEngine:
     name = "local"
 
     def __init__(self, opts: FleetOptions) -> None:
-        self.worker = BagWorker(opts)
+        self.worker = BagWorker(opts, quiet=False)  # this process's logging is the caller's: leave it be
         self.workers = 1
         self.on_frames: Any = None  # the driver's (bag, frames) callback
         if self.worker.error:
