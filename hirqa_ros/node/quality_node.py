@@ -42,12 +42,14 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Hysteresis, Level, Thresholds
+from hirqa_ros.frame_cue import FrameCue, cue_of_msg
 from hirqa_ros.imgmsg import ImageDecodeError, ImageTooLarge, compressed_msg_to_rgb, image_msg_to_rgb
 from hirqa_ros.monitor import CameraMonitor, Checked, FrameResult, run_frames
 from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, ParamSpec, engine_options, is_known
 from hirqa_ros.node.stats import CameraStats
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 from hirqa_ros.quality_msg import NODE_NAME, quality_status_fields
+from hirqa_ros.state_gate import Admission, StateGate, Verdict
 from hirqa_ros.topics import TRANSPORTS, CameraTopics, check_base, per_camera, status_label
 
 WARN_EVERY_S = 5.0  # throttle for repeated bad-input warnings (per camera and reason)
@@ -117,6 +119,7 @@ class Camera:
         self.quality_pub = None
         self.accepted_pub = None
         self.subscription = None
+        self.gate: StateGate | None = None  # gate_mode state (with publish_accepted)
 
 
 class QualityNode(LifecycleNode):
@@ -254,6 +257,8 @@ class QualityNode(LifecycleNode):
             cam = Camera(topics, status_label(topics.base, ns), hw_id,
                          CameraMonitor(topics.input, thresholds, smoothing, self._min_side,
                                        content=self._content), stats)
+            if p["gate_mode"] == "state" and self._publish_accepted:
+                cam.gate = StateGate(float(p["max_verdict_age_s"]))
             cam.quality_pub = self.create_lifecycle_publisher(
                 DiagnosticArray, topics.quality, output_qos(), qos_overriding_options=_overridable())
             self.cameras.append(cam)
@@ -415,6 +420,7 @@ class QualityNode(LifecycleNode):
             delay = (self.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e9
         if cam.stats.on_receive(now, delay):
             self._log.info(f"{cam.topic}: frames are arriving again")
+        cue = self._gate_frame(cam, msg, now) if cam.gate is not None else None
         if self._max_rate > 0.0:
             if now < cam.next_allowed:
                 cam.stats.on_throttled()
@@ -422,12 +428,51 @@ class QualityNode(LifecycleNode):
             period = 1.0 / self._max_rate
             # keep the average at max_rate_hz while tolerating jitter of one period
             cam.next_allowed = max(cam.next_allowed + period, now)
+        if cam.gate is not None:
+            cam.gate.note_scored(now, cue)
         with self._cond:
             if cam.slot is not None:
                 cam.stats.on_dropped()
             cam.slot = (msg, now)
             self._pending = True
             self._cond.notify()
+
+    def _gate_frame(self, cam: Camera, msg: Any, now: float) -> FrameCue | None:
+        """gate_mode state: the frame's cue (about 1 ms, no inference), then forward it at once under the
+        camera's verdict or hold it; returns the cue (None when the frame cannot be decoded)."""
+        try:
+            cue = cue_of_msg(msg, cam.compressed)
+        except Exception:  # any unreadable frame is held; the scoring thread says why
+            cue = None
+        admission = cam.gate.admit(now, cue)
+        if admission.forward:
+            cam.accepted_pub.publish(msg)
+            cam.stats.on_forwarded(inherited=True)
+            self._publish_inherited(cam, msg, now, admission)
+        else:
+            cam.stats.on_held(admission.reason)
+        return cue
+
+    def _publish_inherited(self, cam: Camera, msg: Any, t_recv: float, admission: Admission) -> None:
+        """The quality message of a frame forwarded under an earlier scored frame's verdict."""
+        v = admission.verdict
+        result, sequence = v.info
+        fields = quality_status_fields(
+            cam.topics.input, result.score, result.level, result.smoothed, cam.monitor.thresholds,
+            str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=sequence,
+            batch_size=result.batch_size, node_name=self.get_fully_qualified_name(), label=cam.label,
+            hardware_id=cam.hardware_id, latency_ms=(time.monotonic() - t_recv) * 1000.0,
+            reason=result.reason, fault=result.fault, fault_confidence=result.fault_confidence,
+            fault_top3=result.fault_top3 or (),
+            verdict_source="inherited", verdict_stamp_ns=v.stamp_ns, verdict_age_ms=admission.age_s * 1000.0)
+        self._publish_quality(cam, msg, fields)
+
+    def _publish_quality(self, cam: Camera, msg: Any, fields: dict[str, Any]) -> None:
+        out = DiagnosticArray()
+        out.header = msg.header
+        out.status = [_status(fields["level"], fields["name"], fields["message"], fields["hardware_id"],
+                              fields["values"])]
+        cam.quality_pub.publish(out)
 
     # ---- inference worker ----------------------------------------------------------------------
     def _start_worker(self) -> None:
@@ -515,20 +560,23 @@ class QualityNode(LifecycleNode):
         """The frame's quality message, the frame itself on accepted when OK, and its statistics."""
         cam.sequence += 1
         latency_ms = (time.monotonic() - t_recv) * 1000.0
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        keep = result.level == Level.OK
+        if cam.gate is not None:  # every verdict updates the camera's state
+            cam.gate.on_verdict(Verdict(keep, t_recv, stamp_ns, info=(result, cam.sequence)))
         fields = quality_status_fields(
             cam.topics.input, result.score, result.level, result.smoothed, cam.monitor.thresholds,
             str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=cam.sequence,
             batch_size=result.batch_size,
             node_name=self.get_fully_qualified_name(), label=cam.label, hardware_id=cam.hardware_id,
             latency_ms=latency_ms, inference_ms=result.batch_seconds * 1000.0, reason=result.reason,
-            fault=result.fault, fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or ())
-        out = DiagnosticArray()
-        out.header = msg.header
-        out.status = [_status(fields["level"], fields["name"], fields["message"], fields["hardware_id"],
-                              fields["values"])]
-        cam.quality_pub.publish(out)
-        if result.level == Level.OK and cam.accepted_pub is not None:
+            fault=result.fault, fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or (),
+            verdict_source="scored", verdict_stamp_ns=stamp_ns)
+        self._publish_quality(cam, msg, fields)
+        # state mode: a frame held on arrival that scores keep goes out now, unless a newer one already did
+        if keep and cam.accepted_pub is not None and (cam.gate is None or cam.gate.forward_scored(t_recv)):
             cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
+            cam.stats.on_forwarded()
         cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size, result.fault)
 
     # ---- /diagnostics --------------------------------------------------------------------------
@@ -541,7 +589,9 @@ class QualityNode(LifecycleNode):
             level, message, values = cam.stats.report(now, self._stale_timeout)
             if not self._active:
                 level, message = Level.STALE, "node inactive: not subscribed (lifecycle state inactive)"
-            values = {"topic": cam.topics.input, "image_transport": cam.topics.transport, **values}
+            values = {"topic": cam.topics.input, "image_transport": cam.topics.transport,
+                      "gate_mode": "state" if cam.gate is not None else "scored",
+                      "gate_state": cam.gate.state if cam.gate is not None else "", **values}
             arr.status.append(_status(level, f"{fqn}: {cam.label}", message, cam.hardware_id, values.items()))
         if self.scorer is not None:
             arr.status.append(self._inference_status(fqn))
