@@ -172,6 +172,8 @@ def _start_node(topics: list[str], mode: str, args, log: Path) -> subprocess.Pop
            "-p", f"backend:={args.backend}", "-p", f"gate_mode:={mode}"]
     if args.model:
         cmd += ["-p", f"model_path:={args.model}"]
+    for p in args.param:
+        cmd += ["-p", p]
     with open(log, "wb") as out:
         node = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
@@ -262,6 +264,7 @@ def run_scenario(mode: str, cameras: int, rate: float, load: int, args) -> dict:
         ready = next((ln for ln in log.read_text(errors="replace").splitlines() if "READY" in ln), "")
         backend = ready.split("backend=", 1)[1].split()[0] if "backend=" in ready else "?"
         return {"mode": mode, "cameras": cameras, "rate_hz": rate, "busy_loops": load, "backend": backend,
+                "params": list(args.param),
                 "loadavg_1m_at_start": uptime[0], "per_camera": per_camera}
     finally:
         for p in loads:
@@ -310,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="auto",
                     help="node backend (default auto: int8 ONNX Runtime on a CPU)")
     ap.add_argument("--model", default="", help="model directory (default: the installed default)")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="another node parameter (repeatable), e.g. max_verdict_age_s:=2.0")
     ap.add_argument("--no-cue", action="store_true", help="skip the per-frame cue cost measurement")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
