@@ -17,7 +17,7 @@ from typing import Any
 
 from hirqa_ros.frame_cue import REFERENCE_FRAMES, CueReference, DropLimits, FrameCue, sudden_drop
 
-DEFAULT_MAX_VERDICT_AGE_S = 1.0
+DEFAULT_MAX_VERDICT_AGE_S = 2.0  # covers latency + interval of a CPU scorer under load (docs/node.md)
 #: why a frame was held (the /diagnostics counters use these names)
 HOLD_REASONS = ("no_verdict", "drop", "stale", "cue", "undecodable")
 

@@ -48,11 +48,12 @@ from hirqa_ros.monitor import CameraMonitor, Checked, FrameResult, run_frames
 from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, ParamSpec, engine_options, is_known
 from hirqa_ros.node.stats import CameraStats
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
-from hirqa_ros.quality_msg import NODE_NAME, quality_status_fields
+from hirqa_ros.quality_msg import KEY_NAMES, NODE_NAME, quality_status_fields
 from hirqa_ros.state_gate import Admission, StateGate, Verdict
 from hirqa_ros.topics import TRANSPORTS, CameraTopics, check_base, per_camera, status_label
 
 WARN_EVERY_S = 5.0  # throttle for repeated bad-input warnings (per camera and reason)
+_LATENCY, _AGE = KEY_NAMES.index("latency_ms"), KEY_NAMES.index("verdict_age_ms")  # per-frame values
 
 _PTYPE = {
     "string": ParameterType.PARAMETER_STRING,
@@ -120,6 +121,7 @@ class Camera:
         self.accepted_pub = None
         self.subscription = None
         self.gate: StateGate | None = None  # gate_mode state (with publish_accepted)
+        self.inherited: tuple[Verdict, dict, list] | None = None  # its quality status, built once per verdict
 
 
 class QualityNode(LifecycleNode):
@@ -454,18 +456,29 @@ class QualityNode(LifecycleNode):
         return cue
 
     def _publish_inherited(self, cam: Camera, msg: Any, t_recv: float, admission: Admission) -> None:
-        """The quality message of a frame forwarded under an earlier scored frame's verdict."""
+        """The quality message of a frame forwarded under an earlier scored frame's verdict. The status
+        is built once per verdict; each frame replaces only its latency and verdict age (cheap)."""
         v = admission.verdict
-        result, sequence = v.info
-        fields = quality_status_fields(
-            cam.topics.input, result.score, result.level, result.smoothed, cam.monitor.thresholds,
-            str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=sequence,
-            batch_size=result.batch_size, node_name=self.get_fully_qualified_name(), label=cam.label,
-            hardware_id=cam.hardware_id, latency_ms=(time.monotonic() - t_recv) * 1000.0,
-            reason=result.reason, fault=result.fault, fault_confidence=result.fault_confidence,
-            fault_top3=result.fault_top3 or (),
-            verdict_source="inherited", verdict_stamp_ns=v.stamp_ns, verdict_age_ms=admission.age_s * 1000.0)
-        self._publish_quality(cam, msg, fields)
+        if cam.inherited is None or cam.inherited[0] is not v:
+            result, sequence = v.info
+            fields = quality_status_fields(
+                cam.topics.input, result.score, result.level, result.smoothed, cam.monitor.thresholds,
+                str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=sequence,
+                batch_size=result.batch_size, node_name=self.get_fully_qualified_name(), label=cam.label,
+                hardware_id=cam.hardware_id, reason=result.reason, fault=result.fault,
+                fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or (),
+                verdict_source="inherited", verdict_stamp_ns=v.stamp_ns)
+            cam.inherited = (v, fields, [KeyValue(key=k, value=x) for k, x in fields["values"]])
+        _, fields, values = cam.inherited
+        values = list(values)
+        values[_LATENCY] = KeyValue(key="latency_ms", value=f"{(time.monotonic() - t_recv) * 1000.0:.2f}")
+        values[_AGE] = KeyValue(key="verdict_age_ms", value=f"{admission.age_s * 1000.0:.2f}")
+        out = DiagnosticArray()
+        out.header = msg.header
+        out.status = [DiagnosticStatus(level=bytes([int(fields["level"])]), name=fields["name"],
+                                       message=fields["message"], hardware_id=fields["hardware_id"],
+                                       values=values)]
+        cam.quality_pub.publish(out)
 
     def _publish_quality(self, cam: Camera, msg: Any, fields: dict[str, Any]) -> None:
         out = DiagnosticArray()
