@@ -61,7 +61,9 @@ class StateGate:
         self._suspect_detail = ""
         self._held_since_keep = True  # a hold since the last keep verdict: re-anchor on the next one
         self._last_forward: float | None = None  # receive time of the newest forwarded frame
-        self._cues: deque[tuple[float, FrameCue]] = deque(maxlen=16)  # cues of frames sent to scoring
+        # cues of the frames sent to scoring, until their verdict (8 s of a 30 Hz camera: a slow scorer's
+        # verdict must still find its frame's cue)
+        self._cues: deque[tuple[float, FrameCue]] = deque(maxlen=256)
 
     @property
     def state(self) -> str:
@@ -122,8 +124,8 @@ class StateGate:
             if not verdict.keep or self._suspect_since is not None:
                 return
             if self._held_since_keep:
-                self._reference.reset()
-                if cue is not None:
+                if cue is not None:  # without its cue the old reference stays (never an empty one)
+                    self._reference.reset()
                     self._reference.add(cue)
                 self._held_since_keep = False
 

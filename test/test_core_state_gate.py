@@ -72,6 +72,25 @@ def test_a_keep_verdict_after_a_hold_re_anchors_the_reference():
     assert g.admit(0.50, DARK).reason == "cue"  # the new reference still catches a real drop
 
 
+def test_a_verdict_without_its_cue_keeps_the_old_reference():
+    """A slow scorer's verdict whose frame cue is unknown must not leave the gate unchecked."""
+    g = StateGate()
+    _keep(g, 0.0)
+    assert g.admit(0.05, CLEAN).forward
+    assert g.admit(0.06, None).reason == "undecodable"  # a hold: the next keep verdict would re-anchor
+    g.on_verdict(Verdict(True, 0.07, 70_000_000))  # no note_scored: its cue is unknown
+    assert g.admit(0.10, DARK).reason == "cue"
+
+
+def test_cues_of_a_slow_scorer_are_still_found():
+    g = StateGate()
+    _keep(g, 0.0, DARK, keep=False)
+    for k in range(1, 200):  # 200 frames (6.6 s at 30 Hz) noted while one verdict is pending
+        g.note_scored(k / 30, CLEAN if k == 1 else DARK)
+    g.on_verdict(Verdict(True, 1 / 30, 1))  # the verdict on frame 1 re-anchors on ITS cue
+    assert g.admit(1.0, DARK).reason == "cue"  # checked against frame 1's cue, not let through
+
+
 def test_no_cue_holds_the_frame():
     g = StateGate()
     _keep(g, 0.0)

@@ -18,6 +18,7 @@ from helpers_node import (
     NodeProcess,
     RosClient,
     domain_id,
+    make_compressed,
     make_image,
     params_file,
     reliable_accepted,
@@ -34,24 +35,33 @@ RATE_HZ = 20.0
 CLEAN1, BLACK, CLEAN2 = 30, 10, 30
 
 
-def _run(mode: str, model_dir, tmp_path, offset: int):
+def _jpeg(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    _, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return buf.tobytes()
+
+
+def _run(mode: str, model_dir, tmp_path, offset: int, transport: str = "raw"):
     """Publish the stream to a node in ``mode``; return (black stamps, clean stamps, accepted stamps in
     arrival order, parsed quality reports, the camera's last /diagnostics values)."""
     domain = domain_id(offset)
     # thresholds 0: every frame with content is keep, so the test does not depend on the model's scores;
     # the black frames are ERROR by the no-content check whatever their score
     params = {"image_topics": [TOPIC], "model_path": str(model_dir), "backend": "onnxruntime",
-              "gate_mode": mode, "warn_threshold": 0.0, "error_threshold": 0.0}
-    qos = params_file(tmp_path / "qos.yaml", reliable_accepted([TOPIC]))
+              "gate_mode": mode, "warn_threshold": 0.0, "error_threshold": 0.0, "image_transport": transport}
+    qos = params_file(tmp_path / "qos.yaml", reliable_accepted([TOPIC], [transport]))
     node = NodeProcess(params, domain, tmp_path / "node.log", params_files=[qos])
     client = None
     try:
         node.wait_ready(120)
         client = RosClient(domain)
-        client.publisher(TOPIC, reliable=True)
-        client.watch(TOPIC, accepted_reliable=True)
+        compressed = transport == "compressed"
+        topic_in = TOPIC + "/compressed" if compressed else TOPIC
+        client.publisher(topic_in, compressed=compressed, reliable=True)
+        client.watch(TOPIC, transport=transport, accepted_reliable=True)
         client.watch_diagnostics()
-        client.wait_matched([TOPIC])
+        client.wait_matched([topic_in])
         clean = [scene(96, 128, seed=i) for i in range(4)]
         black = np.zeros_like(clean[0])
         plan = ["clean"] * CLEAN1 + ["black"] * BLACK + ["clean"] * CLEAN2
@@ -61,7 +71,9 @@ def _run(mode: str, model_dir, tmp_path, offset: int):
             stamp = 2_000_000_000 + i * 50_000_000
             stamps[kind].append(stamp)
             rgb = clean[i % 4] if kind == "clean" else black
-            client.pubs[TOPIC].publish(make_image(rgb, stamp, "gate_cam"))
+            msg = (make_compressed(_jpeg(rgb), stamp, frame_id="gate_cam") if compressed
+                   else make_image(rgb, stamp, "gate_cam"))
+            client.pubs[topic_in].publish(msg)
             time.sleep(max(0.0, t0 + (i + 1) / RATE_HZ - time.monotonic()))
         time.sleep(2.5)  # the last scores and a /diagnostics period
         with client.lock:
@@ -77,8 +89,10 @@ def _run(mode: str, model_dir, tmp_path, offset: int):
         node.stop()
 
 
-def test_state_mode_forwards_on_arrival_with_inherited_flags_and_holds_the_dark(default_model_dir, tmp_path):
-    black, clean, accepted, reports, diag = _run("state", default_model_dir, tmp_path, 61)
+@pytest.mark.parametrize("transport,offset", [("raw", 61), ("compressed", 63)])
+def test_state_mode_forwards_on_arrival_with_inherited_flags_and_holds_the_dark(default_model_dir, tmp_path,
+                                                                                 transport, offset):
+    black, clean, accepted, reports, diag = _run("state", default_model_dir, tmp_path, offset, transport)
     assert not set(black) & set(accepted), "a black frame was forwarded"
     assert accepted == sorted(accepted) and len(set(accepted)) == len(accepted), "accepted out of order"
     scored = {r.stamp_ns: r for r in reports if not r.inherited}
