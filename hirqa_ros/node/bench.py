@@ -87,6 +87,8 @@ class _Client:
         now = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         report = parse(msg)
+        if report.inherited:  # gate_mode state: a forwarded frame's copy of an earlier verdict, not a score
+            return
         with self.lock:
             self.received.append((topic, stamp, now, report))
 
