@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TOPIC = "/gate_cam/image_raw"
 RATE_HZ = 20.0
 CLEAN1, BLACK, CLEAN2 = 30, 10, 30
+SCENARIO = 2_000_000_000  # first stamp of the checked frames (the warm-up's are below it)
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:
@@ -64,22 +65,34 @@ def _run(mode: str, model_dir, tmp_path, offset: int, transport: str = "raw"):
         client.wait_matched([topic_in])
         clean = [scene(96, 128, seed=i) for i in range(4)]
         black = np.zeros_like(clean[0])
+
+        def send(rgb: np.ndarray, stamp: int) -> None:
+            msg = (make_compressed(_jpeg(rgb), stamp, frame_id="gate_cam") if compressed
+                   else make_image(rgb, stamp, "gate_cam"))
+            client.pubs[topic_in].publish(msg)
+
+        # warm-up: clean frames until both outputs reach us (the node's writers may match our readers
+        # after its first frames went out); only the frames after it are checked one by one
+        for i in range(100):
+            send(clean[i % 4], 1_000_000_000 + i * 50_000_000)
+            time.sleep(1 / RATE_HZ)
+            with client.lock:
+                if client.quality[TOPIC] and client.accepted[TOPIC]:
+                    break
+        time.sleep(0.5)
         plan = ["clean"] * CLEAN1 + ["black"] * BLACK + ["clean"] * CLEAN2
         stamps: dict[str, list[int]] = {"clean": [], "black": []}
         t0 = time.monotonic()
         for i, kind in enumerate(plan):
-            stamp = 2_000_000_000 + i * 50_000_000
+            stamp = SCENARIO + i * 50_000_000
             stamps[kind].append(stamp)
-            rgb = clean[i % 4] if kind == "clean" else black
-            msg = (make_compressed(_jpeg(rgb), stamp, frame_id="gate_cam") if compressed
-                   else make_image(rgb, stamp, "gate_cam"))
-            client.pubs[topic_in].publish(msg)
+            send(clean[i % 4] if kind == "clean" else black, stamp)
             time.sleep(max(0.0, t0 + (i + 1) / RATE_HZ - time.monotonic()))
         time.sleep(2.5)  # the last scores and a /diagnostics period
         with client.lock:
-            accepted = [m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
-                        for _, m in client.accepted[TOPIC]]
-            reports = [parse(m) for _, m in client.quality[TOPIC]]
+            accepted = [s for _, m in client.accepted[TOPIC]
+                        if (s := m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec) >= SCENARIO]
+            reports = [parse(m) for _, m in client.quality[TOPIC]]  # warm-up included: verdicts come from it
         status = client.latest_status(TOPIC)
         assert status is not None, "no /diagnostics status for the camera"
         return stamps["black"], stamps["clean"], accepted, reports, status_values(status)
@@ -96,7 +109,7 @@ def test_state_mode_forwards_on_arrival_with_inherited_flags_and_holds_the_dark(
     assert not set(black) & set(accepted), "a black frame was forwarded"
     assert accepted == sorted(accepted) and len(set(accepted)) == len(accepted), "accepted out of order"
     scored = {r.stamp_ns: r for r in reports if not r.inherited}
-    inherited = [r for r in reports if r.inherited]
+    inherited = [r for r in reports if r.inherited and r.stamp_ns >= SCENARIO]
     assert all(r.verdict_stamp_ns == r.stamp_ns for r in scored.values())
     # every forwarded frame says why: an inherited keep naming an earlier scored keep frame, or its own score
     for stamp in accepted:
@@ -108,14 +121,14 @@ def test_state_mode_forwards_on_arrival_with_inherited_flags_and_holds_the_dark(
         else:
             assert stamp in scored and scored[stamp].accepted, stamp
     assert {r.stamp_ns for r in inherited} <= set(accepted), "an inherited message for a held frame"
-    assert len(inherited) > 0 and len(accepted) > len([s for s in accepted if s in scored and
-                                                       not any(r.stamp_ns == s for r in inherited)])
+    assert len(inherited) >= len(accepted) // 2, "most frames should go out on arrival (earlier verdict)"
     # clean frames flow before and after the fault
     assert sum(s in accepted for s in clean[:CLEAN1]) >= CLEAN1 // 2
     assert sum(s in accepted for s in clean[CLEAN1:]) >= CLEAN2 // 2
     assert diag["gate_mode"] == "state"
-    assert int(diag["frames_forwarded_inherited"]) == len(inherited)
-    assert int(diag["frames_forwarded"]) == len(accepted)
+    # the counters include the warm-up frames
+    assert int(diag["frames_forwarded_inherited"]) >= len(inherited) > 0
+    assert int(diag["frames_forwarded"]) >= len(accepted)
     held = dict(item.split(":") for item in diag["frames_held_by_reason"].split(","))
     assert int(diag["frames_held"]) >= BLACK and ("cue" in held or "drop" in held)
 
@@ -123,9 +136,9 @@ def test_state_mode_forwards_on_arrival_with_inherited_flags_and_holds_the_dark(
 def test_scored_mode_forwards_only_frames_scored_ok(default_model_dir, tmp_path):
     black, _clean, accepted, reports, diag = _run("scored", default_model_dir, tmp_path, 62)
     assert all(not r.inherited and r.verdict_stamp_ns == r.stamp_ns for r in reports)
-    keep = [r.stamp_ns for r in reports if r.accepted]
+    keep = [r.stamp_ns for r in reports if r.accepted and r.stamp_ns >= SCENARIO]
     assert accepted == keep, "B_accepted must be exactly the frames scored keep, in order"
     assert not set(black) & set(accepted)
     assert any(r.stamp_ns in black and not r.accepted for r in reports), "no black frame was scored"
     assert diag["gate_mode"] == "scored" and diag["frames_forwarded_inherited"] == "0"
-    assert diag["frames_held"] == "0" and int(diag["frames_forwarded"]) == len(accepted)
+    assert diag["frames_held"] == "0" and int(diag["frames_forwarded"]) >= len(accepted)  # + warm-up
