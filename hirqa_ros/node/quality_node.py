@@ -124,6 +124,7 @@ class Camera:
         self.accepted_pub = None
         self.subscription = None
         self.gate: StateGate | None = None  # gate_mode state (with publish_accepted)
+        self.forward_lock = threading.Lock()  # decide + publish on B_accepted as one step (keeps the order)
         self.inherited: tuple[Verdict, dict, list] | None = None  # its quality status, built once per verdict
 
 
@@ -451,9 +452,11 @@ class QualityNode(LifecycleNode):
             cue = cue_of_msg(msg, cam.compressed)
         except Exception:  # any unreadable frame is held; the scoring thread says why
             cue = None
-        admission = cam.gate.admit(now, cue)
+        with cam.forward_lock:
+            admission = cam.gate.admit(now, cue)
+            if admission.forward:
+                cam.accepted_pub.publish(msg)
         if admission.forward:
-            cam.accepted_pub.publish(msg)
             cam.stats.on_forwarded(inherited=True)
             self._publish_inherited(cam, msg, now, admission)
         else:
@@ -595,8 +598,12 @@ class QualityNode(LifecycleNode):
             verdict_source="scored", verdict_stamp_ns=stamp_ns)
         self._publish_quality(cam, msg, fields)
         # state mode: a frame held on arrival that scores keep goes out now, unless a newer one already did
-        if keep and cam.accepted_pub is not None and (cam.gate is None or cam.gate.forward_scored(t_recv)):
-            cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
+        with cam.forward_lock:
+            forward = (keep and cam.accepted_pub is not None
+                       and (cam.gate is None or cam.gate.forward_scored(t_recv)))
+            if forward:
+                cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
+        if forward:
             cam.stats.on_forwarded()
         cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size, result.fault)
 
