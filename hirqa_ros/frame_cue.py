@@ -18,8 +18,8 @@ import numpy as np
 
 from hirqa_ros.classical import CLIP_HIGH, CLIP_LOW, laplacian_var_grey
 from hirqa_ros.content import thumbnail_luma
-from hirqa_ros.imgmsg import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
-from hirqa_ros.limits import declared_size
+from hirqa_ros.imgmsg import ImageDecodeError, ImageTooLarge, compressed_msg_to_rgb, image_msg_to_rgb
+from hirqa_ros.limits import TooLarge, check_size, declared_size
 
 CUE_SIDE = 160  # longer side of the grey copy (640x480 -> 160x120)
 REFERENCE_FRAMES = 30  # recent accepted frames behind a camera's reference (median of each field)
@@ -94,13 +94,18 @@ def _shrink_packed8(msg: Any, side: int) -> np.ndarray | None:
 
 def grey_of_msg(msg: Any, compressed: bool, side: int = CUE_SIDE) -> np.ndarray:
     """The small grey copy of a ``sensor_msgs/Image`` or ``CompressedImage`` (longer side at most
-    ``side``); raises ``ImageDecodeError`` when the message cannot be decoded."""
+    ``side``); raises ``ImageDecodeError`` when the message cannot be decoded (``ImageTooLarge``, a
+    subclass, above the converter's decoding limit)."""
     if not compressed:
         fast = _shrink_packed8(msg, side)
         return fast if fast is not None else thumbnail_luma(image_msg_to_rgb(msg), side)
     buf = _bytes(msg.data)
     size = declared_size(buf)
     if size is not None and buf[:2].tobytes() == b"\xff\xd8" and buf[-2:].tobytes() == b"\xff\xd9":
+        try:  # the converter's decoding limit, before any pixel is decoded
+            check_size(size[0], size[1], what="compressed image (jpeg)")
+        except TooLarge as exc:
+            raise ImageTooLarge(str(exc)) from None
         grey = cv2.imdecode(buf, _reduced_flag(size[0], size[1], side))
         if grey is None or grey.size == 0:
             raise ImageDecodeError(f"compressed image ({buf.size} bytes): OpenCV cannot decode it")

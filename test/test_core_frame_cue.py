@@ -121,3 +121,14 @@ def test_reference_is_the_median_of_recent_frames():
 def test_jpeg_of_any_size_becomes_a_grey_copy_of_at_most_cue_side(w, h):
     g = grey_of_msg(_compressed(_photo(3, w, h), "jpeg"), compressed=True)
     assert max(g.shape) == min(160, max(w, h)) and g.dtype == np.uint8
+
+
+def test_a_jpeg_declaring_a_huge_size_is_refused_before_decoding():
+    import struct
+
+    jpeg = _compressed(_photo(), "jpeg")
+    data = bytearray(jpeg.data)
+    sof = next(i for i in range(2, len(data) - 9) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC2))
+    data[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)  # 3.6 GP declared
+    with pytest.raises(ImageDecodeError, match="decoding limit"):
+        cue_of_msg(SimpleNamespace(format="jpeg", data=array.array("B", bytes(data))), compressed=True)
