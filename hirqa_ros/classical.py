@@ -61,10 +61,15 @@ def grey(rgb: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
     return _luma(resize_for_analysis(rgb, side))
 
 
+def laplacian_var_grey(g: np.ndarray) -> float:
+    """Variance of the 3x3 Laplacian of a grey image (uint8 or float32), border rows excluded."""
+    lap = cv2.Laplacian(g, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT)
+    return float(cv2.meanStdDev(lap[1:-1, 1:-1])[1][0, 0] ** 2)
+
+
 def laplacian_var(rgb: np.ndarray, side: int = ANALYSIS_SIDE) -> float:
     """Variance of the Laplacian (sharpness, 8-bit units; the common blur threshold is ~100)."""
-    lap = cv2.Laplacian(grey(rgb, side), cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT)
-    return float(lap[1:-1, 1:-1].var())
+    return laplacian_var_grey(grey(rgb, side))
 
 
 def tenengrad(rgb: np.ndarray, side: int = ANALYSIS_SIDE) -> float:

@@ -24,6 +24,7 @@ from hirqa_ros.topics import status_label
 SCHEMA = "hirqa_quality/2"
 SCHEMA_FAMILY, SCHEMA_MAJOR = SCHEMA.split("/")
 NODE_NAME = "hirqa_node"  # the node's default name
+VERDICT_SOURCES = ("scored", "inherited")
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,16 @@ KEYS: tuple[Key, ...] = (
                         "most likely fault (docs/faults.md); empty without a head"),
     Key("fault_confidence", "float", "the head's probability of that class, 0..1; empty without a head"),
     Key("fault_top3", "str", "the head's own top 3, `class:prob` comma-separated; empty without a head"),
+    Key("verdict_source", "str", "`scored` (this frame's own score) or `inherited` (`gate_mode: state`: "
+                                 "forwarded on arrival under the verdict of an earlier scored frame)"),
+    Key("verdict_stamp", "int", "header stamp (ns) of the scored frame the verdict is from (its own when "
+                                "scored)"),
+    Key("verdict_age_ms", "float", "inherited: receive time of this frame minus that of the scored frame; "
+                                   "empty when scored"),
 )
 KEY_NAMES = tuple(k.name for k in KEYS)
+#: keys added to hirqa_quality/2 after its first release (older messages parse without them)
+_OPTIONAL = ("verdict_source", "verdict_stamp", "verdict_age_ms")
 _V1_REQUIRED = ("score", "smoothed_score", "verdict", "warn_threshold", "error_threshold", "backend",
                 "batch_size", "frame")
 
@@ -94,6 +103,9 @@ def quality_status_fields(
     fault: str | None = None,
     fault_confidence: float | None = None,
     fault_top3: Sequence[tuple[str, float]] = (),
+    verdict_source: str = "scored",
+    verdict_stamp_ns: int | None = None,
+    verdict_age_ms: float | None = None,
 ) -> dict[str, Any]:
     """The DiagnosticStatus of one frame as plain fields: ``level`` (int), ``name``, ``message``,
     ``hardware_id`` and ``values`` (the :data:`KEYS` in order, then any ``extra`` pairs).
@@ -101,7 +113,10 @@ def quality_status_fields(
     ``node_name`` is the node's fully qualified name (a leading ``/`` is added if missing),
     ``label`` the camera's name in it (default: :func:`hirqa_ros.topics.status_label` of ``topic``);
     ``hardware_id`` defaults to
-    ``frame_id`` (or the topic when there is none)."""
+    ``frame_id`` (or the topic when there is none). ``verdict_source``/``verdict_stamp_ns``/
+    ``verdict_age_ms``: where the verdict came from (see :data:`KEYS`; stamp empty when not given)."""
+    if verdict_source not in VERDICT_SOURCES:
+        raise ValueError(f"verdict_source {verdict_source!r}: expected one of {', '.join(VERDICT_SOURCES)}")
     level = Level(level)
     verdict = VERDICTS[level]
     fqn = node_name if node_name.startswith("/") else "/" + node_name
@@ -123,6 +138,9 @@ def quality_status_fields(
         ("fault", fault or ""),
         ("fault_confidence", _num(fault_confidence, ".4f")),
         ("fault_top3", top3),
+        ("verdict_source", verdict_source),
+        ("verdict_stamp", "" if verdict_stamp_ns is None else str(int(verdict_stamp_ns))),
+        ("verdict_age_ms", _num(verdict_age_ms, ".2f")),
     ]
     assert tuple(k for k, _ in values) == KEY_NAMES
     extra = list(extra)
@@ -165,11 +183,19 @@ class QualityReport:
     fault_confidence: float | None = None
     fault_top3: tuple[tuple[str, float], ...] = ()
     extra: dict[str, str] = field(default_factory=dict)  # keys this version does not know
+    verdict_source: str = "scored"
+    verdict_stamp_ns: int = 0  # the scored frame's stamp (this frame's own when scored or not given)
+    verdict_age_ms: float | None = None
 
     @property
     def accepted(self) -> bool:
         """True when the frame passed the gate (it was republished on ``B_accepted``)."""
         return self.verdict == "keep"
+
+    @property
+    def inherited(self) -> bool:
+        """True when the verdict is an earlier scored frame's (``gate_mode: state``), not this frame's."""
+        return self.verdict_source == "inherited"
 
 
 def _level(raw: Any) -> Level:
@@ -228,17 +254,22 @@ def parse(msg: Any) -> QualityReport:
     if family != SCHEMA_FAMILY or major.split(".")[0] not in ("1", SCHEMA_MAJOR):
         raise QualityMessageError(
             f"schema {schema!r} is not {SCHEMA_FAMILY}/1 or {SCHEMA} (a newer hirqa_ros?)")
-    required = KEY_NAMES if major.split(".")[0] == SCHEMA_MAJOR else _V1_REQUIRED
+    required = tuple(k for k in KEY_NAMES if k not in _OPTIONAL) if major.split(".")[0] == SCHEMA_MAJOR \
+        else _V1_REQUIRED
     missing = [k for k in required if k not in values]
     if missing:
         raise QualityMessageError(f"{schema} message lacks key(s) {', '.join(missing)}")
     verdict = values["verdict"]
     if verdict not in ("keep", "drop"):
         raise QualityMessageError(f"verdict {verdict!r} is neither keep nor drop")
+    source = values.get("verdict_source") or "scored"
+    if source not in VERDICT_SOURCES:
+        raise QualityMessageError(f"verdict_source {source!r} is neither scored nor inherited")
     stamp = msg.header.stamp
+    stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
     return QualityReport(
         schema=schema,
-        stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
+        stamp_ns=stamp_ns,
         frame_id=str(msg.header.frame_id),
         name=str(st.name),
         hardware_id=str(st.hardware_id),
@@ -260,6 +291,9 @@ def parse(msg: Any) -> QualityReport:
         fault_confidence=_float(values, "fault_confidence", optional=True),
         fault_top3=_top3(values.get("fault_top3", "")),
         extra={k: v for k, v in values.items() if k not in KEY_NAMES},
+        verdict_source=source,
+        verdict_stamp_ns=_int(values, "verdict_stamp") if values.get("verdict_stamp") else stamp_ns,
+        verdict_age_ms=_float(values, "verdict_age_ms", optional=True),
     )
 
 

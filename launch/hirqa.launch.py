@@ -22,6 +22,7 @@ PARAMETER_ARGS = {
     "backend": "auto | tensorrt | torch | onnxruntime | torch2trt (default: the params file's)",
     "engine_path": "pre-built TensorRT engine (.plan); default: the params file's (empty = build/cache one)",
     "model_path": "model directory (default: the params file's; there empty = the installed model)",
+    "gate_mode": "state (B_accepted at camera rate under the fresh verdict) | scored (only scored OK frames)",
     "autostart": "true: configure + activate at start; false: wait for lifecycle transitions",
     "use_sim_time": "true when replaying a bag with --clock",
 }

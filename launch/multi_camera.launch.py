@@ -25,6 +25,7 @@ PARAMETER_ARGS = {
     "engine_path": "pre-built TensorRT engine (.plan); default: the params file's (empty = build/cache one)",
     "model_path": "model directory (default: the params file's)",
     "max_rate_hz": "score at most this many frames/s per camera; 0 = no limit",
+    "gate_mode": "state (B_accepted at camera rate under the fresh verdict) | scored (only scored OK frames)",
     "autostart": "true: configure + activate at start; false: wait for lifecycle transitions",
     "use_sim_time": "true when replaying a bag with --clock",
 }

@@ -80,3 +80,23 @@ def test_cli_summary_csv_and_exit_codes(quality_bag, tmp_path, capsys):
     assert hirqa(["bag-quality", str(made.path)]) == 1  # a camera bag: no quality topic
     assert "no quality message found" in capsys.readouterr().out
     assert hirqa(["bag-quality", str(tmp_path / "nope")]) == 2
+
+
+def test_summary_counts_inherited_messages_apart():
+    """gate_mode state records a copy of an earlier verdict per forwarded frame: the statistics stay
+    those of the scored frames."""
+    from dataclasses import replace
+
+    from hirqa_ros.bag.recorded_quality import RecordedQuality
+    from hirqa_ros.decision import Level
+    from hirqa_ros.quality_msg import QualityReport
+
+    base = QualityReport(schema="hirqa_quality/2", stamp_ns=1, frame_id="c", name="n", hardware_id="c",
+                         level=Level.WARN, message="", score=0.2, smoothed_score=0.2, verdict="drop",
+                         warn_threshold=0.5, error_threshold=0.3, backend="ort", batch_size=1, frame=1)
+    keep = replace(base, level=Level.OK, score=0.8, smoothed_score=0.8, verdict="keep", stamp_ns=2, frame=2)
+    copies = [replace(keep, stamp_ns=3 + k, verdict_source="inherited", verdict_stamp_ns=2) for k in range(8)]
+    rec = RecordedQuality(rows=[("/q", i, r) for i, r in enumerate([base, keep, *copies])])
+    s = rec.summary()["/q"]
+    assert s["messages"] == 10 and s["inherited_messages"] == 8
+    assert s["mean_score"] == pytest.approx(0.5) and s["kept_fraction"] == pytest.approx(0.5)

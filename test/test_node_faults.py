@@ -33,7 +33,8 @@ def _stamp(msg) -> int:
 
 def _start(model_dir: Path, domain: int, tmp: Path, **params) -> tuple[NodeProcess, RosClient]:
     node = NodeProcess({"image_topics": [CAM], "model_path": str(model_dir), "backend": "onnxruntime",
-                        "diagnostics_period_s": 0.5, "hysteresis_raise": 1, "hysteresis_clear": 1, **params},
+                        "diagnostics_period_s": 0.5, "hysteresis_raise": 1, "hysteresis_clear": 1,
+                        "gate_mode": "scored", **params},  # one quality message per frame stamp
                        domain, tmp / "hirqa_node.log", name=NODE)
     client = None
     try:

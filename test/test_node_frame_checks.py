@@ -31,7 +31,8 @@ def node_and_client(random_model_dir, tmp_path_factory):
     # thresholds 0/0: every frame with content is OK, so an ERROR can only come from the frame checks
     params = {"image_topics": list(T.values()), "model_path": str(random_model_dir), "backend": "onnxruntime",
               "warn_threshold": 0.0, "error_threshold": 0.0, "frozen_timeout_s": 0.6,
-              "diagnostics_period_s": 0.5, "hysteresis_raise": 2}
+              "diagnostics_period_s": 0.5, "hysteresis_raise": 2,
+              "gate_mode": "scored"}  # never accepted = no frame scored ERROR is forwarded
     node = NodeProcess(params, domain, tmp_path_factory.mktemp("fc") / "node.log")
     client = None
     try:

@@ -55,7 +55,8 @@ def plumbing(random_model_dir, domain, tmp_path_factory):
     node = NodeProcess({"image_topics": TOPICS, "image_transport": TRANSPORTS,
                         "model_path": str(random_model_dir), "backend": "onnxruntime", "stale_timeout_s": 1.0,
                         "hysteresis_raise": 2, "hysteresis_clear": 2, "diagnostics_period_s": 0.5,
-                        "warn_treshold": 0.4},  # a typo on purpose
+                        "warn_treshold": 0.4,  # a typo on purpose
+                        "gate_mode": "scored"},  # these tests count one quality message per scored frame
                        domain, tmp / "hirqa_node.log", name=NODE, params_files=[qos])
     client = None
     try:
@@ -394,7 +395,7 @@ def test_max_rate_and_sim_time(random_model_dir, tmp_path):
     domain = domain_id(4)
     node = NodeProcess({"image_topics": ["/rate/image"], "model_path": str(random_model_dir),
                         "backend": "onnxruntime", "max_rate_hz": 2.0, "use_sim_time": True,
-                        "diagnostics_period_s": 0.5}, domain, tmp_path / "node.log")
+                        "diagnostics_period_s": 0.5, "gate_mode": "scored"}, domain, tmp_path / "node.log")
     client = None
     try:
         node.wait_ready()

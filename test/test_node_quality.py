@@ -53,7 +53,8 @@ def test_sharp_scores_above_blurred_and_dark_and_gate_passes_ok_frames(default_m
                           ("dark", degrade(rgb, "low_light", 5, seed=i))):
             frames.append((1_000 + len(frames), cond, i, img))
     domain = domain_id(21)
-    params = {"image_topics": [TOPIC], "model_path": str(default_model_dir), "backend": "onnxruntime"}
+    params = {"image_topics": [TOPIC], "model_path": str(default_model_dir), "backend": "onnxruntime",
+              "gate_mode": "scored"}  # accepted = exactly the frames scored OK
     # B_accepted is reliable, keep last 5; deeper here so that every accepted frame is counted
     qos = params_file(tmp_path / "qos.yaml", reliable_accepted([TOPIC]))
     node = NodeProcess(params, domain, tmp_path / "node.log", params_files=[qos])

@@ -100,3 +100,21 @@ def test_topic_checks_make_the_camera_level_worse_never_better():
     stats.on_receive(1.05, stamp_delay_s=3.0)
     level, msg, _ = stats.report(1.1)
     assert level == Level.ERROR and "in the past" in msg
+
+
+def test_forwarded_and_held_rates_and_counts():
+    s = CameraStats("/cam")
+    s.report(now=0.0)
+    for k in range(20):
+        s.on_receive(k * 0.05)
+        if k < 12:
+            s.on_forwarded(inherited=k % 4 != 0)
+        else:
+            s.on_held("drop" if k < 18 else "cue")
+    level, msg, v = s.report(now=2.0)
+    assert level == Level.OK and "6.0 Hz forwarded" in msg
+    assert v["frames_forwarded"] == "12" and v["frames_forwarded_inherited"] == "9"
+    assert v["frames_held"] == "8" and v["frames_held_by_reason"] == "cue:2,drop:6"
+    assert v["forwarded_rate_hz"] == "6.00" and v["held_rate_hz"] == "4.00"
+    _, _, v = s.report(now=3.0)  # rates are per report period
+    assert v["forwarded_rate_hz"] == "0.00" and v["frames_forwarded"] == "12"

@@ -88,7 +88,8 @@ def test_node_and_bag_eval_agree_frame_by_frame(random_model_dir, tmp_path):
     domain = domain_id(7)
     node = NodeProcess({"image_topics": [TOPIC], "model_path": str(random_model_dir),
                         "backend": "onnxruntime", "warn_threshold": th.warn, "error_threshold": th.error,
-                        "smoothing": SMOOTHING, "diagnostics_period_s": 0.2},
+                        "smoothing": SMOOTHING, "diagnostics_period_s": 0.2,
+                        "gate_mode": "scored"},  # one quality message per scored frame, as bag-eval
                        domain, tmp_path / "node.log", name="hirqa_eq",
                        # a reliable input queue: no frame may be lost between the test and the node
                        params_files=[params_file(tmp_path / "qos.yaml", {"qos_overrides": {

@@ -151,3 +151,25 @@ def test_per_camera_values_and_status_labels():
     assert status_label("/r1/front/image", "/r1") == "front.image"
     assert status_label("/sensors/front/image_raw", "/r1") == "sensors.front.image_raw"
     assert status_label("/image", "/") == "image"
+
+
+def test_verdict_source_round_trips_and_defaults_to_scored():
+    r = parse(_msg(_fields(level=Level.OK, verdict_source="inherited", verdict_stamp_ns=1_400_000_000,
+                           verdict_age_ms=87.5)))
+    assert r.inherited and r.verdict_source == "inherited" and r.accepted
+    assert r.verdict_stamp_ns == 1_400_000_000 and r.verdict_age_ms == pytest.approx(87.5)
+    own = parse(_msg(_fields()))  # no stamp given: the frame's own
+    assert not own.inherited and own.verdict_stamp_ns == 1_500_000_123 and own.verdict_age_ms is None
+    with pytest.raises(ValueError, match="verdict_source"):
+        _fields(verdict_source="guessed")
+
+
+def test_messages_from_before_the_verdict_source_keys_still_parse():
+    f = _fields()
+    f["values"] = [(k, v) for k, v in f["values"] if not k.startswith("verdict_")]
+    r = parse(_msg(f))
+    assert r.verdict_source == "scored" and r.verdict_stamp_ns == r.stamp_ns
+    f = _fields()
+    f["values"] = [(k, "maybe" if k == "verdict_source" else v) for k, v in f["values"]]
+    with pytest.raises(QualityMessageError, match="verdict_source"):
+        parse(_msg(f))

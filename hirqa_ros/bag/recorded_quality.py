@@ -28,15 +28,19 @@ class RecordedQuality:
     problems: list[str] = field(default_factory=list)  # the bag reader's
 
     def summary(self) -> dict[str, dict]:
-        """Per topic: messages, mean score, fraction kept, count per level, schemas, latency p50."""
+        """Per topic: messages, mean score, fraction kept, count per level, schemas, latency p50. The
+        statistics are over the scored frames' messages: an ``inherited`` one (``gate_mode: state``)
+        repeats an earlier frame's verdict and is only counted (``inherited_messages``)."""
         by: dict[str, list[QualityReport]] = defaultdict(list)
         for topic, _, r in self.rows:
             by[topic].append(r)
         out = {}
-        for topic, reports in sorted(by.items()):
+        for topic, every in sorted(by.items()):
+            reports = [r for r in every if not r.inherited] or every
             lat = sorted(r.latency_ms for r in reports if r.latency_ms is not None)
             out[topic] = {
-                "messages": len(reports),
+                "messages": len(every),
+                "inherited_messages": sum(r.inherited for r in every),
                 "mean_score": sum(r.score for r in reports) / len(reports),
                 "kept_fraction": sum(r.accepted for r in reports) / len(reports),
                 "levels": dict(Counter(r.level.name for r in reports)),

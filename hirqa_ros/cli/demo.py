@@ -175,6 +175,8 @@ def _stream(args, node, log_path: Path, frames: dict, n_photos: int) -> int:
             return
         frame, cond, t_sent = info
         report = parse(msg)
+        if report.inherited:  # gate_mode state: a forwarded frame under an earlier verdict, not a score
+            return
         score, level = report.score, int(report.level)
         with lock:
             results[cond].append((score, level, report.fault))

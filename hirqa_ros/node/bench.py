@@ -87,6 +87,8 @@ class _Client:
         now = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         report = parse(msg)
+        if report.inherited:  # gate_mode state: a forwarded frame's copy of an earlier verdict, not a score
+            return
         with self.lock:
             self.received.append((topic, stamp, now, report))
 
@@ -207,8 +209,15 @@ def bench_cameras(n: int, args, frames: list[np.ndarray]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--gate"]:  # the gate-mode benchmark, with its own options
+        from hirqa_ros.node.gate_bench import main as gate_main
+
+        return gate_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m hirqa_ros.node.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="--gate [OPTIONS] (first): the gate_mode benchmark instead "
+                                        "(hirqa_ros.node.gate_bench --help)")
     ap.add_argument("--cameras", default="1,2,4", help="camera counts to run (default 1,2,4)")
     ap.add_argument("--size", default="640x480", help="frame size WxH (default 640x480)")
     ap.add_argument("--backend", default="auto", help="node backend (default auto)")

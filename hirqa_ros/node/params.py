@@ -16,9 +16,11 @@ from hirqa_ros.constants import (
     DEFAULT_UNIFORM_RANGE,
     DEFAULT_WHITE_LEVEL,
 )
+from hirqa_ros.state_gate import DEFAULT_MAX_VERDICT_AGE_S
 from hirqa_ros.topics import TRANSPORTS
 
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8")
+GATE_MODES = ("state", "scored")
 FROM_MODEL_CARD = None  # default of the thresholds: the loaded model card's calibrated values
 
 
@@ -145,6 +147,14 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("stats_window", "int", 100,
               "Frames per camera behind the latency percentiles, mean score and reject fraction.",
               range=(1, 100000)),
+    ParamSpec("gate_mode", "string", "state",
+              "What B_accepted carries: state = every frame at camera rate, forwarded on arrival while the "
+              "camera's fresh verdict is keep and a cheap per-frame check (sharpness, exposure, clipping) "
+              "sees no sudden drop; scored = only frames that were scored themselves and OK, after "
+              "their inference (the strict guarantee, at the inference rate).", choices=GATE_MODES),
+    ParamSpec("max_verdict_age_s", "double", DEFAULT_MAX_VERDICT_AGE_S,
+              "gate_mode state: a verdict is fresh while the frame it was scored on was received at most "
+              "this many seconds ago; frames are held while it is older.", range=(0.05, 60.0)),
 )
 
 BY_NAME: dict[str, ParamSpec] = {p.name: p for p in PARAMS}

@@ -10,6 +10,9 @@ Subscription callbacks only store the newest frame per camera; one worker thread
 the per-frame pipeline of ``hirqa_ros.monitor`` on every waiting frame in one batch and publishes;
 a steady-clock timer publishes ``/diagnostics``. Topic names follow ``hirqa_ros.topics``, the
 per-frame message ``hirqa_ros.quality_msg``.
+
+With ``gate_mode: state`` the subscription callback first forwards or holds the frame on
+``B_accepted`` under the camera's last verdict and a cheap per-frame cue (``hirqa_ros.state_gate``).
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Hysteresis, Level, Thresholds
+from hirqa_ros.frame_cue import FrameCue, cue_of_msg
 from hirqa_ros.imgmsg import (
     ImageDecodeError,
     ImageTooLarge,
@@ -58,12 +62,14 @@ from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, Param
 from hirqa_ros.node.stats import CameraStats
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 from hirqa_ros.overlay import draw_overlay
-from hirqa_ros.quality_msg import NODE_NAME, quality_status_fields
+from hirqa_ros.quality_msg import KEY_NAMES, NODE_NAME, quality_status_fields
+from hirqa_ros.state_gate import Admission, StateGate, Verdict
 from hirqa_ros.topics import TRANSPORTS, CameraTopics, check_base, per_camera, status_label
 
 WARN_EVERY_S = 5.0  # throttle for repeated bad-input warnings (per camera and reason)
 THRESHOLDS = ("warn_threshold", "error_threshold")  # their default comes from the model card
 USE_FQN = "diagnostic_updater.use_fqn"  # diagnostic_updater's own parameter name
+_LATENCY, _AGE = KEY_NAMES.index("latency_ms"), KEY_NAMES.index("verdict_age_ms")  # per-frame values
 
 _PTYPE = {
     "string": ParameterType.PARAMETER_STRING,
@@ -141,6 +147,9 @@ class Camera:
         self.overlay_frames = 0
         self.frame = None  # the decoded frame being scored, kept for the overlay only
         self.subscription = None
+        self.gate: StateGate | None = None  # gate_mode state (with publish_accepted)
+        self.forward_lock = threading.Lock()  # decide + publish on B_accepted as one step (keeps the order)
+        self.inherited: tuple[Verdict, dict, list] | None = None  # its quality status, built once per verdict
 
 
 class QualityNode(LifecycleNode):
@@ -275,6 +284,7 @@ class QualityNode(LifecycleNode):
         smoothing = self._get("smoothing")
         hysteresis = (self._get("hysteresis_raise"), self._get("hysteresis_clear"))
         ns = self.get_namespace()
+        self._gate_mode = p["gate_mode"]
         for topics, hw_id in cameras:
             stats = CameraStats(topics.input, window=p["stats_window"], hysteresis=Hysteresis(*hysteresis),
                                 rate=FrequencyCheck(p["expected_rate_hz"], p["rate_tolerance"]),
@@ -282,6 +292,8 @@ class QualityNode(LifecycleNode):
             cam = Camera(topics, status_label(topics.base, ns), hw_id,
                          CameraMonitor(topics.input, thresholds, smoothing, self._min_side,
                                        content=self._content), stats)
+            if self._gate_mode == "state" and self._publish_accepted:
+                cam.gate = StateGate(float(p["max_verdict_age_s"]))
             cam.quality_pub = self.create_lifecycle_publisher(
                 DiagnosticArray, topics.quality, output_qos(), qos_overriding_options=_overridable())
             self._create_overlay(cam, p)
@@ -476,7 +488,8 @@ class QualityNode(LifecycleNode):
 
     # ---- input ---------------------------------------------------------------------------------
     def _on_image(self, cam: Camera, msg: Any) -> None:
-        """Subscription callback: count, throttle, keep only the newest frame. Never does real work."""
+        """Subscription callback: count, gate (state mode: the frame's cue, then forward or hold it),
+        throttle, keep only the newest frame for scoring. Never runs inference."""
         now = time.monotonic()
         stamp = msg.header.stamp
         delay = None
@@ -484,6 +497,7 @@ class QualityNode(LifecycleNode):
             delay = (self.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e9
         if cam.stats.on_receive(now, delay):
             self._log.info(f"{cam.topic}: frames are arriving again")
+        cue = self._gate_frame(cam, msg, now) if cam.gate is not None else None
         if self._max_rate > 0.0:
             if now < cam.next_allowed:
                 cam.stats.on_throttled()
@@ -491,12 +505,64 @@ class QualityNode(LifecycleNode):
             period = 1.0 / self._max_rate
             # keep the average at max_rate_hz while tolerating jitter of one period
             cam.next_allowed = max(cam.next_allowed + period, now)
+        if cam.gate is not None:
+            cam.gate.note_scored(now, cue)
         with self._cond:
             if cam.slot is not None:
                 cam.stats.on_dropped()
             cam.slot = (msg, now)
             self._pending = True
             self._cond.notify()
+
+    def _gate_frame(self, cam: Camera, msg: Any, now: float) -> FrameCue | None:
+        """gate_mode state: the frame's cue (~0.5 ms for 640x480 raw, ~1 ms JPEG), then forward it at once
+        under the camera's verdict or hold it; returns the cue (None when the frame cannot be decoded)."""
+        try:
+            cue = cue_of_msg(msg, cam.compressed)
+        except Exception:  # any unreadable frame is held; the scoring thread says why
+            cue = None
+        with cam.forward_lock:
+            admission = cam.gate.admit(now, cue)
+            if admission.forward:
+                cam.accepted_pub.publish(msg)
+        if admission.forward:
+            cam.stats.on_forwarded(inherited=True)
+            self._publish_inherited(cam, msg, now, admission)
+        else:
+            cam.stats.on_held(admission.reason)
+        return cue
+
+    def _publish_inherited(self, cam: Camera, msg: Any, t_recv: float, admission: Admission) -> None:
+        """The quality message of a frame forwarded under an earlier scored frame's verdict. The status
+        is built once per verdict; each frame replaces only its latency and verdict age (cheap)."""
+        v = admission.verdict
+        if cam.inherited is None or cam.inherited[0] is not v:
+            result, sequence = v.info
+            fields = quality_status_fields(
+                cam.topics.input, result.score, result.level, result.smoothed, cam.monitor.thresholds,
+                str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=sequence,
+                batch_size=result.batch_size, node_name=self.get_fully_qualified_name(), label=cam.label,
+                hardware_id=cam.hardware_id, reason=result.reason, fault=result.fault,
+                fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or (),
+                verdict_source="inherited", verdict_stamp_ns=v.stamp_ns)
+            cam.inherited = (v, fields, [KeyValue(key=k, value=x) for k, x in fields["values"]])
+        _, fields, values = cam.inherited
+        values = list(values)
+        values[_LATENCY] = KeyValue(key="latency_ms", value=f"{(time.monotonic() - t_recv) * 1000.0:.2f}")
+        values[_AGE] = KeyValue(key="verdict_age_ms", value=f"{admission.age_s * 1000.0:.2f}")
+        out = DiagnosticArray()
+        out.header = msg.header
+        out.status = [DiagnosticStatus(level=bytes([int(fields["level"])]), name=fields["name"],
+                                       message=fields["message"], hardware_id=fields["hardware_id"],
+                                       values=values)]
+        cam.quality_pub.publish(out)
+
+    def _publish_quality(self, cam: Camera, msg: Any, fields: dict[str, Any]) -> None:
+        out = DiagnosticArray()
+        out.header = msg.header
+        out.status = [_status(fields["level"], fields["name"], fields["message"], fields["hardware_id"],
+                              fields["values"])]
+        cam.quality_pub.publish(out)
 
     # ---- inference worker ----------------------------------------------------------------------
     def _start_worker(self) -> None:
@@ -574,6 +640,9 @@ class QualityNode(LifecycleNode):
                 cam.stats.on_oddity(kind)
                 self._warn(cam, kind, text)
             if not result.scored:
+                if cam.gate is not None:  # a refused frame (too small, undecodable) is no keep verdict
+                    stamp = msg.header.stamp
+                    cam.gate.on_verdict(Verdict(False, t_recv, stamp.sec * 1_000_000_000 + stamp.nanosec))
                 self._bad(cam, result.reason, result.message)
                 continue
             if result.reason:  # no content / frozen: scored, ERROR whatever the score
@@ -586,20 +655,27 @@ class QualityNode(LifecycleNode):
         """The frame's quality message, the frame itself on accepted when OK, and its statistics."""
         cam.sequence += 1
         latency_ms = (time.monotonic() - t_recv) * 1000.0
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        keep = result.level == Level.OK
+        if cam.gate is not None:  # every verdict updates the camera's state
+            cam.gate.on_verdict(Verdict(keep, t_recv, stamp_ns, info=(result, cam.sequence)))
         fields = quality_status_fields(
             cam.topics.input, result.score, result.level, result.smoothed, cam.monitor.thresholds,
             str(self.scorer.backend), frame_id=msg.header.frame_id, sequence=cam.sequence,
             batch_size=result.batch_size,
             node_name=self.get_fully_qualified_name(), label=cam.label, hardware_id=cam.hardware_id,
             latency_ms=latency_ms, inference_ms=result.batch_seconds * 1000.0, reason=result.reason,
-            fault=result.fault, fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or ())
-        out = DiagnosticArray()
-        out.header = msg.header
-        out.status = [_status(fields["level"], fields["name"], fields["message"], fields["hardware_id"],
-                              fields["values"])]
-        cam.quality_pub.publish(out)
-        if result.level == Level.OK and cam.accepted_pub is not None:
-            cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
+            fault=result.fault, fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or (),
+            verdict_source="scored", verdict_stamp_ns=stamp_ns)
+        self._publish_quality(cam, msg, fields)
+        # state mode: a frame held on arrival that scores keep goes out now, unless a newer one already did
+        with cam.forward_lock:
+            forward = (keep and cam.accepted_pub is not None
+                       and (cam.gate is None or cam.gate.forward_scored(t_recv)))
+            if forward:
+                cam.accepted_pub.publish(msg)  # the received message itself: original bytes, same header
+        if forward:
+            cam.stats.on_forwarded()
         cam.stats.on_scored(result.score, result.level, latency_ms, result.batch_size, result.fault)
 
     # ---- overlay -------------------------------------------------------------------------------
@@ -641,7 +717,9 @@ class QualityNode(LifecycleNode):
             level, message, values = cam.stats.report(now, self._stale_timeout)
             if not self._active:
                 level, message = Level.STALE, "node inactive: not subscribed (lifecycle state inactive)"
-            values = {"topic": cam.topics.input, "image_transport": cam.topics.transport, **values}
+            values = {"topic": cam.topics.input, "image_transport": cam.topics.transport,
+                      "gate_mode": self._gate_mode,
+                      "gate_state": cam.gate.state if cam.gate is not None else "", **values}
             if cam.overlay_pub is not None:
                 values["overlay_frames"] = str(cam.overlay_frames)
             arr.status.append(_status(level, f"{fqn}: {cam.label}", message, cam.hardware_id, values.items()))

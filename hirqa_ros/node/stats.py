@@ -49,6 +49,9 @@ class CameraStats:
     resolution: tuple[int, int] | None = None
     rate: FrequencyCheck = field(default_factory=FrequencyCheck)  # expected input rate (off by default)
     stamps: StampDelayCheck = field(default_factory=StampDelayCheck)  # header-stamp delay (off by default)
+    forwarded: int = 0  # republished on B_accepted (scored OK, or on arrival under gate_mode state)
+    forwarded_inherited: int = 0  # of those, forwarded under an earlier frame's verdict
+    held: Counter = field(default_factory=Counter)  # gate_mode state: frames held back, by reason
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -63,6 +66,7 @@ class CameraStats:
         self._last_finding = ""
         self._finding_pending = False  # on_finding() came for the frame on_scored() records next
         self._finding_streak = 0  # consecutive scored frames with a finding
+        self._last_gate: tuple[int, int] | None = None  # (forwarded, held) at the last report
 
     # ---- updates -------------------------------------------------------------------------
     def on_receive(self, now: float, stamp_delay_s: float | None = None) -> bool:
@@ -103,6 +107,17 @@ class CameraStats:
             self._last_finding = message
             self._finding_pending = True
 
+    def on_forwarded(self, inherited: bool = False) -> None:
+        """A frame republished on B_accepted (``inherited``: under an earlier scored frame's verdict)."""
+        with self._lock:
+            self.forwarded += 1
+            self.forwarded_inherited += int(inherited)
+
+    def on_held(self, reason: str) -> None:
+        """A frame the state gate held back (``state_gate.HOLD_REASONS``)."""
+        with self._lock:
+            self.held[reason] += 1
+
     def on_oddity(self, kind: str) -> None:
         with self._lock:
             self.counts[kind] += 1
@@ -141,6 +156,9 @@ class CameraStats:
             new_bad, self._bad_since_report = self._bad_since_report, 0
             new_findings, self._findings_since_report = self._findings_since_report, 0
             self._last_report = (now, self.received, self.scored)
+            held = sum(self.held.values())
+            f0, h0 = self._last_gate or (self.forwarded, held)
+            self._last_gate = (self.forwarded, held)
             lat = np.asarray(self._latency_ms, np.float64)
             scores = np.asarray(self._scores, np.float64)
             dominant = dominant_fault(self._faults)
@@ -151,6 +169,12 @@ class CameraStats:
                 "frames_scored": str(self.scored),
                 "frames_dropped": str(self.dropped),
                 "frames_throttled": str(self.throttled),
+                "forwarded_rate_hz": f"{(self.forwarded - f0) / dt:.2f}" if dt > 0 else "0.00",
+                "held_rate_hz": f"{(held - h0) / dt:.2f}" if dt > 0 else "0.00",
+                "frames_forwarded": str(self.forwarded),
+                "frames_forwarded_inherited": str(self.forwarded_inherited),
+                "frames_held": str(held),
+                "frames_held_by_reason": ",".join(f"{k}:{v}" for k, v in sorted(self.held.items())),
                 "latency_p50_ms": f"{np.percentile(lat, 50):.1f}" if lat.size else "",
                 "latency_p95_ms": f"{np.percentile(lat, 95):.1f}" if lat.size else "",
                 "mean_score": f"{scores.mean():.4f}" if scores.size else "",
@@ -199,7 +223,8 @@ class CameraStats:
         rejecting = f"rejecting {100 * float(values['reject_fraction'] or 0):.0f} % of frames"
         if values["dominant_fault"]:
             rejecting += f": {values['dominant_fault']}"
-        rates = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, mean score "
+        forwarded = float(values["forwarded_rate_hz"])
+        rates = (f"{in_rate:.1f} Hz in, {out_rate:.1f} Hz scored, {forwarded:.1f} Hz forwarded, mean score "
                  f"{values['mean_score'] or 'n/a'}")
         if level == Level.OK:
             return Level.OK, f"quality OK: {rates}, {rejecting}"
