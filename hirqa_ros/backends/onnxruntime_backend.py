@@ -14,8 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hirqa_ros.artifacts import EMBEDDING_OUTPUT, FLOAT_INPUT, FRAMES_INPUT, SCORE_OUTPUT
-from hirqa_ros.backends import BackendUnavailable
+from hirqa_ros.artifacts import (
+    EMBEDDING_OUTPUT,
+    FLOAT_INPUT,
+    FRAMES_INPUT,
+    INT8_FILE,
+    INT8_FILE_KEY,
+    SCORE_OUTPUT,
+)
+from hirqa_ros.backends.base import BackendUnavailable
 from hirqa_ros.preprocess import normalize
 
 SHRINK_ABOVE_PIXELS = 1920 * 1080  # larger calls give their memory back (OnnxRuntimeBackend._run_options)
@@ -260,12 +267,10 @@ class OnnxRuntimeBackend:
 
         self.precision = precision or "fp32"
         if self.precision == "int8":
-            from hirqa_ros.quantize import FILE_KEY, INT8_FILE
-
             if (device or "cpu").split(":")[0] != "cpu":
                 raise ValueError("onnxruntime runs the int8 model on the CPU only (device='cpu')")
             device = "cpu"
-            default = artifact.file(FILE_KEY)
+            default = artifact.file(INT8_FILE_KEY)
             if onnx_path is None and (default is None or not default.is_file()):
                 raise BackendUnavailable(f"onnxruntime: no {INT8_FILE} in {artifact.path}; make one with "
                                          f"`hirqa export --int8 --model {artifact.path}`")
@@ -288,7 +293,7 @@ class OnnxRuntimeBackend:
             input_name=artifact.input_contract.name,
         )
         if provider_name(providers[0]) == "TensorrtExecutionProvider":
-            from hirqa_ros.backends.trt_onnx import folded_fp32_onnx
+            from hirqa_ros.export.tensorrt_onnx import folded_fp32_onnx
 
             # TensorRT gets fp32 initializers, not fp16 ones behind Cast nodes
             path = folded_fp32_onnx(path, ort_trt_cache_dir(trt_cache_dir))

@@ -5,7 +5,7 @@ The engine takes the camera bytes (uint8 NHWC ``frames``) and normalises them it
 ``execute_async_v3``, all bound since TensorRT 8.5), torch CUDA tensors as buffers, pinned host
 staging, no pycuda. The pure logic (version plan,
 optimisation profile, cache keys, timing-cache handling, stream order) is importable and
-testable without TensorRT; the ONNX files it builds from come from ``trt_onnx``.
+testable without TensorRT; the ONNX files it builds from come from ``export.tensorrt_onnx``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def build_plan(trt_version: str, precision: str, have_fp16_onnx: bool = False) -
         return BuildPlan("fp16", strongly_typed=True, fp16_flag=False, explicit_batch_flag=False)
     if fp16 and ver[0] < 11:
         return BuildPlan("fp32", strongly_typed=False, fp16_flag=True, explicit_batch_flag=False)
-    if fp16:  # TRT 11 without an fp16 ONNX: the caller must supply one (trt_onnx.fp16_onnx_for)
+    if fp16:  # TRT 11 without an fp16 ONNX: the caller must supply one (export.tensorrt_onnx.fp16_onnx_for)
         return BuildPlan("fp16", strongly_typed=True, fp16_flag=False, explicit_batch_flag=False)
     return BuildPlan("fp32", strongly_typed=True, fp16_flag=False, explicit_batch_flag=False)
 
@@ -478,7 +478,7 @@ def load_or_build(
 
 def has_fp16_onnx(artifact) -> bool:
     """Whether the model directory ships an fp16 ONNX (``files.onnx_fp16`` in its card)."""
-    from hirqa_ros.backends.trt_onnx import FP16_ONNX_KEY
+    from hirqa_ros.export.tensorrt_onnx import FP16_ONNX_KEY
 
     return artifact.file(FP16_ONNX_KEY) is not None
 
@@ -563,7 +563,7 @@ class TensorRTBackend:
                 build = self._builder(artifact, trt.__version__, wanted, cache, props.name, cc, workspace_gb)
                 announce = f"REBUILDING TensorRT ENGINE at {self.engine_path} (the file did not load)"
             else:
-                from hirqa_ros.backends.trt_onnx import source_onnx_sha256
+                from hirqa_ros.export.tensorrt_onnx import source_onnx_sha256
 
                 self.plan = build_plan(trt.__version__, self.precision, has_fp16_onnx(artifact))
                 sha = source_onnx_sha256(artifact, self.plan.onnx_precision)
@@ -626,7 +626,7 @@ class TensorRTBackend:
         """The build step, prepared lazily: a pre-built engine that loads needs no ONNX at all."""
 
         def build() -> bytes:
-            from hirqa_ros.backends.trt_onnx import onnx_for_plan
+            from hirqa_ros.export.tensorrt_onnx import onnx_for_plan
 
             if self.plan is None:
                 self.plan = build_plan(trt_version, self.precision, has_fp16_onnx(artifact))
