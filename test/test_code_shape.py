@@ -9,8 +9,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 80
-# folders whose functions must stay under MAX_LINES (hirqa_ros/ to follow)
-SHORT_FUNCTION_DIRS = ("training",)
+# folders whose functions must stay under MAX_LINES
+SHORT_FUNCTION_DIRS = ("training", "hirqa_ros")
+# Functions still over MAX_LINES in files other helpers were editing while hirqa_ros/ joined the
+# rule (issue 27 item 4); the lead shrinks them after merging and removes them here.
+# ``path:function``: lines when listed.
+LONG_FUNCTIONS_ALLOWED = {
+    "hirqa_ros/bag/evaluate.py:evaluate_bag",  # 100
+    "hirqa_ros/bag/make_bag.py:make_bag",  # 123
+    "hirqa_ros/cli/bag_eval.py:run",  # 85
+    "hirqa_ros/cli/demo.py:_stream",  # 91
+    "hirqa_ros/cli/eval.py:run",  # 105
+    "hirqa_ros/cli/score.py:run",  # 121
+}
 # calls that check something: pytest.raises / warns / fail, np.testing.assert_*, x.assert_*()
 CHECK_CALLS = ("raises", "warns", "fail")
 
@@ -26,6 +37,8 @@ def long_functions(folder: Path, limit: int = MAX_LINES) -> list[str]:
     counted from its ``def`` (decorators excluded) to its last line."""
     out = []
     for path in sorted(folder.rglob("*.py")):
+        if (folder / path.relative_to(folder).parts[0]).is_symlink():
+            continue  # hirqa_ros/training -> ../training: read as training/
         tree = ast.parse(path.read_text(), str(path))
         for fn in _functions(tree):
             n = fn.end_lineno - fn.lineno + 1
@@ -323,8 +336,13 @@ def test_the_card_rule_sees_other_writers(tmp_path):
     assert card_writers(tmp_path) == ["hirqa_ros/w.py:opens", "hirqa_ros/w.py:writes"]
 
 
+def _allowed_long(entry: str) -> bool:
+    path, rest = entry.split(":", 1)
+    return f"{path}:{rest.split()[1]}" in LONG_FUNCTIONS_ALLOWED
+
+
 def test_no_function_over_80_lines():
-    long = [f for d in SHORT_FUNCTION_DIRS for f in long_functions(ROOT / d)]
+    long = [f for d in SHORT_FUNCTION_DIRS for f in long_functions(ROOT / d) if not _allowed_long(f)]
     assert not long, "functions over 80 lines:\n" + "\n".join(long)
 
 

@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "contract (uint8 NHWC camera bytes in; 'score' and 'embedding' out) and update its cards "
         "(sha256, input contract); weights, thresholds and metrics are kept",
     )
+    _add_int8_arguments(parser)
+    _add_onnx_arguments(parser)
+    _add_engine_arguments(parser)
+
+
+def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
+    """--int8 and its calibration and accuracy-protocol options."""
     q = parser.add_argument_group(
         "int8 (CPU)",
         "--int8 quantises the directory's model.onnx to model.int8.onnx (static QDQ: int8 per-channel "
@@ -58,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--eval-resize-side", type=ranged(int, 0, 16384), default=None, metavar="PX",
                    help="shorter side photos are shrunk to before cutting views, e.g. 480 with --eval-crop 0 "
                         "for whole 480p-class frames (default: the card's protocol's, 512)")
+
+
+def _add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
+    """--onnx and the options of the ONNX files written."""
     parser.add_argument(
         "--onnx",
         metavar="OUT.onnx",
@@ -86,6 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write model_fp16.onnx into the model directory and list it in its card: TensorRT >= 10 "
         "builds fp16 engines strongly typed from it (TensorRT 11 needs it; the robot never exports)",
     )
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--engine / --torch2trt and the engine profile."""
     parser.add_argument(
         "--engine", metavar="OUT.plan", help="build a TensorRT engine (needs TensorRT + CUDA)"
     )
