@@ -1,6 +1,7 @@
 """Behaviour unchanged: the shipped model (models/hirqa-s) gives the recorded scores, embeddings'
 norms and fault probabilities on fixed crops of the sample photos, with ONNX Runtime fp32 and int8
-on the CPU (one intra-op thread, so the reduction order is fixed).
+on the CPU (one intra-op thread, so the reduction order is fixed); the one card writer rewrites its
+cards byte for byte.
 
 The values in test/data/shipped_scores.json were recorded with the code before the model-directory
 refactor of issue 27 (``python test/test_core_shipped_scores.py --record``). ONNX Runtime on one
@@ -73,6 +74,24 @@ def test_shipped_model_scores_are_unchanged(precision):
     assert len(now["scores"]) == len(CROPS)
     # bit-identical: the same floats, not merely close
     assert now == recorded[precision]
+
+
+def test_the_card_writer_reproduces_the_shipped_cards(tmp_path):
+    """``artifacts.update_card`` (the one writer) rewrites the shipped model's card unchanged: the
+    same ``model.yaml`` and ``MODEL_CARD.md``, byte for byte (the sections after the file table kept)."""
+    import shutil
+
+    from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, load_artifact, update_card
+
+    if not (MODEL / CARD_FILE).is_file():
+        pytest.skip("models/hirqa-s is not in this checkout")
+    d = tmp_path / "m"
+    d.mkdir()
+    for name in (CARD_FILE, HUMAN_CARD_FILE):
+        shutil.copyfile(MODEL / name, d / name)
+    update_card(d, load_artifact(MODEL).card)
+    for name in (CARD_FILE, HUMAN_CARD_FILE):
+        assert (d / name).read_bytes() == (MODEL / name).read_bytes(), name
 
 
 if __name__ == "__main__":
