@@ -1,4 +1,5 @@
-"""Model directories: find the default one, read its card (``model.yaml``) and verify file checksums.
+"""Model directories: find the default one, read and validate its card (``model.yaml``), verify
+file checksums, and write the cards (:func:`update_card`, the one writer of both).
 
 A model directory holds ``model.yaml`` (machine card), ``MODEL_CARD.md`` (human card),
 ``weights.pth`` (``{"model_state_dict": ...}``, the authors' format) and ``model.onnx``.
@@ -7,6 +8,7 @@ This module never imports torch at import time (the ONNX Runtime path must work 
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import math
 import os
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hirqa_ros.constants import ONNX_EMBEDDING_NAME as EMBEDDING_OUTPUT
 from hirqa_ros.constants import ONNX_FLOAT_INPUT_NAME as FLOAT_INPUT
 from hirqa_ros.constants import ONNX_INPUT_NAME as FRAMES_INPUT
@@ -23,7 +27,7 @@ from hirqa_ros.constants import ONNX_OUTPUT_NAME as SCORE_OUTPUT
 from hirqa_ros.decision import Thresholds
 from hirqa_ros.files import (
     UntrustedFileError,
-    atomic_write_bytes,  # noqa: F401  (imported from here by the backends)
+    atomic_write_bytes,
     load_untrusted,
 )
 from hirqa_ros.preprocess import MEAN, STD, Normalisation
@@ -32,7 +36,7 @@ CARD_FILE = "model.yaml"
 HUMAN_CARD_FILE = "MODEL_CARD.md"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hirqa-s"
-VARIANTS = ("hirqa-s", "hirqa")  # as written by export.write_model_dir (model.canonical_variant)
+VARIANTS = ("hirqa-s", "hirqa")  # as written by export.model_dir.write_model_dir (model.canonical_variant)
 ENV_VAR = "HIRQA_MODEL"
 
 
@@ -422,3 +426,205 @@ def default_model_dir() -> Path:
         f"No default model is installed (looked for {CARD_FILE} in ${ENV_VAR} (unset) and:\n{where})\n"
         f"{HOW_TO_GET_ONE}"
     )
+
+
+# ---- writing a model directory's card: the one writer is update_card() ----
+
+WEIGHTS_FILE = "weights.pth"
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"  # listed as files.onnx_int8; its facts under the card's ``int8``
+INT8_FILE_KEY = "onnx_int8"
+INT8_CARD_KEY = "int8"
+INT8_TOLERANCE = 0.01  # the most int8's pooled AUROC / ladder SROCC may drop below fp32's
+INT8_GATED_METRICS = ("auroc", "ladder_srocc")
+
+
+def update_card(folder: str | os.PathLike, card: dict[str, Any], files: dict[str, str] | None = None,
+                sections: str | None = None) -> dict[str, Any]:
+    """Write the two cards of the model directory ``folder`` (the only writer of either) and
+    return the machine card written.
+
+    ``card`` is the whole machine card (``model.yaml``); ``files`` ({key: file name in ``folder``})
+    are (re)listed under its ``files`` with sha256 and size. ``MODEL_CARD.md`` is rendered from the
+    card (:func:`render_human_card`) followed by ``sections`` (Markdown; None keeps what the
+    existing one holds after its file table). Both files are replaced atomically."""
+    import yaml
+
+    folder = Path(folder)
+    card = dict(card)
+    listed = dict(card.get("files") or {})
+    for key, name in (files or {}).items():
+        listed[key] = file_entry(folder, name)
+    card["files"] = listed
+    card = plain(card)
+    human = folder / HUMAN_CARD_FILE
+    if sections is None:
+        sections = after_file_table(human.read_text(encoding="utf-8")) if human.is_file() else ""
+    atomic_write_bytes(folder / CARD_FILE, yaml.safe_dump(card, sort_keys=False).encode())
+    atomic_write_bytes(human, (render_human_card(card) + sections).encode())
+    return card
+
+
+def plain(value: Any) -> Any:
+    """Recursively turn numpy scalars, paths, tuples and str subclasses into plain YAML types."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (Path, _dt.datetime, _dt.date)):
+        return str(value)
+    if hasattr(value, "item"):  # 0-d tensors
+        return plain(value.item())
+    return str(value)
+
+
+def _input_line(card: dict[str, Any]) -> str:
+    c = InputContract.from_card(card)
+    if c.camera_bytes:
+        return (
+            f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout} {c.channels} camera bytes; "
+            "normalisation and transpose run inside the graph"
+        )
+    return f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout}, normalised on the host"
+
+
+def render_human_card(card: dict[str, Any]) -> str:
+    """``MODEL_CARD.md`` up to and including its file table, from the machine card."""
+    import yaml
+
+    lines = [f"# Model card: {card['name']}", ""]
+    if card.get("description"):
+        lines += [str(card["description"]).strip(), ""]
+    lines += [
+        f"- Variant: `{card['variant']}`",
+        f"- Input policy: `{card['input_policy']}` (see docs/scoring.md)",
+        f"- Normalisation: RGB in [0, 1], mean {tuple(card['normalisation']['mean'])}, "
+        f"std {tuple(card['normalisation']['std'])}",
+        _input_line(card),
+        "- Output: `score` in (0, 1), higher = better quality"
+        + (", then `embedding` (the pooled embedding the score head reads)" if card.get("input") else ""),
+        f"- Thresholds: warn < {card['thresholds']['warn']}, error < {card['thresholds']['error']}"
+        + ("" if card["thresholds"].get("calibrated") else " (NOT calibrated: defaults)"),
+        f"- Licence: {card.get('licence', 'unknown')}",
+        f"- Created: {card.get('created', '?')}",
+        "",
+    ]
+    lines += _int8_section(card)
+    for section in ("training", "metrics", "lineage"):
+        value = card.get(section)
+        if value:
+            lines += [
+                f"## {section.capitalize()}",
+                "",
+                "```yaml",
+                yaml.safe_dump(value, sort_keys=False).rstrip(),
+                "```",
+                "",
+            ]
+    lines += ["## Files", "", "| file | bytes | sha256 |", "|---|---:|---|"]
+    for entry in card["files"].values():
+        lines.append(f"| `{entry['path']}` | {entry['bytes']} | `{entry['sha256']}` |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _int8_section(card: dict[str, Any]) -> list[str]:
+    """The human card's int8 section: decision, thresholds and accuracy fp32 vs int8 per type."""
+    q = card.get("int8")
+    if not isinstance(q, dict) or "accuracy" not in q:
+        return []
+    acc, t, quant = q["accuracy"], q["thresholds"], q["quantisation"]
+    proto = acc["protocol"]
+    lines = [
+        "## int8 model (CPU)",
+        "",
+        f"`{(card.get('files') or {}).get(q.get('file', ''), {}).get('path', 'model.int8.onnx')}`: "
+        f"static QDQ ({quant['weights']} weights, {quant['activations']} activations; fp32 kept: "
+        f"{', '.join(quant['kept_fp32']) or 'nothing'}), calibrated on {quant['calibration_frames']} "
+        f"frames ({', '.join(quant['calibration_sizes'])}) cut from the training photos, half degraded.",
+        "",
+        f"- CPU default for `backend: auto`: **{'yes' if q['cpu_default'] else 'no'}** ({q['decision']})",
+        f"- Own thresholds (same rule and frames as fp32): warn < {t['warn']}, error < {t['error']}",
+        f"- Protocol: {proto['views']} views of {proto.get('images', '?')}, "
+        + (f"whole frames {', '.join(f'{w}x{h}' for w, h in proto['frame_sizes'])} in turn, "
+           if proto.get("frame_sizes") else
+           f"crop {proto['crop'] or 'whole image'}, resize_side {proto['resize_side'] or 'native'}, ")
+        + f"{proto['types']} types x levels 0..5; "
+        f"|score fp32 - int8|: max {acc['score_abs_diff']['max']}, mean {acc['score_abs_diff']['mean']}"
+        + (f"; fault head: same top class as fp32 on {acc['fault_top1_agreement']['same_class']:.1%} of "
+           f"{acc['fault_top1_agreement']['frames']} frames" if "fault_top1_agreement" in acc else ""),
+        "",
+        "| type | AUROC fp32 | AUROC int8 | delta | ladder SROCC fp32 | ladder SROCC int8 | delta |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [("**pooled**", acc["pooled"])] + [(f"group {g}", v) for g, v in acc["per_group"].items()]
+    rows += list(acc["per_type"].items())
+    for name, v in rows:
+        a, r = v["auroc"], v["ladder_srocc"]
+        lines.append(f"| {name} | {a['fp32']:.4f} | {a['int8']:.4f} | {a['delta']:+.4f} | {r['fp32']:.4f} | "
+                     f"{r['int8']:.4f} | {r['delta']:+.4f} |")
+    return [*lines, ""]
+
+
+def file_entry(folder: Path, name: str) -> dict[str, Any]:
+    return {"path": name, "sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
+
+
+def after_file_table(text: str) -> str:
+    """What a human card holds after its ``## Files`` table (sections added by training)."""
+    lines = text.splitlines(keepends=True)
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("## Files"))
+    except StopIteration:
+        return ""
+    i = start + 1
+    while i < len(lines) and not lines[i].startswith("|"):
+        i += 1
+    while i < len(lines) and lines[i].startswith("|"):
+        i += 1
+    return "".join(lines[i:])
+
+
+def int8_within_tolerance(accuracy: dict[str, Any], tolerance: float = INT8_TOLERANCE) -> tuple[bool, str]:
+    """Whether int8's pooled AUROC and ladder SROCC are at most ``tolerance`` below fp32's."""
+    pooled = accuracy.get("pooled") or {}
+    worst = []
+    for m in INT8_GATED_METRICS:
+        if m not in pooled:
+            return False, f"the accuracy report has no pooled {m}"
+        drop = float(pooled[m]["fp32"]) - float(pooled[m]["int8"])
+        worst.append(f"{m} {pooled[m]['fp32']:.4f} -> {pooled[m]['int8']:.4f}")
+        if not drop <= tolerance:
+            return False, f"pooled {m} drops by {drop:.4f} > {tolerance} ({'; '.join(worst)})"
+    return True, f"pooled {'; '.join(worst)} (drops <= {tolerance})"
+
+
+def int8_status(artifact) -> tuple[bool, str]:
+    """(True, why) when ``auto`` may run this model directory's int8 ONNX on the CPU: the file is
+    listed and present, it was made from the current ``model.onnx``, its thresholds are
+    calibrated, and the card's accuracy report keeps the drop within the card's tolerance."""
+    entry = artifact.card.get(INT8_CARD_KEY)
+    path = artifact.file(INT8_FILE_KEY)
+    if not isinstance(entry, dict) or path is None:
+        return False, "the model directory has no int8 model (make one with `hirqa export --int8`)"
+    if not path.is_file():
+        return False, f"{path} is missing"
+    if entry.get("source_onnx_sha256") != artifact.file_sha256("onnx"):
+        return False, f"{path.name} was made from another model.onnx (re-run `hirqa export --int8`)"
+    if not (entry.get("thresholds") or {}).get("calibrated"):
+        return False, "its thresholds are not calibrated"
+    tolerance = float(entry.get("tolerance", INT8_TOLERANCE))
+    ok, why = int8_within_tolerance(entry.get("accuracy") or {}, tolerance)
+    return ok, ("accuracy within tolerance: " if ok else "accuracy loss too large: ") + why

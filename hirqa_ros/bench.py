@@ -192,7 +192,7 @@ def _host_norm_rows(artifact, device, max_batch, batches, sizes, iters, warmup) 
     import tempfile
     from pathlib import Path
 
-    from hirqa_ros.export import export_onnx
+    from hirqa_ros.export.onnx import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="hirqa-bench-") as tmp:
         path = export_onnx(artifact.torch_model(), Path(tmp) / "float_input.onnx", frames=False)

@@ -37,7 +37,7 @@ def random_model_dir(tmp_path_factory):
     weights, named "random-test-weights". It is not a model: scores mean nothing."""
     if torch is None:
         pytest.skip("torch not installed (needed to build the random test model)")
-    from hirqa_ros.export import write_model_dir
+    from hirqa_ros.export.model_dir import write_model_dir
     from hirqa_ros.model import HiRQA
 
     torch.manual_seed(1234)

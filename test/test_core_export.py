@@ -11,7 +11,9 @@ torch = pytest.importorskip("torch", reason="torch not installed")
 onnx = pytest.importorskip("onnx", reason="onnx not installed")
 
 from hirqa_ros import artifacts, load_scorer  # noqa: E402
-from hirqa_ros.export import export_onnx, import_official, onnx_max_abs_diff, refresh_model_dir  # noqa: E402
+from hirqa_ros.export.model_dir import refresh_model_dir  # noqa: E402
+from hirqa_ros.export.official import import_official  # noqa: E402
+from hirqa_ros.export.onnx import export_onnx, onnx_max_abs_diff  # noqa: E402
 from hirqa_ros.model import HiRQA, build_model  # noqa: E402
 
 FRAMES_SEED = 7
@@ -273,7 +275,7 @@ def test_plain_fp32_export_matches_torch(tmp_path):
 
 
 def test_wrapper_prefixes_are_stripped():
-    from hirqa_ros.export import strip_wrapper_prefixes
+    from hirqa_ros.export.model_dir import strip_wrapper_prefixes
 
     sd = {"module.fc.0.bias": 1, "_orig_mod.fc.0.weight": 2, "backbone.features.0.weight": 3}
     assert strip_wrapper_prefixes(sd) == {"fc.0.bias": 1, "fc.0.weight": 2, "backbone.features.0.weight": 3}

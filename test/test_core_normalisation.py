@@ -26,7 +26,7 @@ def test_card_normalisation_is_used_by_the_scorer(random_model_dir, tmp_path):
 
     from hirqa_ros import load_scorer
     from hirqa_ros.backends import BackendUnavailable
-    from hirqa_ros.export import refresh_model_dir
+    from hirqa_ros.export.model_dir import refresh_model_dir
 
     other = Normalisation((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     d = _with_card(random_model_dir, tmp_path / "m", normalisation={

@@ -20,18 +20,23 @@ pytest.importorskip(
 )
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install -e \".[train]\")")
 
-from hirqa_ros.artifacts import CARD_FILE, load_artifact  # noqa: E402
-from hirqa_ros.evaluation.synthetic import ProtocolConfig  # noqa: E402
-from hirqa_ros.quantize import (  # noqa: E402
-    FILE_KEY,
+from hirqa_ros.artifacts import (  # noqa: E402
+    CARD_FILE,
     INT8_FILE,
+    INT8_FILE_KEY,
+    file_entry,
+    int8_status,
+    load_artifact,
+    update_card,
+)
+from hirqa_ros.artifacts import int8_within_tolerance as within_tolerance  # noqa: E402
+from hirqa_ros.evaluation.synthetic import ProtocolConfig  # noqa: E402
+from hirqa_ros.export.int8 import (  # noqa: E402
     add_int8,
     calibration_frames,
     fp32_nodes,
-    int8_status,
     prepare_float_model,
     quantize_onnx,
-    within_tolerance,
 )
 
 
@@ -72,22 +77,20 @@ def _write_photos(folder, photos):
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     """A model directory around the tiny network (camera-bytes model.onnx, card with sha256)."""
-    from hirqa_ros.export import _export_checked_onnx, _file_entry, _plain, _render_human_card
+    from hirqa_ros.export.onnx import export_checked_onnx
     from hirqa_ros.preprocess import AUTHORS_NORMALISATION
 
     out = tmp_path_factory.mktemp("tiny") / "tiny-model"
     out.mkdir()
-    fields = _export_checked_onnx(_tiny_hirqa(), out / "model.onnx", "float32")
+    fields = export_checked_onnx(_tiny_hirqa(), out / "model.onnx", "float32")
     card = {"format": 1, "name": "tiny-test-network",
             "description": "toy network for quantisation tests, NOT A MODEL",
             "variant": "hirqa-s", "input_policy": "native",
             "normalisation": {"colour": "RGB", "range": [0, 1], "mean": list(AUTHORS_NORMALISATION.mean),
                               "std": list(AUTHORS_NORMALISATION.std)},
             **fields, "thresholds": {"warn": 0.5, "error": 0.3, "calibrated": True},
-            "files": {"onnx": _file_entry(out, "model.onnx")}}
-    card = _plain(card)
-    (out / CARD_FILE).write_text(yaml.safe_dump(card, sort_keys=False))
-    (out / "MODEL_CARD.md").write_text(_render_human_card(card))
+            "files": {}}
+    update_card(out, card, files={"onnx": "model.onnx"})
     return out
 
 
@@ -173,7 +176,7 @@ def test_keep_fp32_parts_name_real_nodes(tiny_dir, tmp_path):
 
 
 def test_quantise_refuses_a_float_input_onnx(tmp_path):
-    from hirqa_ros.export import export_onnx
+    from hirqa_ros.export.onnx import export_onnx
 
     path = export_onnx(_tiny_hirqa(), tmp_path / "float.onnx", frames=False)
     with pytest.raises(ValueError, match="camera-bytes input"):
@@ -182,7 +185,7 @@ def test_quantise_refuses_a_float_input_onnx(tmp_path):
 
 def test_add_int8_writes_file_sha256_thresholds_and_side_by_side_report(int8_dir):
     art = load_artifact(int8_dir)  # verifies the new file's sha256
-    assert art.file(FILE_KEY) == art.path / INT8_FILE
+    assert art.file(INT8_FILE_KEY) == art.path / INT8_FILE
     entry = art.card["int8"]
     acc = entry["accuracy"]
     assert set(acc["per_type"]) == {"gaublur", "jpeg2000"}
@@ -298,13 +301,12 @@ def test_bench_has_int8_rows_beside_the_same_run_baseline(random_model_dir, tmp_
     import shutil
 
     from hirqa_ros.cli.main import main
-    from hirqa_ros.export import _file_entry
 
     d = tmp_path / "m"
     shutil.copytree(random_model_dir, d)
     quantize_onnx(d / "model.onnx", d / INT8_FILE, calibration_frames(_photos(1), 2, sizes=((64, 96),)))
     card = yaml.safe_load((d / CARD_FILE).read_text())
-    card["files"][FILE_KEY] = _file_entry(d, INT8_FILE)
+    card["files"][INT8_FILE_KEY] = file_entry(d, INT8_FILE)
     (d / CARD_FILE).write_text(yaml.safe_dump(card, sort_keys=False))
     args = ["bench", "--backends", "onnxruntime,torch", "--precisions", "fp32,int8", "--batches", "1",
             "--sizes", "64x96", "--iters", "2", "--warmup", "1", "--device", "cpu"]
@@ -377,7 +379,7 @@ def test_add_int8_follows_a_card_calibrated_on_full_frames(tiny_dir, tmp_path):
 
 
 def test_fault_agreement_counts_same_top_class_frames():
-    from hirqa_ros.quantize import _fault_agreement
+    from hirqa_ros.export.int8 import _fault_agreement
 
     got = _fault_agreement({"fp32": [np.array([0, 1]), np.array([2, 3])],
                             "int8": [np.array([0, 2]), np.array([2, 3])]})

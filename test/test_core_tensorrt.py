@@ -554,7 +554,7 @@ def test_folded_fp32_onnx_has_no_casts_and_the_same_scores(random_model_dir, tmp
     import onnxruntime as ort
 
     from hirqa_ros.artifacts import load_artifact
-    from hirqa_ros.backends.trt_onnx import folded_fp32_onnx, onnx_for_plan, source_onnx_sha256
+    from hirqa_ros.export.tensorrt_onnx import folded_fp32_onnx, onnx_for_plan, source_onnx_sha256
 
     art = load_artifact(random_model_dir)
 
@@ -588,14 +588,14 @@ def test_fp16_onnx_comes_from_the_model_dir_and_is_never_exported_without_torch(
 
     from hirqa_ros.artifacts import load_artifact, sha256_file
     from hirqa_ros.backends.tensorrt_backend import has_fp16_onnx
-    from hirqa_ros.backends.trt_onnx import FP16_ONNX_KEY, fp16_onnx_for
+    from hirqa_ros.export.tensorrt_onnx import FP16_ONNX_KEY, fp16_onnx_for
 
     art = load_artifact(random_model_dir)
     assert not has_fp16_onnx(art)
     # the key of an fp16 ONNX exported on demand follows the weights, channel order and normalisation
     from dataclasses import replace
 
-    from hirqa_ros.backends.trt_onnx import source_onnx_sha256
+    from hirqa_ros.export.tensorrt_onnx import source_onnx_sha256
 
     key = source_onnx_sha256(art, "fp16")
     other = replace(art, card={**art.card, "normalisation": {**art.card["normalisation"], "mean": [0.5] * 3}})
@@ -604,7 +604,7 @@ def test_fp16_onnx_comes_from_the_model_dir_and_is_never_exported_without_torch(
     code = (
         "import sys; sys.modules['onnx'] = None\n"
         "from hirqa_ros.artifacts import load_artifact\n"
-        "from hirqa_ros.backends.trt_onnx import fp16_onnx_for\n"
+        "from hirqa_ros.export.tensorrt_onnx import fp16_onnx_for\n"
         f"try:\n    fp16_onnx_for(load_artifact({str(random_model_dir)!r}), {str(tmp_path)!r})\n"
         "except RuntimeError as e:\n    print('REFUSED', e)\n"
     )
@@ -937,8 +937,8 @@ def test_fp16_onnx_added_to_a_model_dir_is_used_for_strong_typing(random_model_d
     pytest.importorskip("onnx", reason="onnx not installed (needed to export)")
     from hirqa_ros.artifacts import load_artifact
     from hirqa_ros.backends.tensorrt_backend import has_fp16_onnx
-    from hirqa_ros.backends.trt_onnx import fp16_onnx_for, onnx_for_plan, source_onnx_sha256
     from hirqa_ros.cli.main import main
+    from hirqa_ros.export.tensorrt_onnx import fp16_onnx_for, onnx_for_plan, source_onnx_sha256
 
     model = tmp_path / "m"
     shutil.copytree(random_model_dir, model)

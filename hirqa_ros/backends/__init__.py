@@ -9,43 +9,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
+from hirqa_ros.backends.base import Backend, BackendUnavailable, Probe
 from hirqa_ros.constants import AUTO_ORDER
 from hirqa_ros.constants import BACKEND_CHOICES as CHOICES
 
 log = logging.getLogger(__name__)
-
-
-class Backend(Protocol):
-    name: str
-    device: str
-    precision: str
-    max_batch: int
-    channel_order: str  # "RGB" or "BGR": the order of the bytes ``infer`` takes
-
-    def infer(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(scores (N,) float32, embeddings (N, D) float32 or None) for a C-contiguous uint8
-        (N, H, W, 3) batch. Backends that stage through pinned memory also offer
-        ``alloc_host(shape) -> np.ndarray`` for the Scorer's reusable staging buffers."""
-        ...
-
-
-class BackendUnavailable(RuntimeError):
-    """A backend cannot run here; the message says why."""
-
-
-@dataclass
-class Probe:
-    name: str
-    ok: bool
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.reason}"
 
 
 def try_import(module: str) -> tuple[Any | None, str]:
@@ -174,10 +144,10 @@ def onnxruntime_on_cpu(device: str | None) -> bool:
 def auto_cpu_precision(artifact, device: str | None) -> tuple[str, str]:
     """The precision ``auto`` gives ONNX Runtime, and why: int8 only on the CPU, only when the
     model directory has an int8 model whose card says its accuracy loss is within tolerance
-    (``quantize.int8_status``); fp32 otherwise."""
+    (``artifacts.int8_status``); fp32 otherwise."""
     if not onnxruntime_on_cpu(device):
         return "fp32", "int8 runs on the CPU only"
-    from hirqa_ros.quantize import int8_status
+    from hirqa_ros.artifacts import int8_status
 
     ok, why = int8_status(artifact)
     return ("int8" if ok else "fp32"), why

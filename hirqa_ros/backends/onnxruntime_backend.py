@@ -14,8 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hirqa_ros.artifacts import EMBEDDING_OUTPUT, FLOAT_INPUT, FRAMES_INPUT, SCORE_OUTPUT
-from hirqa_ros.backends import BackendUnavailable
+from hirqa_ros.artifacts import (
+    EMBEDDING_OUTPUT,
+    FLOAT_INPUT,
+    FRAMES_INPUT,
+    INT8_FILE,
+    INT8_FILE_KEY,
+    SCORE_OUTPUT,
+)
+from hirqa_ros.backends.base import BackendUnavailable
 from hirqa_ros.preprocess import normalize
 
 SHRINK_ABOVE_PIXELS = 1920 * 1080  # larger calls give their memory back (OnnxRuntimeBackend._run_options)
@@ -239,6 +246,44 @@ def session_options(ort, threads: int | None = None):
     return opts
 
 
+def model_file(artifact, device: str | None, precision: str,
+               onnx_path: str | os.PathLike | None) -> tuple[Path, str | None]:
+    """The ONNX file ONNX Runtime runs for ``precision`` (``onnx_path`` when given, else the model
+    directory's ``model.onnx`` or, for int8, ``model.int8.onnx``) and the device (int8: the CPU)."""
+    if precision == "int8":
+        if (device or "cpu").split(":")[0] != "cpu":
+            raise ValueError("onnxruntime runs the int8 model on the CPU only (device='cpu')")
+        device = "cpu"
+        default = artifact.file(INT8_FILE_KEY)
+        if onnx_path is None and (default is None or not default.is_file()):
+            raise BackendUnavailable(f"onnxruntime: no {INT8_FILE} in {artifact.path}; make one with "
+                                     f"`hirqa export --int8 --model {artifact.path}`")
+    elif precision != "fp32" and (device or "").split(":")[0] != "tensorrt":
+        raise ValueError(
+            "onnxruntime runs fp32 or int8 (CPU); fp16 only with device='tensorrt' (TensorRT EP)"
+        )
+    else:
+        default = artifact.onnx
+    path = Path(onnx_path) if onnx_path else default
+    if path is None or not Path(path).is_file():
+        raise BackendUnavailable(f"onnxruntime: no ONNX file in {artifact.path}")
+    return Path(path), device
+
+
+def session_io(session, path: Path) -> tuple[str, list[str]]:
+    """The session's input name and the outputs to fetch (``score``, then ``embedding`` when the
+    graph has it); BackendUnavailable when the graph is not a HiRQA export."""
+    inputs = session.get_inputs()
+    outputs = [o.name for o in session.get_outputs()]
+    known = len(inputs) == 1 and inputs[0].name in (FRAMES_INPUT, FLOAT_INPUT)
+    if not known or outputs[:1] != [SCORE_OUTPUT]:
+        raise BackendUnavailable(
+            f"onnxruntime: {path} has inputs {[i.name for i in inputs]} and outputs {outputs}; expected "
+            f"'{FRAMES_INPUT}' (or the older '{FLOAT_INPUT}') -> '{SCORE_OUTPUT}' first"
+        )
+    return inputs[0].name, [SCORE_OUTPUT] + ([EMBEDDING_OUTPUT] if EMBEDDING_OUTPUT in outputs else [])
+
+
 class OnnxRuntimeBackend:
     """Runs the model directory's ``model.onnx`` (fp32), or with ``precision="int8"`` its
     ``model.int8.onnx`` (CPU only), with ONNX Runtime."""
@@ -259,25 +304,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         self.precision = precision or "fp32"
-        if self.precision == "int8":
-            from hirqa_ros.quantize import FILE_KEY, INT8_FILE
-
-            if (device or "cpu").split(":")[0] != "cpu":
-                raise ValueError("onnxruntime runs the int8 model on the CPU only (device='cpu')")
-            device = "cpu"
-            default = artifact.file(FILE_KEY)
-            if onnx_path is None and (default is None or not default.is_file()):
-                raise BackendUnavailable(f"onnxruntime: no {INT8_FILE} in {artifact.path}; make one with "
-                                         f"`hirqa export --int8 --model {artifact.path}`")
-        elif self.precision != "fp32" and (device or "").split(":")[0] != "tensorrt":
-            raise ValueError(
-                "onnxruntime runs fp32 or int8 (CPU); fp16 only with device='tensorrt' (TensorRT EP)"
-            )
-        else:
-            default = artifact.onnx
-        path = Path(onnx_path) if onnx_path else default
-        if path is None or not Path(path).is_file():
-            raise BackendUnavailable(f"onnxruntime: no ONNX file in {artifact.path}")
+        path, device = model_file(artifact, device, self.precision, onnx_path)
         providers = select_providers(
             ort.get_available_providers(),
             device,
@@ -288,7 +315,7 @@ class OnnxRuntimeBackend:
             input_name=artifact.input_contract.name,
         )
         if provider_name(providers[0]) == "TensorrtExecutionProvider":
-            from hirqa_ros.backends.trt_onnx import folded_fp32_onnx
+            from hirqa_ros.export.tensorrt_onnx import folded_fp32_onnx
 
             # TensorRT gets fp32 initializers, not fp16 ones behind Cast nodes
             path = folded_fp32_onnx(path, ort_trt_cache_dir(trt_cache_dir))
@@ -303,17 +330,8 @@ class OnnxRuntimeBackend:
         self.max_batch = max_batch or 8
         self._shrink = None
         self.onnx_path = Path(path)
-        inputs = self.session.get_inputs()
-        outputs = [o.name for o in self.session.get_outputs()]
-        known = len(inputs) == 1 and inputs[0].name in (FRAMES_INPUT, FLOAT_INPUT)
-        if not known or outputs[:1] != [SCORE_OUTPUT]:
-            raise BackendUnavailable(
-                f"onnxruntime: {path} has inputs {[i.name for i in inputs]} and outputs {outputs}; expected "
-                f"'{FRAMES_INPUT}' (or the older '{FLOAT_INPUT}') -> '{SCORE_OUTPUT}' first"
-            )
-        self.input_name = inputs[0].name
+        self.input_name, self.outputs = session_io(self.session, path)
         self.camera_bytes = self.input_name == FRAMES_INPUT
-        self.outputs = [SCORE_OUTPUT] + ([EMBEDDING_OUTPUT] if EMBEDDING_OUTPUT in outputs else [])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.channel_order = "BGR" if self.camera_bytes and "BGR" in meta.get("hirqa.input", "") else "RGB"
         self.norm = artifact.normalisation

@@ -5,7 +5,7 @@ The engine takes the camera bytes (uint8 NHWC ``frames``) and normalises them it
 ``execute_async_v3``, all bound since TensorRT 8.5), torch CUDA tensors as buffers, pinned host
 staging, no pycuda. The pure logic (version plan,
 optimisation profile, cache keys, timing-cache handling, stream order) is importable and
-testable without TensorRT; the ONNX files it builds from come from ``trt_onnx``.
+testable without TensorRT; the ONNX files it builds from come from ``export.tensorrt_onnx``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def build_plan(trt_version: str, precision: str, have_fp16_onnx: bool = False) -
         return BuildPlan("fp16", strongly_typed=True, fp16_flag=False, explicit_batch_flag=False)
     if fp16 and ver[0] < 11:
         return BuildPlan("fp32", strongly_typed=False, fp16_flag=True, explicit_batch_flag=False)
-    if fp16:  # TRT 11 without an fp16 ONNX: the caller must supply one (trt_onnx.fp16_onnx_for)
+    if fp16:  # TRT 11 without an fp16 ONNX: the caller must supply one (export.tensorrt_onnx.fp16_onnx_for)
         return BuildPlan("fp16", strongly_typed=True, fp16_flag=False, explicit_batch_flag=False)
     return BuildPlan("fp32", strongly_typed=True, fp16_flag=False, explicit_batch_flag=False)
 
@@ -478,7 +478,7 @@ def load_or_build(
 
 def has_fp16_onnx(artifact) -> bool:
     """Whether the model directory ships an fp16 ONNX (``files.onnx_fp16`` in its card)."""
-    from hirqa_ros.backends.trt_onnx import FP16_ONNX_KEY
+    from hirqa_ros.export.tensorrt_onnx import FP16_ONNX_KEY
 
     return artifact.file(FP16_ONNX_KEY) is not None
 
@@ -558,52 +558,14 @@ class TensorRTBackend:
             cc = (props.major, props.minor)
             self.logger = trt.Logger(trt.Logger.WARNING)
             runtime = trt.Runtime(self.logger)
-            if engine_path and Path(engine_path).is_file() and not force_engine_update:
-                self.engine_path = Path(engine_path)
-                build = self._builder(artifact, trt.__version__, wanted, cache, props.name, cc, workspace_gb)
-                announce = f"REBUILDING TensorRT ENGINE at {self.engine_path} (the file did not load)"
-            else:
-                from hirqa_ros.backends.trt_onnx import source_onnx_sha256
-
-                self.plan = build_plan(trt.__version__, self.precision, has_fp16_onnx(artifact))
-                sha = source_onnx_sha256(artifact, self.plan.onnx_precision)
-                ver = trt.__version__
-                key = engine_cache_key(sha, ver, props.name, cc, self.precision, wanted, self.plan)
-                self.engine_path = (
-                    Path(engine_path)
-                    if engine_path
-                    else cache / engine_file_name(sha, trt.__version__, cc, self.precision, key)
-                )
-                build = self._builder(artifact, trt.__version__, wanted, cache, props.name, cc, workspace_gb)
-                est = memory_estimate(wanted, self.precision)["total"]
-                announce = (
-                    f"BUILDING TensorRT ENGINE ({self.precision}, {self.plan.describe()}, profile "
-                    f"{wanted.describe()}, roughly {est / 2**20:.0f} MiB per context) on {props.name}. This "
-                    f"takes minutes (on a Jetson up to ~10 min) and happens once; the engine is written to "
-                    f"{self.engine_path}"
-                )
+            build = self._builder(artifact, trt.__version__, wanted, cache, props.name, cc, workspace_gb)
+            announce = self._engine_target(
+                artifact, engine_path, force_engine_update, wanted, cache, props, cc
+            )
             engine, self.built = load_or_build(
                 self.engine_path, force_engine_update, runtime.deserialize_cuda_engine, build, announce
             )
-            self.engine = engine
-            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-            inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-            outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-            self.outputs = check_io(inputs, outputs)
-            # the engine's own profile is the truth, whatever was asked for (a pre-built plan)
-            self.profile = profile_from_engine(engine)
-            if not self.profile.covers(wanted):
-                log.warning(
-                    "engine %s has profile %s, which does not cover the requested %s: larger inputs "
-                    "will be refused (rebuild with force_engine_update or use a smaller input policy)",
-                    self.engine_path.name,
-                    self.profile.describe(),
-                    wanted.describe(),
-                )
-            self.max_batch = self.profile.max[0]
-            self.context = engine.create_execution_context()
-            self.input_dtype = self._torch_dtype(engine.get_tensor_dtype(INPUT_NAME))
-            self.output_dtypes = {n: self._torch_dtype(engine.get_tensor_dtype(n)) for n in self.outputs}
+            self._bind(engine, wanted)
             self._stream = torch.cuda.Stream(device=dev)
             mem = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", 0)
             log.info(
@@ -620,13 +582,60 @@ class TensorRTBackend:
                 self.infer_tensor(torch.zeros(self.profile.opt, dtype=self.input_dtype, device=dev))
             torch.cuda.synchronize(dev)
 
+    def _engine_target(self, artifact, engine_path, force_engine_update, wanted, cache, props, cc) -> str:
+        """Set ``engine_path`` (and the build plan when the engine is found by its cache key) and
+        return the message announcing a build, should one be needed."""
+        trt_version = self.trt.__version__
+        if engine_path and Path(engine_path).is_file() and not force_engine_update:
+            self.engine_path = Path(engine_path)
+            return f"REBUILDING TensorRT ENGINE at {self.engine_path} (the file did not load)"
+        from hirqa_ros.export.tensorrt_onnx import source_onnx_sha256
+
+        self.plan = build_plan(trt_version, self.precision, has_fp16_onnx(artifact))
+        sha = source_onnx_sha256(artifact, self.plan.onnx_precision)
+        key = engine_cache_key(sha, trt_version, props.name, cc, self.precision, wanted, self.plan)
+        self.engine_path = (
+            Path(engine_path) if engine_path
+            else cache / engine_file_name(sha, trt_version, cc, self.precision, key)
+        )
+        est = memory_estimate(wanted, self.precision)["total"]
+        return (
+            f"BUILDING TensorRT ENGINE ({self.precision}, {self.plan.describe()}, profile "
+            f"{wanted.describe()}, roughly {est / 2**20:.0f} MiB per context) on {props.name}. This "
+            f"takes minutes (on a Jetson up to ~10 min) and happens once; the engine is written to "
+            f"{self.engine_path}"
+        )
+
+    def _bind(self, engine, wanted) -> None:
+        """Take the engine: its outputs, its own profile (the truth, whatever was asked for: a
+        pre-built plan), an execution context and the tensors' dtypes."""
+        trt = self.trt
+        self.engine = engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self.outputs = check_io(inputs, outputs)
+        self.profile = profile_from_engine(engine)
+        if not self.profile.covers(wanted):
+            log.warning(
+                "engine %s has profile %s, which does not cover the requested %s: larger inputs "
+                "will be refused (rebuild with force_engine_update or use a smaller input policy)",
+                self.engine_path.name,
+                self.profile.describe(),
+                wanted.describe(),
+            )
+        self.max_batch = self.profile.max[0]
+        self.context = engine.create_execution_context()
+        self.input_dtype = self._torch_dtype(engine.get_tensor_dtype(INPUT_NAME))
+        self.output_dtypes = {n: self._torch_dtype(engine.get_tensor_dtype(n)) for n in self.outputs}
+
     def _builder(
         self, artifact, trt_version, profile, cache, gpu_name, cc, workspace_gb
     ) -> Callable[[], bytes]:
         """The build step, prepared lazily: a pre-built engine that loads needs no ONNX at all."""
 
         def build() -> bytes:
-            from hirqa_ros.backends.trt_onnx import onnx_for_plan
+            from hirqa_ros.export.tensorrt_onnx import onnx_for_plan
 
             if self.plan is None:
                 self.plan = build_plan(trt_version, self.precision, has_fp16_onnx(artifact))

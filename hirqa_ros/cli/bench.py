@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     except NoDefaultModelError:
         import torch
 
-        from hirqa_ros.export import write_model_dir
+        from hirqa_ros.export.model_dir import write_model_dir
         from hirqa_ros.model import HiRQA
 
         log.warning("no default model installed: benchmarking seeded RANDOM HiRQA-S weights (timing only)")

@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "contract (uint8 NHWC camera bytes in; 'score' and 'embedding' out) and update its cards "
         "(sha256, input contract); weights, thresholds and metrics are kept",
     )
+    _add_int8_arguments(parser)
+    _add_onnx_arguments(parser)
+    _add_engine_arguments(parser)
+
+
+def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
+    """--int8 and its calibration and accuracy-protocol options."""
     q = parser.add_argument_group(
         "int8 (CPU)",
         "--int8 quantises the directory's model.onnx to model.int8.onnx (static QDQ: int8 per-channel "
@@ -58,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--eval-resize-side", type=ranged(int, 0, 16384), default=None, metavar="PX",
                    help="shorter side photos are shrunk to before cutting views, e.g. 480 with --eval-crop 0 "
                         "for whole 480p-class frames (default: the card's protocol's, 512)")
+
+
+def _add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
+    """--onnx and the options of the ONNX files written."""
     parser.add_argument(
         "--onnx",
         metavar="OUT.onnx",
@@ -86,6 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write model_fp16.onnx into the model directory and list it in its card: TensorRT >= 10 "
         "builds fp16 engines strongly typed from it (TensorRT 11 needs it; the robot never exports)",
     )
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--engine / --torch2trt and the engine profile."""
     parser.add_argument(
         "--engine", metavar="OUT.plan", help="build a TensorRT engine (needs TensorRT + CUDA)"
     )
@@ -131,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     parts = [p.strip() for p in args.keep_fp32.split(",") if p.strip() and p.strip() != "none"]
     if args.int8:
-        from hirqa_ros.quantize import KEEP_FP32_PARTS
+        from hirqa_ros.export.int8 import KEEP_FP32_PARTS
 
         bad = sorted(set(parts) - set(KEEP_FP32_PARTS))
         if bad:
@@ -157,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted: the model directory is left as it was", file=sys.stderr)
         return interrupt_status(exc)
     if args.onnx:
-        from hirqa_ros.export import export_onnx
+        from hirqa_ros.export.onnx import export_onnx
 
         try:
             path = export_onnx(artifact.torch_model(), args.onnx, fp16=args.fp16, frames=not args.float_input,
@@ -212,13 +227,13 @@ def _edit_model_dir(args: argparse.Namespace, folder, order: str, parts: list[st
         raise PermissionError(13, "permission denied (the model directory is read-only)", str(folder))
     with staged_output(folder, copy_of=folder) as work:
         if args.refresh:
-            from hirqa_ros.export import refresh_model_dir
+            from hirqa_ros.export.model_dir import refresh_model_dir
 
             refresh_model_dir(work, channel_order=order)
             print(f"refreshed {folder / 'model.onnx'}: input 'frames' uint8 NHWC {order}; outputs score, "
                   "embedding")
         if args.int8:
-            from hirqa_ros.quantize import add_int8
+            from hirqa_ros.export.int8 import add_int8
 
             overrides = {k: v for k, v in (("crop", args.eval_crop), ("resize_side", args.eval_resize_side))
                          if v is not None}
@@ -231,7 +246,7 @@ def _edit_model_dir(args: argparse.Namespace, folder, order: str, parts: list[st
                   + f"\nCPU default (backend auto): {'yes' if entry['cpu_default'] else 'NO'}: "
                   f"{entry['decision']}")
         if args.fp16_onnx_into_model:
-            from hirqa_ros.backends.trt_onnx import add_fp16_onnx
+            from hirqa_ros.export.tensorrt_onnx import add_fp16_onnx
 
             path = add_fp16_onnx(work)
             print(f"wrote {folder / path.name} (fp16 network for TensorRT) and listed it in "

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hirqa_ros.export import OFFICIAL_LICENCE, import_official
+    from hirqa_ros.export.official import OFFICIAL_LICENCE, import_official
     from hirqa_ros.files import describe_existing, staged_output
     from hirqa_ros.interrupts import interrupt_status, terminate_like_interrupt
 

@@ -97,7 +97,7 @@ def _all_runs(lineage: list) -> dict:
 
 
 def build_card(run: Path, eval_report: dict | None = None, hardware_note: str | None = None) -> dict:
-    """The ``card`` dict for :func:`hirqa_ros.export.write_model_dir` from a run folder (+ eval report)."""
+    """The ``card`` for :func:`hirqa_ros.export.model_dir.write_model_dir` from a run folder (+ eval)."""
     summary = json.loads((run / "summary.json").read_text())
     if hardware_note:
         summary["hardware_note"] = hardware_note

@@ -20,12 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from hirqa_ros.artifacts import FRAMES_INPUT
+from hirqa_ros.artifacts import (
+    FRAMES_INPUT,
+    INT8_CARD_KEY,
+    INT8_FILE,
+    INT8_FILE_KEY,
+    INT8_TOLERANCE,
+    int8_within_tolerance,
+)
 from hirqa_ros.constants import DEFAULT_CALIBRATION_FRAMES
 
 log = logging.getLogger(__name__)
 
-INT8_FILE = "model.int8.onnx"
 #: camera resolutions (H, W) the calibration frames are cut at, used in turn
 CALIBRATION_SIZES = ((480, 640), (720, 1280))
 #: parts of the network that can be kept in fp32 (ONNX node-name prefixes of the torch export)
@@ -225,10 +231,6 @@ def quantize_onnx(
 # accuracy: fp32 and int8 side by side on the evaluation protocol, int8 thresholds, the auto rule
 
 #: largest drop of pooled AUROC and ladder SROCC (fp32 -> int8) for int8 to be the CPU default
-TOLERANCE = 0.01
-GATED_METRICS = ("auroc", "ladder_srocc")
-CARD_KEY = "int8"
-FILE_KEY = "onnx_int8"
 
 
 def _pair(fp32: dict, int8: dict, keys=("auroc", "ladder_srocc", "srocc")) -> dict:
@@ -305,38 +307,6 @@ def _fault_agreement(faults: dict[str, list[np.ndarray]]) -> dict[str, Any]:
     return {"fault_top1_agreement": {"frames": int(a.size), "same_class": round(float((a == b).mean()), 4)}}
 
 
-def within_tolerance(accuracy: dict[str, Any], tolerance: float = TOLERANCE) -> tuple[bool, str]:
-    """Whether int8's pooled AUROC and ladder SROCC are at most ``tolerance`` below fp32's."""
-    pooled = accuracy.get("pooled") or {}
-    worst = []
-    for m in GATED_METRICS:
-        if m not in pooled:
-            return False, f"the accuracy report has no pooled {m}"
-        drop = float(pooled[m]["fp32"]) - float(pooled[m]["int8"])
-        worst.append(f"{m} {pooled[m]['fp32']:.4f} -> {pooled[m]['int8']:.4f}")
-        if not drop <= tolerance:
-            return False, f"pooled {m} drops by {drop:.4f} > {tolerance} ({'; '.join(worst)})"
-    return True, f"pooled {'; '.join(worst)} (drops <= {tolerance})"
-
-
-def int8_status(artifact) -> tuple[bool, str]:
-    """(True, why) when ``auto`` may run this model directory's int8 ONNX on the CPU: the file is
-    listed and present, it was made from the current ``model.onnx``, its thresholds are
-    calibrated, and the card's accuracy report keeps the drop within the card's tolerance."""
-    entry = artifact.card.get(CARD_KEY)
-    path = artifact.file(FILE_KEY)
-    if not isinstance(entry, dict) or path is None:
-        return False, "the model directory has no int8 model (make one with `hirqa export --int8`)"
-    if not path.is_file():
-        return False, f"{path} is missing"
-    if entry.get("source_onnx_sha256") != artifact.file_sha256("onnx"):
-        return False, f"{path.name} was made from another model.onnx (re-run `hirqa export --int8`)"
-    if not (entry.get("thresholds") or {}).get("calibrated"):
-        return False, "its thresholds are not calibrated"
-    ok, why = within_tolerance(entry.get("accuracy") or {}, float(entry.get("tolerance", TOLERANCE)))
-    return ok, ("accuracy within tolerance: " if ok else "accuracy loss too large: ") + why
-
-
 DEFAULT_CALIBRATION_PHOTOS = ("data/pristine_native/train", "data/pristine/train")
 FULL_FRAME_IMAGES = "data/pristine_native/val"  # as `hirqa eval --full-frame`
 DEFAULT_KEEP_FP32 = ("first-conv", "attention", "head")
@@ -375,12 +345,9 @@ def add_int8(
     else ``metrics.validation_synthetic.protocol``; ``protocol`` overrides some of its fields
     (e.g. ``{"crop": 0, "resize_side": 480}``: whole 480p-class frames in the crop protocol).
     """
-    import yaml
-
-    from hirqa_ros.artifacts import CARD_FILE, HUMAN_CARD_FILE, atomic_write_bytes, load_artifact
+    from hirqa_ros.artifacts import load_artifact, update_card
     from hirqa_ros.evaluation import synthetic
     from hirqa_ros.evaluation.images import load_folder
-    from hirqa_ros.export import _after_file_table, _file_entry, _plain, _render_human_card
 
     art = load_artifact(model_dir)  # verifies every sha256 first
     if art.onnx is None or not art.input_contract.camera_bytes:
@@ -415,29 +382,20 @@ def add_int8(
     log.info("evaluating fp32 and int8 on %d held-out photos from %s (%s)", len(images), eval_dir, config)
     acc = compare_precisions(art, out, images, config, types, progress=progress)
     acc["protocol"]["images"] = str(eval_dir)
-    ok, why = within_tolerance(acc)
+    ok, why = int8_within_tolerance(acc)
     cal = acc["calibration"]["int8"]
     entry = {
-        "file": FILE_KEY,
+        "file": INT8_FILE_KEY,
         "source_onnx_sha256": art.file_sha256("onnx"),
         "quantisation": quant,
         "thresholds": {"warn": round(cal["warn"], 4), "error": round(cal["error"], 4), "calibrated": True,
                        "rule": "as fp32: warn: <= 5 % of keep frames (level 0-1) below; error: <= 1 %",
                        "calibration": cal},
-        "tolerance": TOLERANCE,
+        "tolerance": INT8_TOLERANCE,
         "cpu_default": ok,
         "decision": why,
         "accuracy": acc,
     }
-    card = dict(art.card)
-    card[CARD_KEY] = entry
-    files = dict(card.get("files") or {})
-    files[FILE_KEY] = _file_entry(art.path, INT8_FILE)
-    card["files"] = files
-    card = _plain(card)
-    atomic_write_bytes(art.path / CARD_FILE, yaml.safe_dump(card, sort_keys=False).encode())
-    human = art.path / HUMAN_CARD_FILE
-    tail = _after_file_table(human.read_text(encoding="utf-8")) if human.is_file() else ""
-    atomic_write_bytes(human, (_render_human_card(card) + tail).encode())
+    card = update_card(art.path, {**art.card, INT8_CARD_KEY: entry}, files={INT8_FILE_KEY: INT8_FILE})
     log.info("wrote %s; int8 %s the CPU default: %s", out, "is" if ok else "is NOT", why)
-    return card[CARD_KEY]
+    return card[INT8_CARD_KEY]

@@ -96,7 +96,7 @@ def _need_exporter(why: str) -> None:
 
 def _export_frames_onnx(artifact, out: Path, fp16: bool) -> Path:
     """Export the camera-bytes ONNX of ``artifact``'s weights (its channel order) to ``out``."""
-    from hirqa_ros.export import export_onnx
+    from hirqa_ros.export.onnx import export_onnx
 
     contract = artifact.input_contract
     order = contract.channels if contract.camera_bytes else "RGB"
@@ -132,16 +132,7 @@ def add_fp16_onnx(model_dir: str | os.PathLike) -> Path:
     """Export the fp16 ONNX into a model directory and list it in its cards (``files.onnx_fp16``):
     a step for a machine with torch and onnx, so that TensorRT >= 10 builds fp16 engines strongly
     typed from it (TensorRT 11 needs it) and the robot never exports anything."""
-    import yaml
-
-    from hirqa_ros.artifacts import (
-        CARD_FILE,
-        HUMAN_CARD_FILE,
-        ArtifactError,
-        atomic_write_bytes,
-        load_artifact,
-    )
-    from hirqa_ros.export import _after_file_table, _render_human_card
+    from hirqa_ros.artifacts import ArtifactError, load_artifact, update_card
 
     art = load_artifact(model_dir)
     if not art.input_contract.camera_bytes:
@@ -151,13 +142,6 @@ def add_fp16_onnx(model_dir: str | os.PathLike) -> Path:
         )
     out = art.path / FP16_ONNX_FILE
     _export_frames_onnx(art, out, fp16=True)
-    card = dict(art.card)
-    files = dict(card.get("files") or {})
-    files[FP16_ONNX_KEY] = {"path": FP16_ONNX_FILE, "sha256": sha256_file(out), "bytes": out.stat().st_size}
-    card["files"] = files
-    atomic_write_bytes(art.path / CARD_FILE, yaml.safe_dump(card, sort_keys=False).encode())
-    human = art.path / HUMAN_CARD_FILE
-    tail = _after_file_table(human.read_text(encoding="utf-8")) if human.is_file() else ""
-    atomic_write_bytes(human, (_render_human_card(card) + tail).encode())
+    update_card(art.path, art.card, files={FP16_ONNX_KEY: FP16_ONNX_FILE})
     log.info("added %s (%.1f MB) to %s", out.name, out.stat().st_size / 1e6, art.path)
     return out
