@@ -53,8 +53,12 @@ KEYS: tuple[Key, ...] = (
                         "most likely fault (docs/faults.md); empty without a head"),
     Key("fault_confidence", "float", "the head's probability of that class, 0..1; empty without a head"),
     Key("fault_top3", "str", "the head's own top 3, `class:prob` comma-separated; empty without a head"),
+    Key("reference", "float", "the camera's reference score (median of its recent accepted scores) the "
+                              "frame was judged against; reason `relative_drop` when it fell more than the "
+                              "margin below; empty while there is none or `relative` is off"),
 )
 KEY_NAMES = tuple(k.name for k in KEYS)
+_ADDED_IN_V2 = ("reference",)  # keys added after 2.0: not required when parsing
 _V1_REQUIRED = ("score", "smoothed_score", "verdict", "warn_threshold", "error_threshold", "backend",
                 "batch_size", "frame")
 
@@ -94,6 +98,7 @@ def quality_status_fields(
     fault: str | None = None,
     fault_confidence: float | None = None,
     fault_top3: Sequence[tuple[str, float]] = (),
+    reference: float | None = None,
 ) -> dict[str, Any]:
     """The DiagnosticStatus of one frame as plain fields: ``level`` (int), ``name``, ``message``,
     ``hardware_id`` and ``values`` (the :data:`KEYS` in order, then any ``extra`` pairs).
@@ -123,6 +128,7 @@ def quality_status_fields(
         ("fault", fault or ""),
         ("fault_confidence", _num(fault_confidence, ".4f")),
         ("fault_top3", top3),
+        ("reference", _num(reference, ".6f")),
     ]
     assert tuple(k for k, _ in values) == KEY_NAMES
     extra = list(extra)
@@ -164,6 +170,7 @@ class QualityReport:
     fault: str | None = None
     fault_confidence: float | None = None
     fault_top3: tuple[tuple[str, float], ...] = ()
+    reference: float | None = None
     extra: dict[str, str] = field(default_factory=dict)  # keys this version does not know
 
     @property
@@ -228,7 +235,8 @@ def parse(msg: Any) -> QualityReport:
     if family != SCHEMA_FAMILY or major.split(".")[0] not in ("1", SCHEMA_MAJOR):
         raise QualityMessageError(
             f"schema {schema!r} is not {SCHEMA_FAMILY}/1 or {SCHEMA} (a newer hirqa_ros?)")
-    required = KEY_NAMES if major.split(".")[0] == SCHEMA_MAJOR else _V1_REQUIRED
+    required = ([k for k in KEY_NAMES if k not in _ADDED_IN_V2] if major.split(".")[0] == SCHEMA_MAJOR
+                else _V1_REQUIRED)
     missing = [k for k in required if k not in values]
     if missing:
         raise QualityMessageError(f"{schema} message lacks key(s) {', '.join(missing)}")
@@ -259,6 +267,7 @@ def parse(msg: Any) -> QualityReport:
         fault=values.get("fault") or None,
         fault_confidence=_float(values, "fault_confidence", optional=True),
         fault_top3=_top3(values.get("fault_top3", "")),
+        reference=_float(values, "reference", optional=True),
         extra={k: v for k, v in values.items() if k not in KEY_NAMES},
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
+from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits, reference_params
 from hirqa_ros.cli.ranges import ranged
 from hirqa_ros.constants import BACKEND_CHOICES
 
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             smoothing=args.smoothing,
             min_side=args.min_image_side,
             content=content_limits(args),
+            reference=reference_params(args),
             max_pixels=args.max_pixels,
             model=args.model,
             backend=args.backend,

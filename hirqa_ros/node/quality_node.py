@@ -48,6 +48,7 @@ from hirqa_ros.node.params import BY_NAME, DYNAMIC, PARAMS, QOS_OVERRIDES, Param
 from hirqa_ros.node.stats import CameraStats
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 from hirqa_ros.quality_msg import NODE_NAME, quality_status_fields
+from hirqa_ros.reference import params_from
 from hirqa_ros.topics import TRANSPORTS, CameraTopics, check_base, per_camera, status_label
 
 WARN_EVERY_S = 5.0  # throttle for repeated bad-input warnings (per camera and reason)
@@ -169,6 +170,8 @@ class QualityNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: Any) -> TransitionCallbackReturn:
+        for cam in self.cameras:  # a camera's history over time starts again (reference gate, smoothing)
+            cam.monitor.reset()
         try:
             self._subscribe()
         except Exception as exc:  # e.g. a QoS override with an impossible value: stay inactive, say why
@@ -246,6 +249,7 @@ class QualityNode(LifecycleNode):
         thresholds = Thresholds(self._get("warn_threshold"), self._get("error_threshold"))  # raises if bad
         smoothing = self._get("smoothing")
         hysteresis = (self._get("hysteresis_raise"), self._get("hysteresis_clear"))
+        reference = params_from(self._get)
         ns = self.get_namespace()
         for topics, hw_id in cameras:
             stats = CameraStats(topics.input, window=p["stats_window"], hysteresis=Hysteresis(*hysteresis),
@@ -253,7 +257,7 @@ class QualityNode(LifecycleNode):
                                 stamps=StampDelayCheck(p["min_stamp_delay_s"], p["max_stamp_delay_s"]))
             cam = Camera(topics, status_label(topics.base, ns), hw_id,
                          CameraMonitor(topics.input, thresholds, smoothing, self._min_side,
-                                       content=self._content), stats)
+                                       content=self._content, reference=reference), stats)
             cam.quality_pub = self.create_lifecycle_publisher(
                 DiagnosticArray, topics.quality, output_qos(), qos_overriding_options=_overridable())
             self.cameras.append(cam)
@@ -521,7 +525,8 @@ class QualityNode(LifecycleNode):
             batch_size=result.batch_size,
             node_name=self.get_fully_qualified_name(), label=cam.label, hardware_id=cam.hardware_id,
             latency_ms=latency_ms, inference_ms=result.batch_seconds * 1000.0, reason=result.reason,
-            fault=result.fault, fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or ())
+            fault=result.fault, fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or (),
+            reference=result.reference)
         out = DiagnosticArray()
         out.header = msg.header
         out.status = [_status(fields["level"], fields["name"], fields["message"], fields["hardware_id"],
