@@ -149,3 +149,24 @@ def format_decisions(d: dict[str, Any], indent: str = "  ") -> str:
         lines.append(f"{indent}  {label:<14} {t['category']:<6} {t['frames']:>6} frames  rejected "
                      f"{pct(t['rejected']):>8}  ERROR {pct(t['error']):>8}")
     return "\n".join(lines)
+
+
+def protocol_decisions(ps: Any, name: str, thresholds: Any) -> dict[str, Any]:
+    """Decision metrics of score_fn ``name`` of a synthetic protocol run (``evaluation.synthetic``) at
+    ``thresholds``: keep frames (pristine once per view, and the keep levels) are ``clean``, frames at
+    level >= DROP_MIN_LEVEL are faults labelled by their type, the levels between are left out."""
+    from hirqa_ros.evaluation.synthetic import DROP_MIN_LEVEL, KEEP_LEVELS
+
+    arr = ps.scores[name]
+    frames = []
+    for v in range(arr.shape[0]):
+        for k, typ in enumerate(ps.types):
+            for lv in range(arr.shape[2]):
+                if lv == 0 and k > 0:
+                    continue  # the pristine view counts once
+                cat = FAULT if lv >= DROP_MIN_LEVEL else CLEAN if lv in KEEP_LEVELS else OTHER
+                label = typ if cat == FAULT else "clean" if cat == CLEAN else f"{typ} (level {lv})"
+                frames.append(Decided(label, cat, thresholds.level(float(arr[v, k, lv])).name))
+    out = decision_metrics([f for f in frames if f.category != OTHER])
+    out["thresholds"] = {"warn": thresholds.warn, "error": thresholds.error}
+    return out
