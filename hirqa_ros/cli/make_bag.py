@@ -63,6 +63,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--hold", type=int, default=20, help="frames per photo for --images (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random degradations (default 0)")
+    p.add_argument("--scenario", choices=("drive", "moving"),
+                   help="a long two-camera gate sequence from --images instead (docs/gate.md): drive = "
+                   "640x480 raw, 6 faults in 4-s stretches; moving = 480x360 compressed, pans, cuts to "
+                   "plainer "
+                   "scenes, gradual, first-frame and long faults (--size/--duration/--segments/--topics are "
+                   "ignored)")
+    p.add_argument("--photos", default="0/1", metavar="K/N",
+                   help="with --scenario: use every N-th photo from the K-th (e.g. 0/2 and 1/2 for disjoint "
+                   "tuning and test sets; default 0/1 = all)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     from hirqa_ros.bag.make_bag import SegmentSpec, make_bag
 
+    if args.scenario:
+        return _scenario(args)
     try:
         if args.segments and [s.lower() for s in args.segments] == ["none"]:
             segments = []
@@ -109,4 +120,38 @@ def run(args: argparse.Namespace) -> int:
             f"  {s.topic}: {(s.start_ns - made.labels.origin_ns) / 1e9:.2f}-"
             f"{(s.end_ns - made.labels.origin_ns) / 1e9:.2f} s {s.label}"
         )
+    return 0
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hirqa_ros.bag import sequences
+
+    if not args.images:
+        log.error("--scenario needs --images DIR (photos to move over)")
+        return 2
+    try:
+        k, n = (int(x) for x in args.photos.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        log.error("--photos must be K/N with 0 <= K < N, got %r", args.photos)
+        return 2
+    if Path(args.out).exists():
+        log.error("%s exists already; rosbag2 writers never overwrite, choose another --out", args.out)
+        return 2
+    try:
+        photos = sequences.load_photos(args.images)[k::n]
+        detailed, plain = sequences.split_by_detail(photos)
+        if len(detailed) < 2 or len(plain) < 1:
+            raise ValueError(f"{args.images} ({k}/{n}): need at least 3 photos with texture, "
+                             f"got {len(photos)}")
+        sc = sequences.drive(detailed) if args.scenario == "drive" else sequences.moving(detailed, plain)
+        bag = sequences.write_scenario(sc, photos, args.out, seed=args.seed, progress=True)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    print(f"wrote {bag} ({args.scenario}: {sc.duration_s:g} s x {len(sc.cameras)} cameras at {sc.size[0]}x"
+          f"{sc.size[1]}), labels {bag}.labels.yaml, cuts {bag}.scenario.json")
     return 0
