@@ -136,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
         if lab and lab.get("auroc") is not None:
             line += f", AUROC {lab['auroc']:.3f}"
         print(line)
+    if s.get("decisions"):
+        from hirqa_ros.evaluation.decisions import format_decisions
+
+        print("  decisions against the labels (all topics; rejected = WARN or worse):")
+        print(format_decisions(s["decisions"], "    "))
     confusion = s.get("labels", {}).get("all_topics", {}).get("fault_confusion")
     if confusion:
         acc = confusion["rejected_accuracy"]
