@@ -6,7 +6,8 @@ learns only from frames the absolute thresholds accept and that lie near it (so 
 present from the first frame nor a slowly thickening one becomes "normal"); it resets when time
 goes backwards (bag loop), after ``max_age_s`` without learning, and on :meth:`ReferenceGate.reset`
 (the node calls it on lifecycle transitions); after a scene change, a run of ``reaccept_s`` seconds of
-dropped frames that the fault head calls clean re-anchors it on the new scene.
+dropped frames that the fault head calls clean (median ``none`` probability) re-anchors it on the
+new scene.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ReferenceParams:
     a frame more than this below the reference is dropped; ``warmup_s``: no relative drop before the
     reference has learned for this long; ``max_age_s``: forget the reference after this long without learning;
     ``reaccept_s`` and ``reaccept_none``: re-anchor after ``reaccept_s`` seconds of relative drops
-    whose fault-head ``none`` probability is >= ``reaccept_none`` (a clean new scene; 0 = never)."""
+    whose median fault-head ``none`` probability is >= ``reaccept_none`` (a clean new scene; 0 = never)."""
 
     relative: bool = True
     window_s: float = 10.0
@@ -79,7 +80,8 @@ class ReferenceGate:
     _first_t: float | None = None  # first learned frame since the last reset
     _level: float | None = None  # the reference level (median, slew-limited downwards)
     _last_t: float | None = None  # last frame seen
-    _clean_run: list = field(default_factory=list)  # (t, score) of consecutive clean-looking drops
+    _clean_run: list = field(default_factory=list)  # (t, score, none_prob): the last reaccept_s of drops
+    _run_start: float = 0.0  # when the current run of drops began
     resets: int = 0
 
     def reset(self) -> None:
@@ -123,18 +125,25 @@ class ReferenceGate:
         return drop, ref
 
     def _reaccept(self, t: float, score: float, none_prob: float | None) -> bool:
-        """Scene change: True (and the reference re-anchored on the run) once the dropped frames have
-        looked clean to the fault head for ``reaccept_s`` seconds in a row."""
+        """Scene change: True (and the reference re-anchored on the run) once the run of dropped frames
+        has lasted ``reaccept_s`` and the fault head's median ``none`` probability over its last
+        ``reaccept_s`` seconds is at least ``reaccept_none`` (faults drive it to ~0; clean frames of
+        any content keep it up)."""
         p = self.params
-        if p.reaccept_none <= 0 or none_prob is None or none_prob < p.reaccept_none:
-            self._clean_run = []
+        if p.reaccept_none <= 0 or none_prob is None:
             return False
-        self._clean_run.append((t, score))
-        if t - self._clean_run[0][0] < p.reaccept_s:
+        if not self._clean_run:
+            self._run_start = t
+        self._clean_run.append((t, score, none_prob))
+        while self._clean_run[0][0] < t - p.reaccept_s:
+            self._clean_run.pop(0)
+        if t - self._run_start < p.reaccept_s:
+            return False
+        if float(np.median([q for _, _, q in self._clean_run])) < p.reaccept_none:
             return False
         run = self._clean_run
         self.reset()
-        for ti, si in run:
+        for ti, si, _ in run:
             self._learn(ti, si)
         self._first_t = run[0][0] - p.warmup_s  # warmed up: the run itself was the warm-up
         return True
