@@ -32,23 +32,26 @@ class ReferenceParams:
     a frame more than this below the reference is dropped; ``warmup_s``: no relative drop before the
     reference has learned for this long; ``max_age_s``: forget the reference after this long without learning;
     ``reaccept_s`` and ``reaccept_none``: re-anchor after ``reaccept_s`` seconds of relative drops
-    whose median fault-head ``none`` probability is >= ``reaccept_none`` (a clean new scene; 0 = never)."""
+    whose median fault-head ``none`` probability is >= ``reaccept_none`` (a clean new scene; 0 = never);
+    ``learn_none``: with a fault head, only frames whose ``none`` probability is at least this are
+    learned (a fault the score sees only slowly never moves the reference; 0 = every frame)."""
 
     relative: bool = True
-    window_s: float = 10.0
-    margin: float = 0.04
-    fall_per_s: float = 0.0005
+    window_s: float = 5.0
+    margin: float = 0.055
+    fall_per_s: float = 0.005
     warmup_s: float = 1.0
     max_age_s: float = 300.0
     reaccept_s: float = 2.0
-    reaccept_none: float = 0.5
+    reaccept_none: float = 0.2
+    learn_none: float = 0.06
 
     def __post_init__(self) -> None:
         checks = ((self.window_s, 0.1, 3600.0, "window_s"), (self.margin, 0.0, 1.0, "margin"),
                   (self.fall_per_s, 0.0, 1.0, "fall_per_s"),
                   (self.warmup_s, 0.0, 3600.0, "warmup_s"), (self.max_age_s, 0.1, 86400.0, "max_age_s"),
                   (self.reaccept_s, 0.0, 3600.0, "reaccept_s"),
-                  (self.reaccept_none, 0.0, 1.0, "reaccept_none"))
+                  (self.reaccept_none, 0.0, 1.0, "reaccept_none"), (self.learn_none, 0.0, 1.0, "learn_none"))
         for value, lo, hi, name in checks:
             if not lo <= float(value) <= hi:
                 raise ValueError(f"reference gate: {name} must be in [{lo:g}, {hi:g}], got {value}")
@@ -63,7 +66,8 @@ class ReferenceParams:
 PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin": "reference_margin",
                "fall_per_s": "reference_fall_per_s",
                "warmup_s": "reference_warmup_s", "max_age_s": "reference_max_age_s",
-               "reaccept_s": "reference_reaccept_s", "reaccept_none": "reference_reaccept_none"}
+               "reaccept_s": "reference_reaccept_s", "reaccept_none": "reference_reaccept_none",
+               "learn_none": "reference_learn_none"}
 
 
 def params_from(get: Callable[[str], Any]) -> ReferenceParams:
@@ -120,7 +124,8 @@ class ReferenceGate:
             drop = False
         elif not drop:
             self._clean_run = []
-        if absolute_ok and not drop and (ref is None or score >= ref - p.track):
+        clean = none_prob is None or none_prob >= p.learn_none
+        if absolute_ok and not drop and clean and (ref is None or score >= ref - p.track):
             self._learn(t, score)
         return drop, ref
 

@@ -57,7 +57,8 @@ _REFERENCE_OPTIONS = (
     ("max_age_s", float, 0.1, 86400.0, "forget the reference after this long without a learned frame"),
     ("reaccept_s", float, 0.0, 3600.0, "scene change: re-anchor after this long of drops the fault head "
                                        "calls clean"),
-    ("reaccept_none", float, 0.0, 1.0, "... clean = the head's none probability >= this; 0 = never"),
+    ("reaccept_none", float, 0.0, 1.0, "... clean = the head's median none probability >= this; 0 = never"),
+    ("learn_none", float, 0.0, 1.0, "learn only frames the fault head gives none >= this; 0 = every frame"),
 )
 
 

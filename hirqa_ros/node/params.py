@@ -108,8 +108,11 @@ PARAMS: tuple[ParamSpec, ...] = (
               "Scene change: re-anchor the reference after this many seconds of relative drops that the "
               "fault head calls clean.", range=(0.0, 3600.0)),
     ParamSpec("reference_reaccept_none", "double", ReferenceParams.reaccept_none,
-              "... 'clean' = the fault head's none probability is at least this; 0 = never re-anchor.",
+              "... 'clean' = the fault head's median none probability is at least this; 0 = never re-anchor.",
               range=(0.0, 1.0)),
+    ParamSpec("reference_learn_none", "double", ReferenceParams.learn_none,
+              "With a fault head, only frames whose none probability is at least this move the reference "
+              "(a fault never becomes the reference); 0 = every accepted frame near it.", range=(0.0, 1.0)),
     ParamSpec("hysteresis_raise", "int", 3,
               "A camera's /diagnostics level rises to WARN/ERROR after this many consecutive bad frames.",
               range=(1, 10000), dynamic=True),
