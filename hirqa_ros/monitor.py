@@ -34,7 +34,7 @@ from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
 from hirqa_ros.faults import gated_fault
 from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
 from hirqa_ros.quality_msg import status_message
-from hirqa_ros.reference import RELATIVE_DROP, ReferenceGate, ReferenceParams
+from hirqa_ros.reference import RELATIVE_DROP, CutDetector, ReferenceGate, ReferenceParams
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ class Checked:
     restart: bool = False  # the resolution changed: smoothing restarts with this frame
     forced: Refusal | None = None  # scored, but ERROR for this reason (no content, frozen)
     time_s: float | None = None  # the stream clock of the reference gate (header stamp, else clock_s)
+    cut: bool = False  # the frame starts a new scene (reference.CutDetector): the reference starts again
 
 
 class CameraMonitor:
@@ -161,6 +162,7 @@ class CameraMonitor:
         self.name = name
         self.gate = FrameGate(thresholds, smoothing)
         self.reference = ReferenceGate(reference or ReferenceParams())
+        self.cuts = CutDetector()
         self.min_side = int(min_side)
         self.content = content or ContentLimits()
         self.frozen = FrozenDetector(self.content.frozen_s)
@@ -190,6 +192,7 @@ class CameraMonitor:
         transitions."""
         self.gate.reset()
         self.reference.reset()
+        self.cuts.reset()
 
     def check(self, rgb: np.ndarray, stamp_ns: int | None = None, clock_s: float | None = None) -> Checked:
         """Run the frame checks on a decoded frame; call in stream order. ``clock_s``: the stream's
@@ -220,7 +223,9 @@ class CameraMonitor:
                           f"resolution changed from {old[1]}x{old[0]} to {w}x{h} (smoothing restarted)"))
         self.resolution = (h, w)
         time_s = stamp_ns / 1e9 if stamp_ns and stamp_ns > 0 else clock_s
-        return Checked(self, rgb, notes=tuple(notes), restart=restart, forced=forced, time_s=time_s)
+        p = self.reference.params
+        cut = p.relative and p.cut_corr > -1.0 and self.cuts.update(rgb, p.cut_corr)
+        return Checked(self, rgb, notes=tuple(notes), restart=restart, forced=forced, time_s=time_s, cut=cut)
 
     def refuse(self, reason: str, message: str) -> Checked:
         """A frame refused before the checks (e.g. it could not be decoded)."""
@@ -230,7 +235,8 @@ class CameraMonitor:
         """Thresholds (with smoothing) as the floor, then the reference gate on the smoothed score."""
         level, smoothed = self.gate.update(outcome.score)
         none_prob = dict(outcome.fault_ranked).get("none") if outcome.fault_ranked else None
-        drop, ref = self.reference.update(checked.time_s, float(smoothed), level == Level.OK, none_prob)
+        drop, ref = self.reference.update(checked.time_s, float(smoothed), level == Level.OK, none_prob,
+                                          checked.cut)
         if drop:
             message = (f"WARN: drop (score {outcome.score:.3f}: {ref - smoothed:.3f} below the camera's "
                        f"reference {ref:.3f})")

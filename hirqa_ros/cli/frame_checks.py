@@ -59,6 +59,8 @@ _REFERENCE_OPTIONS = (
                                        "calls clean"),
     ("reaccept_none", float, 0.0, 1.0, "... clean = the head's median none probability >= this; 0 = never"),
     ("learn_none", float, 0.0, 1.0, "learn only frames the fault head gives none >= this; 0 = every frame"),
+    ("cut_corr", float, -1.0, 1.0, "scene cut (the reference re-anchors sooner) when consecutive frames' "
+                                   "thumbnails correlate below this; -1 = never"),
 )
 
 

@@ -113,6 +113,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("reference_learn_none", "double", ReferenceParams.learn_none,
               "With a fault head, only frames whose none probability is at least this move the reference "
               "(a fault never becomes the reference); 0 = every accepted frame near it.", range=(0.0, 1.0)),
+    ParamSpec("reference_cut_corr", "double", ReferenceParams.cut_corr,
+              "Scene cut: a frame whose 32x24 grey thumbnail correlates less than this with the previous "
+              "frame's is a cut: the reference then re-anchors after reference_warmup_s of frames the fault "
+              "head calls clean (none >= reference_learn_none); -1 = never.", range=(-1.0, 1.0)),
     ParamSpec("hysteresis_raise", "int", 3,
               "A camera's /diagnostics level rises to WARN/ERROR after this many consecutive bad frames.",
               range=(1, 10000), dynamic=True),
