@@ -179,3 +179,39 @@ def test_decision_metrics_and_delays():
     s = stream_delays(frames)
     assert s["detection_delay_frames"]["each"] == [2, 0]
     assert s["recovery_delay_frames"]["each"] == [3]  # glare ends the stream: no recovery to measure
+
+
+def test_cut_detector_sees_cuts_not_pans_or_faults():
+    from hirqa_ros.reference import CutDetector
+
+    rng = np.random.default_rng(3)
+    a = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    a = np.ascontiguousarray(np.repeat(np.repeat(a[::8, ::8], 8, 0), 8, 1)[:120, :160])  # blocky scene
+    b = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    b = np.ascontiguousarray(np.repeat(np.repeat(b[::8, ::8], 8, 0), 8, 1)[:120, :160])
+    det = CutDetector()
+    assert not det.update(a, 0.35)  # first frame: nothing to compare
+    assert not det.update(np.roll(a, 2, axis=1), 0.35)  # a small pan
+    assert not det.update((a * 0.4).astype(np.uint8), 0.35)  # low light: same scene, darker
+    assert det.update(b, 0.35)  # another scene
+    det.reset()
+    assert not det.update(a, 0.35)
+
+
+def test_after_a_cut_the_reference_re_anchors_only_when_the_head_calls_the_new_scene_clean():
+    scores = np.concatenate([noisy(0.62, 50), noisy(0.52, 60, 1)])  # the new scene scores 0.1 lower
+
+    def go(none_after):
+        mon = CameraMonitor("cam", TH)
+        out = []
+        for i, s in enumerate(scores):
+            p = 0.3 if i < 50 else none_after
+            ranked = (("motion_blur", 1 - p), ("none", p))
+            c = Checked(mon, None, time_s=100.0 + i / RATE, cut=(i == 50))
+            out.append(mon.decide(c, ScoreOutcome(float(s), fault_ranked=ranked)))
+        return rejected(out)
+
+    clean_scene = go(0.15)  # the head calls it clean (none above learn_none, below reaccept_none)
+    assert clean_scene[50:55].all() and not clean_scene[50 + 12:].any()  # back within ~1 s
+    shaken = go(0.01)  # a fault across the cut: the old reference stays
+    assert shaken[50:].all()
