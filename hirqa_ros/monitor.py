@@ -11,6 +11,10 @@ order). :func:`run_frames` does the last two for a list of checked frames.
 
 Fault class (models with a fault head): ``faults.gated_fault`` of the frame's level and the head's
 probabilities (``none`` for a kept frame, the most likely fault for a dropped one).
+
+Reference gate (``reference.ReferenceGate``, per camera, on the stream clock: the header stamp, else
+``clock_s``): a frame the thresholds accept is still WARN, reason ``relative_drop``, when its score falls
+more than a margin below the camera's own recent accepted scores.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
 from hirqa_ros.faults import gated_fault, head_disagreement
 from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
 from hirqa_ros.quality_msg import status_message
+from hirqa_ros.reference import RELATIVE_DROP, CutDetector, ReferenceGate, ReferenceParams
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +51,10 @@ class FrameResult:
     ``no_content: white``, ``no_content: uniform``, ``frozen``). ``tiles`` > 1: the frame was
     above ``max_pixels`` and scored as the mean of that many native-resolution tiles.
     ``notes`` are oddities of a scored frame, ``(kind, text)`` (``zero_stamp``,
-    ``resolution_change``). The fault fields (``faults.gated_fault``) are None for a refused frame and
-    for a model without a fault head.
+    ``resolution_change``). ``reference``: the camera's reference score the frame was judged against
+    (None while there is none or the relative gate is off); ``reason`` ``relative_drop``: the frame
+    fell more than the margin below it. The fault fields (``faults.gated_fault``) are None for a
+    refused frame and for a model without a fault head.
     """
 
     level: Level | None
@@ -62,6 +69,7 @@ class FrameResult:
     fault_confidence: float | None = None
     fault_top3: tuple[tuple[str, float], ...] | None = None
     tiles: int = 1
+    reference: float | None = None
 
     @property
     def scored(self) -> bool:
@@ -135,6 +143,8 @@ class Checked:
     notes: tuple[tuple[str, str], ...] = ()
     restart: bool = False  # the resolution changed: smoothing restarts with this frame
     forced: Refusal | None = None  # scored, but ERROR for this reason (no content, frozen)
+    time_s: float | None = None  # the stream clock of the reference gate (header stamp, else clock_s)
+    cut: bool = False  # the frame starts a new scene (reference.CutDetector): the reference starts again
 
 
 class CameraMonitor:
@@ -148,9 +158,12 @@ class CameraMonitor:
         min_side: int = DEFAULT_MIN_IMAGE_SIDE,
         checks: Sequence[FrameCheck] | None = None,
         content: ContentLimits | None = None,
+        reference: ReferenceParams | None = None,
     ) -> None:
         self.name = name
         self.gate = FrameGate(thresholds, smoothing)
+        self.reference = ReferenceGate(reference or ReferenceParams())
+        self.cuts = CutDetector()
         self.min_side = int(min_side)
         self.content = content or ContentLimits()
         self.frozen = FrozenDetector(self.content.frozen_s)
@@ -174,6 +187,13 @@ class CameraMonitor:
     @smoothing.setter
     def smoothing(self, value: float) -> None:
         self.gate.smoothing = float(value)
+
+    def reset(self) -> None:
+        """Forget the camera's history over time (smoothing, reference): the node calls it on lifecycle
+        transitions."""
+        self.gate.reset()
+        self.reference.reset()
+        self.cuts.reset()
 
     def check(self, rgb: np.ndarray, stamp_ns: int | None = None, clock_s: float | None = None) -> Checked:
         """Run the frame checks on a decoded frame; call in stream order. ``clock_s``: the stream's
@@ -203,11 +223,28 @@ class CameraMonitor:
             notes.append(("resolution_change",
                           f"resolution changed from {old[1]}x{old[0]} to {w}x{h} (smoothing restarted)"))
         self.resolution = (h, w)
-        return Checked(self, rgb, notes=tuple(notes), restart=restart, forced=forced)
+        time_s = stamp_ns / 1e9 if stamp_ns and stamp_ns > 0 else clock_s
+        p = self.reference.params
+        cut = p.relative and p.cut_corr > -1.0 and self.cuts.update(rgb, p.cut_corr)
+        return Checked(self, rgb, notes=tuple(notes), restart=restart, forced=forced, time_s=time_s, cut=cut)
 
     def refuse(self, reason: str, message: str) -> Checked:
         """A frame refused before the checks (e.g. it could not be decoded)."""
         return Checked(self, None, refused(reason, message))
+
+    def _gate(self, checked: Checked, outcome: ScoreOutcome) -> FrameResult:
+        """Thresholds (with smoothing) as the floor, then the reference gate on the smoothed score."""
+        level, smoothed = self.gate.update(outcome.score)
+        none_prob = dict(outcome.fault_ranked).get("none") if outcome.fault_ranked else None
+        drop, ref = self.reference.update(checked.time_s, float(smoothed), level == Level.OK, none_prob,
+                                          checked.cut)
+        if drop:
+            message = (f"WARN: drop (score {outcome.score:.3f}: {ref - smoothed:.3f} below the camera's "
+                       f"reference {ref:.3f})")
+            return FrameResult(Level.WARN, outcome.score, float(smoothed), reason=RELATIVE_DROP,
+                               message=message, notes=checked.notes, reference=ref)
+        return FrameResult(level, outcome.score, float(smoothed), notes=checked.notes, reference=ref,
+                           message=status_message(level, outcome.score))
 
     def decide(self, checked: Checked, outcome: ScoreOutcome) -> FrameResult:
         """Gate one scored frame; call in the order of ``check``."""
@@ -221,9 +258,7 @@ class CameraMonitor:
                                  message=f"ERROR: drop ({f.message}; score {outcome.score:.3f})",
                                  notes=checked.notes)
         else:
-            level, smoothed = self.gate.update(outcome.score)
-            result = FrameResult(level, outcome.score, float(smoothed),
-                                 message=status_message(level, outcome.score), notes=checked.notes)
+            result = self._gate(checked, outcome)
         result.batch_size, result.batch_seconds = outcome.batch_size, outcome.batch_seconds
         result.tiles = outcome.tiles
         if result.level is not None and outcome.fault_ranked:

@@ -60,10 +60,13 @@ KEYS: tuple[Key, ...] = (
                                 "scored)"),
     Key("verdict_age_ms", "float", "inherited: receive time of this frame minus that of the scored frame; "
                                    "empty when scored"),
+    Key("reference", "float", "the camera's reference score (median of its recent accepted scores) the "
+                              "frame was judged against; reason `relative_drop` when it fell more than the "
+                              "margin below; empty while there is none or `relative` is off"),
 )
 KEY_NAMES = tuple(k.name for k in KEYS)
 #: keys added to hirqa_quality/2 after its first release (older messages parse without them)
-_OPTIONAL = ("verdict_source", "verdict_stamp", "verdict_age_ms")
+_OPTIONAL = ("verdict_source", "verdict_stamp", "verdict_age_ms", "reference")
 _V1_REQUIRED = ("score", "smoothed_score", "verdict", "warn_threshold", "error_threshold", "backend",
                 "batch_size", "frame")
 
@@ -106,6 +109,7 @@ def quality_status_fields(
     verdict_source: str = "scored",
     verdict_stamp_ns: int | None = None,
     verdict_age_ms: float | None = None,
+    reference: float | None = None,
 ) -> dict[str, Any]:
     """The DiagnosticStatus of one frame as plain fields: ``level`` (int), ``name``, ``message``,
     ``hardware_id`` and ``values`` (the :data:`KEYS` in order, then any ``extra`` pairs).
@@ -141,6 +145,7 @@ def quality_status_fields(
         ("verdict_source", verdict_source),
         ("verdict_stamp", "" if verdict_stamp_ns is None else str(int(verdict_stamp_ns))),
         ("verdict_age_ms", _num(verdict_age_ms, ".2f")),
+        ("reference", _num(reference, ".6f")),
     ]
     assert tuple(k for k, _ in values) == KEY_NAMES
     extra = list(extra)
@@ -182,6 +187,7 @@ class QualityReport:
     fault: str | None = None
     fault_confidence: float | None = None
     fault_top3: tuple[tuple[str, float], ...] = ()
+    reference: float | None = None
     extra: dict[str, str] = field(default_factory=dict)  # keys this version does not know
     verdict_source: str = "scored"
     verdict_stamp_ns: int = 0  # the scored frame's stamp (this frame's own when scored or not given)
@@ -290,6 +296,7 @@ def parse(msg: Any) -> QualityReport:
         fault=values.get("fault") or None,
         fault_confidence=_float(values, "fault_confidence", optional=True),
         fault_top3=_top3(values.get("fault_top3", "")),
+        reference=_float(values, "reference", optional=True),
         extra={k: v for k, v in values.items() if k not in KEY_NAMES},
         verdict_source=source,
         verdict_stamp_ns=_int(values, "verdict_stamp") if values.get("verdict_stamp") else stamp_ns,

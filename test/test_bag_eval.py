@@ -56,7 +56,11 @@ def test_scores_every_frame_like_the_scorer(tmp_path, scorer, storage, compresse
     th = scorer.thresholds
     for row in rows:
         assert row["topic"] == topic and row["error"] == ""
-        assert row["level"] == th.level(row["score"]).name
+        if row["reason"] == "relative_drop":  # the reference gate adds WARNs above the floor only
+            assert (row["level"], th.level(row["score"]).name) == ("WARN", "OK")
+            assert row["reference"] is not None
+        else:
+            assert row["level"] == th.level(row["score"]).name
         assert row["verdict"] == ("keep" if row["level"] == "OK" else "drop")
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
     t = s["topics"][topic]
@@ -261,11 +265,13 @@ def test_bag_without_image_topics_is_refused_clearly(tmp_path, scorer):
 
 def test_smoothing_is_the_gates(tmp_path, scorer):
     from hirqa_ros.decision import FrameGate, Thresholds
+    from hirqa_ros.reference import ReferenceParams
 
     made = tiny_bag(tmp_path / "b", duration_s=1.0, labels=False)
     th = Thresholds(0.45, 0.3)
     res = evaluate_bag(
-        made.path, tmp_path / "out", scorer=scorer, thresholds=th, smoothing=0.7, progress=False, plots=False
+        made.path, tmp_path / "out", scorer=scorer, thresholds=th, smoothing=0.7, progress=False, plots=False,
+        reference=ReferenceParams(relative=False),
     )
     gate = FrameGate(th, 0.7)
     for r in res.rows:

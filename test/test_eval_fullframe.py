@@ -99,6 +99,14 @@ def test_hirqa_eval_full_frame_end_to_end(random_model_dir, tmp_path, capsys):
     assert rep["synthetic"]["views"] == ["img0.png#0@96x64", "img1.png#0@128x96"]
     assert rep["model"]["input_policy"] == "native"
     assert set(rep["synthetic"]["summaries"]["model"]["per_type"]) == {"shake", "jpeg_camera"}
+    dec = rep["decisions"]  # decision metrics at the card's thresholds
+    assert "decisions at the model card's thresholds" in text
+    assert set(dec["per_type"]) == {"shake", "jpeg_camera", "clean"}
+    assert dec["faulty_frames"] == 2 * 2 * 3  # views x types x levels 3..5
+    assert dec["clean_frames"] == 2 * (1 + 2)  # views x (pristine + level 1 of each type)
+    card = rep["model"]["card_thresholds"]
+    assert dec["thresholds"] == {"warn": card["warn"], "error": card["error"]}
+    assert dec["balanced_accuracy"] == pytest.approx((dec["drop_recall"] + 1 - dec["clean_false_reject"]) / 2)
 
 
 def test_hirqa_eval_full_frame_rejects_bad_sizes(tmp_path):

@@ -138,3 +138,79 @@ def _stamp(msg) -> int:
 def _too_small(client: RosClient) -> int:
     st = client.latest_status(TOPIC)
     return int(status_values(st).get("too_small_frames", "0")) if st is not None else 0
+
+
+REF_TOPIC = "/eq/ref/image"
+N_REF = 40
+
+
+def _ref_frames() -> list[np.ndarray]:
+    """Frames whose (random-model) scores wander: a few scenes, each held for several frames."""
+    return [scene(48, 64, seed=500 + (i // 4) % 6) for i in range(N_REF)]
+
+
+def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_path):
+    """The reference gate on (the default): the node and bag-eval give the same level, reason
+    (``relative_drop`` included) and reference value for every frame of the same bag."""
+    from hirqa_ros import load_scorer
+    from hirqa_ros.bag.evaluate import evaluate_bag
+    from hirqa_ros.reference import RELATIVE_DROP, ReferenceParams
+
+    frames = _ref_frames()
+    bag = tmp_path / "ref_bag"
+    write_image_bag(bag, frames, REF_TOPIC, BASE_NS, frame_id="ref_cam")
+    scorer = load_scorer(str(random_model_dir), backend="onnxruntime")
+    probe = evaluate_bag(bag, tmp_path / "probe", scorer=scorer, progress=False, plots=False,
+                         reference=ReferenceParams(relative=False))
+    scores = [r.score for r in probe.rows]
+    th = Thresholds(warn=min(scores) - 1e-3, error=min(scores) - 2e-3)  # the floor accepts every frame
+    spread = max(scores) - min(scores)
+    rows = None
+    for frac in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2):  # a margin: some, not all, frames relative drops
+        # learn_none 0: no fault head on the random model (the head's paths are the same code)
+        params = ReferenceParams(margin=frac * spread, warmup_s=0.3, learn_none=0.0)
+        res = evaluate_bag(bag, tmp_path / f"out{frac}", scorer=scorer, thresholds=th, progress=False,
+                           plots=False, reference=params)
+        n_rel = sum(r.reason == RELATIVE_DROP for r in res.rows)
+        if 0 < n_rel < N_REF // 2:
+            rows = res.rows
+            break
+    assert rows is not None, f"no margin gave relative drops on {scores}"
+
+    domain = domain_id(8)
+    node = NodeProcess({"image_topics": [REF_TOPIC], "model_path": str(random_model_dir),
+                        "backend": "onnxruntime", "warn_threshold": th.warn, "error_threshold": th.error,
+                        "reference_margin": params.margin, "reference_warmup_s": params.warmup_s,
+                        "reference_learn_none": params.learn_none,
+                        "diagnostics_period_s": 0.2},
+                       domain, tmp_path / "node.log", name="hirqa_eq_ref",
+                       params_files=[params_file(tmp_path / "qos.yaml", {"qos_overrides": {
+                           REF_TOPIC: {"subscription": {"reliability": "reliable", "depth": 10}}}})])
+    client = None
+    try:
+        node.wait_ready()
+        client = RosClient(domain, name="hirqa_eq_ref_client")
+        client.publisher(REF_TOPIC, reliable=True)
+        client.watch(REF_TOPIC)
+        client.wait_matched([REF_TOPIC])
+        for i, rgb in enumerate(frames):
+            before = len(client.quality[REF_TOPIC])
+            client.pubs[REF_TOPIC].publish(make_image(rgb, BASE_NS + i * 100_000_000, "ref_cam"))
+            client.wait_for(lambda b=before: len(client.quality[REF_TOPIC]) > b, 30, f"quality of frame {i}")
+        with client.lock:
+            got = {_stamp(m): m.status[0] for _, m in client.quality[REF_TOPIC]}
+    finally:
+        if client is not None:
+            client.close()
+        node.stop()
+
+    assert len(got) == N_REF
+    for i, r in enumerate(rows):
+        st = got[BASE_NS + i * 100_000_000]
+        values = status_values(st)
+        assert level_of(st) == {"OK": 0, "WARN": 1, "ERROR": 2}[r.level], (i, r)
+        assert values["reason"] == r.reason, i
+        if r.reference is None:
+            assert values["reference"] == "", i
+        else:
+            assert float(values["reference"]) == pytest.approx(r.reference, abs=2e-6), i

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from hirqa_ros.evaluation.label_metrics import label_metrics
 from hirqa_ros.files import write_json
 from hirqa_ros.interrupts import is_interrupt
 from hirqa_ros.monitor import CameraMonitor, Checked, refused, run_frames
+from hirqa_ros.reference import ReferenceParams
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def evaluate_bag(
     smoothing: float = 0.0,
     min_side: int = DEFAULT_MIN_IMAGE_SIDE,
     content: ContentLimits | None = None,
+    reference: ReferenceParams | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     model: str | Path | None = None,
     backend: str = "auto",
@@ -142,7 +144,8 @@ def evaluate_bag(
 
     ``thresholds``, ``smoothing`` and ``min_side`` mean what the node's parameters of the same names
     mean; each topic is one camera, judged exactly as the node judges it (``content``: the
-    no-content and frozen limits, frozen on the bag's record clock; ``max_pixels``: larger
+    no-content and frozen limits, frozen on the bag's record clock; ``reference``: the reference gate,
+    on the header stamps (None: its defaults); ``max_pixels``: larger
     frames are scored as native-resolution tiles). Raises :class:`OutputError` before any work
     when ``out_dir`` cannot take the results, and ``LabelsError`` when the labels file is unusable."""
     out = Path(out_dir)
@@ -174,7 +177,9 @@ def evaluate_bag(
             getattr(scorer, "input_policy", "?"), thresholds.warn, thresholds.error, th_source, smoothing,
             min_side, batch,
         )
-        monitors = {t: CameraMonitor(t, thresholds, smoothing, min_side, content=content) for t in chosen}
+        reference = reference or ReferenceParams()
+        monitors = {t: CameraMonitor(t, thresholds, smoothing, min_side, content=content, reference=reference)
+                    for t in chosen}
         t_setup = time.perf_counter() - t_start
         t0 = time.perf_counter()
         rows, interrupted = _score_messages(reader, chosen, monitors, scorer, max(1, int(batch)), progress,
@@ -205,6 +210,7 @@ def evaluate_bag(
         summary["complete"] = not interrupted
         summary["max_pixels"] = max_pixels
         summary["content_limits"] = vars(content or ContentLimits())
+        summary["reference_gate"] = asdict(reference)
         reasons: dict[str, int] = {}
         for r in rows:
             if r.reason:

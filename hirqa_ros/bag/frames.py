@@ -9,9 +9,10 @@ from typing import Any
 
 from hirqa_ros.monitor import FrameResult
 
-#: ``fault``/``fault_confidence``: ``faults.gated_fault`` (``none`` for a kept frame), empty without a head
+#: ``fault``/``fault_confidence``: ``faults.gated_fault`` (``none`` for a kept frame), empty without a head;
+#: ``reference``: the camera's reference score the frame was judged against (empty: none, relative gate off)
 CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error", "reason", "fault",
-               "fault_confidence"]
+               "fault_confidence", "reference"]
 
 
 @dataclass
@@ -33,6 +34,7 @@ class FrameRow:
     fault: str | None = None
     fault_confidence: float | None = None
     fault_top3: tuple[tuple[str, float], ...] = ()
+    reference: float | None = None
 
     def apply(self, result: FrameResult) -> None:
         """Take the pipeline's verdict on this frame (``monitor.FrameResult``)."""
@@ -44,6 +46,7 @@ class FrameRow:
         self.batch_size = result.batch_size
         self.fault, self.fault_confidence = result.fault, result.fault_confidence
         self.fault_top3 = result.fault_top3 or ()
+        self.reference = result.reference
         if result.batch_size:
             self.seconds += result.batch_seconds / result.batch_size
 
@@ -59,6 +62,7 @@ class FrameRow:
             self.reason,
             self.fault or "",
             "" if self.fault_confidence is None else f"{self.fault_confidence:.4f}",
+            "" if self.reference is None else f"{self.reference:.6f}",
         ]
 
 
@@ -73,7 +77,7 @@ def write_frames_csv(rows: list[FrameRow], path: Path) -> Path:
 
 def read_frames_csv(path: str | Path) -> list[dict[str, Any]]:
     """frames.csv back as dicts (stamp_ns/bag_time_ns int, score and fault_confidence float or None,
-    fault None when empty; files written before the fault columns read with those as None)."""
+    fault and reference None when empty; files written before those columns read with them as None)."""
     out = []
     with Path(path).open(newline="") as f:
         for r in csv.DictReader(f):
@@ -82,5 +86,6 @@ def read_frames_csv(path: str | Path) -> list[dict[str, Any]]:
             r["score"] = float(r["score"]) if r["score"] else None
             r["fault"] = r.get("fault") or None
             r["fault_confidence"] = float(r["fault_confidence"]) if r.get("fault_confidence") else None
+            r["reference"] = float(r["reference"]) if r.get("reference") else None
             out.append(r)
     return out

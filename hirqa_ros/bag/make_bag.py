@@ -37,10 +37,25 @@ class SegmentSpec:
     degradation: str
     level: int = 3
     label: str = ""
+    ramp_s: float = 0.0  # gradual onset: the level climbs from 1 to ``level`` over the first ramp_s seconds
 
     @property
     def name(self) -> str:
         return self.label or self.degradation
+
+    def level_at(self, rel_s: float) -> int:
+        """The severity at ``rel_s`` seconds from the bag start (inside the segment)."""
+        if self.ramp_s <= 0 or self.level <= 1:
+            return self.level
+        return min(self.level, 1 + int(self.level * max(0.0, rel_s - self.start_s) / self.ramp_s))
+
+    def label_spans(self) -> list[tuple[float, float, str]]:
+        """(start_s, end_s, label) of the segment: a ramped segment's frames below level 3 are labelled
+        ``<name>_onset`` (a fault too faint to demand a drop), the rest ``<name>``."""
+        if self.ramp_s <= 0 or self.level < 3:
+            return [(self.start_s, self.end_s, self.name)]
+        t3 = min(self.end_s, self.start_s + 2.0 * self.ramp_s / self.level)
+        return [(self.start_s, t3, self.name + "_onset"), (t3, self.end_s, self.name)]
 
     @classmethod
     def parse(cls, text: str) -> SegmentSpec:
@@ -70,7 +85,7 @@ def default_segments(duration_s: float) -> list[SegmentSpec]:
 
 
 # --- frame sources ---
-def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def fit_frame(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize + centre-crop a frame to exactly ``size`` = (W, H)."""
     w, h = size
     ih, iw = img.shape[:2]
@@ -79,6 +94,9 @@ def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     x0, y0 = (nw - w) // 2, (nh - h) // 2
     return np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w])
+
+
+_fit = fit_frame
 
 
 def _pan(img: np.ndarray, size: tuple[int, int], phase: float) -> np.ndarray:
@@ -178,6 +196,8 @@ def make_bag(
     images: str | Path | None = None,
     video: str | Path | None = None,
     frames_from: Sequence[np.ndarray] | None = None,
+    frames_per_topic: Sequence[Iterator[np.ndarray]] | None = None,
+    segments_per_topic: Sequence[Sequence[SegmentSpec]] | None = None,
     topics: Sequence[str] = ("/camera/image_raw",),
     storage: str = "sqlite3",
     compressed: bool = False,
@@ -197,21 +217,26 @@ def make_bag(
     """Write a bag of ``round(duration_s * rate_hz)`` frames per topic with ``segments`` degraded.
 
     Each frame's header stamp equals its bag time. Topic k starts ``k * hold_frames // 2`` frames
-    later in the source, so cameras do not see identical images. Segments apply to every topic.
+    later in the source, so cameras do not see identical images. Segments apply to every topic, or
+    ``segments_per_topic`` (one list per topic) give each camera its own; ``frames_per_topic``: one
+    iterator of ready-sized RGB frames per topic (e.g. ``bag.sequences``), instead of a source.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     from hirqa_ros.degradations import DEGRADATIONS, degrade
     from hirqa_ros.imgmsg import rgb_to_compressed_fields, rgb_to_image_fields
 
-    if sum(x is not None for x in (images, video, frames_from)) != 1:
+    if sum(x is not None for x in (images, video, frames_from, frames_per_topic)) != 1:
         raise ValueError("give exactly one frame source: an image folder or a video")
     if storage not in ("sqlite3", "mcap"):
         raise ValueError(f"storage must be sqlite3 or mcap, got {storage!r}")
     if rate_hz <= 0 or duration_s <= 0:
         raise ValueError("rate and duration must be positive")
     segs = list(default_segments(duration_s) if segments is None else segments)
-    for s in segs:
+    per_topic = [list(x) for x in segments_per_topic] if segments_per_topic is not None else None
+    if per_topic is not None and len(per_topic) != len(topics):
+        raise ValueError(f"segments_per_topic has {len(per_topic)} lists for {len(topics)} topics")
+    for s in segs + [x for lst in per_topic or [] for x in lst]:
         if s.level and s.degradation not in DEGRADATIONS:
             raise ValueError(
                 f"unknown degradation {s.degradation!r}; known: {', '.join(sorted(DEGRADATIONS))}"
@@ -228,6 +253,8 @@ def make_bag(
     period_ns = round(1e9 / rate_hz)
 
     def source(k: int) -> Iterator[np.ndarray]:
+        if frames_per_topic is not None:
+            return iter(frames_per_topic[k])
         off = k * max(1, hold_frames // 2)
         if images is not None:
             return image_folder_frames(images, size, n, hold_frames, offset=k)
@@ -249,11 +276,12 @@ def make_bag(
         for i in range(n):
             t_ns = start_ns + i * period_ns
             rel = i / rate_hz
-            seg = next((s for s in segs if s.start_s <= rel < s.end_s), None)
             for k, (conn, src) in enumerate(zip(conns, sources)):
+                mine = segs if per_topic is None else per_topic[k]
+                seg = next((s for s in mine if s.start_s <= rel < s.end_s), None)
                 rgb = next(src)
                 if seg is not None and seg.level > 0:
-                    rgb = degrade(rgb, seg.degradation, seg.level, seed=seed + 1000 * k + i)
+                    rgb = degrade(rgb, seg.degradation, seg.level_at(rel), seed=seed + 1000 * k + i)
                 header = types["std_msgs/msg/Header"](
                     stamp=types["builtin_interfaces/msg/Time"](
                         sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000
@@ -269,14 +297,17 @@ def make_bag(
                     bar.update(1)
     if bar is not None:
         bar.close()
+    topic_segs = [(t, segs if per_topic is None else per_topic[k]) for k, t in enumerate(topic_names)]
     labels = Labels(
         segments=[
-            Segment(start_ns + round(s.start_s * 1e9), start_ns + round(s.end_s * 1e9), s.name, t)
-            for t in topic_names
-            for s in segs
+            Segment(start_ns + round(a * 1e9), start_ns + round(b * 1e9), name, t)
+            for t, lst in topic_segs
+            for s in lst
+            for a, b, name in s.label_spans()
         ],
         default_label="clear",
-        drop_labels=frozenset(s.name for s in segs if s.name.lower() not in KEEP_NAMES and s.level > 0),
+        drop_labels=frozenset(s.name for _, lst in topic_segs for s in lst
+                              if s.name.lower() not in KEEP_NAMES and s.level > 0),
         clock="stamp",
         origin_ns=start_ns,
     )
@@ -291,7 +322,7 @@ def make_bag(
         size[0],
         size[1],
         rate_hz,
-        len(segs),
+        sum(len(lst) for _, lst in topic_segs),
         f"; labels {labels_path}" if labels_path else "",
     )
     return MadeBag(out, labels, labels_path, topic_names, n)

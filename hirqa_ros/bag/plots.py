@@ -1,6 +1,6 @@
-"""PNG plots of a bag evaluation (matplotlib, Agg): score over time per camera with rejected spans
-(coloured by fault class when the model has a fault head) and labelled segments shaded, and score
-histograms per label."""
+"""PNG plots of a bag evaluation (matplotlib, Agg): score over time per camera with the camera's
+reference (reference gate), rejected frames shaded (and a bar coloured by fault class when the model
+has a fault head) and labelled segments shaded, and score histograms per label."""
 
 from __future__ import annotations
 
@@ -60,9 +60,9 @@ def _time(row: Any, clock: str) -> int | None:
 def plot_timeline(
     rows: list[Any], out_dir: Path, labels: Labels | None = None, thresholds: Thresholds | None = None
 ) -> list[Path]:
-    """One ``timeline_<topic>.png`` per topic: score (dots) and smoothed score over time, rejected
-    frames' spans as a bar at the bottom (coloured by their fault class, red without one), labelled
-    segments shaded by label."""
+    """One ``timeline_<topic>.png`` per topic: score (dots), smoothed score and the camera's reference over
+    time, rejected frames shaded red over the whole height and as a bar at the bottom (coloured by their
+    fault class, red without one), labelled segments shaded by label."""
     plt = _plt()
     clock = labels.clock if labels else "bag"
     by_topic: dict[str, list[Any]] = defaultdict(list)
@@ -95,6 +95,9 @@ def plot_timeline(
         ax.plot(t[ok], sc[ok], ".", ms=3, color="tab:blue", label="score")
         if np.any(np.abs(sm[ok] - sc[ok]) > 1e-9):
             ax.plot(t[ok], sm[ok], "-", lw=1, color="navy", label="smoothed")
+        ref = np.array([r.reference if getattr(r, "reference", None) is not None else np.nan for r in rs])
+        if np.isfinite(ref).any():
+            ax.plot(t, ref, "-", lw=1.2, color="tab:green", label="reference")
         rej = np.array([r.verdict == "drop" for r in rs])
         dt = float(np.median(np.diff(t))) if t.size > 1 else 0.1
         faults_seen: dict[str, str] = {}
@@ -103,6 +106,8 @@ def plot_timeline(
             color = FAULT_COLORS.get(fault, REJECTED_COLOR) if fault else REJECTED_COLOR
             faults_seen.setdefault(fault or "", color)
             ax.axvspan(t[i] - dt / 2, t[i] + dt / 2, ymin=0, ymax=0.06, color=color, lw=0)
+            ax.axvspan(t[i] - dt / 2, t[i] + dt / 2, ymin=0.06, ymax=1, color=REJECTED_COLOR, alpha=0.07,
+                       lw=0)
         err = np.array([r.verdict == "error" for r in rs])
         if err.any():
             ax.plot(t[err], np.zeros(int(err.sum())) + 0.02, "x", color="black", ms=4, label="not decodable")

@@ -60,6 +60,7 @@ def write_quality_bag(
                     r.topic, r.score, Level[r.level], r.smoothed, thresholds, backend,
                     frame_id=r.frame_id, sequence=seq[r.topic], batch_size=r.batch_size, reason=r.reason,
                     fault=r.fault, fault_confidence=r.fault_confidence, fault_top3=r.fault_top3,
+                    reference=r.reference,
                 )
                 msg = diagnostic_array(ts, header, status)
                 w.write(qconns[r.topic], m.bag_time_ns, ts.serialize_cdr(msg, DIAGNOSTIC_ARRAY))

@@ -1,6 +1,7 @@
 """``summary.json`` of a bag evaluation: per-topic counts, levels, score statistics and the fault
 classes of rejected frames, overall speed, and the label metrics (with a fault-class confusion table
-when the labels name fault types) when labels were given."""
+when the labels name fault types) and decision metrics (``decisions``: share of each fault rejected,
+clean frames rejected, detection and recovery delays) when labels were given."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from hirqa_ros.bag.frames import FrameRow
 from hirqa_ros.decision import Level, Thresholds
+from hirqa_ros.evaluation.decisions import Decided, category, decision_metrics, merge_delays, stream_delays
 from hirqa_ros.evaluation.label_metrics import label_metrics
 from hirqa_ros.faults import dominant_fault, fault_confusion
 
@@ -54,6 +56,32 @@ def topic_summary(rows: list[FrameRow]) -> dict[str, Any]:
         "wall_time_s": seconds,
         "frames_per_s": len(scored) / seconds if seconds > 0 else None,
     }
+
+
+def decided_rows(rows: list[FrameRow], labels: Any, topic: str | None = None) -> list[Decided]:
+    """The scored rows (of ``topic``, None: all) with their label category, in time order per topic."""
+    out = []
+    for r in rows:
+        t = r.stamp_ns if labels.clock == "stamp" else r.bag_time_ns
+        if r.score is None or t is None or (topic is not None and r.topic != topic):
+            continue
+        name = labels.label_at(r.topic, t)
+        out.append(Decided(name or "", category(name, labels.should_drop(name), labels.default_label),
+                           r.level, r.reason, r.topic, t))
+    return sorted(out, key=lambda d: (d.topic, d.t_ns))
+
+
+def bag_decisions(rows: list[FrameRow], labels: Any,
+                  topics: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(per-topic, pooled) decision metrics with stream delays (``evaluation.decisions``)."""
+    per_topic, delays = {}, []
+    for t in topics:
+        frames = decided_rows(rows, labels, t)
+        d = stream_delays(frames)
+        delays.append(d)
+        per_topic[t] = {**decision_metrics(frames), **d}
+    pooled = {**decision_metrics(decided_rows(rows, labels)), **merge_delays(delays)}
+    return per_topic, pooled
 
 
 def build_summary(
@@ -117,6 +145,10 @@ def build_summary(
             confusion = fault_confusion(by_topic.get(t, []), labels, t)
             if confusion is not None:
                 summary["topics"][t]["labels"]["fault_confusion"] = confusion
+        per_topic, pooled = bag_decisions(rows, labels, topics)
+        for t in topics:
+            summary["topics"][t]["decisions"] = per_topic[t]
+        summary["decisions"] = pooled
         summary["labels"]["all_topics"] = label_metrics(rows, labels, thresholds, target_frr, None)
         confusion = fault_confusion(rows, labels, None)
         if confusion is not None:

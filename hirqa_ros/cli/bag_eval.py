@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from hirqa_ros.cli.fleet_eval import add_fleet_arguments, is_fleet_run, run_fleet_cli, write_accepted
-from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
+from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits, reference_params
 from hirqa_ros.cli.ranges import ranged
 from hirqa_ros.constants import BACKEND_CHOICES
 
@@ -94,6 +94,7 @@ def evaluate_kwargs(args: argparse.Namespace) -> dict:
         smoothing=args.smoothing,
         min_side=args.min_image_side,
         content=content_limits(args),
+        reference=reference_params(args),
         max_pixels=args.max_pixels,
         batch=args.batch,
         target_frr=args.target_frr,
@@ -153,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
         if lab and lab.get("auroc") is not None:
             line += f", AUROC {lab['auroc']:.3f}"
         print(line)
+    if s.get("decisions"):
+        from hirqa_ros.evaluation.decisions import format_decisions
+
+        print("  decisions against the labels (all topics; rejected = WARN or worse):")
+        print(format_decisions(s["decisions"], "    "))
     confusion = s.get("labels", {}).get("all_topics", {}).get("fault_confusion")
     if confusion:
         acc = confusion["rejected_accuracy"]

@@ -170,7 +170,8 @@ def plot_auroc(summaries: dict, path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError
-    from hirqa_ros.evaluation import calibration, datasets, faults, synthetic
+    from hirqa_ros.decision import Thresholds
+    from hirqa_ros.evaluation import calibration, datasets, decisions, faults, synthetic
     from hirqa_ros.evaluation.images import load_folder
 
     if args.no_model and not args.cues:
@@ -235,6 +236,11 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             report["calibration"] = cal.as_dict()
             card = model_info["card_thresholds"]
+            dec = decisions.protocol_decisions(ps, "model", Thresholds(card["warn"], card["error"]))
+            report["decisions"] = dec
+            print(f"\ndecisions at the model card's thresholds (warn {card['warn']:.4f}, error "
+                  f"{card['error']:.4f}; clean = pristine and level {max(synthetic.KEEP_LEVELS)}, faults = "
+                  f"level >= {synthetic.DROP_MIN_LEVEL}):\n" + decisions.format_decisions(dec))
             print(f"\nthresholds calibrated on these keep frames: warn {cal.warn:.4f} "
                   f"({cal.warn_false_reject_rate:.1%} false rejects, {cal.drop_recall_at_warn:.1%} of drop "
                   f"frames caught), error {cal.error:.4f} ({cal.error_false_reject_rate:.1%} false rejects, "

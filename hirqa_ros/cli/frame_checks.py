@@ -1,5 +1,6 @@
 """The frame-check options shared by ``hirqa score`` and ``hirqa bag-eval`` (the node's parameters
-of the same names): ``--min-image-side``, ``--max-pixels`` and the no-content / frozen limits."""
+of the same names): ``--min-image-side``, ``--max-pixels``, the no-content / frozen limits and the
+per-camera reference gate (``--relative``/``--no-relative``, ``--reference-*``)."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,7 @@ from hirqa_ros.constants import (
     DEFAULT_WHITE_LEVEL,
 )
 from hirqa_ros.content import ContentLimits
+from hirqa_ros.reference import PARAM_NAMES, ReferenceParams, params_from
 
 
 def add_frame_check_arguments(parser: argparse.ArgumentParser, frozen_clock: str) -> None:
@@ -43,6 +45,41 @@ def add_frame_check_arguments(parser: argparse.ArgumentParser, frozen_clock: str
         "--frozen-timeout-s", type=ranged(float, 0, 3600), default=DEFAULT_FROZEN_S, metavar="S",
         help="ERROR 'frozen' when the image data stays byte-identical for S seconds of "
         f"{frozen_clock}; 0 = off (default {DEFAULT_FROZEN_S:g})")
+    add_reference_arguments(parser)
+
+
+#: (field, type, lo, hi, help) of the reference gate's numeric options (the node's reference_* parameters)
+_REFERENCE_OPTIONS = (
+    ("window_s", float, 0.1, 3600.0, "seconds of learned scores whose median is the camera's reference"),
+    ("margin", float, 0.0, 1.0, "drop (relative_drop) a frame scoring more than this below the reference"),
+    ("fall_per_s", float, 0.0, 1.0, "the reference falls at most this much per second"),
+    ("warmup_s", float, 0.0, 3600.0, "no relative drop before the reference has learned this long"),
+    ("max_age_s", float, 0.1, 86400.0, "forget the reference after this long without a learned frame"),
+    ("reaccept_s", float, 0.0, 3600.0, "scene change: re-anchor after this long of drops the fault head "
+                                       "calls clean"),
+    ("reaccept_none", float, 0.0, 1.0, "... clean = the head's median none probability >= this; 0 = never"),
+    ("learn_none", float, 0.0, 1.0, "learn only frames the fault head gives none >= this; 0 = every frame"),
+    ("cut_corr", float, -1.0, 1.0, "scene cut (the reference re-anchors sooner) when consecutive frames' "
+                                   "thumbnails correlate below this; -1 = never"),
+)
+
+
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    """The per-camera reference gate's options (docs/gate.md)."""
+    d = ReferenceParams()
+    g = parser.add_argument_group("per-camera reference gate (as the node's parameters of the same names)")
+    g.add_argument("--relative", action=argparse.BooleanOptionalAction, default=d.relative,
+                   help="also drop frames that fall more than --reference-margin below the camera's own "
+                   f"recent accepted scores; --no-relative: absolute thresholds only (default {d.relative})")
+    for name, typ, lo, hi, text in _REFERENCE_OPTIONS:
+        g.add_argument("--" + PARAM_NAMES[name].replace("_", "-"), type=ranged(typ, lo, hi),
+                       default=getattr(d, name), metavar="X", dest=PARAM_NAMES[name],
+                       help=f"{text} (default {getattr(d, name):g})")
+
+
+def reference_params(args: argparse.Namespace) -> ReferenceParams:
+    """The :class:`ReferenceParams` the options ask for."""
+    return params_from(lambda name: getattr(args, name))
 
 
 def content_limits(args: argparse.Namespace) -> ContentLimits:

@@ -64,6 +64,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="frames per photo for --images, >= 1 (default 20)")
     p.add_argument("--seed", type=ranged(int, 0, 2**32 - 1), default=0,
                    help="seed of the random degradations (default 0)")
+    p.add_argument("--scenario", choices=("drive", "moving"),
+                   help="a long two-camera gate sequence from --images instead (docs/gate.md): drive = "
+                   "640x480 raw, 6 faults in 4-s stretches; moving = 480x360 compressed, pans, cuts to "
+                   "plainer "
+                   "scenes, gradual, first-frame and long faults (--size/--duration/--segments/--topics are "
+                   "ignored)")
+    p.add_argument("--photos", default="0/1", metavar="K/N",
+                   help="with --scenario: use every N-th photo from the K-th (e.g. 0/2 and 1/2 for disjoint "
+                   "tuning and test sets; default 0/1 = all)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.files import describe_existing
     from hirqa_ros.interrupts import interrupt_status, terminate_like_interrupt
 
+    if args.scenario:
+        return _scenario(args)
     try:
         if args.segments and [s.lower() for s in args.segments] == ["none"]:
             segments = []
@@ -134,3 +145,37 @@ def _make_staged(out, labels_out, **options):
         made = make_bag(bag_work, labels_out=labels_work, **options)
     made.path, made.labels_path = out, labels_out
     return made
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hirqa_ros.bag import sequences
+
+    if not args.images:
+        log.error("--scenario needs --images DIR (photos to move over)")
+        return 2
+    try:
+        k, n = (int(x) for x in args.photos.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        log.error("--photos must be K/N with 0 <= K < N, got %r", args.photos)
+        return 2
+    if Path(args.out).exists():
+        log.error("%s exists already; rosbag2 writers never overwrite, choose another --out", args.out)
+        return 2
+    try:
+        photos = sequences.load_photos(args.images)[k::n]
+        detailed, plain = sequences.split_by_detail(photos)
+        if len(detailed) < 2 or len(plain) < 1:
+            raise ValueError(f"{args.images} ({k}/{n}): need at least 3 photos with texture, "
+                             f"got {len(photos)}")
+        sc = sequences.drive(detailed) if args.scenario == "drive" else sequences.moving(detailed, plain)
+        bag = sequences.write_scenario(sc, photos, args.out, seed=args.seed, progress=True)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    print(f"wrote {bag} ({args.scenario}: {sc.duration_s:g} s x {len(sc.cameras)} cameras at {sc.size[0]}x"
+          f"{sc.size[1]}), labels {bag}.labels.yaml, cuts {bag}.scenario.json")
+    return 0

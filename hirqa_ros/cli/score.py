@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 
-from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits
+from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits, reference_params
 from hirqa_ros.cli.ranges import ranged, thresholds
 from hirqa_ros.constants import BACKEND_CHOICES
 from hirqa_ros.interrupts import is_interrupt
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         for path in progress:
             # one stream per file
             monitor = CameraMonitor(str(path), gate, 0.0, args.min_image_side,
-                                    content=content_limits(args))
+                                    content=content_limits(args), reference=reference_params(args))
             frames_bar = None
             if media.kind_of(path) == "video" and not progress.disable:
                 n = media.video_frame_count(path)

@@ -16,6 +16,7 @@ from hirqa_ros.constants import (
     DEFAULT_UNIFORM_RANGE,
     DEFAULT_WHITE_LEVEL,
 )
+from hirqa_ros.reference import ReferenceParams
 from hirqa_ros.state_gate import DEFAULT_MAX_VERDICT_AGE_S
 from hirqa_ros.topics import TRANSPORTS
 
@@ -86,6 +87,38 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("smoothing", "double", 0.0,
               "Weight of the past in an exponential moving average of each camera's score before the "
               "thresholds (0 = judge every frame on its own score).", range=(0.0, 0.99), dynamic=True),
+    ParamSpec("relative", "bool", ReferenceParams.relative,
+              "Per-camera reference gate: also drop (WARN, reason relative_drop) a frame whose score falls "
+              "more than reference_margin below the median of the camera's recent accepted scores; false = "
+              "absolute thresholds only (docs/gate.md)."),
+    ParamSpec("reference_window_s", "double", ReferenceParams.window_s,
+              "Seconds of learned (accepted, near-reference) scores whose median is the reference.",
+              range=(0.1, 3600.0)),
+    ParamSpec("reference_margin", "double", ReferenceParams.margin,
+              "A frame scoring more than this below the camera's reference is dropped (relative_drop).",
+              range=(0.0, 1.0)),
+    ParamSpec("reference_fall_per_s", "double", ReferenceParams.fall_per_s,
+              "The reference follows the median of learned scores up at once but down at most this much per "
+              "second (a slowly thickening fault cannot drag it along).", range=(0.0, 1.0)),
+    ParamSpec("reference_warmup_s", "double", ReferenceParams.warmup_s,
+              "No relative drop until the reference has learned for this many seconds (after a reset).",
+              range=(0.0, 3600.0)),
+    ParamSpec("reference_max_age_s", "double", ReferenceParams.max_age_s,
+              "Forget the reference after this many seconds without a learned frame (a fault lasting longer "
+              "becomes the new normal).", range=(0.1, 86400.0)),
+    ParamSpec("reference_reaccept_s", "double", ReferenceParams.reaccept_s,
+              "Scene change: re-anchor the reference after this many seconds of relative drops that the "
+              "fault head calls clean.", range=(0.0, 3600.0)),
+    ParamSpec("reference_reaccept_none", "double", ReferenceParams.reaccept_none,
+              "... 'clean' = the fault head's median none probability is at least this; 0 = never re-anchor.",
+              range=(0.0, 1.0)),
+    ParamSpec("reference_learn_none", "double", ReferenceParams.learn_none,
+              "With a fault head, only frames whose none probability is at least this move the reference "
+              "(a fault never becomes the reference); 0 = every accepted frame near it.", range=(0.0, 1.0)),
+    ParamSpec("reference_cut_corr", "double", ReferenceParams.cut_corr,
+              "Scene cut: a frame whose 32x24 grey thumbnail correlates less than this with the previous "
+              "frame's is a cut: the reference then re-anchors after reference_warmup_s of frames the fault "
+              "head calls clean (none >= reference_learn_none); -1 = never.", range=(-1.0, 1.0)),
     ParamSpec("hysteresis_raise", "int", 3,
               "A camera's /diagnostics level rises to WARN/ERROR after this many consecutive bad frames.",
               range=(1, 10000), dynamic=True),

@@ -63,6 +63,7 @@ from hirqa_ros.node.stats import CameraStats
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 from hirqa_ros.overlay import draw_overlay
 from hirqa_ros.quality_msg import KEY_NAMES, NODE_NAME, quality_status_fields
+from hirqa_ros.reference import params_from
 from hirqa_ros.state_gate import Admission, StateGate, Verdict
 from hirqa_ros.topics import TRANSPORTS, CameraTopics, check_base, per_camera, status_label
 
@@ -212,6 +213,8 @@ class QualityNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: Any) -> TransitionCallbackReturn:
+        for cam in self.cameras:  # a camera's history over time starts again (reference gate, smoothing)
+            cam.monitor.reset()
         try:
             self._subscribe()
         except Exception as exc:  # e.g. a QoS override with an impossible value: stay inactive, say why
@@ -283,6 +286,7 @@ class QualityNode(LifecycleNode):
         thresholds = Thresholds(self._get("warn_threshold"), self._get("error_threshold"))  # raises if bad
         smoothing = self._get("smoothing")
         hysteresis = (self._get("hysteresis_raise"), self._get("hysteresis_clear"))
+        reference = params_from(self._get)
         ns = self.get_namespace()
         self._gate_mode = p["gate_mode"]
         for topics, hw_id in cameras:
@@ -291,7 +295,7 @@ class QualityNode(LifecycleNode):
                                 stamps=StampDelayCheck(p["min_stamp_delay_s"], p["max_stamp_delay_s"]))
             cam = Camera(topics, status_label(topics.base, ns), hw_id,
                          CameraMonitor(topics.input, thresholds, smoothing, self._min_side,
-                                       content=self._content), stats)
+                                       content=self._content, reference=reference), stats)
             if self._gate_mode == "state" and self._publish_accepted:
                 cam.gate = StateGate(float(p["max_verdict_age_s"]))
             cam.quality_pub = self.create_lifecycle_publisher(
@@ -666,7 +670,8 @@ class QualityNode(LifecycleNode):
             node_name=self.get_fully_qualified_name(), label=cam.label, hardware_id=cam.hardware_id,
             latency_ms=latency_ms, inference_ms=result.batch_seconds * 1000.0, reason=result.reason,
             fault=result.fault, fault_confidence=result.fault_confidence, fault_top3=result.fault_top3 or (),
-            verdict_source="scored", verdict_stamp_ns=stamp_ns)
+            verdict_source="scored", verdict_stamp_ns=stamp_ns,
+            reference=result.reference)
         self._publish_quality(cam, msg, fields)
         # state mode: a frame held on arrival that scores keep goes out now, unless a newer one already did
         with cam.forward_lock:

@@ -1,0 +1,205 @@
+"""The per-camera reference gate (ROS-free): a robust reference of the camera's own recent accepted
+scores, and ``relative_drop`` when a frame falls more than a margin below it (docs/gate.md).
+
+The absolute thresholds stay the floor; this gate only adds rejections. Guards: the reference
+learns only from frames the absolute thresholds accept and that lie near it (so neither a fault
+present from the first frame nor a slowly thickening one becomes "normal"); it resets when time
+goes backwards (bag loop), after ``max_age_s`` without learning, and on :meth:`ReferenceGate.reset`
+(the node calls it on lifecycle transitions); after a scene change, a run of ``reaccept_s`` seconds of
+dropped frames that the fault head calls clean (median ``none`` probability) re-anchors it on the
+new scene; after a scene cut (:class:`CutDetector`: consecutive frames whose small grey thumbnails no
+longer correlate) ``warmup_s`` seconds at ``learn_none`` suffice.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import cv2
+import numpy as np
+
+RELATIVE_DROP = "relative_drop"  # FrameResult.reason of a frame rejected by this gate
+
+
+@dataclass(frozen=True)
+class ReferenceParams:
+    """The gate's parameters (the node's parameters and CLI flags of the same names).
+
+    ``relative``: on/off (off = absolute thresholds only); ``window_s``: the reference follows the median
+    of the learned scores of the last ``window_s`` seconds of learning, up at once, down at most
+    ``fall_per_s`` per second (a slow drift, e.g. thickening haze, cannot drag it along); ``margin``:
+    a frame more than this below the reference is dropped; ``warmup_s``: no relative drop before the
+    reference has learned for this long; ``max_age_s``: forget the reference after this long without learning;
+    ``reaccept_s`` and ``reaccept_none``: re-anchor after ``reaccept_s`` seconds of relative drops
+    whose median fault-head ``none`` probability is >= ``reaccept_none`` (a clean new scene; 0 = never);
+    ``learn_none``: with a fault head, only frames whose ``none`` probability is at least this are
+    learned (a fault the score sees only slowly never moves the reference; 0 = every frame);
+    ``cut_corr``: a frame whose 32x24 grey thumbnail correlates less than this with the previous
+    frame's is a scene cut, after which the reference re-anchors sooner (-1 = never)."""
+
+    relative: bool = True
+    window_s: float = 5.0
+    margin: float = 0.055
+    fall_per_s: float = 0.005
+    warmup_s: float = 1.0
+    max_age_s: float = 300.0
+    reaccept_s: float = 2.0
+    reaccept_none: float = 0.2
+    learn_none: float = 0.06
+    cut_corr: float = 0.35
+
+    def __post_init__(self) -> None:
+        checks = ((self.window_s, 0.1, 3600.0, "window_s"), (self.margin, 0.0, 1.0, "margin"),
+                  (self.fall_per_s, 0.0, 1.0, "fall_per_s"),
+                  (self.warmup_s, 0.0, 3600.0, "warmup_s"), (self.max_age_s, 0.1, 86400.0, "max_age_s"),
+                  (self.reaccept_s, 0.0, 3600.0, "reaccept_s"),
+                  (self.reaccept_none, 0.0, 1.0, "reaccept_none"), (self.learn_none, 0.0, 1.0, "learn_none"),
+                  (self.cut_corr, -1.0, 1.0, "cut_corr"))
+        for value, lo, hi, name in checks:
+            if not lo <= float(value) <= hi:
+                raise ValueError(f"reference gate: {name} must be in [{lo:g}, {hi:g}], got {value}")
+
+    @property
+    def track(self) -> float:
+        """Only frames at most this far below the reference may move it (half the margin)."""
+        return self.margin / 2.0
+
+
+#: node parameter / CLI flag (``--reference-window-s``...) of each :class:`ReferenceParams` field
+PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin": "reference_margin",
+               "fall_per_s": "reference_fall_per_s",
+               "warmup_s": "reference_warmup_s", "max_age_s": "reference_max_age_s",
+               "reaccept_s": "reference_reaccept_s", "reaccept_none": "reference_reaccept_none",
+               "learn_none": "reference_learn_none", "cut_corr": "reference_cut_corr"}
+
+
+def params_from(get: Callable[[str], Any]) -> ReferenceParams:
+    """:class:`ReferenceParams` from a getter of the node parameters / CLI options by their names."""
+    return ReferenceParams(**{f.name: get(PARAM_NAMES[f.name]) for f in fields(ReferenceParams)})
+
+
+@dataclass
+class ReferenceGate:
+    """One camera's reference. :meth:`update` once per scored frame, in stream order."""
+
+    params: ReferenceParams = field(default_factory=ReferenceParams)
+    _samples: deque = field(default_factory=deque)  # (t, score) learned
+    _first_t: float | None = None  # first learned frame since the last reset
+    _level: float | None = None  # the reference level (median, slew-limited downwards)
+    _last_t: float | None = None  # last frame seen
+    _clean_run: list = field(default_factory=list)  # (t, score, none_prob): the last reaccept_s of drops
+    _run_start: float = 0.0  # when the current run of drops began
+    _after_cut: bool = False  # a scene cut since the last accepted frame: re-anchor sooner
+    resets: int = 0
+
+    def reset(self) -> None:
+        """Forget the reference (lifecycle transition, stamp jump, too old, scene change)."""
+        self._samples.clear()
+        self._first_t = None
+        self._level = None
+        self._clean_run = []
+        self._after_cut = False
+        self.resets += 1
+
+    @property
+    def reference(self) -> float | None:
+        """The reference level once warmed up, else None."""
+        if len(self._samples) < 3 or self._first_t is None or self._level is None:
+            return None
+        if self._samples[-1][0] - self._first_t < self.params.warmup_s:
+            return None
+        return self._level
+
+    def update(self, t: float | None, score: float, absolute_ok: bool,
+               none_prob: float | None = None, cut: bool = False) -> tuple[bool, float | None]:
+        """(relative drop?, the reference the frame was judged against) for a frame at stream time ``t``
+        (seconds; None: no clock, no relative gate) with ``score``; ``absolute_ok``: the absolute
+        thresholds accept it; ``none_prob``: the fault head's probability of ``none`` (None: no head);
+        ``cut``: the frame starts a new scene (:class:`CutDetector`)."""
+        p = self.params
+        if not p.relative or t is None:
+            return False, None
+        if self._last_t is not None and t < self._last_t:
+            self.reset()  # time went backwards: a bag loop or a restarted clock
+        self._last_t = t
+        if self._samples and t - self._samples[-1][0] > p.max_age_s:
+            self.reset()
+        if cut:  # a new scene: re-anchor quickly once the head calls it clean (_reaccept), keep it until then
+            self._clean_run = []
+            self._after_cut = True
+        ref = self.reference
+        drop = ref is not None and absolute_ok and score < ref - p.margin
+        if drop and self._reaccept(t, score, none_prob):
+            drop = False
+        elif not drop:
+            self._clean_run = []
+            self._after_cut = False
+        clean = none_prob is None or none_prob >= p.learn_none
+        if absolute_ok and not drop and clean and (ref is None or score >= ref - p.track):
+            self._learn(t, score)
+        return drop, ref
+
+    def _reaccept(self, t: float, score: float, none_prob: float | None) -> bool:
+        """Scene change: True (and the reference re-anchored on the run) once the run of dropped frames
+        has lasted ``reaccept_s`` and the fault head's median ``none`` probability over its last
+        ``reaccept_s`` seconds is at least ``reaccept_none`` (faults drive it to ~0; clean frames of
+        any content keep it up); after a scene cut, ``warmup_s`` at ``learn_none`` suffice."""
+        p = self.params
+        if p.reaccept_none <= 0 or none_prob is None:
+            return False
+        span, need = (p.warmup_s, p.learn_none) if self._after_cut else (p.reaccept_s, p.reaccept_none)
+        if not self._clean_run:
+            self._run_start = t
+        self._clean_run.append((t, score, none_prob))
+        while self._clean_run[0][0] < t - span:
+            self._clean_run.pop(0)
+        if t - self._run_start < span:
+            return False
+        if float(np.median([q for _, _, q in self._clean_run])) < need:
+            return False
+        run = self._clean_run
+        self.reset()
+        for ti, si, _ in run:
+            self._learn(ti, si)
+        self._first_t = run[0][0] - p.warmup_s  # warmed up: the run itself was the warm-up
+        return True
+
+    def _learn(self, t: float, score: float) -> None:
+        dt = t - self._samples[-1][0] if self._samples else 0.0
+        if self._first_t is None:
+            self._first_t = t
+        self._samples.append((t, float(score)))
+        while self._samples and self._samples[0][0] < t - self.params.window_s:
+            self._samples.popleft()
+        med = float(np.median([s for _, s in self._samples]))
+        if self._level is None or med >= self._level:
+            self._level = med
+        else:
+            self._level = max(med, self._level - self.params.fall_per_s * max(dt, 0.0))
+
+
+class CutDetector:
+    """Scene cuts of one camera: the zero-mean, unit-norm 32x24 grey thumbnail of each frame against the
+    previous one's; a correlation below ``threshold`` is a cut (measured on the gate's sequences: cuts
+    -0.8..0.3, consecutive frames of pans, zooms and faults 0.49 and above, glare flicker the lowest)."""
+
+    def __init__(self) -> None:
+        self._prev: np.ndarray | None = None
+
+    def update(self, rgb: np.ndarray, threshold: float) -> bool:
+        """True when ``rgb`` (HxWx3 uint8 RGB) does not continue the previous frame's scene."""
+        small = cv2.resize(rgb, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
+        g = small @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        g -= g.mean()
+        norm = float(np.linalg.norm(g))
+        g = g / norm if norm > 1e-6 else g
+        prev, self._prev = self._prev, g
+        if prev is None or norm <= 1e-6 or float(np.linalg.norm(prev)) == 0.0:
+            return False
+        return float((g * prev).sum()) < threshold
+
+    def reset(self) -> None:
+        self._prev = None
