@@ -28,13 +28,20 @@ CONFIGURE, CLEANUP, ACTIVATE, DEACTIVATE = 1, 2, 3, 4
 
 
 def _wait(what, fn, timeout=30.0):
+    """Poll ``fn`` until it returns something true; a service not yet discovered (the client's own
+    AssertionError) counts as not yet, so a slow start on a loaded machine is waited for, not failed."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
-        value = fn()
+        try:
+            value = fn()
+        except AssertionError as exc:
+            value, last = None, exc
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    detail = f" (last: {last})" if last else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{detail}")
 
 
 def _subscribed(client, topic, node_name="hirqa_node"):
