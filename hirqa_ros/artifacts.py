@@ -245,7 +245,8 @@ class ModelArtifact:
 NO_THRESHOLDS_HINT = (
     "pass thresholds for this run (`hirqa score` / `hirqa bag-eval`: --threshold WARN,ERROR) or add "
     "calibrated ones to the card (`thresholds: {warn: W, error: E, calibrated: true}`; `hirqa bag-eval "
-    "--labels` suggests them; the node needs them there); built-in defaults are never used silently"
+    "--labels` suggests them; the node: set its warn_threshold and error_threshold parameters); "
+    "built-in defaults are never used silently"
 )
 
 

@@ -45,6 +45,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
+from hirqa_ros.artifacts import MissingThresholds
 from hirqa_ros.content import ContentLimits
 from hirqa_ros.decision import Hysteresis, Level, Thresholds
 from hirqa_ros.frame_cue import FrameCue, cue_of_msg
@@ -282,7 +283,7 @@ class QualityNode(LifecycleNode):
         p = self._static_params()
         cameras = self._camera_topics(p)
         self.scorer = self._load_scorer(p, len(cameras))
-        self._apply_card_thresholds(self.scorer.thresholds)
+        self._apply_card_thresholds(self._card_thresholds())
         thresholds = Thresholds(self._get("warn_threshold"), self._get("error_threshold"))  # raises if bad
         smoothing = self._get("smoothing")
         hysteresis = (self._get("hysteresis_raise"), self._get("hysteresis_clear"))
@@ -415,8 +416,21 @@ class QualityNode(LifecycleNode):
         for name, value in zip(THRESHOLDS, (card.warn, card.error)):
             self.declare_parameter(name, float(value), descriptor(BY_NAME[name]))
 
-    def _apply_card_thresholds(self, card: Thresholds) -> None:
-        """Configure: the thresholds no user set take the loaded model card's values."""
+    def _card_thresholds(self) -> Thresholds | None:
+        """The loaded model card's thresholds for the precision that runs; None when the card has none
+        and the user set both warn_threshold and error_threshold (else the card's refusal, with how)."""
+        try:
+            return self.scorer.thresholds
+        except MissingThresholds as exc:
+            if set(THRESHOLDS) <= self._user_thresholds:
+                return None
+            raise MissingThresholds(f"{exc} (node: -p warn_threshold:=W -p error_threshold:=E)") from exc
+
+    def _apply_card_thresholds(self, card: Thresholds | None) -> None:
+        """Configure: the thresholds no user set take the loaded model card's values (None: the card
+        has none and the user set both)."""
+        if card is None:
+            return
         unset = [Parameter(n, value=float(v)) for n, v in zip(THRESHOLDS, (card.warn, card.error))
                  if n not in self._user_thresholds]
         if not unset:

@@ -93,3 +93,26 @@ def test_card_alias_bomb_is_refused(tmp_path, random_model_dir):
     (model / "model.yaml").write_text(text + "extra: [" + ", ".join(chain) + "]\n")
     with pytest.raises(ArtifactError, match="alias"):
         load_artifact(model)
+
+
+def test_node_takes_the_users_thresholds_when_the_card_has_none(tmp_path, random_model_dir):
+    """The node with a card that has no thresholds: refused in one line that names the parameters to
+    set; with warn_threshold and error_threshold given, it starts and judges with them."""
+    from helpers_node import NodeProcess, domain_id
+
+    model = edit_card(random_model_dir, tmp_path / "m", lambda c: c.pop("thresholds"))
+    common = {"model_path": str(model), "backend": "onnxruntime", "frozen_timeout_s": 0.0}
+    refused = NodeProcess(common, domain_id(81), tmp_path / "refused.log")
+    try:
+        assert refused.proc.wait(60) == 1
+    finally:
+        refused.stop()
+    log = refused.log()
+    assert "has no 'thresholds'" in log and "-p warn_threshold:=W" in log and "Traceback" not in log
+    given = NodeProcess({**common, "warn_threshold": 0.6, "error_threshold": 0.4}, domain_id(81),
+                        tmp_path / "given.log")
+    try:
+        given.wait_ready()
+        assert "thresholds warn=0.600 error=0.400" in given.log()
+    finally:
+        given.stop()
