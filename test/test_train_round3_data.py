@@ -4,6 +4,7 @@ rules, the reserved-source check and the fixed hold-out."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import struct
 import subprocess
 import zlib
@@ -150,8 +151,12 @@ def test_photo_rules(tmp_path):
     assert prepare.colour_count(photo) >= prepare.MIN_COLOURS > prepare.colour_count(graphic)
     cv2.imwrite(str(tmp_path / "lossy.webp"), photo, [cv2.IMWRITE_WEBP_QUALITY, 80])
     cv2.imwrite(str(tmp_path / "lossless.webp"), graphic, [cv2.IMWRITE_WEBP_QUALITY, 101])
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])
+    cv2.imwrite(str(tmp_path / "alpha.webp"), rgba, [cv2.IMWRITE_WEBP_QUALITY, 80])
+    assert b"ALPH" in (tmp_path / "alpha.webp").read_bytes()
     assert not prepare.is_lossless_webp(tmp_path / "lossy.webp")
     assert prepare.is_lossless_webp(tmp_path / "lossless.webp")
+    assert prepare.is_lossless_webp(tmp_path / "alpha.webp")  # a cut-out
     c = prepare.Candidate(tmp_path / "lossless.webp", "/x/lossless.webp", "lxqt-themes", "1")
     c.rgb = graphic
     assert "WebP" in prepare.photo_verdict(c, from_debs=True, keep_all=False)
@@ -161,16 +166,38 @@ def test_photo_rules(tmp_path):
 
 
 def test_fixed_hold_out_keeps_the_wallpaper_split():
-    def cand(pkg, path, h):
+    rng = np.random.default_rng(0)
+
+    def cand(pkg, path):
         c = prepare.Candidate(Path(path), path, pkg, "1")
-        c.phash = h
+        c.phash = int(rng.integers(0, 2**63))  # unrelated contents (~32 bits apart)
         return c
 
-    legacy = [[cand("mate-backgrounds", f"/w/{i}.jpg", 1 << i)] for i in range(10)]
-    new = [[cand("darknet", f"/d/{i}.jpg", 1 << (20 + i % 40))] for i in range(200)]
-    old = prepare._split(legacy, 0.2, "hirqa")
-    both = prepare._split_by_name(legacy + new, 0.15, "hirqa")
-    assert [both[i] for i in range(10)] == [old[i] for i in range(10)]  # the evaluation's photos stay out
-    share = sum(both[i] == "val" for i in range(10, 210)) / 200
+    legacy = [cand("mate-backgrounds", f"/w/{i}.jpg") for i in range(10)]
+    new = [cand("darknet", f"/d/{i}.jpg") for i in range(200)]
+    old_groups = prepare._content_groups(legacy)
+    old = {g[0].original_path: sp for gi, g in enumerate(old_groups)
+           for sp in [prepare._split(old_groups, 0.2, "hirqa")[gi]]}
+    groups = prepare._content_groups(legacy + new)
+    both = prepare._split_by_name(groups, 0.15, "hirqa")
+    got = {g[0].original_path: both[gi] for gi, g in enumerate(groups)}
+    assert "val" in old.values() and {p: got[p] for p in old} == old  # the evaluation's photos stay out
+    share = sum(sp == "val" for p, sp in got.items() if p.startswith("/d/")) / 200
     assert 0.08 < share < 0.22
-    assert both == prepare._split_by_name(legacy + new, 0.15, "hirqa")  # deterministic
+    assert both == prepare._split_by_name(groups, 0.15, "hirqa")  # deterministic
+
+
+def test_prepare_writes_checksums_and_the_split_rule(tmp_path):
+    rng = np.random.default_rng(1)
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(6):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (300, 320, 3), dtype=np.uint8), (0, 0), 1.5 + i)
+        cv2.imwrite(str(src / f"p{i}.jpg"), img)
+    m = prepare.prepare(tmp_path / "out", folder=src, keep_all=True, split_rule="name", val_fraction=0.15)
+    assert m["policy"]["split"] == "name" and m["counts"]["train"] + m["counts"]["val"] >= 1
+    for entry in m["images"]:
+        data = (tmp_path / "out" / entry["file"]).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+    with pytest.raises(ValueError, match="split_rule"):
+        prepare.prepare(tmp_path / "out2", folder=src, split_rule="random")

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             val_fraction=val_fraction,
             max_side=args.max_side,
             keep_all=args.keep_all,
-            split="name" if args.round3 else "group",
+            split_rule="name" if args.round3 else "group",
         )
     except RuntimeError as exc:
         log.error("%s", exc)

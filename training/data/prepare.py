@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ EXCLUDE = (
     "wallpapers/Shell/",
     "wallpapers/Volna/",  # 3-D render
     "ukui-wallpapers/",  # all ukui wallpapers are graphics
+    # round 3: the contact sheet of all 121 candidates that passed the statistics, reviewed by eye
+    "darknet/data/scream.jpg",  # Munch's painting
+    "lxqt/wallpapers/kde-plasma.png",  # geometric graphic
     # round 3 (contact sheet of every candidate that passed the statistics, reviewed by eye)
 )
 
@@ -296,10 +300,17 @@ def colour_count(rgb: np.ndarray) -> int:
 
 
 def is_lossless_webp(path: Path) -> bool:
-    """A WebP coded losslessly (VP8L) or with alpha: graphics; photos are lossy VP8 without alpha."""
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and head[12:16] in (b"VP8L", b"VP8X")
+    """A WebP coded losslessly (a ``VP8L`` chunk) or with an alpha channel (``ALPH``): graphics and
+    cut-outs; photos are lossy ``VP8`` without alpha (with or without ICC/EXIF/XMP metadata)."""
+    buf = Path(path).read_bytes()
+    if buf[:4] != b"RIFF" or buf[8:12] != b"WEBP":
+        return False
+    at, kinds = 12, set()
+    while at + 8 <= len(buf):
+        n = struct.unpack_from("<I", buf, at + 4)[0]
+        kinds.add(buf[at : at + 4])
+        at += 8 + n + (n & 1)
+    return bool(kinds & {b"VP8L", b"ALPH"})
 
 
 def is_jpeg(path: Path) -> bool:
@@ -368,8 +379,8 @@ def _split_by_name(groups: list[list[Candidate]], val_fraction: float, seed: str
     """Round 3's fixed hold-out: the legacy wallpaper photos keep their split (:func:`_split` on them
     alone, so the evaluation's held-out photos stay held out); every other content group goes to val
     when a hash of its first photo's package and path falls in the first ``val_fraction`` of the range."""
-    legacy = [[c for c in g if c.package not in ROUND3_PACKAGES] for g in groups]
-    legacy_groups = [g for g in legacy if g]
+    legacy = [c for g in groups for c in g if c.package not in ROUND3_PACKAGES]
+    legacy_groups = _content_groups(legacy)  # exactly as a wallpaper-only run groups them
     legacy_split = _split(legacy_groups, 0.2, seed) if len(legacy_groups) > 1 else {}
     by_path = {c.original_path: legacy_split.get(i, "train") for i, g in enumerate(legacy_groups) for c in g}
     out = {}
@@ -513,13 +524,13 @@ def prepare(
     max_side: int = MAX_SIDE,
     keep_all: bool = False,
     seed: str = "hirqa",
-    split: str = "group",
+    split_rule: str = "group",
 ) -> dict:
-    """Build ``out/{train,val}/*.jpg`` and ``out/manifest.json``; returns the manifest. ``split``:
+    """Build ``out/{train,val}/*.jpg`` and ``out/manifest.json``; returns the manifest. ``split_rule``:
     ``group`` (every 1/val_fraction-th content group per package) or ``name`` (round 3's fixed hash
     hold-out, :func:`_split_by_name`)."""
-    if split not in ("group", "name"):
-        raise ValueError(f"split must be 'group' or 'name', got {split!r}")
+    if split_rule not in ("group", "name"):
+        raise ValueError(f"split_rule must be 'group' or 'name', got {split_rule!r}")
     check_not_reserved(() if folder is not None else packages, folder)
     out = Path(out)
     for split in ("train", "val"):
@@ -533,7 +544,7 @@ def prepare(
         kept, excluded = _filter(cands, folder is None, keep_all)
         unique, duplicates = _dedupe(kept)
         groups = _content_groups(unique)
-        if split == "name":
+        if split_rule == "name":
             split_of = _split_by_name(groups, val_fraction, seed)
         else:
             split_of = _split(groups, val_fraction, seed) if len(groups) > 1 else {0: "train"}
@@ -546,7 +557,7 @@ def prepare(
             "dedupe_hamming": DUP_BITS,
             "group_hamming": GROUP_BITS,
             "val_fraction": val_fraction,
-            "split": split,
+            "split": split_rule,
             "exclude_list": list(EXCLUDE),
             "jpeg_only_for_packages": [p for p in packages if p not in ROUND3_PACKAGES],
             "min_colours_round3": MIN_COLOURS,
