@@ -164,3 +164,30 @@ def test_full_frame_evaluation_in_physical_order():
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.15
     with pytest.raises(ValueError):
         ProtocolConfig(noise_floor=-1.0)
+
+
+@pytest.mark.slow
+def test_hirqa_eval_physical_order_end_to_end(random_model_dir, tmp_path):
+    import json
+
+    import cv2
+
+    from hirqa_ros.cli.main import main
+
+    d = tmp_path / "val"
+    d.mkdir()
+    rng = np.random.default_rng(3)
+    cv2.imwrite(str(d / "img0.png"), cv2.GaussianBlur(rng.integers(0, 256, (100, 140, 3), dtype=np.uint8),
+                                                      (0, 0), 2.0))
+    reports = {}
+    for flag in ([], ["--physical-order"], ["--physical-order", "2.5"]):
+        out = tmp_path / f"r{len(flag)}.json"
+        rc = main(["eval", "--full-frame", "--model", str(random_model_dir), "--backend", "onnxruntime",
+                   "--images", str(d), "--frame-sizes", "128x96", "--types", "defocus", "jpeg", "--no-cues",
+                   "--json", str(out), "--no-progress", *flag])
+        assert rc == 0
+        reports[tuple(flag)] = json.loads(out.read_text())["synthetic"]["summaries"]["model"]
+    floors = [r["config"]["noise_floor"] for r in reports.values()]
+    assert floors == [0.0, 1.5, 2.5]
+    means = [r["per_type"]["defocus"]["mean_score_by_level"] for r in reports.values()]
+    assert means[0] != means[1] != means[2]  # the frames scored differ

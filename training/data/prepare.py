@@ -429,6 +429,7 @@ def _filter(cands: list[Candidate], from_debs: bool, keep_all: bool) -> tuple[li
             h, w = c.rgb.shape[:2]
             c.rgb = cv2.resize(c.rgb, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
             c.info["pre_downscale"] = f
+            c.info["decoded_size"] = [w, h]  # original_size is then the size after the shrink
         reason = photo_verdict(c, from_debs, keep_all)
         if reason:
             excluded.append({"package": c.package, "original_path": c.original_path, "reason": reason})
