@@ -34,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--frame-sizes", nargs="+", default=None, metavar="WxH",
                    help="camera frame sizes for --full-frame, used in turn per view "
                         "(default: 640x480 1280x720 1920x1080)")
+    s.add_argument("--physical-order", nargs="?", type=ranged(float, 0.0, 64.0, lo_open=True), const=1.5,
+                   default=0.0, metavar="SIGMA",
+                   help="render in a camera's physical order: fault, then a sensor noise floor of SIGMA grey "
+                        "levels (default 1.5) on every frame, clean ones included, then noise faults, JPEG")
     s.add_argument("--images", default=None,
                    help=f"folder of held-out pristine photos (default: {DEFAULT_IMAGES}; with --full-frame "
                         f"{DEFAULT_NATIVE_IMAGES} when it exists; "
@@ -129,13 +133,14 @@ def _protocol(args: argparse.Namespace):
     if args.full_frame:
         config = synthetic.ProtocolConfig(crop=0, resize_side=0, crops_per_image=args.crops_per_image,
                                           seed=args.seed, batch_size=args.batch_size or 4,
-                                          frame_sizes=_frame_sizes(args.frame_sizes))
+                                          frame_sizes=_frame_sizes(args.frame_sizes),
+                                          noise_floor=args.physical_order)
         types = synthetic.resolve_types(args.types or list(synthetic.FULL_FRAME_TYPES))
         default = DEFAULT_NATIVE_IMAGES if Path(DEFAULT_NATIVE_IMAGES).is_dir() else DEFAULT_IMAGES
         return config, types, default
     config = synthetic.ProtocolConfig(crop=args.crop, resize_side=args.resize_side,
                                       crops_per_image=args.crops_per_image, seed=args.seed,
-                                      batch_size=args.batch_size or 32)
+                                      batch_size=args.batch_size or 32, noise_floor=args.physical_order)
     return config, synthetic.resolve_types(args.types), DEFAULT_IMAGES
 
 

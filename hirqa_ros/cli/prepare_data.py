@@ -36,8 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated Debian packages (default: the wallpaper packages of DESIGN.md)",
     )
-    p.add_argument("--val-fraction", type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True), default=0.2,
-                   help="share of content held out (default 0.2)")
+    p.add_argument("--round3", action="store_true",
+                   help="also the round-3 photo packages (gcompris-qt-data photos from its .rcc files, "
+                        "lxqt-themes, palapeli-data, darknet) with a fixed hold-out by name hash "
+                        "(default 15 %%; the wallpaper photos keep their split)")
+    p.add_argument("--val-fraction", type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True), default=None,
+                   help="share of content held out (default 0.2; 0.15 with --round3)")
     p.add_argument(
         "--max-side", type=ranged(int, 16, 16384), default=1600,
         help="longest side of the written JPEGs (default 1600)"
@@ -52,15 +56,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hirqa_ros.training.data.prepare import DEFAULT_PACKAGES, prepare
+    from hirqa_ros.training.data.prepare import (
+        DEFAULT_PACKAGES,
+        ROUND3_PACKAGES,
+        ROUND3_VAL_FRACTION,
+        prepare,
+    )
 
-    if not 0.0 < args.val_fraction < 1.0:
-        log.error("--val-fraction must be in (0, 1)")
-        return 2
+    val_fraction = args.val_fraction or (ROUND3_VAL_FRACTION if args.round3 else 0.2)
     if args.folder and not Path(args.folder).is_dir():
         log.error("--folder %s is not a directory", args.folder)
         return 2
     packages = tuple(s.strip() for s in args.packages.split(",")) if args.packages else DEFAULT_PACKAGES
+    if args.round3:
+        packages = tuple(dict.fromkeys((*packages, *ROUND3_PACKAGES)))
     try:
         m = prepare(
             Path(args.out),
@@ -68,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
             folder=Path(args.folder) if args.folder else None,
             packages=packages,
             cache=Path(args.cache) if args.cache else None,
-            val_fraction=args.val_fraction,
+            val_fraction=val_fraction,
             max_side=args.max_side,
             keep_all=args.keep_all,
+            split_rule="name" if args.round3 else "group",
         )
     except RuntimeError as exc:
         log.error("%s", exc)
@@ -81,4 +91,6 @@ def run(args: argparse.Namespace) -> int:
         f"({c['candidates']} candidates, {c['excluded']} excluded, {c['duplicates']} duplicates); "
         f"see {args.out}/manifest.json"
     )
+    for pkg, n in c.get("per_package", {}).items():
+        print(f"  {pkg}: {n['train']} train + {n['val']} val")
     return 0 if c["train"] else 1

@@ -52,9 +52,11 @@ class ProtocolConfig:
     seed: int = 0
     batch_size: int = 32
     frame_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) camera frames; () = shrink + crop mode
+    noise_floor: float = 0.0  # > 0: a camera's physical order with this sensor noise floor (grey levels)
 
     def __post_init__(self) -> None:
-        if self.crop < 0 or self.resize_side < 0 or self.crops_per_image < 1 or self.batch_size < 1:
+        if (self.crop < 0 or self.resize_side < 0 or self.crops_per_image < 1 or self.batch_size < 1
+                or not 0.0 <= self.noise_floor <= 64.0):
             raise ValueError(f"bad protocol config {self}")
         object.__setattr__(self, "frame_sizes", tuple((int(w), int(h)) for w, h in self.frame_sizes))
         if any(w < 32 or h < 32 for w, h in self.frame_sizes):
@@ -181,18 +183,31 @@ def ladder_seed(seed: int, view_index: int, type_name: str) -> int:
 
 
 def _jobs(
-    views: Sequence[tuple[str, np.ndarray]], types: Sequence[str], seed: int
+    views: Sequence[tuple[str, np.ndarray]], types: Sequence[str], seed: int, noise_floor: float = 0.0
 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
-    """(view, type index or -1 for pristine, level, image) for the whole protocol."""
+    """(view, type index or -1 for pristine, level, image) for the whole protocol.
+
+    ``noise_floor`` > 0: a camera's physical order (:mod:`hirqa_ros.degradations.physical`): one seeded
+    noise field of that sigma per view, added after scene/optics/exposure faults and before noise faults,
+    ISP and JPEG; the pristine frame carries it too."""
     from hirqa_ros.degradations import degrade
+    from hirqa_ros.degradations.physical import FLOOR, noise_floor_u8, stage
+
+    def floor(img: np.ndarray, v: int) -> np.ndarray:
+        if noise_floor <= 0:
+            return img
+        return noise_floor_u8(img, noise_floor, ladder_seed(seed, v, "noise_floor"))
 
     for v, (_, view) in enumerate(views):
-        yield v, -1, 0, view
+        floored = floor(view, v)
+        yield v, -1, 0, floored
         for t, name in enumerate(types):
             s = ladder_seed(seed, v, name)
+            before = noise_floor > 0 and stage(name) < FLOOR  # the fault happens before the sensor
             for level in LEVELS[1:]:
                 try:
-                    out = degrade(view, name, level, seed=s)
+                    out = floor(degrade(view, name, level, seed=s), v) if before else degrade(
+                        floored, name, level, seed=s)
                 except Exception as exc:
                     raise RuntimeError(f"distortion {name!r} level {level} failed: {exc}") from exc
                 yield v, t, level, out
@@ -252,7 +267,7 @@ def build_protocol(
     if not views:
         raise ValueError("no pristine images to evaluate on")
     return Protocol(type_list, [group_of(t) for t in type_list], [n for n, _ in views], config,
-                    list(_jobs(views, type_list, config.seed)))
+                    list(_jobs(views, type_list, config.seed, config.noise_floor)))
 
 
 def score_protocol(
@@ -267,7 +282,7 @@ def score_protocol(
     views = make_views(images, config)
     if not views:
         raise ValueError("no pristine images to evaluate on")
-    return _score_jobs(score_fns, _jobs(views, type_list, config.seed), type_list,
+    return _score_jobs(score_fns, _jobs(views, type_list, config.seed, config.noise_floor), type_list,
                        [group_of(t) for t in type_list], [n for n, _ in views], config, progress)
 
 
@@ -390,7 +405,8 @@ _cache: dict[tuple, Protocol] = {}
 
 def _protocol_key(named: Sequence[tuple[str, np.ndarray]], types: list[str], config: ProtocolConfig) -> tuple:
     pixels = tuple((n, a.shape, zlib.crc32(np.ascontiguousarray(a).data)) for n, a in named)
-    return pixels, tuple(types), config.crop, config.resize_side, config.crops_per_image, config.seed
+    return (pixels, tuple(types), config.crop, config.resize_side, config.crops_per_image, config.seed,
+            config.noise_floor)
 
 
 def evaluate_model(

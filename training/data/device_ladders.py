@@ -20,6 +20,7 @@ from hirqa_ros.training.data.ladders import (
     SamplerConfig,
     assemble_ladders,
 )
+from hirqa_ros.training.data.physical import physical_ladders
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +109,15 @@ class DeviceLadderSampler(LadderSampler):
                 comp = self.rng.random() < cfg.composition_prob
                 comps.append(self._composition(self.types[int(ti)]) if comp else [])
                 tags.add(k, ti, comp)
+        pt = cfg.per_type
+        if cfg.physical_order:  # per type: its compositions sorted around the laddered fault
+            sig = self.floor_sigmas(len(comps))
+            part = [slice(k * pt, (k + 1) * pt) for k in range(len(chosen))]
+            rungs = [physical_ladders(x[part[k]], self.types[int(ti)], comps[part[k]], levels, sig[part[k]],
+                                      self.gen) for k, ti in enumerate(chosen)]
+            return assemble_ladders(rungs, levels, tags, self.device, cfg.identical_eps)
         if any(comps):
             x = apply_compositions(x, comps, self.gen)
-        pt = cfg.per_type
         rungs = [
             apply_ladder(x[k * pt : (k + 1) * pt], self.types[int(ti)], levels, self.gen).transpose(0, 1)
             for k, ti in enumerate(chosen)

@@ -18,6 +18,8 @@ from hirqa_ros.degradations import (
     apply_ladder,
     sample_composition,
 )
+from hirqa_ros.degradations.physical import FLOOR_SIGMA_RANGE
+from hirqa_ros.training.data.physical import physical_ladders
 from hirqa_ros.training.data.prompts import prompt_index
 
 # Prefixes of a composition must not be able to undo the laddered step (e.g. darken, then brighten).
@@ -42,6 +44,10 @@ class SamplerConfig:
     composition_prob: float = 0.3
     max_prefix: int = 3
     identical_eps: float = 0.5 / 255  # ladder pairs closer than this (mean abs diff) are ties
+    # a camera's physical order (training/data/physical.py): steps sorted along the light path and a
+    # sensor noise floor of sigma ~ U(noise_floor) grey levels on every rung; off keeps older runs identical
+    physical_order: bool = False
+    noise_floor: tuple[float, float] = FLOOR_SIGMA_RANGE
 
     @classmethod
     def from_dict(cls, d: dict | None) -> SamplerConfig:
@@ -49,10 +55,15 @@ class SamplerConfig:
         unknown = [k for k in d if k not in cls.__dataclass_fields__]
         if unknown:
             raise ValueError(f"unknown sampler settings: {', '.join(unknown)}")
-        for k in ("crop_sizes", "levels", "types"):
+        for k in ("crop_sizes", "levels", "types", "noise_floor"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
-        return cls(**d)
+        out = cls(**d)
+        lo, hi = out.noise_floor
+        if not 0.0 <= lo <= hi <= 64.0:
+            raise ValueError(f"sampler.noise_floor must be [lo, hi] grey levels with 0 <= lo <= hi <= 64, "
+                             f"got {list(out.noise_floor)}")
+        return out
 
 
 @dataclass
@@ -149,8 +160,14 @@ class LadderSampler:
         chosen = self.rng.choice(len(self.types), size=n_types, replace=False, p=self.type_p)
         return size, chosen, list(cfg.levels)
 
+    def floor_sigmas(self, n: int) -> torch.Tensor:
+        """Noise-floor sigmas (grey levels) of ``n`` crops, drawn from ``rng``."""
+        return torch.from_numpy(self.rng.uniform(*self.cfg.noise_floor, size=n)).float()
+
     def next(self) -> LadderBatch:
         cfg = self.cfg
+        if cfg.physical_order:
+            return self.next_physical()
         size, chosen, levels = self.step_plan()
         rungs, tags = [], LadderTags()
         for k, ti in enumerate(chosen):
@@ -164,6 +181,24 @@ class LadderSampler:
                     x[i : i + 1] = apply_composition(x[i : i + 1], steps, self.gen)
                 tags.add(k, ti, comp)
             rungs.append(apply_ladder(x, name, levels, self.gen).transpose(0, 1))  # (per_type, L, 3, H, W)
+        return assemble_ladders(rungs, levels, tags, self.device, cfg.identical_eps)
+
+    def next_physical(self) -> LadderBatch:
+        """:meth:`next` in a camera's physical order (:func:`physical_ladders`)."""
+        cfg = self.cfg
+        size, chosen, levels = self.step_plan()
+        rungs, tags = [], LadderTags()
+        for k, ti in enumerate(chosen):
+            name = self.types[int(ti)]
+            crops = np.stack([self.crop(size) for _ in range(cfg.per_type)])
+            x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            comps = []
+            for _ in range(cfg.per_type):
+                comp = self.rng.random() < cfg.composition_prob
+                groups = self._prefix_groups(name)
+                comps.append(sample_composition(self.rng, cfg.max_prefix, groups) if comp else [])
+                tags.add(k, ti, comp)
+            rungs.append(physical_ladders(x, name, comps, levels, self.floor_sigmas(cfg.per_type), self.gen))
         return assemble_ladders(rungs, levels, tags, self.device, cfg.identical_eps)
 
 

@@ -1,6 +1,6 @@
-"""Build the pristine photo set: Debian wallpaper packages (or any folder) -> photos only,
-deduplicated, <= 1600 px JPEGs in ``train/`` and ``val/`` (content-disjoint) plus ``manifest.json``
-with provenance and licences.
+"""Build the pristine photo set: Debian wallpaper packages, the round-3 photo packages (or any folder) ->
+photos only, deduplicated, <= 1600 px JPEGs in ``train/`` and ``val/`` (content-disjoint) plus
+``manifest.json`` with provenance, licences and checksums.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from hirqa_ros.files import read_image
+from hirqa_ros.training.data.rcc import RccError, read_rcc
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +34,26 @@ DEFAULT_PACKAGES = (
     "lomiri-wallpapers-16.04",
     "lomiri-wallpapers-20.04",
 )
+# Round 3 (issue 25): camera photos in other Debian packages, and where each keeps them (globs inside the
+# package; an .rcc file is opened and its images listed).
+ROUND3_PACKAGES = ("gcompris-qt-data", "lxqt-themes", "palapeli-data", "darknet")
+SOURCE_GLOBS = {
+    "gcompris-qt-data": ("usr/share/gcompris-qt/rcc/*.rcc",),
+    "lxqt-themes": ("usr/share/lxqt/wallpapers/*",),
+    "palapeli-data": ("usr/share/palapeli/collection/*",),
+    "darknet": ("usr/share/darknet/data/*.jpg",),
+}
+# lossy WebP at screen size: shrunk by this factor (area) before use, so codec artefacts shrink below a pixel
+PRE_DOWNSCALE = {"gcompris-qt-data": 2}
+ROUND3_VAL_FRACTION = 0.15
+# reserved for independent evaluation (OpenCV's and scikit-image's sample images): never training data
+RESERVED_PATTERNS = ("opencv", "skimage", "scikit-image")
 # the photo formats wallpaper packages ship (a subset of files.IMAGE_EXTS: no icons, no HDR)
 PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MAX_SIDE = 1600
 MIN_SIDE = 256
 FLAT_MAX = 0.30  # photos keep sensor noise/texture: < 30 % of pixels with |Laplacian| < 1 at 512 px
+MIN_COLOURS = 200  # photos: >= 200 distinct colours (5 bits per channel) in a 64 x 64 thumbnail
 DUP_BITS = 6  # pHash Hamming distance for "the same image at another resolution"
 GROUP_BITS = 14  # looser distance: near-identical content (variants) stays in one split
 
@@ -58,6 +75,10 @@ EXCLUDE = (
     "wallpapers/Shell/",
     "wallpapers/Volna/",  # 3-D render
     "ukui-wallpapers/",  # all ukui wallpapers are graphics
+    # round 3: the contact sheet of all 121 candidates that passed the statistics, reviewed by eye
+    "darknet/data/scream.jpg",  # Munch's painting
+    "lxqt/wallpapers/kde-plasma.png",  # geometric graphic
+    # round 3 (contact sheet of every candidate that passed the statistics, reviewed by eye)
 )
 
 
@@ -153,11 +174,52 @@ def _plasma_metadata(path: Path) -> dict:
     return {}
 
 
+def check_not_reserved(packages: tuple[str, ...] = (), folder: Path | None = None) -> None:
+    """Refuse the sources reserved for independent evaluation (RuntimeError naming the source)."""
+    names = [*packages, *([str(Path(folder).resolve())] if folder is not None else [])]
+    for name in names:
+        hit = next((r for r in RESERVED_PATTERNS if r in name.lower()), None)
+        if hit:
+            raise RuntimeError(f"{name}: {hit!r} sample images are reserved for independent evaluation, "
+                               "never training data (docs/training.md)")
+
+
+def _package_files(root: Path, pkg: str) -> list[Path]:
+    """The image (and .rcc) files of an extracted package: its ``SOURCE_GLOBS``, else every file."""
+    if pkg in SOURCE_GLOBS:
+        return sorted({p for pat in SOURCE_GLOBS[pkg] for p in root.glob(pat)})
+    return sorted(root.rglob("*"))
+
+
+def _rcc_candidates(rcc: Path, rel: str, pkg: str, version: str, stanzas: list[dict],
+                    workdir: Path) -> list[Candidate]:
+    """The images inside a Qt resource file, written to ``workdir`` to be read like any file."""
+    try:
+        entries = read_rcc(rcc)
+    except (RccError, OSError, ImportError) as exc:
+        log.warning("%s: cannot read %s: %s", pkg, rel, exc)
+        return []
+    out = []
+    for e in entries:
+        if Path(e.path).suffix.lower() not in PHOTO_EXTS:
+            continue
+        dst = workdir / f"{pkg}_rcc" / Path(rel).stem / e.path.lstrip("/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(e.data)
+        c = Candidate(dst, f"/{rel}:{e.path}", pkg, version)
+        inner = e.path.lstrip("/").split("/", 1)[-1]  # "gcompris/src/..." -> "src/...", as in the sources
+        c.info["licence"] = {**licence_for(stanzas, inner), "file": f"licenses/{pkg}.copyright"}
+        c.info["original_sha256"] = hashlib.sha256(e.data).hexdigest()
+        out.append(c)
+    return out
+
+
 def candidates_from_debs(debs: list[Path], workdir: Path, licences_out: Path) -> list[Candidate]:
     """Extract each .deb with ``dpkg -x`` and list its image files (symlinked duplicates once)."""
     out = []
     for deb in debs:
         pkg, version = _deb_name_version(deb)
+        check_not_reserved((pkg,))
         root = workdir / pkg
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
         stanzas = []
@@ -168,8 +230,11 @@ def candidates_from_debs(debs: list[Path], workdir: Path, licences_out: Path) ->
             licences_out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cfile, licences_out / f"{pkg}.copyright")
         seen = set()
-        for p in sorted(root.rglob("*")):
+        for p in _package_files(root, pkg):
             rel = p.relative_to(root).as_posix()
+            if p.is_file() and p.suffix == ".rcc":
+                out += _rcc_candidates(p, rel, pkg, version, stanzas, workdir)
+                continue
             if (
                 not p.is_file()
                 or p.suffix.lower() not in PHOTO_EXTS
@@ -185,6 +250,11 @@ def candidates_from_debs(debs: list[Path], workdir: Path, licences_out: Path) ->
             c.info["licence"] = licence_for(stanzas, rel)
             c.info["licence"]["file"] = f"licenses/{pkg}.copyright"
             c.info.update(_plasma_metadata(p))
+            if pkg in ROUND3_PACKAGES:
+                c.info["original_sha256"] = hashlib.sha256(real.read_bytes()).hexdigest()
+                notice = p.parent / "License"  # lxqt-themes: the wallpapers' own licence notice
+                if notice.is_file():
+                    c.info["upstream_notice"] = " ".join(notice.read_text(errors="replace").split())[:300]
             out.append(c)
     return out
 
@@ -223,6 +293,26 @@ def flat_fraction(rgb: np.ndarray) -> float:
     return float((np.abs(cv2.Laplacian(grey, cv2.CV_32F)) < 1.0).mean())
 
 
+def colour_count(rgb: np.ndarray) -> int:
+    """Distinct colours (5 bits per channel) of a 64 x 64 thumbnail: few for flat-shaded graphics."""
+    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA) >> 3
+    return len(np.unique(small.reshape(-1, 3).astype(np.int32) @ np.array([1024, 32, 1])))
+
+
+def is_lossless_webp(path: Path) -> bool:
+    """A WebP coded losslessly (a ``VP8L`` chunk) or with an alpha channel (``ALPH``): graphics and
+    cut-outs; photos are lossy ``VP8`` without alpha (with or without ICC/EXIF/XMP metadata)."""
+    buf = Path(path).read_bytes()
+    if buf[:4] != b"RIFF" or buf[8:12] != b"WEBP":
+        return False
+    at, kinds = 12, set()
+    while at + 8 <= len(buf):
+        n = struct.unpack_from("<I", buf, at + 4)[0]
+        kinds.add(buf[at : at + 4])
+        at += 8 + n + (n & 1)
+    return bool(kinds & {b"VP8L", b"ALPH"})
+
+
 def is_jpeg(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(3) == b"\xff\xd8\xff"
@@ -252,12 +342,19 @@ def photo_verdict(c: Candidate, from_debs: bool, keep_all: bool) -> str:
     for pat in EXCLUDE:
         if pat in key:
             return f"manual exclude list ({pat})"
-    if from_debs and not is_jpeg(c.path):
+    if from_debs and c.package not in ROUND3_PACKAGES and not is_jpeg(c.path):
         return "not a JPEG (wallpaper graphics ship as PNG)"
+    if c.path.suffix.lower() == ".webp" and is_lossless_webp(c.path):
+        return "lossless or alpha WebP (graphics)"
     ff = flat_fraction(c.rgb)
     c.info["flat_fraction"] = round(ff, 3)
     if ff > FLAT_MAX:
         return f"flat fraction {ff:.2f} > {FLAT_MAX} (graphic / gradient art)"
+    if c.package in ROUND3_PACKAGES:
+        nc = colour_count(c.rgb)
+        c.info["colours"] = nc
+        if nc < MIN_COLOURS:
+            return f"{nc} colours < {MIN_COLOURS} (flat-shaded graphic)"
     return ""
 
 
@@ -275,6 +372,25 @@ def _split(groups: list[list[Candidate]], val_fraction: float, seed: str) -> dic
         for gi in order:
             out[gi] = "val" if counter % period == period // 2 else "train"
             counter += 1
+    return out
+
+
+def _split_by_name(groups: list[list[Candidate]], val_fraction: float, seed: str) -> dict[int, str]:
+    """Round 3's fixed hold-out: the legacy wallpaper photos keep their split (:func:`_split` on them
+    alone, so the evaluation's held-out photos stay held out); every other content group goes to val
+    when a hash of its first photo's package and path falls in the first ``val_fraction`` of the range."""
+    legacy = [c for g in groups for c in g if c.package not in ROUND3_PACKAGES]
+    legacy_groups = _content_groups(legacy)  # exactly as a wallpaper-only run groups them
+    legacy_split = _split(legacy_groups, 0.2, seed) if len(legacy_groups) > 1 else {}
+    by_path = {c.original_path: legacy_split.get(i, "train") for i, g in enumerate(legacy_groups) for c in g}
+    out = {}
+    for gi, g in enumerate(groups):
+        old = [by_path[c.original_path] for c in g if c.original_path in by_path]
+        if old:
+            out[gi] = "val" if "val" in old else "train"
+            continue
+        key = hashlib.sha1(f"{seed}:{g[0].package}:{g[0].original_path}".encode()).hexdigest()
+        out[gi] = "val" if int(key[:8], 16) / 16**8 < val_fraction else "train"
     return out
 
 
@@ -308,6 +424,12 @@ def _filter(cands: list[Candidate], from_debs: bool, keep_all: bool) -> tuple[li
             c.rgb = read_rgb(c.path)
         except OSError as exc:
             log.warning("cannot read %s: %s", c.path, exc)
+        f = PRE_DOWNSCALE.get(c.package, 1)
+        if c.rgb is not None and f > 1:
+            h, w = c.rgb.shape[:2]
+            c.rgb = cv2.resize(c.rgb, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+            c.info["pre_downscale"] = f
+            c.info["decoded_size"] = [w, h]  # original_size is then the size after the shrink
         reason = photo_verdict(c, from_debs, keep_all)
         if reason:
             excluded.append({"package": c.package, "original_path": c.original_path, "reason": reason})
@@ -365,6 +487,7 @@ def _write_photos(groups: list[list[Candidate]], split_of: dict[int, str], out: 
             images.append(
                 {
                     "file": f"{split}/{name}",
+                    "sha256": hashlib.sha256((out / split / name).read_bytes()).hexdigest(),
                     "split": split,
                     "package": c.package,
                     "package_version": c.version,
@@ -402,8 +525,14 @@ def prepare(
     max_side: int = MAX_SIDE,
     keep_all: bool = False,
     seed: str = "hirqa",
+    split_rule: str = "group",
 ) -> dict:
-    """Build ``out/{train,val}/*.jpg`` and ``out/manifest.json``; returns the manifest."""
+    """Build ``out/{train,val}/*.jpg`` and ``out/manifest.json``; returns the manifest. ``split_rule``:
+    ``group`` (every 1/val_fraction-th content group per package) or ``name`` (round 3's fixed hash
+    hold-out, :func:`_split_by_name`)."""
+    if split_rule not in ("group", "name"):
+        raise ValueError(f"split_rule must be 'group' or 'name', got {split_rule!r}")
+    check_not_reserved(() if folder is not None else packages, folder)
     out = Path(out)
     for split in ("train", "val"):
         d = out / split
@@ -416,7 +545,10 @@ def prepare(
         kept, excluded = _filter(cands, folder is None, keep_all)
         unique, duplicates = _dedupe(kept)
         groups = _content_groups(unique)
-        split_of = _split(groups, val_fraction, seed) if len(groups) > 1 else {0: "train"}
+        if split_rule == "name":
+            split_of = _split_by_name(groups, val_fraction, seed)
+        else:
+            split_of = _split(groups, val_fraction, seed) if len(groups) > 1 else {0: "train"}
         images = _write_photos(groups, split_of, out, max_side)
     manifest = {
         "source": source,
@@ -426,8 +558,12 @@ def prepare(
             "dedupe_hamming": DUP_BITS,
             "group_hamming": GROUP_BITS,
             "val_fraction": val_fraction,
+            "split": split_rule,
             "exclude_list": list(EXCLUDE),
-            "jpeg_only_for_packages": True,
+            "jpeg_only_for_packages": [p for p in packages if p not in ROUND3_PACKAGES],
+            "min_colours_round3": MIN_COLOURS,
+            "pre_downscale": {p: f for p, f in PRE_DOWNSCALE.items() if p in packages},
+            "reserved_refused": list(RESERVED_PATTERNS),
             "keep_all": keep_all,
         },
         "counts": {
@@ -436,6 +572,11 @@ def prepare(
             "duplicates": len(duplicates),
             "train": sum(i["split"] == "train" for i in images),
             "val": sum(i["split"] == "val" for i in images),
+            "per_package": {
+                pkg: {sp: sum(i["split"] == sp and i["package"] == pkg for i in images)
+                      for sp in ("train", "val")}
+                for pkg in sorted({i["package"] for i in images})
+            },
         },
         "images": images,
         "excluded": excluded,
