@@ -9,7 +9,8 @@ goes backwards (bag loop), after ``max_age_s`` without learning, and on :meth:`R
 dropped frames that the fault head calls clean (median ``none`` probability) re-anchors it on the
 new scene; after a scene cut (:class:`CutDetector`: consecutive frames whose small grey thumbnails no
 longer correlate) ``warmup_s`` seconds at ``learn_none`` suffice. A frame is judged on the median of the
-camera's last ``median_n`` scores (single-frame jitter is not a drop), against a margin that widens with
+camera's last ``median_n`` scores or its own, whichever is higher (single-frame jitter is not a drop,
+a clean frame after a fault is accepted at once), against a margin that widens with
 the reference window's robust spread (``spread_k`` x MAD x 1.4826) on a camera whose clean score is noisy.
 """
 
@@ -41,8 +42,9 @@ class ReferenceParams:
     learned (a fault the score sees only slowly never moves the reference; 0 = every frame);
     ``cut_corr``: a frame whose 32x24 grey thumbnail correlates less than this with the previous
     frame's is a scene cut, after which the reference re-anchors sooner (-1 = never); ``median_n``: the
-    drop is judged on the median of the camera's last ``median_n`` scores, this frame's included (1 =
-    this frame alone; n adds at most n // 2 frames of detection delay); ``spread_k``: the margin is at
+    drop is judged on the higher of the frame's score and the median of the camera's last ``median_n``
+    scores, this frame's included (1 = the frame alone; n adds at most n // 2 frames of detection delay
+    and none of recovery); ``spread_k``: the margin is at
     least ``spread_k`` x the robust spread (MAD x 1.4826) of the learned scores in the window (0 = fixed)."""
 
     relative: bool = True
@@ -56,7 +58,7 @@ class ReferenceParams:
     learn_none: float = 0.06
     cut_corr: float = 0.35
     median_n: int = 3
-    spread_k: float = 0.0
+    spread_k: float = 3.0
 
     def __post_init__(self) -> None:
         checks = ((self.window_s, 0.1, 3600.0, "window_s"), (self.margin, 0.0, 1.0, "margin"),
@@ -148,7 +150,8 @@ class ReferenceGate:
         while len(self._recent) > p.median_n:
             self._recent.popleft()
         ref, margin = self.reference, self.margin
-        drop = ref is not None and absolute_ok and float(np.median(self._recent)) < ref - margin
+        judged = max(float(score), float(np.median(self._recent)))  # a clean frame after a fault is not held
+        drop = ref is not None and absolute_ok and judged < ref - margin
         if drop and self._reaccept(t, score, none_prob):
             drop = False
         elif not drop:
