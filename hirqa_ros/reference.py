@@ -49,7 +49,7 @@ class ReferenceParams:
 
     relative: bool = True
     window_s: float = 5.0
-    margin: float = 0.055
+    margin: float = 0.06
     fall_per_s: float = 0.005
     warmup_s: float = 1.0
     max_age_s: float = 300.0
@@ -58,7 +58,7 @@ class ReferenceParams:
     learn_none: float = 0.06
     cut_corr: float = 0.35
     median_n: int = 3
-    spread_k: float = 3.0
+    spread_k: float = 0.0
 
     def __post_init__(self) -> None:
         checks = ((self.window_s, 0.1, 3600.0, "window_s"), (self.margin, 0.0, 1.0, "margin"),

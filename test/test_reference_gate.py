@@ -245,9 +245,9 @@ def test_median_window_is_cleared_on_reset():
 
 def test_spread_widens_the_margin_on_a_noisy_camera_only():
     noisy_cam = noisy(0.60, 300, sd=0.03)
-    quiet = ReferenceGate(ReferenceParams(spread_k=3.0, median_n=1))
-    loud = ReferenceGate(ReferenceParams(spread_k=3.0, median_n=1))
-    fixed = ReferenceGate(ReferenceParams(spread_k=0.0, median_n=1))
+    quiet = ReferenceGate(ReferenceParams(spread_k=3.0, median_n=1, margin=0.055))
+    loud = ReferenceGate(ReferenceParams(spread_k=3.0, median_n=1, margin=0.055))
+    fixed = ReferenceGate(ReferenceParams(spread_k=0.0, median_n=1, margin=0.055))
     drops = {id(g): 0 for g in (loud, fixed)}
     for i, (a, b) in enumerate(zip(noisy(0.60, 300, 5, sd=0.004), noisy_cam)):
         t = 10.0 + i / RATE
