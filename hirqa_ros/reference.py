@@ -8,7 +8,10 @@ goes backwards (bag loop), after ``max_age_s`` without learning, and on :meth:`R
 (the node calls it on lifecycle transitions); after a scene change, a run of ``reaccept_s`` seconds of
 dropped frames that the fault head calls clean (median ``none`` probability) re-anchors it on the
 new scene; after a scene cut (:class:`CutDetector`: consecutive frames whose small grey thumbnails no
-longer correlate) ``warmup_s`` seconds at ``learn_none`` suffice.
+longer correlate) ``warmup_s`` seconds at ``learn_none`` suffice. A frame is judged on the median of the
+camera's last ``median_n`` scores or its own, whichever is higher (single-frame jitter is not a drop,
+a clean frame after a fault is accepted at once), against a margin that widens with
+the reference window's robust spread (``spread_k`` x MAD x 1.4826) on a camera whose clean score is noisy.
 """
 
 from __future__ import annotations
@@ -38,11 +41,15 @@ class ReferenceParams:
     ``learn_none``: with a fault head, only frames whose ``none`` probability is at least this are
     learned (a fault the score sees only slowly never moves the reference; 0 = every frame);
     ``cut_corr``: a frame whose 32x24 grey thumbnail correlates less than this with the previous
-    frame's is a scene cut, after which the reference re-anchors sooner (-1 = never)."""
+    frame's is a scene cut, after which the reference re-anchors sooner (-1 = never); ``median_n``: the
+    drop is judged on the higher of the frame's score and the median of the camera's last ``median_n``
+    scores, this frame's included (1 = the frame alone; n adds at most n // 2 frames of detection delay
+    and none of recovery); ``spread_k``: the margin is at
+    least ``spread_k`` x the robust spread (MAD x 1.4826) of the learned scores in the window (0 = fixed)."""
 
     relative: bool = True
     window_s: float = 5.0
-    margin: float = 0.055
+    margin: float = 0.06
     fall_per_s: float = 0.005
     warmup_s: float = 1.0
     max_age_s: float = 300.0
@@ -50,6 +57,8 @@ class ReferenceParams:
     reaccept_none: float = 0.2
     learn_none: float = 0.06
     cut_corr: float = 0.35
+    median_n: int = 3
+    spread_k: float = 0.0
 
     def __post_init__(self) -> None:
         checks = ((self.window_s, 0.1, 3600.0, "window_s"), (self.margin, 0.0, 1.0, "margin"),
@@ -57,15 +66,12 @@ class ReferenceParams:
                   (self.warmup_s, 0.0, 3600.0, "warmup_s"), (self.max_age_s, 0.1, 86400.0, "max_age_s"),
                   (self.reaccept_s, 0.0, 3600.0, "reaccept_s"),
                   (self.reaccept_none, 0.0, 1.0, "reaccept_none"), (self.learn_none, 0.0, 1.0, "learn_none"),
-                  (self.cut_corr, -1.0, 1.0, "cut_corr"))
+                  (self.cut_corr, -1.0, 1.0, "cut_corr"), (self.median_n, 1, 15, "median_n"),
+                  (self.spread_k, 0.0, 20.0, "spread_k"))
         for value, lo, hi, name in checks:
             if not lo <= float(value) <= hi:
                 raise ValueError(f"reference gate: {name} must be in [{lo:g}, {hi:g}], got {value}")
 
-    @property
-    def track(self) -> float:
-        """Only frames at most this far below the reference may move it (half the margin)."""
-        return self.margin / 2.0
 
 
 #: node parameter / CLI flag (``--reference-window-s``...) of each :class:`ReferenceParams` field
@@ -73,7 +79,8 @@ PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin
                "fall_per_s": "reference_fall_per_s",
                "warmup_s": "reference_warmup_s", "max_age_s": "reference_max_age_s",
                "reaccept_s": "reference_reaccept_s", "reaccept_none": "reference_reaccept_none",
-               "learn_none": "reference_learn_none", "cut_corr": "reference_cut_corr"}
+               "learn_none": "reference_learn_none", "cut_corr": "reference_cut_corr",
+               "median_n": "reference_median_n", "spread_k": "reference_spread_k"}
 
 
 def params_from(get: Callable[[str], Any]) -> ReferenceParams:
@@ -93,6 +100,8 @@ class ReferenceGate:
     _clean_run: list = field(default_factory=list)  # (t, score, none_prob): the last reaccept_s of drops
     _run_start: float = 0.0  # when the current run of drops began
     _after_cut: bool = False  # a scene cut since the last accepted frame: re-anchor sooner
+    _recent: deque = field(default_factory=deque)  # the camera's last median_n scores
+    _spread: float = 0.0  # robust spread (MAD x 1.4826) of the learned scores in the window
     resets: int = 0
 
     def reset(self) -> None:
@@ -102,7 +111,14 @@ class ReferenceGate:
         self._level = None
         self._clean_run = []
         self._after_cut = False
+        self._recent.clear()
+        self._spread = 0.0
         self.resets += 1
+
+    @property
+    def margin(self) -> float:
+        """The drop margin now: ``margin``, widened to ``spread_k`` x the reference window's robust spread."""
+        return max(self.params.margin, self.params.spread_k * self._spread)
 
     @property
     def reference(self) -> float | None:
@@ -130,15 +146,19 @@ class ReferenceGate:
         if cut:  # a new scene: re-anchor quickly once the head calls it clean (_reaccept), keep it until then
             self._clean_run = []
             self._after_cut = True
-        ref = self.reference
-        drop = ref is not None and absolute_ok and score < ref - p.margin
+        self._recent.append(float(score))
+        while len(self._recent) > p.median_n:
+            self._recent.popleft()
+        ref, margin = self.reference, self.margin
+        judged = max(float(score), float(np.median(self._recent)))  # a clean frame after a fault is not held
+        drop = ref is not None and absolute_ok and judged < ref - margin
         if drop and self._reaccept(t, score, none_prob):
             drop = False
         elif not drop:
             self._clean_run = []
             self._after_cut = False
         clean = none_prob is None or none_prob >= p.learn_none
-        if absolute_ok and not drop and clean and (ref is None or score >= ref - p.track):
+        if absolute_ok and not drop and clean and (ref is None or score >= ref - margin / 2.0):
             self._learn(t, score)
         return drop, ref
 
@@ -174,7 +194,9 @@ class ReferenceGate:
         self._samples.append((t, float(score)))
         while self._samples and self._samples[0][0] < t - self.params.window_s:
             self._samples.popleft()
-        med = float(np.median([s for _, s in self._samples]))
+        scores = np.array([s for _, s in self._samples])
+        med = float(np.median(scores))
+        self._spread = 1.4826 * float(np.median(np.abs(scores - med)))
         if self._level is None or med >= self._level:
             self._level = med
         else:

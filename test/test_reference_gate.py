@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -15,9 +17,11 @@ TH = Thresholds(warn=0.46, error=0.44)
 RATE = 10.0
 
 
-def run(scores, params=None, none_probs=None, times=None, monitor=None):
-    """Levels and reasons of ``scores`` at 10 Hz (or at ``times``) through one monitor."""
-    m = monitor or CameraMonitor("cam", TH, reference=params or ReferenceParams())
+def run(scores, params=None, none_probs=None, times=None, monitor=None, median_n=1):
+    """Levels and reasons of ``scores`` at 10 Hz (or at ``times``) through one monitor. The guards are
+    checked frame by frame (``median_n`` 1); the ``test_median_*`` tests check the temporal statistic."""
+    params = replace(params or ReferenceParams(), median_n=median_n)
+    m = monitor or CameraMonitor("cam", TH, reference=params)
     out = []
     for i, s in enumerate(scores):
         t = times[i] if times is not None else 100.0 + i / RATE
@@ -202,7 +206,7 @@ def test_after_a_cut_the_reference_re_anchors_only_when_the_head_calls_the_new_s
     scores = np.concatenate([noisy(0.62, 50), noisy(0.52, 60, 1)])  # the new scene scores 0.1 lower
 
     def go(none_after):
-        mon = CameraMonitor("cam", TH)
+        mon = CameraMonitor("cam", TH, reference=ReferenceParams(median_n=1))
         out = []
         for i, s in enumerate(scores):
             p = 0.3 if i < 50 else none_after
@@ -215,3 +219,49 @@ def test_after_a_cut_the_reference_re_anchors_only_when_the_head_calls_the_new_s
     assert clean_scene[50:55].all() and not clean_scene[50 + 12:].any()  # back within ~1 s
     shaken = go(0.01)  # a fault across the cut: the old reference stays
     assert shaken[50:].all()
+
+
+def test_median_of_three_ignores_single_frame_dips_and_delays_a_fault_by_one_frame():
+    """Clean frames whose score jitters down by more than the margin for one frame at a time are dropped
+    frame by frame but not on the median of the last 3; a real drop costs one frame at its onset and none
+    at its end (the higher of the score and the median is judged)."""
+    clean = noisy(0.60, 120)
+    clean[55::7] -= 0.08  # single-frame dips (one in seven frames), 0.025 past the margin
+    assert rejected(run(clean, median_n=1))[55::7].all()
+    assert not rejected(run(clean, median_n=3)).any()
+    assert ReferenceParams().median_n == 3
+    fault = np.concatenate([noisy(0.60, 50), noisy(0.50, 40, 1), noisy(0.60, 30, 2)])
+    rej = rejected(run(fault, median_n=3))
+    assert not rej[:51].any() and rej[51:90].all() and not rej[90:].any()  # onset +1 frame, recovery at once
+
+
+def test_median_window_is_cleared_on_reset():
+    g = ReferenceGate(ReferenceParams(median_n=3, warmup_s=0.0))
+    for i in range(20):
+        g.update(10.0 + i / RATE, 0.60, True)
+    g.reset()
+    assert g.reference is None and not g.update(20.0, 0.40, True)[0]
+
+
+def test_spread_widens_the_margin_on_a_noisy_camera_only():
+    noisy_cam = noisy(0.60, 300, sd=0.03)
+    quiet = ReferenceGate(ReferenceParams(spread_k=3.0, median_n=1, margin=0.055))
+    loud = ReferenceGate(ReferenceParams(spread_k=3.0, median_n=1, margin=0.055))
+    fixed = ReferenceGate(ReferenceParams(spread_k=0.0, median_n=1, margin=0.055))
+    drops = {id(g): 0 for g in (loud, fixed)}
+    for i, (a, b) in enumerate(zip(noisy(0.60, 300, 5, sd=0.004), noisy_cam)):
+        t = 10.0 + i / RATE
+        quiet.update(t, a, True)
+        for g in (loud, fixed):
+            drops[id(g)] += g.update(t, b, True)[0]
+    assert quiet.margin == pytest.approx(0.055)  # 3 x 0.004 < margin: unchanged
+    assert 0.07 < loud.margin < 0.12  # ~3 x 0.03
+    assert drops[id(loud)] < drops[id(fixed)] / 3
+    big = np.concatenate([noisy(0.60, 100, sd=0.03), np.full(30, 0.45)])  # a fault still falls past it
+    assert rejected(run(big, ReferenceParams(spread_k=3.0), median_n=3))[102:130].all()
+
+
+def test_temporal_params_ranges():
+    for bad in ({"median_n": 0}, {"median_n": 16}, {"spread_k": -0.1}, {"spread_k": 21.0}):
+        with pytest.raises(ValueError):
+            ReferenceParams(**bad)

@@ -21,7 +21,7 @@ from hirqa_ros.bag.make_bag import SegmentSpec, make_bag
 from hirqa_ros.files import is_image_file, read_image
 
 MOTIONS = ("pan", "zoom", "drive", "still")
-OVERSCAN = 1.5  # photos are fitted to 1.5x the frame so windows can move over them
+OVERSCAN = 1.5  # a still/pan view is 1/1.5 of the photo (cropped to the frame's aspect) wide
 
 
 @dataclass(frozen=True)
@@ -63,54 +63,67 @@ class Scenario:
         return min(sum(s.seconds for s in c.shots) for c in self.cameras)
 
 
-def _window(big: np.ndarray, size: tuple[int, int], frac: float, cx: float, cy: float) -> np.ndarray:
-    """The frame ``size`` view of ``big``: a window of ``frac`` of its size centred at (cx, cy) in 0..1."""
+def _native(photo: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The photo centre-cropped to the frame's aspect at its native resolution; upscaled (once) only when
+    it is smaller than ``OVERSCAN`` x the frame, so every view is a downscale of real detail."""
+    w, h = size
+    ih, iw = photo.shape[:2]
+    cw, ch = (round(ih * w / h), ih) if iw * h > ih * w else (iw, round(iw * h / w))
+    x0, y0 = (iw - cw) // 2, (ih - ch) // 2
+    crop = np.ascontiguousarray(photo[y0 : y0 + ch, x0 : x0 + cw])
+    if cw < round(w * OVERSCAN):
+        crop = cv2.resize(crop, (round(w * OVERSCAN), round(h * OVERSCAN)), interpolation=cv2.INTER_CUBIC)
+    return crop
+
+
+def _window(big: np.ndarray, size: tuple[int, int], frac: float, cx: float, cy: float,
+            shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The frame ``size`` view of ``big``: a window of ``frac`` of its size centred at (cx, cy) in 0..1,
+    moved by ``shift`` frame pixels (whole pixels of ``big``). The window is never smaller than the
+    frame: a view is always a downscale (INTER_AREA), never an upsampled (softened) crop."""
     bh, bw = big.shape[:2]
-    ww, wh = max(8, round(bw * frac)), max(8, round(bh * frac))
-    x0 = int(np.clip(round(cx * bw - ww / 2), 0, bw - ww))
-    y0 = int(np.clip(round(cy * bh - wh / 2), 0, bh - wh))
+    ww = min(bw, max(size[0], round(bw * frac)))
+    wh = min(bh, max(size[1], round(ww * size[1] / size[0])))
+    k = ww / size[0]
+    x0 = int(np.clip(round(cx * bw - ww / 2 + shift[0] * k), 0, bw - ww))
+    y0 = int(np.clip(round(cy * bh - wh / 2 + shift[1] * k), 0, bh - wh))
     crop = big[y0 : y0 + wh, x0 : x0 + ww]
     return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
 
 
-def _view(big: np.ndarray, size: tuple[int, int], motion: str, phase: float, t: float) -> np.ndarray:
+def _view(big: np.ndarray, size: tuple[int, int], motion: str, phase: float, t: float,
+          shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     base = 1.0 / OVERSCAN
     if motion == "pan":
-        return _window(big, size, base, 0.5 + 0.3 * (phase - 0.5), 0.5 + 0.08 * np.sin(np.pi * phase))
+        return _window(big, size, base, 0.5 + 0.3 * (phase - 0.5), 0.5 + 0.08 * np.sin(np.pi * phase), shift)
     if motion == "zoom":
-        return _window(big, size, 1.0 - (1.0 - base) * phase, 0.52, 0.55)
+        return _window(big, size, 1.0 - (1.0 - base) * phase, 0.52, 0.55, shift)
     if motion == "drive":
         frac = 0.8 + 0.15 * np.sin(2 * np.pi * t / 20.0)
         return _window(big, size, frac, 0.5 + 0.1 * np.sin(2 * np.pi * t / 27.0),
-                       0.5 + 0.05 * np.sin(2 * np.pi * t / 13.0))
+                       0.5 + 0.05 * np.sin(2 * np.pi * t / 13.0), shift)
     if motion == "still":
-        return _window(big, size, base, 0.5, 0.5)
+        return _window(big, size, base, 0.5, 0.5, shift)
     raise ValueError(f"unknown motion {motion!r}; known: {', '.join(MOTIONS)}")
 
 
 def camera_frames(script: CameraScript, photos: Sequence[np.ndarray], size: tuple[int, int], rate_hz: float,
                   seed: int = 0) -> Iterator[np.ndarray]:
-    """The clean RGB frames of one camera's script (faults are added by the bag writer)."""
-    from hirqa_ros.bag.make_bag import fit_frame
-
+    """The clean RGB frames of one camera's script (faults are added by the bag writer). Views are cut
+    from the photo at its native resolution; jitter moves the window by whole native pixels (no
+    sub-pixel resampling, which would soften frames by a random amount)."""
     rng = np.random.default_rng(seed)
-    w, h = size
     cache: dict[int, np.ndarray] = {}
     i = 0
     for shot in script.shots:
         if shot.photo not in cache:
             cache.clear()
-            cache[shot.photo] = fit_frame(photos[shot.photo % len(photos)],
-                                          (round(w * OVERSCAN), round(h * OVERSCAN)))
+            cache[shot.photo] = _native(photos[shot.photo % len(photos)], size)
         n = max(1, round(shot.seconds * rate_hz))
         for j in range(n):
-            frame = _view(cache[shot.photo], size, shot.motion, j / max(1, n - 1), i / rate_hz)
-            if script.jitter_px > 0:
-                dx, dy = rng.normal(0.0, script.jitter_px, 2)
-                m = np.float32([[1, 0, dx], [0, 1, dy]])
-                frame = cv2.warpAffine(frame, m, size, borderMode=cv2.BORDER_REFLECT)
+            shift = tuple(rng.normal(0.0, script.jitter_px, 2)) if script.jitter_px > 0 else (0.0, 0.0)
             i += 1
-            yield frame
+            yield _view(cache[shot.photo], size, shot.motion, j / max(1, n - 1), (i - 1) / rate_hz, shift)
 
 
 def load_photos(folder: str | Path) -> list[np.ndarray]:

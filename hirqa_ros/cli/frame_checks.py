@@ -61,6 +61,10 @@ _REFERENCE_OPTIONS = (
     ("learn_none", float, 0.0, 1.0, "learn only frames the fault head gives none >= this; 0 = every frame"),
     ("cut_corr", float, -1.0, 1.0, "scene cut (the reference re-anchors sooner) when consecutive frames' "
                                    "thumbnails correlate below this; -1 = never"),
+    ("median_n", int, 1, 15, "judge a frame on the median of the camera's last N scores (1 = the frame "
+                             "alone)"),
+    ("spread_k", float, 0.0, 20.0, "margin at least this x the reference window's robust spread (MAD x "
+                                   "1.4826); 0 = the margin alone"),
 )
 
 

@@ -119,6 +119,12 @@ PARAMS: tuple[ParamSpec, ...] = (
               "Scene cut: a frame whose 32x24 grey thumbnail correlates less than this with the previous "
               "frame's is a cut: the reference then re-anchors after reference_warmup_s of frames the fault "
               "head calls clean (none >= reference_learn_none); -1 = never.", range=(-1.0, 1.0)),
+    ParamSpec("reference_median_n", "int", ReferenceParams.median_n,
+              "A frame is judged on the median of the camera's last N scores, its own included (single-frame "
+              "jitter is no drop; adds at most N // 2 frames of delay); 1 = the frame alone.", range=(1, 15)),
+    ParamSpec("reference_spread_k", "double", ReferenceParams.spread_k,
+              "The margin is at least this times the robust spread (MAD x 1.4826) of the reference window's "
+              "scores (a camera whose clean score is noisy); 0 = reference_margin alone.", range=(0.0, 20.0)),
     ParamSpec("hysteresis_raise", "int", 3,
               "A camera's /diagnostics level rises to WARN/ERROR after this many consecutive bad frames.",
               range=(1, 10000), dynamic=True),
