@@ -182,7 +182,10 @@ def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_p
                         "backend": "onnxruntime", "warn_threshold": th.warn, "error_threshold": th.error,
                         "reference_margin": params.margin, "reference_warmup_s": params.warmup_s,
                         "reference_learn_none": params.learn_none,
-                        "diagnostics_period_s": 0.2},
+                        "diagnostics_period_s": 0.2,
+                        # one B_quality message per scored frame (state mode adds inherited copies that
+                        # would end the wait below early, so a later frame could replace one unscored)
+                        "gate_mode": "scored"},
                        domain, tmp_path / "node.log", name="hirqa_eq_ref",
                        params_files=[params_file(tmp_path / "qos.yaml", {"qos_overrides": {
                            REF_TOPIC: {"subscription": {"reliability": "reliable", "depth": 10}}}})])
