@@ -112,11 +112,14 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update({k: env[k] for k in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_DOMAIN_ID") if k in env})
     logdir = Path(tempfile.mkdtemp(prefix="hirqa_demo_"))
     log_path = logdir / "hirqa_node.log"
+    # the sample camera shows another photo every frame, which a per-camera reference would read as a
+    # scene cut every frame: the demo judges each frame by the absolute thresholds alone (docs/gate.md)
     cmd = [sys.executable, "-m", "hirqa_ros.node.main", "--ros-args", "-r", f"__node:={NODE}",
-           "-p", f"image_topics:=['{TOPIC}']", "-p", f"backend:={args.backend}"]
+           "-p", f"image_topics:=['{TOPIC}']", "-p", f"backend:={args.backend}", "-p", "relative:=false"]
     if args.model:
         cmd += ["-p", f"model_path:={Path(args.model).resolve()}"]
-    print(f"starting hirqa_node (backend {args.backend}); its log: {log_path}")
+    print(f"starting hirqa_node (backend {args.backend}, relative:=false: the sample camera changes photo "
+          f"every frame); its log: {log_path}")
     with open(log_path, "wb") as log:
         node = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
