@@ -150,6 +150,16 @@ def test_nav2_lifecycle_manager_sequence_autostart_false_and_true(random_model_d
     configure warn_threshold can be read and a start-up parameter (max_rate_hz) set, and it is used
     after configure; while active it is refused. autostart:=true (already active): both are refused
     with success=false and the node keeps running. --log-level warn hides the package's info lines."""
+    for attempt in (1, 2):  # DDS discovery of a node's services stalled now and then (2 of ~10 runs):
+        try:                # once more with fresh processes; a wrong answer fails both attempts alike
+            return _nav2_sequence(random_model_dir, tmp_path / f"attempt{attempt}")
+        except AssertionError as exc:
+            if attempt == 2 or ("not available" not in str(exc) and "timed out" not in str(exc)):
+                raise
+
+
+def _nav2_sequence(random_model_dir, tmp_path):
+    tmp_path.mkdir(parents=True)
     domain = domain_id(63)
     common = {"model_path": str(random_model_dir), "backend": "onnxruntime", "frozen_timeout_s": 0.0,
               "diagnostics_period_s": 0.5}
@@ -160,7 +170,9 @@ def test_nav2_lifecycle_manager_sequence_autostart_false_and_true(random_model_d
     try:
         card = load_artifact(random_model_dir, verify=False).thresholds
         # autostart:=false, as Nav2 brings it up (parameters first, which Nav2 leaves to the params file)
-        assert client.lifecycle("/nav_manual") == UNCONFIGURED
+        # the first contact waits for DDS discovery of the services (a fresh client per try: one whose
+        # discovery stalled for 20 s on an idle machine once is not the node's fault)
+        assert _wait("nav_manual unconfigured", lambda: client.lifecycle("/nav_manual") == UNCONFIGURED, 90)
         got = client.get_params("/nav_manual", ["warn_threshold", "error_threshold", "max_rate_hz"])
         assert got == {"warn_threshold": pytest.approx(card.warn),
                        "error_threshold": pytest.approx(card.error), "max_rate_hz": 0.0}
@@ -174,7 +186,7 @@ def test_nav2_lifecycle_manager_sequence_autostart_false_and_true(random_model_d
         assert "[hirqa_ros.scorer] scorer:" in manual.log()  # package messages at info: shown
 
         # autostart:=true: already active when the manager sends configure
-        _wait("nav_auto active", lambda: client.lifecycle("/nav_auto") == ACTIVE, 60)
+        _wait("nav_auto active", lambda: client.lifecycle("/nav_auto") == ACTIVE, 90)
         assert client.lifecycle("/nav_auto", CONFIGURE) is False
         assert client.lifecycle("/nav_auto") == ACTIVE
         assert client.lifecycle("/nav_auto", ACTIVATE) is False
