@@ -31,7 +31,7 @@ class ImageDecodeError(ValueError):
     """A message that cannot become an RGB frame (unsupported encoding, short data, corrupt bytes...)."""
 
 
-class ImageTooLarge(ImageDecodeError):
+class ImageTooLarge(ImageDecodeError, TooLarge):
     """A message whose declared width x height is above the decoding limit (refused before decoding)."""
 
 

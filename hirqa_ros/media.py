@@ -18,6 +18,7 @@ import numpy as np
 
 from hirqa_ros.files import IMAGE_EXTS, VIDEO_EXTS, not_regular, read_image
 from hirqa_ros.preprocess import to_rgb8
+from hirqa_ros.refusals import DECODE_ERROR, decode_reason
 
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Frame", "MediaError", "expand", "iter_file", "iter_media", "kind_of",
            "not_regular", "read_image", "read_video", "video_frame_count"]
@@ -35,10 +36,12 @@ class Frame:
 
 @dataclass
 class MediaError:
-    """A file (or part of one) that could not be read, and why."""
+    """A file (or part of one) that could not be read, and why: ``reason`` in the words of every door
+    (``refusals``: ``too_large`` or ``decode_error``), ``message`` the detail."""
 
     source: str
     message: str
+    reason: str = DECODE_ERROR
 
     def __str__(self) -> str:
         return f"{self.source}: {self.message}"
@@ -130,7 +133,7 @@ def iter_file(path: str | os.PathLike, every: int = 1) -> Iterator[Frame | Media
     try:
         yield Frame(str(path), None, read_image(path))
     except ValueError as exc:
-        yield MediaError(str(path), str(exc))
+        yield MediaError(str(path), str(exc), decode_reason(exc))
 
 
 def iter_media(paths: Iterable[str | os.PathLike], every: int = 1) -> Iterator[Frame | MediaError]:

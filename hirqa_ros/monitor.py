@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from hirqa_ros.batching import batched
 from hirqa_ros.constants import DEFAULT_MIN_IMAGE_SIDE
 from hirqa_ros.content import ContentLimits, FrozenDetector, no_content
 from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
@@ -35,6 +36,7 @@ from hirqa_ros.faults import gated_fault, head_disagreement
 from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
 from hirqa_ros.quality_msg import status_message
 from hirqa_ros.reference import RELATIVE_DROP, CutDetector, ReferenceGate, ReferenceParams
+from hirqa_ros.refusals import INFERENCE_ERROR, TOO_SMALL
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,10 @@ class FrameResult:
     """What the pipeline says about one frame.
 
     ``level``/``score``/``smoothed`` are None for a refused frame; ``reason`` is empty for a
-    scored frame, else why it was refused (``decode_error``, ``too_small``, ``inference_error``)
-    or, for a frame that is scored but ERROR whatever its score, why (``no_content: black``,
-    ``no_content: white``, ``no_content: uniform``, ``frozen``). ``tiles`` > 1: the frame was
-    above ``max_pixels`` and scored as the mean of that many native-resolution tiles.
+    scored frame, else why it was refused (``refusals.REASONS``: ``decode_error``, ``too_large``,
+    ``too_small``, ``inference_error``) or, for a frame that is scored but ERROR whatever its score,
+    why (``no_content: black``, ``no_content: white``, ``no_content: uniform``, ``frozen``). ``tiles``
+    > 1: the frame was above ``max_pixels`` and scored as the mean of that many native-resolution tiles.
     ``notes`` are oddities of a scored frame, ``(kind, text)`` (``zero_stamp``,
     ``resolution_change``). ``reference``: the camera's reference score the frame was judged against
     (None while there is none or the relative gate is off); ``reason`` ``relative_drop``: the frame
@@ -104,7 +106,7 @@ def check_size(monitor: CameraMonitor, rgb: np.ndarray) -> Refusal | None:
     """Refuse frames whose shorter side is below ``monitor.min_side``."""
     h, w = rgb.shape[:2]
     if min(h, w) < monitor.min_side:
-        return Refusal("too_small", f"{w}x{h} frame is below min_image_side={monitor.min_side}")
+        return Refusal(TOO_SMALL, f"{w}x{h} frame is below min_image_side={monitor.min_side}")
     return None
 
 
@@ -251,7 +253,7 @@ class CameraMonitor:
         if checked.restart:
             self.gate.reset()
         if outcome.score is None:
-            result = refused("inference_error", outcome.error, checked.notes)
+            result = refused(INFERENCE_ERROR, outcome.error, checked.notes)
         elif checked.forced is not None:  # no content / frozen: ERROR whatever the score; the gate's
             f = checked.forced            # average is left to the frames that have content
             result = FrameResult(Level.ERROR, outcome.score, outcome.score, reason=f.reason,
@@ -289,11 +291,9 @@ def score_frames(
     at most ``max_pixels`` pixels (0: no limit); a frame above ``max_pixels`` is scored as the mean
     of native-resolution tiles (``limits.tiles``), never downscaled. A failing call is retried
     frame by frame, so one bad frame costs only its own score."""
-    frames = list(frames)
-    step = max(1, int(batch_size)) if batch_size else max(1, len(frames))
     out: list[ScoreOutcome] = []
-    for start in range(0, len(frames), step):
-        out.extend(_score_batch(scorer, frames[start:start + step], max_pixels))
+    for chunk in batched(frames, batch_size):
+        out.extend(_score_batch(scorer, chunk, max_pixels))
     return out
 
 

@@ -56,17 +56,22 @@ def test_score_folder_jsonl_reports_bad_files_and_exit_code(mixed_folder, random
     out, err = capsys.readouterr()
     assert rc == 1
     rows = [json.loads(line) for line in out.splitlines()]
-    for row in rows:
+    scored = [row for row in rows if row["score"] is not None]
+    for row in scored:
         assert {"source", "frame", "score"} <= set(row)
         assert 0.0 < row["score"] < 1.0
         assert row["level"] in ("OK", "WARN", "ERROR")
     by_source = {}
-    for row in rows:
+    for row in scored:
         by_source.setdefault(Path(row["source"]).name, []).append(row["frame"])
     assert by_source == {"good.jpg": [None], "good.png": [None], "clip.avi": [0, 3, 6]}
-    for bad in ("corrupt.jpg", "empty.jpg", "notes.txt"):
-        assert bad in err
-    assert "0 bytes" in err and "could not decode" in err
+    # the bad files are rows too, refused in the node's words (refusals.py), the message as "error"
+    refused = {Path(row["source"]).name: row for row in rows if row["score"] is None}
+    assert set(refused) == {"corrupt.jpg", "empty.jpg", "notes.txt"}
+    for name, row in refused.items():
+        assert (row["level"], row["reason"], row["fault"]) == (None, "decode_error", None), row
+        assert row["error"] and row["error"] in err and name in err
+    assert "0 bytes" in refused["empty.jpg"]["error"] and "could not decode" in refused["corrupt.jpg"]["error"]
 
 
 def test_score_all_good_exit_zero_table_and_csv(tmp_path, random_model_dir, capsys):
@@ -91,10 +96,10 @@ def test_score_all_good_exit_zero_table_and_csv(tmp_path, random_model_dir, caps
         == 0
     )
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["source", "frame", "score", "level", "reason", "fault", "fault_confidence"]
+    assert rows[0] == ["source", "frame", "score", "level", "reason", "fault", "fault_confidence", "error"]
     assert len(rows) == 2
     assert rows[1][1] == "" and 0 < float(rows[1][2]) < 1
-    assert rows[1][4:] == ["", "", ""]  # no reason; no fault head in this model: no class
+    assert rows[1][4:] == ["", "", "", ""]  # no reason; no fault head in this model: no class; no error
 
 
 def test_score_missing_path_fails(tmp_path, random_model_dir, capsys):
@@ -184,7 +189,10 @@ def test_score_refuses_too_small_images_like_the_node(tmp_path, random_model_dir
     args = ["score", "--model", str(random_model_dir), "--jsonl", "--no-progress", str(tmp_path)]
     assert main(args) == 1
     out, err = capsys.readouterr()
-    assert [Path(json.loads(line)["source"]).name for line in out.splitlines()] == ["a.png", "c.png"]
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [Path(r["source"]).name for r in rows] == ["a.png", "b_tiny.png", "c.png"]
+    assert [r["reason"] for r in rows if r["score"] is None] == ["too_small"]  # the node's word for it
+    assert rows[1]["error"] == "12x10 frame is below min_image_side=16"
     assert "b_tiny.png: 12x10 frame is below min_image_side=16" in err
     assert main([*args[:-1], "--min-image-side", "8", str(tmp_path)]) == 0
     out, _ = capsys.readouterr()

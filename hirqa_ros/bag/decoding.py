@@ -15,6 +15,7 @@ from hirqa_ros.bag.frames import FrameRow
 from hirqa_ros.bag.reader import BagReader, RawMessage, stamp_ns
 from hirqa_ros.imgmsg import msg_to_rgb
 from hirqa_ros.monitor import refused
+from hirqa_ros.refusals import DECODE_ERROR, decode_reason
 
 _END = object()
 
@@ -69,7 +70,7 @@ def _decode(reader: BagReader, m: RawMessage, row: FrameRow) -> np.ndarray | Non
     try:
         msg = reader.deserialize(m)
     except Exception as exc:
-        row.apply(refused("decode_error", f"cannot deserialize {m.msgtype}: {exc}"))
+        row.apply(refused(DECODE_ERROR, f"cannot deserialize {m.msgtype}: {exc}"))
         return None
     row.stamp_ns = stamp_ns(msg)
     header = getattr(msg, "header", None)
@@ -77,5 +78,5 @@ def _decode(reader: BagReader, m: RawMessage, row: FrameRow) -> np.ndarray | Non
     try:
         return msg_to_rgb(msg)
     except Exception as exc:
-        row.apply(refused("decode_error", f"cannot decode image: {exc}"))
+        row.apply(refused(decode_reason(exc), f"cannot decode image: {exc}"))
         return None

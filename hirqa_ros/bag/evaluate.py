@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ from hirqa_ros.decision import Thresholds
 from hirqa_ros.evaluation.label_metrics import label_metrics
 from hirqa_ros.files import write_json
 from hirqa_ros.interrupts import is_interrupt
-from hirqa_ros.monitor import CameraMonitor, Checked, refused, run_frames
+from hirqa_ros.monitor import CameraMonitor, Checked, refused
+from hirqa_ros.pipeline import stream_results
 from hirqa_ros.reference import ReferenceParams
 
 log = logging.getLogger(__name__)
@@ -305,30 +306,25 @@ def _score_messages(
     counts = [reader.topics[t].count for t in topics]
     total = None if any(c is None for c in counts) else sum(counts)
     rows: list[FrameRow] = []
-    pending: list[tuple[FrameRow, Checked]] = []
-
-    def flush() -> None:
-        for (row, _), res in zip(pending, run_frames(scorer, [c for _, c in pending], batch, max_pixels)):
-            row.apply(res)
-        pending.clear()
-
     bar = tqdm(total=total, unit="frame", desc="bag-eval", dynamic_ncols=True, disable=not progress)
     frames = decoded_frames(reader, topics)
-    interrupted = False
-    try:
+
+    def admitted() -> Iterator[tuple[FrameRow, Checked]]:
         for row, rgb in frames:
             rows.append(row)
             bar.update(1)
-            if rgb is None:
+            if rgb is None:  # refused while decoding (refusals: decode_error, too_large)
                 continue
             checked = monitors[row.topic].check(rgb, row.stamp_ns, clock_s=row.bag_time_ns / 1e9)
             if checked.result is not None:
                 row.apply(checked.result)
                 continue
-            pending.append((row, checked))
-            if len(pending) >= batch:
-                flush()
-        flush()
+            yield row, checked
+
+    interrupted = False
+    try:
+        for row, res in stream_results(scorer, admitted(), batch, max_pixels):  # the doors' batching loop
+            row.apply(res)
     except (KeyboardInterrupt, SystemError) as exc:
         if not is_interrupt(exc):
             raise

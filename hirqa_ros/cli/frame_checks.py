@@ -90,3 +90,12 @@ def content_limits(args: argparse.Namespace) -> ContentLimits:
     """The :class:`ContentLimits` the options ask for."""
     return ContentLimits(args.no_content_black_level, args.no_content_white_level,
                          args.no_content_uniform_range, args.frozen_timeout_s)
+
+
+def gate_options(args: argparse.Namespace) -> dict:
+    """The pipeline's gate options (``pipeline.Monitor``'s keywords) from the frame-check and gate flags:
+    ``hirqa score`` and ``hirqa bag-eval`` judge with the same options as the node's parameters."""
+    return dict(thresholds=getattr(args, "threshold", None),
+                smoothing=getattr(args, "smoothing", 0.0),  # --smoothing: the shared option table's flag
+                min_side=args.min_image_side, content=content_limits(args), reference=reference_params(args),
+                max_pixels=args.max_pixels)

@@ -51,7 +51,6 @@ from hirqa_ros.decision import Hysteresis, Level, Thresholds
 from hirqa_ros.frame_cue import FrameCue, cue_of_msg
 from hirqa_ros.imgmsg import (
     ImageDecodeError,
-    ImageTooLarge,
     compressed_msg_to_rgb,
     image_msg_to_rgb,
     rgb_to_image_fields,
@@ -65,6 +64,7 @@ from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
 from hirqa_ros.overlay import draw_overlay
 from hirqa_ros.quality_msg import KEY_NAMES, NODE_NAME, quality_status_fields
 from hirqa_ros.reference import params_from
+from hirqa_ros.refusals import decode_reason
 from hirqa_ros.state_gate import Admission, StateGate, Verdict
 from hirqa_ros.topics import TRANSPORTS, CameraTopics, check_base, per_camera, status_label
 
@@ -631,10 +631,8 @@ class QualityNode(LifecycleNode):
             cam.hardware_id = msg.header.frame_id  # latched: the status keeps it from now on
         try:
             rgb = compressed_msg_to_rgb(msg) if cam.compressed else image_msg_to_rgb(msg)
-        except ImageTooLarge as exc:
-            return cam.monitor.refuse("too_large", str(exc))
-        except ImageDecodeError as exc:
-            return cam.monitor.refuse("decode_error", str(exc))
+        except ImageDecodeError as exc:  # too_large or decode_error (refusals.py)
+            return cam.monitor.refuse(decode_reason(exc), str(exc))
         stamp = msg.header.stamp
         checked = cam.monitor.check(rgb, stamp.sec * 1_000_000_000 + stamp.nanosec, clock_s=t_recv)
         cam.frame = rgb if cam.overlay_pub is not None else None
