@@ -71,7 +71,8 @@ def test_score_folder_jsonl_reports_bad_files_and_exit_code(mixed_folder, random
     for name, row in refused.items():
         assert (row["level"], row["reason"], row["fault"]) == (None, "decode_error", None), row
         assert row["error"] and row["error"] in err and name in err
-    assert "0 bytes" in refused["empty.jpg"]["error"] and "could not decode" in refused["corrupt.jpg"]["error"]
+    assert "0 bytes" in refused["empty.jpg"]["error"]
+    assert "could not decode" in refused["corrupt.jpg"]["error"]
 
 
 def test_score_all_good_exit_zero_table_and_csv(tmp_path, random_model_dir, capsys):

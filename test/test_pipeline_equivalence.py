@@ -1,6 +1,7 @@
-"""The node and ``hirqa bag-eval`` are one per-frame pipeline: the same frames through hirqa_node
-(a subprocess, real rclpy over Fast DDS) and through ``evaluate_bag`` give the same levels and
-scores, including frames refused as too small and a resolution change (smoothing restarts).
+"""The node, ``hirqa bag-eval`` and ``hirqa score`` are one per-frame pipeline: the same frames through
+hirqa_node (a subprocess, real rclpy over Fast DDS), through ``evaluate_bag`` and through ``hirqa score``
+give the same levels and scores, including frames refused as too small and a resolution change
+(smoothing restarts), the refusal reasons of undecodable and too-large frames, and the fault names.
 
 Seeded RANDOM weights (plumbing only: the scores mean nothing, they only have to agree)."""
 
@@ -22,6 +23,7 @@ from helpers_node import (
     RosClient,
     domain_id,
     level_of,
+    make_compressed,
     make_image,
     params_file,
     scene,
@@ -217,3 +219,163 @@ def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_p
             assert values["reference"] == "", i
         else:
             assert float(values["reference"]) == pytest.approx(r.reference, abs=2e-6), i
+
+
+# ---- hirqa score, refusals and the fault head -------------------------------------------------------
+DOORS_TOPIC = "/eq/doors/image"
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return buf.tobytes()
+
+
+def _huge_png_header(width: int = 20_000, height: int = 20_000) -> bytes:
+    """The first bytes of a PNG that declares width x height (400 MP): refused before decoding."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    crc = struct.pack(">I", zlib.crc32(chunk))
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + crc + bytes(64)
+
+
+def _door_inputs() -> list[tuple[str, bytes]]:
+    """(what, PNG bytes) in stream order: toy frames of the three toy classes (a fault head tells them
+    apart), a frame below min_image_side, an undecodable one and one that declares 400 MP."""
+    from helpers_faults import toy_frames
+
+    toy = toy_frames(seeds=(0, 1, 2))
+    good = [(c, _png(toy[c][i])) for i in range(3) for c in ("none", "blur", "low_light")]
+    tiny = ("too_small", _png(scene(10, 12, seed=9)))
+    corrupt = ("decode_error", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    huge = ("too_large", _huge_png_header())
+    return [*good[:3], tiny, *good[3:6], corrupt, *good[6:], huge]
+
+
+def _write_compressed_bag(path: Path, datas: list[bytes], topic: str) -> None:
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from hirqa_ros.bag.reader import default_typestore
+
+    ts = default_typestore()
+    T, cimg = ts.types, "sensor_msgs/msg/CompressedImage"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection(topic, cimg, typestore=ts)
+        for i, data in enumerate(datas):
+            t = BASE_NS + i * 100_000_000
+            header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=t // 10**9,
+                                                                                     nanosec=t % 10**9),
+                                              frame_id="doors_cam")
+            msg = T[cimg](header=header, format="png", data=np.frombuffer(data, np.uint8))
+            w.write(conn, t, ts.serialize_cdr(msg, cimg))
+
+
+def _count(client: RosClient, topic: str, key: str) -> int:
+    st = client.latest_status(topic)
+    return int(status_values(st).get(key, "0")) if st is not None else 0
+
+
+@pytest.mark.slow  # ~27 s on a loaded 2-core machine
+def test_score_bag_eval_and_node_agree_on_refusals_and_faults(random_model_dir, tmp_path, capsys):
+    """The same PNG bytes as files (``hirqa score``), as CompressedImage messages of a bag (bag-eval)
+    and published to hirqa_node: the same score, level, reason and fault name per frame, and the same
+    refusal reason (``refusals``: too_small, decode_error, too_large) for the frames none can score.
+    Each file is its own stream in ``hirqa score``, so smoothing is 0 and the reference gate off."""
+    import json
+
+    from helpers_faults import toy_head_model_dir
+
+    from hirqa_ros import open_monitor
+    from hirqa_ros.bag.evaluate import evaluate_bag
+    from hirqa_ros.cli.main import main
+    from hirqa_ros.node.stats import BAD_INPUT
+    from hirqa_ros.reference import ReferenceParams
+
+    model = toy_head_model_dir(random_model_dir, tmp_path / "head_model")
+    inputs = _door_inputs()
+    refused = {i: what for i, (what, _) in enumerate(inputs) if what in BAD_INPUT}
+    bag = tmp_path / "doors_bag"
+    _write_compressed_bag(bag, [d for _, d in inputs], DOORS_TOPIC + "/compressed")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i, (_, data) in enumerate(inputs):
+        (folder / f"{i:02d}.png").write_bytes(data)
+
+    off = ReferenceParams(relative=False)
+    mon = open_monitor(model, "onnxruntime", reference=off)
+    common = dict(scorer=mon.scorer, reference=off, progress=False, plots=False)
+    probe = evaluate_bag(bag, tmp_path / "probe", **common)
+    th = _thresholds_between([r.score for r in probe.rows if r.score is not None])
+    rows = evaluate_bag(bag, tmp_path / "out", thresholds=th, **common).rows
+    assert [r.reason for i, r in enumerate(rows) if i in refused] == list(refused.values())
+    assert all(r.score is None and r.verdict == "error" and r.error for r in (rows[i] for i in refused))
+    scored = [r for r in rows if r.score is not None]
+    assert {r.level for r in scored} == {"OK", "WARN", "ERROR"}
+    faults = {r.fault for r in scored}
+    assert "none" in faults and len(faults) >= 3, faults  # kept frames say none, dropped ones name a fault
+
+    # hirqa score: one JSON row per file, refused ones with their reason and no score
+    assert main(["score", "--model", str(model), "--backend", "onnxruntime", "--jsonl", "--no-progress",
+                 "--threshold", f"{th.warn!r},{th.error!r}", "--no-relative", str(folder)]) == 1
+    got_score = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(g["source"]).name for g in got_score] == [f"{i:02d}.png" for i in range(len(inputs))]
+    for i, (r, g) in enumerate(zip(rows, got_score)):
+        assert (g["reason"] if "reason" in g else "") == r.reason, (i, g, r)
+        assert (g["level"] or "", g["fault"]) == (r.level, r.fault), (i, g, r)
+        if r.score is None:
+            assert g["score"] is None and g["error"], (i, g)
+        else:
+            assert g["score"] == pytest.approx(r.score, abs=2e-6), i
+
+    # the node: the same bytes published as CompressedImage
+    domain = domain_id(9)
+    node = NodeProcess({"image_topics": [DOORS_TOPIC], "image_transport": "compressed",
+                        "model_path": str(model), "backend": "onnxruntime", "warn_threshold": th.warn,
+                        "error_threshold": th.error, "smoothing": 0.0, "relative": False,
+                        "diagnostics_period_s": 0.2, "gate_mode": "scored"},
+                       domain, tmp_path / "node.log", name="hirqa_eq_doors",
+                       params_files=[params_file(tmp_path / "qos.yaml", {"qos_overrides": {
+                           DOORS_TOPIC + "/compressed": {"subscription": {"reliability": "reliable",
+                                                                          "depth": 10}}}})])
+    client = None
+    try:
+        node.wait_ready()
+        client = RosClient(domain, name="hirqa_eq_doors_client")
+        client.publisher(DOORS_TOPIC + "/compressed", compressed=True, reliable=True)
+        client.watch(DOORS_TOPIC, transport="compressed")
+        client.watch_diagnostics()
+        client.wait_matched([DOORS_TOPIC + "/compressed"])
+        for i, (what, data) in enumerate(inputs):
+            before = len(client.quality[DOORS_TOPIC])
+            client.pubs[DOORS_TOPIC + "/compressed"].publish(
+                make_compressed(data, BASE_NS + i * 100_000_000, fmt="png", frame_id="doors_cam"))
+            if i in refused:  # no quality message: wait for the /diagnostics counter of that reason
+                key, n = BAD_INPUT[what], sum(1 for j, w in refused.items() if w == what and j <= i)
+                client.wait_for(lambda k=key, n=n: _count(client, DOORS_TOPIC, k) >= n, 30, f"{key} {n}")
+            else:
+                client.wait_for(lambda b=before: len(client.quality[DOORS_TOPIC]) > b, 30, f"quality {i}")
+        with client.lock:
+            got = {_stamp(m): m.status[0] for _, m in client.quality[DOORS_TOPIC]}
+        counts = {key: _count(client, DOORS_TOPIC, key) for key in BAD_INPUT.values()}
+    finally:
+        if client is not None:
+            client.close()
+        node.stop()
+
+    assert len(got) == len(inputs) - len(refused)
+    for reason, key in BAD_INPUT.items():  # every refusal counted under its reason, nothing else
+        assert counts[key] == sum(1 for w in refused.values() if w == reason), (key, counts)
+    for i, r in enumerate(rows):
+        stamp = BASE_NS + i * 100_000_000
+        if i in refused:
+            assert stamp not in got
+            continue
+        values = status_values(got[stamp])
+        assert level_of(got[stamp]) == {"OK": 0, "WARN": 1, "ERROR": 2}[r.level], (i, r)
+        assert (values["reason"], values["fault"]) == (r.reason, r.fault), (i, values, r)
+        assert float(values["score"]) == pytest.approx(r.score, abs=2e-6), i
