@@ -72,6 +72,7 @@ class FrameResult:
     fault_top3: tuple[tuple[str, float], ...] | None = None
     tiles: int = 1
     reference: float | None = None
+    fault_ranked: tuple[tuple[str, float], ...] | None = None  # the head's classes, best first (ungated)
 
     @property
     def scored(self) -> bool:
@@ -266,6 +267,7 @@ class CameraMonitor:
         if result.level is not None and outcome.fault_ranked:
             fault = gated_fault(result.level, outcome.fault_ranked)
             result.fault, result.fault_confidence, result.fault_top3 = fault
+            result.fault_ranked = outcome.fault_ranked
             result.notes += head_disagreement(result.level, outcome.fault_ranked, result.reason)
         return result
 

@@ -19,8 +19,6 @@ LONG_FUNCTIONS_ALLOWED = {
     "hirqa_ros/bag/make_bag.py:make_bag",  # 123
     "hirqa_ros/cli/bag_eval.py:run",  # 85
     "hirqa_ros/cli/demo.py:_stream",  # 91
-    "hirqa_ros/cli/eval.py:run",  # 105
-    "hirqa_ros/cli/score.py:run",  # 121
 }
 # calls that check something: pytest.raises / warns / fail, np.testing.assert_*, x.assert_*()
 CHECK_CALLS = ("raises", "warns", "fail")

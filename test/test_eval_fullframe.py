@@ -69,6 +69,24 @@ def test_aux_outputs_are_stored_and_the_fault_report_counts_right():
     assert "severity >= 3" in format_fault_report(rep)
 
 
+def test_fault_report_counts_the_published_fault_and_names_the_head_argmax_apart():
+    """With the class the doors publish (gated by the level), the report counts that; the head's own
+    arg-max is the second, named number."""
+    ps = ProtocolScores(["haze"], ["camera"], ["v0", "v1"], ProtocolConfig(), {"model": np.zeros((2, 1, 6))})
+    probs = np.zeros((2, 1, 6, len(FAULT_CLASSES)), np.float32)
+    haze, none = FAULT_CLASSES.index("haze"), FAULT_CLASSES.index("none")
+    probs[..., haze] = 1  # the head always says haze
+    ps.aux["model"] = probs
+    published = np.full((2, 1, 6), haze)
+    published[0] = none  # the gate kept every frame of view 0: the doors say none there
+    ps.published["model"] = published
+    rep = fault_report(ps)
+    assert rep["basis"] == "published"
+    assert rep["accuracy_drop_level"] == 0.5 and rep["pristine_none"] == 0.5
+    assert rep["head_argmax"] == {"accuracy_drop_level": 1.0, "pristine_none": 0.0}
+    assert "gated" in format_fault_report(rep) and "arg-max, ungated: 100.0%" in format_fault_report(rep)
+
+
 def test_fault_report_needs_probabilities(tmp_path):
     ps = ProtocolScores(["haze"], ["camera"], ["v"], ProtocolConfig(), {"model": np.zeros((1, 1, 6))})
     with pytest.raises(ValueError, match="no class probabilities"):
@@ -138,9 +156,10 @@ def test_hirqa_eval_full_frame_reports_the_fault_class(random_model_dir, tmp_pat
                "--frame-sizes", "96x64", "--types", "haze", "jpeg_camera", "--json", str(out),
                "--confusion", str(png), "--no-progress", "--no-cues"])
     assert rc == 0
-    assert "fault class, images with severity >= 3" in capsys.readouterr().out
+    assert "fault class as the doors publish it (gated), images with severity >= 3" in capsys.readouterr().out
     rep = json.loads(out.read_text())["faults"]
     assert set(rep["per_type"]) == {"haze", "jpeg_camera"} and 0 <= rep["accuracy_drop_level"] <= 1
+    assert rep["basis"] == "published" and 0 <= rep["head_argmax"]["accuracy_drop_level"] <= 1
     assert cv2.imread(str(png)) is not None
 
 

@@ -78,37 +78,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
-    """Score functions by column name (model first) and a description of the model (None: no model)."""
+    """Score functions by column name (model first) and a description of the model (None: no model).
+    The model is judged through the pipeline, image by image, as the doors judge a frame
+    (``evaluation.model_fn``): its scores, and with a fault head the published (gated) fault."""
     from hirqa_ros.classical import CUES, cue_score_fn
 
     fns: dict = {}
     info = None
     if not args.no_model:
         from hirqa_ros import load_scorer
+        from hirqa_ros.evaluation.model_fn import evaluation_monitor, pipeline_score_fn
 
         scorer = load_scorer(args.model, backend=args.backend, input_policy=args.input_policy)
-        fns["model"] = _model_fn(scorer)
+        monitor = evaluation_monitor(scorer)  # the card's thresholds (a card without them is refused)
+        fns["model"] = pipeline_score_fn(monitor)
         info = {"name": scorer.model_name, "dir": str(scorer.model_dir), "backend": scorer.backend,
                 "device": scorer.device, "input_policy": str(scorer.input_policy),
-                "card_thresholds": {"warn": scorer.thresholds.warn, "error": scorer.thresholds.error}}
+                "card_thresholds": {"warn": monitor.thresholds.warn, "error": monitor.thresholds.error}}
         log.info("model: %s", scorer.describe())
     if args.cues:
         fns.update({name: cue_score_fn(name) for name in CUES})
     return fns, info
-
-
-def _model_fn(scorer):
-    """score_fn of the model: scores, plus fault-class probabilities when the model has a fault head."""
-    if getattr(scorer, "fault_head", None) is None or not hasattr(scorer, "infer"):
-        return scorer.score
-
-    def fn(frames):
-        out = scorer.infer(frames)
-        if out.fault_probs is None:
-            return out.scores
-        return out.scores, out.fault_probs
-
-    return fn
 
 
 def _frame_sizes(specs: list[str] | None) -> tuple[tuple[int, int], ...]:
@@ -175,9 +165,6 @@ def plot_auroc(summaries: dict, path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError
-    from hirqa_ros.decision import Thresholds
-    from hirqa_ros.evaluation import calibration, datasets, decisions, faults, synthetic
-    from hirqa_ros.evaluation.images import load_folder
 
     if args.no_model and not args.cues:
         log.error("nothing to evaluate: --no-model together with --no-cues")
@@ -191,7 +178,21 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s\n(or run with --no-model to evaluate only the classical cues)", exc)
         return 2
     report: dict = {"model": model_info, "score_fns": list(fns)}
-    progress = not args.no_progress
+    rc = _run_synthetic(args, fns, model_info, report)
+    if rc == 0 and args.dataset:
+        rc = _run_benchmark(args, fns, report)
+    if rc == 0 and args.json:
+        from hirqa_ros.files import write_json
+
+        write_json(args.json, report)  # atomic: an earlier report is replaced only by a complete one
+        log.info("wrote %s", args.json)
+    return rc
+
+
+def _run_synthetic(args: argparse.Namespace, fns: dict, model_info: dict | None, report: dict) -> int:
+    """The synthetic (or full-frame) protocol into ``report``; the exit code so far."""
+    from hirqa_ros.evaluation import synthetic
+    from hirqa_ros.evaluation.images import load_folder
 
     try:
         config, types, default_images = _protocol(args)
@@ -199,88 +200,108 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     images_dir = args.images or (None if args.dataset else default_images)
-    if images_dir:
-        try:
-            images = load_folder(images_dir, limit=args.max_images)
-        except FileNotFoundError as exc:
-            hint = " (build it with `hirqa prepare-data`)" if images_dir == default_images else ""
-            log.error("%s%s", exc, hint)
-            return 2
-        if not images:
-            log.error("no readable images in %s", images_dir)
-            return 2
-        if config.frame_sizes:
-            log.info("full-frame protocol: %d photos from %s, %d types, levels 0..5, whole frames %s scored "
-                     "with input policy %s", len(images), images_dir, len(types),
-                     ", ".join(f"{w}x{h}" for w, h in config.frame_sizes),
-                     model_info["input_policy"] if model_info else "-")
-            if model_info and model_info["input_policy"] != "native":
-                log.warning("input policy %s: shrinking frames hides blur, noise and compression from the "
-                            "model; "
-                            "the model card's policy is what the node uses", model_info["input_policy"])
-        else:
-            log.info("synthetic protocol: %d images from %s, %d types, levels 0..5, crop %s, resize_side %s",
-                     len(images), images_dir, len(types), args.crop or "whole image",
-                     args.resize_side or "native")
-        ps = synthetic.score_protocol(fns, images, types=types, config=config, progress=progress)
-        summaries = {name: synthetic.summarize(ps, name) for name in fns}
-        print(synthetic.format_tables(summaries))
-        report["synthetic"] = {"images": str(images_dir), "views": ps.view_names, "summaries": summaries,
-                               "protocol": "full-frame" if config.frame_sizes else "crops"}
-        if "model" in fns and len(fns) > 1:
-            cmp = synthetic.compare_to_best(summaries, "model")
-            report["synthetic"]["model_vs_best_cue"] = cmp
-            print("\nmodel vs the best classical cue (pooled): " + "; ".join(
-                f"{m} {c['model']:.3f} vs {c['best_other_value']:.3f} ({c['best_other']}): "
-                f"{'beats' if c['beats'] else 'does NOT beat'}" for m, c in cmp.items()))
-        if "model" in fns:
-            try:
-                cal = calibration.calibrate_protocol(ps, "model", args.warn_frr, args.error_frr)
-            except ValueError as exc:
-                log.error("%s", exc)
-                return 2
-            report["calibration"] = cal.as_dict()
-            card = model_info["card_thresholds"]
-            dec = decisions.protocol_decisions(ps, "model", Thresholds(card["warn"], card["error"]))
-            report["decisions"] = dec
-            print(f"\ndecisions at the model card's thresholds (warn {card['warn']:.4f}, error "
-                  f"{card['error']:.4f}; clean = pristine and level {max(synthetic.KEEP_LEVELS)}, faults = "
-                  f"level >= {synthetic.DROP_MIN_LEVEL}):\n" + decisions.format_decisions(dec))
-            print(f"\nthresholds calibrated on these keep frames: warn {cal.warn:.4f} "
-                  f"({cal.warn_false_reject_rate:.1%} false rejects, {cal.drop_recall_at_warn:.1%} of drop "
-                  f"frames caught), error {cal.error:.4f} ({cal.error_false_reject_rate:.1%} false rejects, "
-                  f"{cal.drop_recall_at_error:.1%} caught); the model card has warn {card['warn']:.4f}, "
-                  f"error {card['error']:.4f}")
-        if "model" in ps.aux:
-            rep_f = faults.fault_report(ps, "model")
-            report["faults"] = rep_f
-            print("\n" + faults.format_fault_report(rep_f))
-            if args.confusion:
-                faults.plot_confusion(rep_f, args.confusion)
-                log.info("wrote %s", args.confusion)
-        elif args.confusion:
+    if not images_dir:
+        return 0
+    try:
+        images = load_folder(images_dir, limit=args.max_images)
+    except FileNotFoundError as exc:
+        hint = " (build it with `hirqa prepare-data`)" if images_dir == default_images else ""
+        log.error("%s%s", exc, hint)
+        return 2
+    if not images:
+        log.error("no readable images in %s", images_dir)
+        return 2
+    _log_protocol(args, config, len(images), images_dir, len(types), model_info)
+    ps = synthetic.score_protocol(fns, images, types=types, config=config, progress=not args.no_progress)
+    summaries = {name: synthetic.summarize(ps, name) for name in fns}
+    print(synthetic.format_tables(summaries))
+    report["synthetic"] = {"images": str(images_dir), "views": ps.view_names, "summaries": summaries,
+                           "protocol": "full-frame" if config.frame_sizes else "crops"}
+    if "model" in fns and len(fns) > 1:
+        cmp = synthetic.compare_to_best(summaries, "model")
+        report["synthetic"]["model_vs_best_cue"] = cmp
+        print("\nmodel vs the best classical cue (pooled): " + "; ".join(
+            f"{m} {c['model']:.3f} vs {c['best_other_value']:.3f} ({c['best_other']}): "
+            f"{'beats' if c['beats'] else 'does NOT beat'}" for m, c in cmp.items()))
+    if "model" in fns and _decisions(args, ps, model_info, report):
+        return 2
+    _faults(args, ps, report)
+    if args.plot:
+        plot_auroc(summaries, args.plot)
+        log.info("wrote %s", args.plot)
+    return 0
+
+
+def _log_protocol(args: argparse.Namespace, config, n_images: int, images_dir: str, n_types: int,
+                  model_info: dict | None) -> None:
+    if not config.frame_sizes:
+        log.info("synthetic protocol: %d images from %s, %d types, levels 0..5, crop %s, resize_side %s",
+                 n_images, images_dir, n_types, args.crop or "whole image", args.resize_side or "native")
+        return
+    policy = model_info["input_policy"] if model_info else "-"
+    log.info("full-frame protocol: %d photos from %s, %d types, levels 0..5, whole frames %s scored with "
+             "input policy %s", n_images, images_dir, n_types,
+             ", ".join(f"{w}x{h}" for w, h in config.frame_sizes), policy)
+    if model_info and policy != "native":
+        log.warning("input policy %s: shrinking frames hides blur, noise and compression from the model; "
+                    "the model card's policy is what the node uses", policy)
+
+
+def _decisions(args: argparse.Namespace, ps, model_info: dict, report: dict) -> bool:
+    """Calibration and decisions at the card's thresholds into ``report``; True on failure."""
+    from hirqa_ros.decision import Thresholds
+    from hirqa_ros.evaluation import calibration, decisions, synthetic
+
+    try:
+        cal = calibration.calibrate_protocol(ps, "model", args.warn_frr, args.error_frr)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return True
+    report["calibration"] = cal.as_dict()
+    card = model_info["card_thresholds"]
+    dec = decisions.protocol_decisions(ps, "model", Thresholds(card["warn"], card["error"]))
+    report["decisions"] = dec
+    print(f"\ndecisions at the model card's thresholds (warn {card['warn']:.4f}, error "
+          f"{card['error']:.4f}; clean = pristine and level {max(synthetic.KEEP_LEVELS)}, faults = "
+          f"level >= {synthetic.DROP_MIN_LEVEL}):\n" + decisions.format_decisions(dec))
+    print(f"\nthresholds calibrated on these keep frames: warn {cal.warn:.4f} "
+          f"({cal.warn_false_reject_rate:.1%} false rejects, {cal.drop_recall_at_warn:.1%} of drop "
+          f"frames caught), error {cal.error:.4f} ({cal.error_false_reject_rate:.1%} false rejects, "
+          f"{cal.drop_recall_at_error:.1%} caught); the model card has warn {card['warn']:.4f}, "
+          f"error {card['error']:.4f}")
+    return False
+
+
+def _faults(args: argparse.Namespace, ps, report: dict) -> None:
+    """The fault class as the doors publish it (gated; the head's arg-max beside it) into ``report``."""
+    from hirqa_ros.evaluation import faults
+
+    if "model" not in ps.aux:
+        if args.confusion:
             log.warning("--confusion: the model has no fault head, so there is no fault class to plot")
-        if args.plot:
-            plot_auroc(summaries, args.plot)
-            log.info("wrote %s", args.plot)
+        return
+    rep_f = faults.fault_report(ps, "model")
+    report["faults"] = rep_f
+    print("\n" + faults.format_fault_report(rep_f))
+    if args.confusion:
+        faults.plot_confusion(rep_f, args.confusion)
+        log.info("wrote %s", args.confusion)
 
-    if args.dataset:
-        try:
-            bench = datasets.subset(datasets.load_benchmark(args.dataset, args.root), args.limit)
-        except (FileNotFoundError, ValueError, KeyError, ImportError) as exc:
-            log.error("cannot load %s from %s: %s", args.dataset, args.root, exc)
-            return 2
-        log.info("benchmark %s: %d images (%d reference keys), labels %s", bench.name, len(bench.items),
-                 len(bench.keys()), "MOS" if bench.higher_is_better else "DMOS, sign flipped")
-        bench_report = datasets.evaluate_benchmark(fns, bench, batch_size=args.batch_size or 32,
-                                                   progress=progress)
-        print()
-        print(datasets.format_benchmark(bench_report))
-        report["benchmark"] = bench_report
 
-    if args.json:
-        from hirqa_ros.files import write_json
+def _run_benchmark(args: argparse.Namespace, fns: dict, report: dict) -> int:
+    """A public IQA benchmark into ``report``; the exit code."""
+    from hirqa_ros.evaluation import datasets
 
-        write_json(args.json, report)  # atomic: an earlier report is replaced only by a complete one
-        log.info("wrote %s", args.json)
+    try:
+        bench = datasets.subset(datasets.load_benchmark(args.dataset, args.root), args.limit)
+    except (FileNotFoundError, ValueError, KeyError, ImportError) as exc:
+        log.error("cannot load %s from %s: %s", args.dataset, args.root, exc)
+        return 2
+    log.info("benchmark %s: %d images (%d reference keys), labels %s", bench.name, len(bench.items),
+             len(bench.keys()), "MOS" if bench.higher_is_better else "DMOS, sign flipped")
+    bench_report = datasets.evaluate_benchmark(fns, bench, batch_size=args.batch_size or 32,
+                                               progress=not args.no_progress)
+    print()
+    print(datasets.format_benchmark(bench_report))
+    report["benchmark"] = bench_report
     return 0

@@ -20,6 +20,7 @@ from xml.etree import ElementTree
 import cv2
 import numpy as np
 
+from hirqa_ros.batching import batched
 from hirqa_ros.evaluation.images import read_rgb
 from hirqa_ros.evaluation.metrics import plcc, srocc
 
@@ -347,33 +348,28 @@ def evaluate_benchmark(
     labels = bench.oriented_labels()
     kept: list[int] = []
     scores: dict[str, list[float]] = {n: [] for n in score_fns}
-    batch: list[np.ndarray] = []
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(bench.items), desc=bench.name, unit="img", dynamic_ncols=True)
 
-    def flush() -> None:
+    def readable():
+        for i, item in enumerate(bench.items):
+            rgb = read_rgb(item.path)
+            if bar is not None:
+                bar.update(1)
+            if rgb is not None:
+                kept.append(i)
+                yield _prepare(rgb, bench.resize)
+
+    for batch in batched(readable(), batch_size):  # the one batching loop
         for name, fn in score_fns.items():
-            out = np.asarray(fn(batch), dtype=np.float64).reshape(-1)
+            res = fn(batch)
+            out = np.asarray(res[0] if isinstance(res, tuple) else res, dtype=np.float64).reshape(-1)
             if out.size != len(batch):
                 raise ValueError(f"score_fn {name!r} returned {out.size} scores for {len(batch)} images")
             scores[name].extend(out.tolist())
-        batch.clear()
-
-    for i, item in enumerate(bench.items):
-        rgb = read_rgb(item.path)
-        if bar is not None:
-            bar.update(1)
-        if rgb is None:
-            continue
-        batch.append(_prepare(rgb, bench.resize))
-        kept.append(i)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
     if bar is not None:
         bar.close()
     skipped = len(bench.items) - len(kept)

@@ -1,8 +1,12 @@
 """Fault-class accuracy on a synthetic protocol run: per distortion type, per class, confusion matrix.
 
 The true class of a ladder image is ``hirqa_ros.heads.fault_class_of(type, level)``; the prediction is
-the arg-max of the probabilities a score_fn returned beside its scores (``ProtocolScores.aux``).
-Accuracy is reported for drop-level images (severity >= 3) and, apart, for the pristine views.
+the fault class the doors publish (``ProtocolScores.published``: ``faults.gated_fault`` of the frame's
+level and the head, so a frame the gate keeps is ``none``) when the score_fn ran the pipeline
+(``evaluation.model_fn``), else the arg-max of the head's probabilities (``ProtocolScores.aux``; fitting
+heads on embeddings, where there is no gate). With both, the head's own arg-max is a second, named number
+(``head_argmax``). Accuracy is reported for drop-level images (severity >= 3) and, apart, for the
+pristine views.
 """
 from __future__ import annotations
 
@@ -23,11 +27,22 @@ def fault_report(ps: ProtocolScores, name: str = "model", min_level: int = DROP_
         raise ValueError(f"score_fn {name!r} returned no class probabilities")
     if probs.shape[-1] != len(classes):
         raise ValueError(f"{probs.shape[-1]} probabilities per image for {len(classes)} classes")
-    pred = probs.argmax(axis=-1)  # (V, T, 6)
+    argmax = probs.argmax(axis=-1)  # (V, T, 6)
+    published = ps.published.get(name)
+    rep = _accuracy(argmax if published is None else published, ps.types, classes, min_level)
+    rep["basis"] = "head_argmax" if published is None else "published"
+    if published is not None:
+        head = _accuracy(argmax, ps.types, classes, min_level)
+        rep["head_argmax"] = {k: head[k] for k in ("accuracy_drop_level", "pristine_none")}
+    return rep
+
+
+def _accuracy(pred: np.ndarray, types: list[str], classes: tuple[str, ...], min_level: int) -> dict:
+    """The report's numbers for predicted class indices ``pred`` (views, types, 6 levels)."""
     index = {c: i for i, c in enumerate(classes)}
     conf = np.zeros((len(classes), len(classes)), np.int64)
     per_type: dict[str, dict] = {}
-    for t, type_name in enumerate(ps.types):
+    for t, type_name in enumerate(types):
         truth = index[fault_class_of(type_name, min_level)]
         p = pred[:, t, min_level:].reshape(-1)
         np.add.at(conf, (np.full(p.size, truth), p), 1)
@@ -56,9 +71,14 @@ def fault_report(ps: ProtocolScores, name: str = "model", min_level: int = DROP_
 
 
 def format_fault_report(rep: dict) -> str:
-    lines = [f"fault class, images with severity >= {rep['min_level']}: "
+    what = "as the doors publish it (gated)" if rep.get("basis") == "published" else "the head's arg-max"
+    lines = [f"fault class {what}, images with severity >= {rep['min_level']}: "
              f"{rep['accuracy_drop_level']:.1%} right; "
              f"pristine frames called `none`: {rep['pristine_none']:.1%}"]
+    head = rep.get("head_argmax")
+    if head:
+        lines.append(f"  (the head's own arg-max, ungated: {head['accuracy_drop_level']:.1%} right, pristine "
+                     f"`none` {head['pristine_none']:.1%})")
     lines.append(f"{'type':22s}{'class':>14s}{'accuracy':>10s}")
     for t, d in rep["per_type"].items():
         lines.append(f"  {t:20s}{d['class']:>14s}{d['accuracy']:>10.3f}")

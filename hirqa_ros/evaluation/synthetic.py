@@ -27,10 +27,12 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from hirqa_ros.batching import batched
 from hirqa_ros.evaluation.images import load_folder
 from hirqa_ros.evaluation.metrics import auroc_separation, srocc
 
@@ -93,6 +95,9 @@ class ProtocolScores:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     # extra per-image outputs of a score_fn that returned (scores, extra (N, C)): (views, types, 6, C)
     aux: dict[str, np.ndarray] = field(default_factory=dict)
+    # the fault class a door publishes per image (index into heads.FAULT_CLASSES), from a score_fn that
+    # returned (scores, extra, published (N,)): evaluation.model_fn's pipeline score_fn
+    published: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def resolve_types(types: Sequence[str] | None = None) -> list[str]:
@@ -213,19 +218,23 @@ def _jobs(
                 yield v, t, level, out
 
 
-def _call(name: str, fn: ScoreFn, batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Scores (N,) and, when the score_fn returns ``(scores, extra)``, the extra (N, C) array."""
+def _call(name: str, fn: ScoreFn, batch: list[np.ndarray]
+          ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Scores (N,) and, when the score_fn returns ``(scores, extra[, published])``, the extra (N, C)
+    array (and the published fault class per image, (N,) int)."""
     res = fn(batch)
-    extra = None
+    extra = published = None
     if isinstance(res, tuple):
-        res, extra = res
+        res, extra, *rest = res
         extra = np.asarray(extra, dtype=np.float32).reshape(len(batch), -1)
+        if rest:
+            published = np.asarray(rest[0], dtype=np.int64).reshape(len(batch))
     out = np.asarray(res, dtype=np.float64).reshape(-1)
     if out.size != len(batch):
         raise ValueError(f"score_fn {name!r} returned {out.size} scores for {len(batch)} images")
     if not np.all(np.isfinite(out)):
         raise ValueError(f"score_fn {name!r} returned NaN or infinite scores")
-    return out, extra
+    return out, extra, published
 
 
 @dataclass
@@ -309,36 +318,29 @@ def _score_jobs(
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="eval", unit="img", dynamic_ncols=True)
-    pending: list[tuple[int, int, int, np.ndarray]] = []
 
-    def flush() -> None:
+    def put(arrays: dict[str, np.ndarray], name: str, shape: tuple, dtype: Any, fill: Any,
+            pending: list, values: np.ndarray) -> None:
+        if name not in arrays:
+            arrays[name] = np.full((n_v, n_t, n_l, *shape), fill, dtype)
+        arr = arrays[name]
+        for (v, t, level, _), val in zip(pending, values):
+            if t < 0:  # a pristine view is level 0 of every ladder
+                arr[v, :, 0] = val
+            else:
+                arr[v, t, level] = val
+
+    for pending in batched(jobs, config.batch_size):  # the one batching loop
         batch = [p[3] for p in pending]
         for name, fn in score_fns.items():
-            s, extra = _call(name, fn, batch)
-            arr = result.scores[name]
-            if extra is not None and name not in result.aux:
-                result.aux[name] = np.full((n_v, n_t, n_l, extra.shape[1]), np.nan, np.float32)
-            aux = result.aux.get(name)
-            for k, ((v, t, level, _), val) in enumerate(zip(pending, s)):
-                if t < 0:
-                    arr[v, :, 0] = val
-                else:
-                    arr[v, t, level] = val
-                if extra is not None:
-                    if t < 0:
-                        aux[v, :, 0] = extra[k]
-                    else:
-                        aux[v, t, level] = extra[k]
+            s, extra, published = _call(name, fn, batch)
+            put(result.scores, name, (), np.float64, np.nan, pending, s)
+            if extra is not None:
+                put(result.aux, name, (extra.shape[1],), np.float32, np.nan, pending, extra)
+            if published is not None:
+                put(result.published, name, (), np.int64, -1, pending, published)
         if bar is not None:
             bar.update(len(pending))
-        pending.clear()
-
-    for job in jobs:
-        pending.append(job)
-        if len(pending) >= config.batch_size:
-            flush()
-    if pending:
-        flush()
     if bar is not None:
         bar.close()
     return result

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hirqa_ros.batching import batched
 from hirqa_ros.evaluation.synthetic import FULL_FRAME, ProtocolConfig, ProtocolScores
 
 log = logging.getLogger("hirqa.embeddings")
@@ -51,7 +52,9 @@ def embedding_onnx(model_dir: str | Path | None, cache_dir: str | Path) -> Path:
 
 
 class EmbedFn:
-    """``fn(frames) -> (scores (N,), embeddings (N, D))`` through ONNX Runtime with the input policy."""
+    """``fn(frames) -> (scores (N,), embeddings (N, D))`` through ONNX Runtime with the input policy: a tiny
+    adapter (heads are fitted on embeddings, not on a gated verdict) over the one preprocessing path and
+    the one batching loop (``batching.batched``)."""
 
     def __init__(self, onnx_path: str | Path, input_policy: str = "native", threads: int = 2,
                  batch_size: int = 8) -> None:
@@ -72,9 +75,9 @@ class EmbedFn:
         embs: np.ndarray | None = None
         count = np.zeros(len(frames), np.int64)
         for batch in prepare(frames, self.policy):
-            for s in range(0, len(batch.owners), self.batch_size):
-                owners = batch.owners[s : s + self.batch_size]
-                sc, emb = self.session.run(None, {"image": batch.array[s : s + self.batch_size]})
+            for rows in batched(range(len(batch.owners)), self.batch_size):
+                owners = batch.owners[rows[0] : rows[-1] + 1]
+                sc, emb = self.session.run(None, {"image": batch.array[rows[0] : rows[-1] + 1]})
                 if embs is None:
                     embs = np.zeros((len(frames), emb.shape[1]), np.float64)
                 np.add.at(scores, owners, sc)

@@ -115,11 +115,16 @@ def full_frame_metrics(this: dict, other: dict, other_key: str, cues_pooled: dic
 
 def fault_metrics(frep: dict) -> dict:
     """The card's ``metrics.fault_class_full_frame`` from a fault report (``hirqa eval``'s ``faults``)."""
-    return {
+    out = {
+        # "published": the fault class the doors publish (gated by the level); "head_argmax": the head alone
+        "basis": frep.get("basis", "head_argmax"),
         "accuracy_severity_ge_3": round(frep["accuracy_drop_level"], 4),
         "pristine_none": round(frep["pristine_none"], 4),
         "per_class": {c: round(d["accuracy"], 4) for c, d in frep["per_class"].items()},
     }
+    if frep.get("head_argmax"):
+        out["head_argmax"] = {k: round(v, 4) for k, v in frep["head_argmax"].items()}
+    return out
 
 
 def fault_section(frep: dict) -> list[str]:
@@ -128,8 +133,12 @@ def fault_section(frep: dict) -> list[str]:
         "## Fault class (fault_head.npz)",
         "",
         f"Held-out full-frame protocol, frames with severity >= {frep['min_level']}: "
-        f"**{frep['accuracy_drop_level']:.1%}** get the right class; pristine frames called `none`: "
-        f"{frep['pristine_none']:.1%}.",
+        f"**{frep['accuracy_drop_level']:.1%}** get the right class "
+        + ("as the doors publish it (`faults.gated_fault`: a frame the gate keeps is `none`)"
+           if frep.get("basis") == "published" else "(the head's arg-max)")
+        + f"; pristine frames called `none`: {frep['pristine_none']:.1%}."
+        + (f" The head's own arg-max, ungated: {frep['head_argmax']['accuracy_drop_level']:.1%}."
+           if frep.get("head_argmax") else ""),
         "",
         "| class | accuracy | frames |",
         "|---|---:|---:|",

@@ -41,27 +41,19 @@ def compare_reports(new_report: dict, baseline_report: dict) -> tuple[dict, dict
     return n, o, passes(n, o)
 
 
-def torch_score_fn(model, device: str, input_policy: str = "native", batch: int = 8):
-    """score_fn(frames) of a torch HiRQA module through the one preprocessing path (fp32, no grad)."""
-    import numpy as np
-    import torch
+def torch_score_fn(model, device: str, artifact, batch: int = 8):
+    """score_fn(frames) of a torch HiRQA module (fp32, the normalisation of ``artifact``'s card), each frame
+    judged through the pipeline as ``hirqa eval`` judges it (``evaluation.model_fn``): the same
+    preprocessing, batching and scoring as every door. The gate reads the scores only."""
+    from hirqa_ros.backends.torch_backend import TorchBackend
+    from hirqa_ros.decision import Thresholds
+    from hirqa_ros.evaluation.model_fn import evaluation_monitor, pipeline_score_fn
+    from hirqa_ros.scorer import Scorer
 
-    from hirqa_ros.preprocess import prepare
-
-    model = model.to(device).eval()
-
-    @torch.no_grad()
-    def fn(frames):
-        total = np.zeros(len(frames))
-        count = np.zeros(len(frames))
-        for b in prepare(list(frames), input_policy):
-            for s in range(0, len(b.owners), batch):
-                x = torch.from_numpy(b.array[s : s + batch]).to(device)
-                np.add.at(total, b.owners[s : s + batch], model(x).float().cpu().numpy())
-                np.add.at(count, b.owners[s : s + batch], 1)
-        return total / np.maximum(count, 1)
-
-    return fn
+    backend = TorchBackend(artifact, device=device, precision="fp32", model=model.float().eval(),
+                           max_batch=batch)
+    scorer = Scorer(artifact, backend, artifact.input_policy, batch)
+    return pipeline_score_fn(evaluation_monitor(scorer, thresholds=Thresholds()))
 
 
 def gate_run(work: Path, baseline: str, images: str, out: Path, device: str = "cpu",
@@ -91,8 +83,8 @@ def gate_run(work: Path, baseline: str, images: str, out: Path, device: str = "c
     cfg = ProtocolConfig(crop=0, resize_side=0, batch_size=4, frame_sizes=sizes or FULL_FRAME.frame_sizes)
     types = types or list(FULL_FRAME_TYPES)
     t0 = time.time()
-    fns = {"candidate": torch_score_fn(cand, device, base.input_policy),
-           "baseline": torch_score_fn(base.torch_model(), device, base.input_policy)}
+    fns = {"candidate": torch_score_fn(cand, device, base),
+           "baseline": torch_score_fn(base.torch_model(), device, base)}
     ps = score_protocol(fns, photos, types, cfg)
     summ = {k: summarize(ps, k) for k in fns}
     c, b = summ["candidate"]["pooled"], summ["baseline"]["pooled"]
