@@ -108,14 +108,18 @@ def validation_scorer(model: HiRQA, device: torch.device):
 
 
 def validate(model: HiRQA, device: torch.device, images: list[tuple[str, np.ndarray]], vcfg: dict) -> dict:
-    """The synthetic protocol (hirqa_ros.evaluation.synthetic) on held-out photos, scored by the runtime
-    Scorer (the same preprocessing and averaging as deployment)."""
+    """The synthetic protocol (hirqa_ros.evaluation.synthetic) on held-out photos, each image judged through
+    the pipeline as ``hirqa eval`` judges it (``evaluation.model_fn``: the runtime Scorer's preprocessing,
+    averaging and batching; validation reads the scores only, so the thresholds are placeholders)."""
+    from hirqa_ros.decision import Thresholds
+    from hirqa_ros.evaluation.model_fn import evaluation_monitor, pipeline_score_fn
     from hirqa_ros.evaluation.synthetic import evaluate_model
 
     was_training = model.training
     try:
+        scorer = validation_scorer(model, device)  # puts the model in eval mode
         return evaluate_model(
-            validation_scorer(model, device).score,  # puts the model in eval mode
+            pipeline_score_fn(evaluation_monitor(scorer, thresholds=Thresholds())),
             images,
             types=vcfg.get("types"),
             crop=int(vcfg.get("crop", 128)),
