@@ -100,6 +100,8 @@ def test_score_reports_an_unreadable_subfolder(folder, random_model_dir):
     finally:
         os.chmod(locked, 0o755)
     rows = [json.loads(x) for x in p.stdout.splitlines()]
-    assert p.returncode == 1 and len(rows) == 30, p.stderr  # the rest is scored; the exit says a failure
+    scored = [r for r in rows if r["score"] is not None]
+    assert p.returncode == 1 and len(scored) == 30, p.stderr  # the rest is scored; the exit says a failure
+    assert [(r["source"], r["reason"]) for r in rows if r["score"] is None] == [(str(locked), "decode_error")]
     assert f"error: {locked}: cannot read folder (Permission denied)" in p.stderr
     assert "1 failure(s)" in p.stderr and "Traceback" not in p.stderr
