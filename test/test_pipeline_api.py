@@ -96,3 +96,11 @@ def test_judge_scores_each_frame_alone_with_the_published_fault(random_model_dir
     assert [j.level for j in judged] == [a.level for a in alone]
     scores = pipeline_score_fn(evaluation_monitor(mon.scorer))(frames)  # no fault head: scores only
     np.testing.assert_array_equal(scores, mon.scorer.score(frames).astype(np.float64))
+
+
+def test_every_refusal_reason_has_a_node_counter():
+    pytest.importorskip("rclpy", reason="rclpy not installed")
+    from hirqa_ros.node.stats import BAD_INPUT
+    from hirqa_ros.refusals import REASONS
+
+    assert set(BAD_INPUT) == set(REASONS)

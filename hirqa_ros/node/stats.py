@@ -18,10 +18,11 @@ import numpy as np
 from hirqa_ros.decision import Hysteresis, Level
 from hirqa_ros.faults import dominant_fault
 from hirqa_ros.node.topic_checks import FrequencyCheck, StampDelayCheck
+from hirqa_ros.refusals import DECODE_ERROR, INFERENCE_ERROR, TOO_LARGE, TOO_SMALL
 
 #: bad-input reasons (the frame gets no score) -> /diagnostics key; each also gets a throttled warning
-BAD_INPUT = {"decode_error": "decode_errors", "too_small": "too_small_frames",
-             "too_large": "too_large_frames", "inference_error": "inference_errors"}
+BAD_INPUT = {DECODE_ERROR: "decode_errors", TOO_SMALL: "too_small_frames",
+             TOO_LARGE: "too_large_frames", INFERENCE_ERROR: "inference_errors"}  # every refusals.REASONS
 #: input oddities that still get a score -> /diagnostics key
 ODDITIES = {"zero_stamp": "zero_stamp_frames", "stamp_backwards": "stamp_backwards_frames",
             "resolution_change": "resolution_changes", "resumed": "camera_resumed"}
