@@ -89,7 +89,8 @@ def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
         from hirqa_ros import load_scorer
         from hirqa_ros.evaluation.model_fn import evaluation_monitor, pipeline_score_fn
 
-        scorer = load_scorer(args.model, backend=args.backend, input_policy=args.input_policy)
+        scorer = load_scorer(args.model, backend=args.backend, input_policy=args.input_policy,
+                             device=getattr(args, "device", None), precision=getattr(args, "precision", None))
         monitor = evaluation_monitor(scorer)  # the card's thresholds (a card without them is refused)
         fns["model"] = pipeline_score_fn(monitor)
         info = {"name": scorer.model_name, "dir": str(scorer.model_dir), "backend": scorer.backend,
