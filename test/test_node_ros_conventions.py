@@ -72,6 +72,7 @@ def _send_until(client, pub, make, base, received, n=40, period=0.1):
     raise AssertionError("no frame made it through the node")
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
     """`-r __ns:=/r1 -p image_transport:=compressed -p autostart:=false`: the node waits unconfigured;
     configure loads, activate subscribes /r1/image/compressed and publishes /r1/image_quality and
@@ -169,6 +170,7 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
         node.stop()
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_launch_file_command_line_qos_overrides_and_diagnostics(random_model_dir, tmp_path):
     """hirqa.launch.py (through the recording stand-in) with namespace:=robot1, image_topic remapped to
     /front/camera/image_raw, backend:=onnxruntime over a params file that says torch: the node started
