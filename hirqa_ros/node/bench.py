@@ -132,7 +132,7 @@ def bench_cameras(n: int, args, frames: list[np.ndarray]) -> dict:
         t_end = time.time_ns()
         window = [x for x in rec if x[2] >= t_end - int((args.seconds - 1.0) * 1e9)]  # skip the first second
         rate = len(window) / max(args.seconds - 1.0, 1e-6)
-        batches = [int(v["batch_size"]) for *_, v in rec]
+        batches = [int(v.batch_size) for *_, v in rec]
         return {
             "cameras": n, "latency_p50_ms": float(np.percentile(lat, 50)) if lat else None,
             "latency_p95_ms": float(np.percentile(lat, 95)) if lat else None,
