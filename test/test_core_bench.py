@@ -10,7 +10,6 @@ from hirqa_ros.bench import BenchRow, format_table
 from hirqa_ros.cli.main import main
 
 
-@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_bench_cli_quick_run(random_model_dir, tmp_path, capsys):
     out = tmp_path / "rows.jsonl"
     rc = main(

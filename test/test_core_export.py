@@ -174,7 +174,6 @@ def test_fp16_onnx_keeps_uint8_input_and_close_scores(random_model_dir, tmp_path
     assert np.abs(emb - ref.embeddings).max() < 5e-2 * np.abs(ref.embeddings).max()
 
 
-@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_bgr_export_scores_bgr_bytes_like_rgb(random_model_dir, tmp_path):
     import onnxruntime as ort
 
@@ -252,7 +251,6 @@ def test_older_model_dir_still_scores_says_how_to_refresh_and_refreshes(random_m
     assert "`frames`, uint8 NHWC RGB" in (old / "MODEL_CARD.md").read_text()
 
 
-@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_refresh_keeps_what_training_appended_to_the_human_card(random_model_dir, tmp_path):
     copy = tmp_path / "m"
     shutil.copytree(random_model_dir, copy)

@@ -21,7 +21,6 @@ def _with_card(src, dst, **changes):
     return dst
 
 
-@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_card_normalisation_is_used_by_the_scorer(random_model_dir, tmp_path):
     import torch
 

@@ -55,7 +55,6 @@ def test_missing_or_invalid_params_file_is_one_line_exit_1(random_model_dir, tmp
     assert "Traceback" not in text and message in text and "cannot start" in text
 
 
-@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_params_file_with_misspelled_node_key_is_reported(random_model_dir, tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("hirqa_nod:\n  ros__parameters:\n    smoothing: 0.5\n")

@@ -172,7 +172,6 @@ def test_bag_eval_unusable_out_is_one_line_exit_2(tmp_path, random_model_dir, ca
     assert f.read_text() == "keep me"
 
 
-@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_bag_eval_write_failure_leaves_no_half_written_outputs(tmp_path, random_model_dir):
     """A full disk, made real with RLIMIT_FSIZE (writes past 64 kB fail with EFBIG, as ENOSPC would)."""
     bag = _bag_of(tmp_path / "bag", frames(30, 160, 120))

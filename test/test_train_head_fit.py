@@ -81,7 +81,6 @@ def _toy_protocol(emb: np.ndarray):
     return ProtocolScores(TYPES, ["g"] * len(TYPES), names, ProtocolConfig(crop=0, resize_side=0))
 
 
-@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_cross_validation_scores_held_out_photos():
     """Photo-fold CV: a refit from a head that knows nothing beats it on the held-out folds; the
     out-of-fold fault predictions cover every view once and are right on the toy set."""
