@@ -84,8 +84,7 @@ def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
     if not args.no_model:
         from hirqa_ros import load_scorer
 
-        scorer = load_scorer(args.model, backend=args.backend, input_policy=args.input_policy,
-                             device=args.device, precision=args.precision)
+        scorer = load_scorer(args.model, backend=args.backend, input_policy=args.input_policy)
         fns["model"] = _model_fn(scorer)
         info = {"name": scorer.model_name, "dir": str(scorer.model_dir), "backend": scorer.backend,
                 "device": scorer.device, "input_policy": str(scorer.input_policy),
