@@ -61,18 +61,17 @@ class ReferenceParams:
     spread_k: float = 0.0
 
     def __post_init__(self) -> None:
-        checks = ((self.window_s, 0.1, 3600.0, "window_s"), (self.margin, 0.0, 1.0, "margin"),
-                  (self.fall_per_s, 0.0, 1.0, "fall_per_s"),
-                  (self.warmup_s, 0.0, 3600.0, "warmup_s"), (self.max_age_s, 0.1, 86400.0, "max_age_s"),
-                  (self.reaccept_s, 0.0, 3600.0, "reaccept_s"),
-                  (self.reaccept_none, 0.0, 1.0, "reaccept_none"), (self.learn_none, 0.0, 1.0, "learn_none"),
-                  (self.cut_corr, -1.0, 1.0, "cut_corr"), (self.median_n, 1, 15, "median_n"),
-                  (self.spread_k, 0.0, 20.0, "spread_k"))
-        for value, lo, hi, name in checks:
+        for name, (lo, hi) in RANGES.items():
+            value = getattr(self, name)
             if not lo <= float(value) <= hi:
                 raise ValueError(f"reference gate: {name} must be in [{lo:g}, {hi:g}], got {value}")
 
 
+#: allowed [lo, hi] of each numeric :class:`ReferenceParams` field (also the node's and CLI's ranges)
+RANGES = {"window_s": (0.1, 3600.0), "margin": (0.0, 1.0), "fall_per_s": (0.0, 1.0),
+          "warmup_s": (0.0, 3600.0), "max_age_s": (0.1, 86400.0), "reaccept_s": (0.0, 3600.0),
+          "reaccept_none": (0.0, 1.0), "learn_none": (0.0, 1.0), "cut_corr": (-1.0, 1.0),
+          "median_n": (1, 15), "spread_k": (0.0, 20.0)}
 
 #: node parameter / CLI flag (``--reference-window-s``...) of each :class:`ReferenceParams` field
 PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin": "reference_margin",

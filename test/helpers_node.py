@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from hirqa_ros.node.harness import RosHarness, image_msg
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -267,40 +269,22 @@ def proc_threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-class RosClient:
+class RosClient(RosHarness):
     """The test side: publishers of images and subscribers of quality, accepted and /diagnostics."""
 
     def __init__(self, domain: int, name: str = "hirqa_test_client") -> None:
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
 
         # this process's DDS participant must use the same transports as the node's
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
         self.rclpy = rclpy
         self.domain = domain
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, domain_id=domain)
-        self.node = rclpy.create_node(name, context=self.ctx)
-        self.lock = threading.RLock()
         self.quality: dict[str, list] = defaultdict(list)
         self.accepted: dict[str, list] = defaultdict(list)
         self.diagnostics: list = []
         self.pubs: dict[str, Any] = {}
         self.subs: list = []
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self._closing = False
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._closing and self.ctx.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if not self.ctx.ok():
-                    return
-                raise
+        super().__init__(name, domain)
 
     def _store(self, bucket: dict[str, list], topic: str, msg: Any) -> None:
         with self.lock:
@@ -353,15 +337,8 @@ class RosClient:
 
     def wait_matched(self, topics: list[str], timeout: float = 30.0) -> None:
         """Wait until the node subscribes to our image topics and publishes the quality topics we watch."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ok = all(self.pubs[t].get_subscription_count() > 0 for t in topics if t in self.pubs)
-            ok = ok and all(s.get_publisher_count() > 0 for s in self.subs)
-            if ok:
-                time.sleep(1.0)  # let the reverse discovery (our readers at the node's writers) settle
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"DDS discovery did not match within {timeout} s for {topics}")
+        if not super().wait_matched([self.pubs[t] for t in topics if t in self.pubs], self.subs, timeout):
+            raise AssertionError(f"DDS discovery did not match within {timeout} s for {topics}")
 
     def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
@@ -447,31 +424,13 @@ class RosClient:
         for node in list(_live_nodes):
             if node.domain == self.domain:
                 node.stop()
-        self._closing = True
-        self._thread.join(5)
-        self.executor.shutdown(timeout_sec=1)
-        self.node.destroy_node()
-        self.ctx.try_shutdown()
+        super().close()
 
 
 def make_image(rgb: np.ndarray, stamp_ns: int, frame_id: str = "cam", encoding: str = "rgb8",
                override: dict[str, Any] | None = None):
-    """An rclpy sensor_msgs/Image holding ``rgb`` (through the project's converter); ``override``
-    replaces fields afterwards (to build broken messages)."""
-    from sensor_msgs.msg import Image
-
-    from hirqa_ros.imgmsg import rgb_to_image_fields
-
-    f = rgb_to_image_fields(rgb, encoding)
-    f.update(override or {})
-    msg = Image()
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    msg.header.frame_id = frame_id
-    msg.height, msg.width, msg.encoding = int(f["height"]), int(f["width"]), str(f["encoding"])
-    msg.is_bigendian, msg.step = int(f["is_bigendian"]), int(f["step"])
-    data = f["data"]
-    msg.data = data if isinstance(data, array.array) else array.array("B", bytes(data))
-    return msg
+    """An rclpy sensor_msgs/Image holding ``rgb``; ``override`` replaces fields (to build broken messages)."""
+    return image_msg(rgb, frame_id, stamp_ns, encoding, override)
 
 
 def make_compressed(data: bytes, stamp_ns: int, fmt: str = "jpeg", frame_id: str = "cam"):

@@ -201,6 +201,7 @@ def test_missing_metadata_bag_is_evaluated(tmp_path, scorer):
     assert res.scored == 10 and any("metadata.yaml is missing" in p for p in res.problems)
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_real_model_separates_degraded_segments(tmp_path, default_model_dir):
     import cv2
 

@@ -130,6 +130,7 @@ def test_carried_keys_and_escaping_without_a_browser(tmp_path):
     assert render({"bags": []}).startswith("<!DOCTYPE html>")
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_report_in_headless_chromium_with_100_bags(tmp_path, browser):
     from selenium.webdriver.common.by import By
 

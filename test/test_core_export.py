@@ -113,6 +113,7 @@ def test_torch_and_onnxruntime_agree_on_random_model(random_model_dir):
     assert np.abs(a - b).max() <= 1e-4
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_import_official_scores_identically_in_torch_and_onnxruntime(tmp_path):
     ckpt = tmp_path / "HiRQA-S.pth"
     reference = _authors_checkpoint(ckpt)
@@ -225,6 +226,7 @@ def _make_pre_camera_bytes_dir(src, dst):
     return dst
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_older_model_dir_still_scores_says_how_to_refresh_and_refreshes(random_model_dir, tmp_path, caplog):
     import logging
 

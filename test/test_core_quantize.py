@@ -295,6 +295,7 @@ def test_within_tolerance_needs_both_metrics():
     assert ok and "0.8000 -> 0.8120" in why
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_bench_has_int8_rows_beside_the_same_run_baseline(random_model_dir, tmp_path, capsys):
     """The bench's torch-eager baseline needs HiRQA-S weights: the random-weights directory, with an
     int8 model quantised on two small frames (timing only)."""

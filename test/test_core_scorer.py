@@ -205,6 +205,7 @@ def _sample_photos():
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_default_model_ranks_heavy_blur_and_noise_below_the_photo(default_model_dir):
     import cv2
 

@@ -748,6 +748,7 @@ def test_gpu_requirement_env(monkeypatch):
     assert required() == set()
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_gpu_check_fails_on_a_machine_without_a_gpu():
     from hirqa_ros.backends import cuda_status
 

@@ -72,6 +72,7 @@ def _send_until(client, pub, make, base, received, n=40, period=0.1):
     raise AssertionError("no frame made it through the node")
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
     """`-r __ns:=/r1 -p image_transport:=compressed -p autostart:=false`: the node waits unconfigured;
     configure loads, activate subscribes /r1/image/compressed and publishes /r1/image_quality and

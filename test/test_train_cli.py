@@ -119,6 +119,7 @@ def test_resume_without_checkpoint_fails(workdir):
         train(_cfg(workdir), workdir / "nothing", resume=True, device="cpu", progress=False)
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_init_from_keeps_lineage(workdir, random_model_dir):
     from hirqa_ros.training.fit.trainer import load_checkpoint, train
 

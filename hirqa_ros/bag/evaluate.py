@@ -134,6 +134,8 @@ def evaluate_bag(
     model: str | Path | None = None,
     backend: str = "auto",
     input_policy: str | None = None,
+    device: str | None = None,
+    precision: str | None = None,
     batch: int = 8,
     target_frr: float = 0.01,
     write_bag: bool = False,
@@ -146,9 +148,10 @@ def evaluate_bag(
     ``thresholds``, ``smoothing`` and ``min_side`` mean what the node's parameters of the same names
     mean; each topic is one camera, judged exactly as the node judges it (``content``: the
     no-content and frozen limits, frozen on the bag's record clock; ``reference``: the reference gate,
-    on the header stamps (None: its defaults); ``max_pixels``: larger
-    frames are scored as native-resolution tiles). Raises :class:`OutputError` before any work
-    when ``out_dir`` cannot take the results, and ``LabelsError`` when the labels file is unusable."""
+    on the header stamps (None: its defaults); ``max_pixels``: larger frames are scored as
+    native-resolution tiles; ``model``, ``backend``, ``input_policy``, ``device``, ``precision``: as
+    ``load_scorer``'s, unless a loaded ``scorer`` is given). Raises :class:`OutputError` before any
+    work when ``out_dir`` cannot take the results, and ``LabelsError`` when the labels file is unusable."""
     out = Path(out_dir)
     if labels is not None and not isinstance(labels, Labels):
         Labels.load(labels, bag_start_ns=0)  # the file's own problems, before any work
@@ -160,18 +163,14 @@ def evaluate_bag(
         log.warning("%s", p)
     n_logged = len(problems)
     try:
-        chosen = choose_topics(reader, topics, problems)
-        if isinstance(labels, Labels):
-            problems.extend(labels.check_topics(reader.topics, chosen))
-        elif labels is not None:
-            problems.extend(Labels.load(labels, bag_start_ns=0).check_topics(reader.topics, chosen))
+        chosen = _labelled_topics(reader, topics, labels, problems)
         if scorer is None:
             from hirqa_ros import load_scorer
 
-            scorer = load_scorer(model=model, backend=backend, input_policy=input_policy)
-        th_source = "command line" if thresholds is not None else "model card"
-        if thresholds is None:
-            thresholds = getattr(scorer, "thresholds", None) or Thresholds()
+            scorer = load_scorer(model=model, backend=backend, input_policy=input_policy, device=device,
+                                 precision=precision)
+        th_source, thresholds = (("command line", thresholds) if thresholds is not None
+                                 else ("model card", getattr(scorer, "thresholds", None) or Thresholds()))
         log.info(
             "scoring %s with backend %s, input policy %s, thresholds warn=%g error=%g (%s), smoothing %g, "
             "min image side %d, batch %d", ", ".join(chosen), getattr(scorer, "backend", "?"),
@@ -187,42 +186,67 @@ def evaluate_bag(
                                             max_pixels)
         t_loop = time.perf_counter() - t0
 
-        lab, labels_error = None, ""
-        if labels is not None:
-            if not isinstance(labels, Labels):
-                labels = Labels.load(labels, bag_start_ns=_origin(rows, labels))
-            lab = labels.with_drop_labels(drop_labels)
-            times: dict[str, list[int]] = {t: [] for t in chosen}
-            for r in rows:
-                t = r.stamp_ns if lab.clock == "stamp" else r.bag_time_ns
-                if t is not None:
-                    times[r.topic].append(t)
-            try:
-                problems.extend(lab.check_times(times))
-            except LabelsError as exc:
-                labels_error = str(exc)
-                problems.append(f"labels: {exc}")
+        lab, labels_error = _match_labels(labels, drop_labels, rows, chosen, problems)
         for p in problems[n_logged:]:
             log.warning("%s", p)
         summary = build_summary(rows, chosen, reader, scorer, thresholds, th_source, smoothing, t_loop, lab,
                                 target_frr, problems, batch=batch, min_side=min_side)
-        summary["overall"]["setup_time_s"] = t_setup
-        summary["interrupted"] = interrupted
-        summary["complete"] = not interrupted
-        summary["max_pixels"] = max_pixels
-        summary["content_limits"] = vars(content or ContentLimits())
-        summary["reference_gate"] = asdict(reference)
-        reasons: dict[str, int] = {}
-        for r in rows:
-            if r.reason:
-                reasons[r.reason] = reasons.get(r.reason, 0) + 1
-        summary["overall"]["reasons"] = reasons
+        _add_run_facts(summary, rows, t_setup, interrupted, max_pixels, content, reference)
         result = EvalResult(rows, summary, problems, out, interrupted=interrupted, labels_error=labels_error)
         _write_outputs(result, reader, _bag_name(bag) + "_quality" if write_bag else None, plots, lab,
                        thresholds, str(getattr(scorer, "backend", "")))
         return result
     finally:
         reader.close()
+
+
+def _labelled_topics(reader: BagReader, topics: Sequence[str] | None, labels: str | Path | Labels | None,
+                     problems: list[str]) -> list[str]:
+    """:func:`choose_topics`, then the labels' topics checked against them (problems appended)."""
+    chosen = choose_topics(reader, topics, problems)
+    if isinstance(labels, Labels):
+        problems.extend(labels.check_topics(reader.topics, chosen))
+    elif labels is not None:
+        problems.extend(Labels.load(labels, bag_start_ns=0).check_topics(reader.topics, chosen))
+    return chosen
+
+
+def _match_labels(labels: str | Path | Labels | None, drop_labels: Sequence[str] | None, rows: list[FrameRow],
+                  topics: list[str], problems: list[str]) -> tuple[Labels | None, str]:
+    """The labels (with ``drop_labels``) checked against the scored frames' times: (labels or None,
+    the error when they match no frame at all, else ""); problems are appended to ``problems``."""
+    if labels is None:
+        return None, ""
+    if not isinstance(labels, Labels):
+        labels = Labels.load(labels, bag_start_ns=_origin(rows, labels))
+    lab = labels.with_drop_labels(drop_labels)
+    times: dict[str, list[int]] = {t: [] for t in topics}
+    for r in rows:
+        t = r.stamp_ns if lab.clock == "stamp" else r.bag_time_ns
+        if t is not None:
+            times[r.topic].append(t)
+    try:
+        problems.extend(lab.check_times(times))
+    except LabelsError as exc:
+        problems.append(f"labels: {exc}")
+        return lab, str(exc)
+    return lab, ""
+
+
+def _add_run_facts(summary: dict[str, Any], rows: list[FrameRow], t_setup: float, interrupted: bool,
+                   max_pixels: int, content: ContentLimits | None, reference: ReferenceParams) -> None:
+    """The summary's facts of the run itself: set-up time, completeness, frame checks, reasons."""
+    summary["overall"]["setup_time_s"] = t_setup
+    summary["interrupted"] = interrupted
+    summary["complete"] = not interrupted
+    summary["max_pixels"] = max_pixels
+    summary["content_limits"] = vars(content or ContentLimits())
+    summary["reference_gate"] = asdict(reference)
+    reasons: dict[str, int] = {}
+    for r in rows:
+        if r.reason:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    summary["overall"]["reasons"] = reasons
 
 
 def _write_outputs(result: EvalResult, reader: BagReader, bag_copy: str | None, plots: bool,

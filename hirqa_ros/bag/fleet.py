@@ -39,6 +39,8 @@ class FleetOptions:
     model: str | None = None
     backend: str = "auto"
     input_policy: str | None = None
+    device: str | None = None  # as load_scorer's (None: best available)
+    precision: str | None = None  # as load_scorer's (None: auto; int8 has its own card thresholds)
     labels: str | None = None  # a labels file for every bag, a folder of <bag>.labels.yaml, or None
     evaluate: dict[str, Any] = field(default_factory=dict)
     write_accepted: bool = False
@@ -55,6 +57,8 @@ class FleetOptions:
         d: dict[str, Any] = {"backend": self.backend, "input_policy": self.input_policy,
                              "labels": self.labels,
                              "write_accepted": self.write_accepted, "thumbs": self.thumbs}
+        d.update({k: v for k, v in (("device", self.device), ("precision", self.precision)) if v})  # unset:
+        # not in the key, so results of runs before these options existed still count
         for k, v in sorted(self.evaluate.items()):
             if k != "batch":
                 d[k] = asdict(v) if is_dataclass(v) else v

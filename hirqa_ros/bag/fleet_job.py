@@ -59,7 +59,8 @@ def load_worker_scorer(opts: FleetOptions, threads: int | None = None) -> Any:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     from hirqa_ros import load_scorer
 
-    return load_scorer(model=opts.model, backend=opts.backend, input_policy=opts.input_policy)
+    return load_scorer(model=opts.model, backend=opts.backend, input_policy=opts.input_policy,
+                       device=opts.device, precision=opts.precision)
 
 
 class FrameCounter:

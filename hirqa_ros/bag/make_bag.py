@@ -221,10 +221,7 @@ def make_bag(
     ``segments_per_topic`` (one list per topic) give each camera its own; ``frames_per_topic``: one
     iterator of ready-sized RGB frames per topic (e.g. ``bag.sequences``), instead of a source.
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from hirqa_ros.degradations import DEGRADATIONS, degrade
-    from hirqa_ros.imgmsg import rgb_to_compressed_fields, rgb_to_image_fields
+    from rosbags.rosbag2 import StoragePlugin
 
     if sum(x is not None for x in (images, video, frames_from, frames_per_topic)) != 1:
         raise ValueError("give exactly one frame source: an image folder or a video")
@@ -236,21 +233,13 @@ def make_bag(
     per_topic = [list(x) for x in segments_per_topic] if segments_per_topic is not None else None
     if per_topic is not None and len(per_topic) != len(topics):
         raise ValueError(f"segments_per_topic has {len(per_topic)} lists for {len(topics)} topics")
-    for s in segs + [x for lst in per_topic or [] for x in lst]:
-        if s.level and s.degradation not in DEGRADATIONS:
-            raise ValueError(
-                f"unknown degradation {s.degradation!r}; known: {', '.join(sorted(DEGRADATIONS))}"
-            )
+    _check_degradations(segs + [x for lst in per_topic or [] for x in lst])
     n = max(1, round(duration_s * rate_hz))
     out = Path(out)
-    ts = default_typestore()
-    types = ts.types
-    msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     topic_names = [
         t if not compressed or t.endswith("/compressed") else t.rstrip("/") + "/compressed" for t in topics
     ]
-    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    period_ns = round(1e9 / rate_hz)
+    topic_segs = [(t, segs if per_topic is None else per_topic[k]) for k, t in enumerate(topic_names)]
 
     def source(k: int) -> Iterator[np.ndarray]:
         if frames_per_topic is not None:
@@ -262,43 +251,79 @@ def make_bag(
             return video_frames(video, size, n, offset=off)
         return (_fit(frames_from[(i + off) % len(frames_from)], size) for i in range(n))
 
-    sources = [source(k) for k in range(len(topic_names))]
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    encode = _Encoder(compressed, encoding, jpeg_quality)
+    _write_frames(out, StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3, encode,
+                  [(t, lst, source(k)) for k, (t, lst) in enumerate(topic_segs)], n, rate_hz, start_ns,
+                  qos, seed, progress)
+    labels = _labels_of(topic_segs, start_ns)
+    labels_path = labels.dump(labels_out) if labels_out else None
+    log.info("wrote %s: %d frames x %d topic(s) (%s, %s, %gx%g at %g Hz), %d degraded segments%s", out, n,
+             len(topic_names), storage, encode.msgtype.split("/")[-1], size[0], size[1], rate_hz,
+             sum(len(lst) for _, lst in topic_segs), f"; labels {labels_path}" if labels_path else "")
+    return MadeBag(out, labels, labels_path, topic_names, n)
 
-        bar = tqdm(total=n * len(topic_names), unit="frame", desc="make-bag")
-    with Writer(out, version=9, storage_plugin=plugin) as w:
-        conns = [
-            w.add_connection(t, msgtype, typestore=ts, offered_qos_profiles=recorded_qos(qos))
-            for t in topic_names
-        ]
+
+def _check_degradations(segments: Sequence[SegmentSpec]) -> None:
+    from hirqa_ros.degradations import DEGRADATIONS
+
+    for s in segments:
+        if s.level and s.degradation not in DEGRADATIONS:
+            raise ValueError(
+                f"unknown degradation {s.degradation!r}; known: {', '.join(sorted(DEGRADATIONS))}"
+            )
+
+
+class _Encoder:
+    """RGB frame + stamp + topic -> a serialized Image or CompressedImage message."""
+
+    def __init__(self, compressed: bool, encoding: str, jpeg_quality: int) -> None:
+        self.typestore = default_typestore()
+        self.msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+        self.compressed, self.encoding, self.jpeg_quality = compressed, encoding, jpeg_quality
+
+    def __call__(self, rgb: np.ndarray, t_ns: int, topic: str) -> bytes:
+        from hirqa_ros.imgmsg import rgb_to_compressed_fields, rgb_to_image_fields
+
+        types = self.typestore.types
+        stamp = types["builtin_interfaces/msg/Time"](sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000)
+        header = types["std_msgs/msg/Header"](stamp=stamp, frame_id=_frame_id(topic))
+        if self.compressed:
+            fields = rgb_to_compressed_fields(rgb, "jpeg", self.jpeg_quality)
+        else:
+            fields = rgb_to_image_fields(rgb, self.encoding)
+        return self.typestore.serialize_cdr(types[self.msgtype](header=header, **fields), self.msgtype)
+
+
+def _write_frames(out: Path, plugin: Any, encode: _Encoder,
+                  topics: list[tuple[str, list[SegmentSpec], Iterator[np.ndarray]]], n: int, rate_hz: float,
+                  start_ns: int, qos: str, seed: int, progress: bool) -> None:
+    """``n`` frames per (topic, segments, frame source), interleaved in time, each degraded by the
+    segment it falls in; header stamp = bag time."""
+    from rosbags.rosbag2 import Writer
+    from tqdm import tqdm
+
+    from hirqa_ros.degradations import degrade
+
+    period_ns = round(1e9 / rate_hz)
+    with Writer(out, version=9, storage_plugin=plugin) as w, \
+            tqdm(total=n * len(topics), unit="frame", desc="make-bag", disable=not progress) as bar:
+        conns = [w.add_connection(t, encode.msgtype, typestore=encode.typestore,
+                                  offered_qos_profiles=recorded_qos(qos)) for t, _, _ in topics]
         for i in range(n):
             t_ns = start_ns + i * period_ns
             rel = i / rate_hz
-            for k, (conn, src) in enumerate(zip(conns, sources)):
-                mine = segs if per_topic is None else per_topic[k]
+            for k, (conn, (_, mine, src)) in enumerate(zip(conns, topics)):
                 seg = next((s for s in mine if s.start_s <= rel < s.end_s), None)
                 rgb = next(src)
                 if seg is not None and seg.level > 0:
                     rgb = degrade(rgb, seg.degradation, seg.level_at(rel), seed=seed + 1000 * k + i)
-                header = types["std_msgs/msg/Header"](
-                    stamp=types["builtin_interfaces/msg/Time"](
-                        sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000
-                    ),
-                    frame_id=_frame_id(conn.topic),
-                )
-                if compressed:
-                    msg = types[msgtype](header=header, **rgb_to_compressed_fields(rgb, "jpeg", jpeg_quality))
-                else:
-                    msg = types[msgtype](header=header, **rgb_to_image_fields(rgb, encoding))
-                w.write(conn, t_ns, ts.serialize_cdr(msg, msgtype))
-                if bar is not None:
-                    bar.update(1)
-    if bar is not None:
-        bar.close()
-    topic_segs = [(t, segs if per_topic is None else per_topic[k]) for k, t in enumerate(topic_names)]
-    labels = Labels(
+                w.write(conn, t_ns, encode(rgb, t_ns, conn.topic))
+                bar.update(1)
+
+
+def _labels_of(topic_segs: list[tuple[str, list[SegmentSpec]]], start_ns: int) -> Labels:
+    """The labels of the segments (per topic, on the header stamps)."""
+    return Labels(
         segments=[
             Segment(start_ns + round(a * 1e9), start_ns + round(b * 1e9), name, t)
             for t, lst in topic_segs
@@ -311,21 +336,6 @@ def make_bag(
         clock="stamp",
         origin_ns=start_ns,
     )
-    labels_path = labels.dump(labels_out) if labels_out else None
-    log.info(
-        "wrote %s: %d frames x %d topic(s) (%s, %s, %gx%g at %g Hz), %d degraded segments%s",
-        out,
-        n,
-        len(topic_names),
-        storage,
-        msgtype.split("/")[-1],
-        size[0],
-        size[1],
-        rate_hz,
-        sum(len(lst) for _, lst in topic_segs),
-        f"; labels {labels_path}" if labels_path else "",
-    )
-    return MadeBag(out, labels, labels_path, topic_names, n)
 
 
 def _frame_id(topic: str) -> str:

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from hirqa_ros.cli.fleet_eval import add_fleet_arguments, is_fleet_run, run_fleet_cli, write_accepted
-from hirqa_ros.cli.frame_checks import add_frame_check_arguments, content_limits, reference_params
-from hirqa_ros.cli.ranges import ranged
-from hirqa_ros.constants import BACKEND_CHOICES
+from hirqa_ros.cli.frame_checks import add_frame_check_arguments, gate_options
+from hirqa_ros.cli.options import add_model_options
+from hirqa_ros.cli.ranges import ranged, thresholds
 
 HELP = "score the camera frames of a rosbag2 (sqlite3/MCAP) or ROS 1 bag offline; label metrics, plots"
 
 
 log = logging.getLogger("hirqa.bag-eval")
-
-
-def _thresholds(text: str):
-    from hirqa_ros.decision import Thresholds
-
-    try:
-        parts = [float(x) for x in text.replace(",", " ").split()]
-        if len(parts) == 1:
-            return Thresholds(warn=parts[0], error=min(parts[0], Thresholds().error))
-        if len(parts) == 2:
-            return Thresholds(warn=parts[0], error=parts[1])
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    raise argparse.ArgumentTypeError(f"expected WARN or WARN,ERROR, got {text!r}")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,15 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=_thresholds,
+        type=thresholds,
         metavar="WARN[,ERROR]",
         help="score thresholds; default: the model card's",
-    )
-    p.add_argument(
-        "--smoothing",
-        type=ranged(float, 0.0, 0.99),
-        default=0.0,
-        help="EMA weight of the past before thresholds, as the node's 'smoothing', 0..0.99 (default 0)",
     )
     p.add_argument(
         "--target-frr",
@@ -67,9 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="false-reject rate on keep-labelled frames for the suggested threshold, in (0, 1) "
         "(default 0.01)",
     )
-    p.add_argument("--model", help="model directory (default: $HIRQA_MODEL or the installed models/hirqa-s)")
-    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="inference backend")
-    p.add_argument("--input-policy", help="native | max-side:N | crops:KxS (default: the model card's)")
+    add_model_options(p)
     p.add_argument("--batch", type=ranged(int, 1, 1024), default=8,
                    help="frames per inference call, 1..1024 (default 8)")
     p.add_argument(
@@ -90,12 +69,7 @@ def evaluate_kwargs(args: argparse.Namespace) -> dict:
     return dict(
         topics=args.topics,
         drop_labels=drop,
-        thresholds=args.threshold,
-        smoothing=args.smoothing,
-        min_side=args.min_image_side,
-        content=content_limits(args),
-        reference=reference_params(args),
-        max_pixels=args.max_pixels,
+        **gate_options(args),
         batch=args.batch,
         target_frr=args.target_frr,
         write_bag=args.write_bag,
@@ -109,22 +83,14 @@ def run(args: argparse.Namespace) -> int:
     from hirqa_ros.bag.evaluate import BagOpenError, NothingToEvaluate, OutputError
     from hirqa_ros.bag.labels import LabelsError
     from hirqa_ros.bag.safe_output import evaluate_into
-    from hirqa_ros.faults import format_confusion
 
     kw = evaluate_kwargs(args)
     if is_fleet_run(args):
         return run_fleet_cli(args, kw)
     try:
-        res = evaluate_into(
-            args.bags[0],
-            args.out,
-            labels=args.labels,
-            model=args.model,
-            backend=args.backend,
-            input_policy=args.input_policy,
-            progress=not args.no_progress,
-            **kw,
-        )
+        res = evaluate_into(args.bags[0], args.out, labels=args.labels, model=args.model,
+                            backend=args.backend, input_policy=args.input_policy, device=args.device,
+                            precision=args.precision, progress=not args.no_progress, **kw)
     except (BagOpenError, NothingToEvaluate, LabelsError, OutputError, ArtifactError,
             BackendUnavailable) as exc:
         log.error("%s", exc)
@@ -134,6 +100,14 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if args.write_accepted and not res.interrupted:
         write_accepted(args.bags[0], res)
+    print_result(res)
+    return exit_code(res)
+
+
+def print_result(res: Any) -> None:
+    """The one-bag run's summary on stdout: counts, per topic, decisions, fault classes, speed, problems."""
+    from hirqa_ros.faults import format_confusion
+
     s = res.summary
     o = s["overall"]
     th = s["thresholds"]
@@ -142,18 +116,7 @@ def run(args: argparse.Namespace) -> int:
         f"backend {s['backend']}, thresholds warn={th['warn']:g} error={th['error']:g}"
     )
     for t, d in s["topics"].items():
-        med = d["score"]["p50"] if d["score"] else float("nan")
-        rej = d["rejected_fraction"]
-        line = (
-            f"  {t}: {d['scored']}/{d['frames']} scored, median score {med:.3f}, "
-            f"rejected {'-' if rej is None else f'{rej:.1%}'}"
-        )
-        if d["rejected_by_fault"]:
-            line += " (" + ", ".join(f"{f} {n}" for f, n in d["rejected_by_fault"].items()) + ")"
-        lab = d.get("labels")
-        if lab and lab.get("auroc") is not None:
-            line += f", AUROC {lab['auroc']:.3f}"
-        print(line)
+        print(_topic_line(t, d))
     if s.get("decisions"):
         from hirqa_ros.evaluation.decisions import format_decisions
 
@@ -177,6 +140,26 @@ def run(args: argparse.Namespace) -> int:
     if reasons:
         print("  frames by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     print(f"results in {res.out_dir}: " + ", ".join(sorted(res.files)))
+
+
+def _topic_line(topic: str, d: dict) -> str:
+    med = d["score"]["p50"] if d["score"] else float("nan")
+    rej = d["rejected_fraction"]
+    line = (
+        f"  {topic}: {d['scored']}/{d['frames']} scored, median score {med:.3f}, "
+        f"rejected {'-' if rej is None else f'{rej:.1%}'}"
+    )
+    if d["rejected_by_fault"]:
+        line += " (" + ", ".join(f"{f} {n}" for f, n in d["rejected_by_fault"].items()) + ")"
+    lab = d.get("labels")
+    if lab and lab.get("auroc") is not None:
+        line += f", AUROC {lab['auroc']:.3f}"
+    return line
+
+
+def exit_code(res: Any) -> int:
+    """130 interrupted, 2 labels that match no frame, 1 nothing scored or label problems, else 0
+    (the reason logged)."""
     if res.interrupted:
         kept = "; the complete earlier run in --out is kept" if res.out_dir.name == "partial" else ""
         log.error("interrupted: the results in %s are PARTIAL (summary.json: \"complete\": false)%s",

@@ -147,24 +147,18 @@ def _wait_ready(node: subprocess.Popen, log_path: Path, timeout: float = 600.0) 
 
 
 def _stream(args, node, log_path: Path, frames: dict, n_photos: int) -> int:
-    import array
-
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from hirqa_ros.imgmsg import rgb_to_image_fields
+    from hirqa_ros.node.harness import RosHarness
     from hirqa_ros.quality_msg import parse
     from hirqa_ros.topics import CameraTopics
 
     if not _wait_ready(node, log_path):
         return 1
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    cam = rclpy.create_node("hirqa_demo_camera", context=ctx)
-    pub = cam.create_publisher(Image, TOPIC, qos_profile_sensor_data)
+    cam = RosHarness("hirqa_demo_camera")
+    pub = cam.node.create_publisher(Image, TOPIC, qos_profile_sensor_data)
     sent: dict[tuple[int, int], tuple[int, str, float]] = {}  # stamp -> (frame, condition, sent time)
     results: dict[str, list[tuple[float, int, str | None]]] = {c: [] for c, _ in SCHEDULE}
     lock = threading.Lock()
@@ -188,67 +182,46 @@ def _stream(args, node, log_path: Path, frames: dict, n_photos: int) -> int:
         print(f"{time.monotonic() - t_start[0]:7.1f}s  frame {frame:5d}  {cond:8s} score {score:.3f}  "
               f"{verdict:12s} {1000 * (time.monotonic() - t_sent):6.0f} ms{fault}", flush=True)
 
-    sub = cam.create_subscription(DiagnosticArray, CameraTopics(TOPIC).quality, on_quality,
-                                  QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(cam)
-    stop = threading.Event()
-    spinner = threading.Thread(target=lambda: _spin(executor, ctx, stop), daemon=True)
-    spinner.start()
+    sub = cam.node.create_subscription(DiagnosticArray, CameraTopics(TOPIC).quality, on_quality,
+                                       QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     try:
-        deadline = time.monotonic() + 60
-        while ((pub.get_subscription_count() == 0 or sub.get_publisher_count() == 0)
-               and time.monotonic() < deadline):
-            time.sleep(0.05)
-        if pub.get_subscription_count() == 0:
+        if not cam.wait_matched([pub], [sub], 60.0) and pub.get_subscription_count() == 0:
             print("the node never subscribed to the camera topic (DDS discovery failed?)", file=sys.stderr)
             return 1
-        time.sleep(1.0)
         print(f"streaming {args.duration:.0f} s at {args.rate:g} Hz on {TOPIC}: "
               + " -> ".join(c for c, _ in SCHEDULE))
         print("   time  frame       condition score  verdict      latency  fault (confidence)")
-        period = 1.0 / args.rate
-        total = int(args.duration * args.rate)
-        per_stretch = max(1, total // len(SCHEDULE))
-        t_start[0] = time.monotonic()
         counts = {c: 0 for c, _ in SCHEDULE}
         try:
-            for i in range(total):
-                cond = SCHEDULE[min(i // per_stretch, len(SCHEDULE) - 1)][0]
-                rgb = frames[(cond, i % n_photos)]
-                f = rgb_to_image_fields(rgb, "rgb8")
-                msg = Image(height=f["height"], width=f["width"], encoding="rgb8", is_bigendian=0,
-                            step=f["step"])
-                msg.data = array.array("B", f["data"].tobytes())
-                ns = time.time_ns()
-                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
-                msg.header.frame_id = "demo_camera"
-                with lock:
-                    sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (i, cond, time.monotonic())
-                counts[cond] += 1
-                pub.publish(msg)
-                time.sleep(max(0.0, t_start[0] + (i + 1) * period - time.monotonic()))
+            _publish_frames(args, pub, frames, n_photos, counts, sent, lock, t_start)
             time.sleep(2.0)  # the last scores
         except KeyboardInterrupt:
             print("\ninterrupted")
         _summary(results, counts)
         return 0
     finally:
-        stop.set()
-        spinner.join(5)
-        executor.shutdown(timeout_sec=1)
-        cam.destroy_node()
-        ctx.try_shutdown()
+        cam.close()
 
 
-def _spin(executor, ctx, stop: threading.Event) -> None:
-    while not stop.is_set() and ctx.ok():
-        try:
-            executor.spin_once(timeout_sec=0.1)
-        except Exception:
-            if not ctx.ok():
-                return
-            raise
+def _publish_frames(args, pub, frames: dict, n_photos: int, counts: dict[str, int],
+                    sent: dict[tuple[int, int], tuple[int, str, float]], lock: threading.Lock,
+                    t_start: list[float]) -> None:
+    """Publish ``--duration`` x ``--rate`` frames, the SCHEDULE's stretches in turn, each stamped now;
+    ``sent`` (under ``lock``) maps a stamp to (frame, condition, send time); ``t_start[0]``: the start."""
+    from hirqa_ros.node.harness import image_msg
+
+    period = 1.0 / args.rate
+    total = int(args.duration * args.rate)
+    per_stretch = max(1, total // len(SCHEDULE))
+    t_start[0] = time.monotonic()
+    for i in range(total):
+        cond = SCHEDULE[min(i // per_stretch, len(SCHEDULE) - 1)][0]
+        msg = image_msg(frames[(cond, i % n_photos)], "demo_camera", time.time_ns())
+        with lock:
+            sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (i, cond, time.monotonic())
+        counts[cond] += 1
+        pub.publish(msg)
+        time.sleep(max(0.0, t_start[0] + (i + 1) * period - time.monotonic()))
 
 
 def _summary(results: dict, counts: dict) -> None:

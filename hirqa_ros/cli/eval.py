@@ -5,8 +5,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from hirqa_ros.cli.options import add_options
 from hirqa_ros.cli.ranges import ranged
-from hirqa_ros.constants import BACKEND_CHOICES
+from hirqa_ros.options import MODEL
 
 HELP = "evaluate a model beside classical cues: synthetic distortion ladders (SROCC, AUROC), IQA benchmarks"
 
@@ -20,10 +21,7 @@ DEFAULT_NATIVE_IMAGES = "data/pristine_native/val"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
-    m.add_argument("--model", default=None, help="model directory (default: the installed default model)")
-    m.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help="inference backend")
-    m.add_argument("--input-policy", default=None,
-                   help="native | max-side:N | crops:KxS (default: the model card's)")
+    add_options(m, MODEL)  # --model, --backend, --device, --precision, --input-policy
     m.add_argument("--no-model", action="store_true", help="evaluate only the classical cues")
     s = p.add_argument_group("synthetic protocol")
     s.add_argument("--full-frame", action="store_true",
@@ -90,7 +88,7 @@ def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
         from hirqa_ros.evaluation.model_fn import evaluation_monitor, pipeline_score_fn
 
         scorer = load_scorer(args.model, backend=args.backend, input_policy=args.input_policy,
-                             device=getattr(args, "device", None), precision=getattr(args, "precision", None))
+                             device=args.device, precision=args.precision)
         monitor = evaluation_monitor(scorer)  # the card's thresholds (a card without them is refused)
         fns["model"] = pipeline_score_fn(monitor)
         info = {"name": scorer.model_name, "dir": str(scorer.model_dir), "backend": scorer.backend,

@@ -69,7 +69,8 @@ def fleet_options(args: argparse.Namespace, evaluate: dict[str, Any]) -> Any:
     from hirqa_ros.bag.fleet import FleetOptions
 
     return FleetOptions(model=args.model, backend=args.backend, input_policy=args.input_policy,
-                        labels=args.labels, evaluate=dict(evaluate), write_accepted=args.write_accepted)
+                        device=args.device, precision=args.precision, labels=args.labels,
+                        evaluate=dict(evaluate), write_accepted=args.write_accepted)
 
 
 def run_fleet_cli(args: argparse.Namespace, evaluate: dict[str, Any]) -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hirqa_ros.cli.frame_checks import add_frame_check_arguments, gate_options
+from hirqa_ros.cli.options import add_model_options
 from hirqa_ros.cli.ranges import ranged, thresholds
-from hirqa_ros.constants import BACKEND_CHOICES
 from hirqa_ros.interrupts import is_interrupt
 
 if TYPE_CHECKING:
@@ -21,43 +21,9 @@ if TYPE_CHECKING:
 HELP = "score images, folders (recursive) and videos (every Nth frame); higher = better quality"
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model/--backend/--device/--precision/--input-policy, shared by score and bench."""
-    parser.add_argument(
-        "--model",
-        metavar="DIR",
-        help="model directory (default: $HIRQA_MODEL, else the installed models/hirqa-s)",
-    )
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        choices=BACKEND_CHOICES,
-        help="inference backend (default auto: tensorrt -> torch on CUDA -> onnxruntime CPU)",
-    )
-    parser.add_argument(
-        "--device",
-        default=None,
-        help="cpu, cuda, cuda:1 (onnxruntime also: tensorrt = its TensorRT provider)",
-    )
-    parser.add_argument(
-        "--precision",
-        default=None,
-        choices=("fp32", "fp16", "int8"),
-        help="default: fp16 on GPU backends; on the CPU int8 when the model directory has a "
-        "model.int8.onnx whose card says its accuracy loss is within tolerance, else fp32 (int8: "
-        "onnxruntime on the CPU only)",
-    )
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, video files or folders")
-    add_model_arguments(parser)
-    parser.add_argument(
-        "--input-policy",
-        default=None,
-        metavar="P",
-        help="native | max-side:N | crops:KxS (default: the model card's policy)",
-    )
+    add_model_options(parser)
     parser.add_argument(
         "--every", type=ranged(int, 1, 1_000_000), default=1, metavar="N",
         help="score every Nth video frame (default 1)"

@@ -6,19 +6,16 @@ Starts hirqa_node as a subprocess per camera count, publishes from this process 
 from __future__ import annotations
 
 import argparse
-import array
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from hirqa_ros.node.harness import RosHarness, image_msg, set_stamp, start_node, stop_node
 from hirqa_ros.quality_msg import QualityReport, parse
 from hirqa_ros.topics import CameraTopics
 
@@ -51,37 +48,20 @@ def pure_inference_ms(model: str | None, backend: str, frames: list[np.ndarray],
     return float(np.median(times)), scorer.backend
 
 
-class _Client:
+class _Client(RosHarness):
+    """Publishes every camera's frames (best effort) and records their quality messages."""
+
     def __init__(self, topics: list[str]) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import Image
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node(f"hirqa_bench_{os.getpid()}", context=self.ctx)
-        self.lock = threading.Lock()
+        super().__init__(f"hirqa_bench_{os.getpid()}")
         self.received: list[tuple[str, int, int, QualityReport]] = []  # (topic, stamp ns, receive ns, report)
         self.pubs = {t: self.node.create_publisher(Image, t, qos_profile_sensor_data) for t in topics}
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.subs = [self.node.create_subscription(DiagnosticArray, CameraTopics(t).quality,
                                                    lambda m, t=t: self._on(t, m), qos) for t in topics]
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while not self.stop.is_set() and self.ctx.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if not self.ctx.ok():
-                    return
-                raise
 
     def _on(self, topic: str, msg) -> None:
         now = time.time_ns()
@@ -92,40 +72,11 @@ class _Client:
         with self.lock:
             self.received.append((topic, stamp, now, report))
 
-    def wait_matched(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(p.get_subscription_count() for p in self.pubs.values()) and \
-                    all(s.get_publisher_count() for s in self.subs):
-                time.sleep(1.0)
-                return
-            time.sleep(0.05)
-        raise RuntimeError("DDS discovery did not match the node within 60 s")
-
     def publish(self, topic: str, msg) -> int:
         ns = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+        set_stamp(msg, ns)
         self.pubs[topic].publish(msg)
         return ns
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.executor.shutdown(timeout_sec=1)
-        self.node.destroy_node()
-        self.ctx.try_shutdown()
-
-
-def _image_msg(rgb: np.ndarray):
-    from sensor_msgs.msg import Image
-
-    from hirqa_ros.imgmsg import rgb_to_image_fields
-
-    f = rgb_to_image_fields(rgb, "rgb8")
-    msg = Image(height=f["height"], width=f["width"], encoding="rgb8", is_bigendian=0, step=f["step"])
-    msg.data = array.array("B", f["data"].tobytes())
-    msg.header.frame_id = "bench"
-    return msg
 
 
 def bench_cameras(n: int, args, frames: list[np.ndarray]) -> dict:
@@ -136,18 +87,13 @@ def bench_cameras(n: int, args, frames: list[np.ndarray]) -> dict:
            "-p", f"backend:={args.backend}"]
     if args.model:
         cmd += ["-p", f"model_path:={args.model}"]
-    with open(logf, "wb") as log:
-        node = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    node = start_node(cmd, logf)
     client = None
     try:
-        deadline = time.monotonic() + 600
-        while "READY" not in logf.read_text(errors="replace"):
-            if node.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"node did not start:\n{logf.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
         client = _Client(topics)
-        client.wait_matched()
-        msgs = [_image_msg(frames[i % len(frames)]) for i in range(n)]
+        if not client.wait_matched(list(client.pubs.values()), client.subs, 60.0):
+            raise RuntimeError("DDS discovery did not match the node within 60 s")
+        msgs = [image_msg(frames[i % len(frames)], "bench") for i in range(n)]
         # 1) latency: one frame per camera at a time (a batch of n), next round after all scores are in
         lat, node_lat, infer, lost = [], [], [], 0
         for r in range(args.rounds + 1):
@@ -186,7 +132,7 @@ def bench_cameras(n: int, args, frames: list[np.ndarray]) -> dict:
         t_end = time.time_ns()
         window = [x for x in rec if x[2] >= t_end - int((args.seconds - 1.0) * 1e9)]  # skip the first second
         rate = len(window) / max(args.seconds - 1.0, 1e-6)
-        batches = [int(v["batch_size"]) for *_, v in rec]
+        batches = [int(v.batch_size) for *_, v in rec]
         return {
             "cameras": n, "latency_p50_ms": float(np.percentile(lat, 50)) if lat else None,
             "latency_p95_ms": float(np.percentile(lat, 95)) if lat else None,
@@ -200,12 +146,7 @@ def bench_cameras(n: int, args, frames: list[np.ndarray]) -> dict:
     finally:
         if client is not None:
             client.close()
-        if node.poll() is None:
-            node.send_signal(signal.SIGINT)
-            try:
-                node.wait(10)
-            except subprocess.TimeoutExpired:
-                node.kill()
+        stop_node(node, 10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,16 +14,15 @@ import argparse
 import array
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from hirqa_ros.node.harness import RosHarness, image_msg, set_stamp, start_node, stop_node
 from hirqa_ros.topics import CameraTopics
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -54,18 +53,6 @@ def camera_frames(w: int, h: int, seed: int, n: int = 16) -> tuple[list[np.ndarr
     return clean, [degrade(c, "low_light", 5, seed=seed * 100 + k) for k, c in enumerate(clean)]
 
 
-def _image_msg(rgb: np.ndarray, frame_id: str):
-    from sensor_msgs.msg import Image
-
-    from hirqa_ros.imgmsg import rgb_to_image_fields
-
-    f = rgb_to_image_fields(rgb, "rgb8")
-    msg = Image(height=f["height"], width=f["width"], encoding="rgb8", is_bigendian=0, step=f["step"])
-    msg.data = array.array("B", f["data"].tobytes())
-    msg.header.frame_id = frame_id
-    return msg
-
-
 def cue_cost(runs: int = 300) -> dict[str, tuple[float, float]]:
     """(p50, p95) ms of ``frame_cue.cue_of_msg`` on one 640x480 frame per input kind, in this process."""
     from types import SimpleNamespace
@@ -94,20 +81,15 @@ def cue_cost(runs: int = 300) -> dict[str, tuple[float, float]]:
     return out
 
 
-class _Client:
+class _Client(RosHarness):
     """Publishes every camera's frames (best effort, like a camera) and records B_accepted arrivals."""
 
     def __init__(self, topics: list[str]) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import Image
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node(f"hirqa_gate_bench_{os.getpid()}", context=self.ctx)
-        self.lock = threading.Lock()
+        super().__init__(f"hirqa_gate_bench_{os.getpid()}")
         self.accepted: dict[str, dict[int, int]] = {t: {} for t in topics}  # stamp ns -> receive ns
         self.pubs = {t: self.node.create_publisher(Image, t, qos_profile_sensor_data) for t in topics}
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -115,20 +97,6 @@ class _Client:
                                                    lambda m, t=t: self._on(t, m), qos) for t in topics]
         self.diagnostics: dict[str, dict[str, str]] = {}  # input topic -> its newest /diagnostics values
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, qos)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while not self.stop.is_set() and self.ctx.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if not self.ctx.ok():
-                    return
-                raise
 
     def _on(self, topic: str, msg) -> None:
         now = time.time_ns()
@@ -141,23 +109,6 @@ class _Client:
             if "topic" in values:
                 with self.lock:
                     self.diagnostics[values["topic"]] = values
-
-    def wait_matched(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(p.get_subscription_count() for p in self.pubs.values()) and \
-                    all(s.get_publisher_count() for s in self.subs):
-                time.sleep(1.0)
-                return
-            time.sleep(0.05)
-        raise RuntimeError("DDS discovery did not match the node within 60 s")
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.executor.shutdown(timeout_sec=1)
-        self.node.destroy_node()
-        self.ctx.try_shutdown()
 
 
 def _start_node(topics: list[str], mode: str, args, log: Path) -> subprocess.Popen:
@@ -174,14 +125,7 @@ def _start_node(topics: list[str], mode: str, args, log: Path) -> subprocess.Pop
         cmd += ["-p", f"model_path:={args.model}"]
     for p in args.param:
         cmd += ["-p", p]
-    with open(log, "wb") as out:
-        node = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 600
-    while "READY" not in log.read_text(errors="replace"):
-        if node.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"node did not start:\n{log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.2)
-    return node
+    return start_node(cmd, log)
 
 
 def _publish_scenario(client: _Client, topics: list[str], msgs: list[tuple[list, list]], args,
@@ -200,7 +144,7 @@ def _publish_scenario(client: _Client, topics: list[str], msgs: list[tuple[list,
             pool = dark if kind == "dark" else clean
             msg = pool[k % len(pool)]
             ns = time.time_ns()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+            set_stamp(msg, ns)
             client.pubs[topic].publish(msg)
             sent[i].append((ns, t, kind))
         k += 1
@@ -243,12 +187,13 @@ def run_scenario(mode: str, cameras: int, rate: float, load: int, args) -> dict:
     msgs = []
     for i in range(cameras):
         clean, dark = camera_frames(640, 480, seed=i)
-        msgs.append(([_image_msg(c, f"cam{i}") for c in clean], [_image_msg(d, f"cam{i}") for d in dark]))
+        msgs.append(([image_msg(c, f"cam{i}") for c in clean], [image_msg(d, f"cam{i}") for d in dark]))
     node = _start_node(topics, mode, args, log)
     client, loads = None, []
     try:
         client = _Client(topics)
-        client.wait_matched()
+        if not client.wait_matched(list(client.pubs.values()), client.subs, 60.0):
+            raise RuntimeError("DDS discovery did not match the node within 60 s")
         loads = _busy_loops(load)
         uptime = os.getloadavg()
         sent = _publish_scenario(client, topics, msgs, args, rate)
@@ -272,12 +217,7 @@ def run_scenario(mode: str, cameras: int, rate: float, load: int, args) -> dict:
             p.wait(5)
         if client is not None:
             client.close()
-        if node.poll() is None:
-            node.send_signal(signal.SIGINT)
-            try:
-                node.wait(20)
-            except subprocess.TimeoutExpired:
-                node.kill()
+        stop_node(node, 20)
 
 
 def _fmt(x: float | None, spec: str = ".0f") -> str:

@@ -45,6 +45,7 @@ def test_yaml_limits(tmp_path, text, message):
         assert str(f) in str(exc.value) and "labels" in str(exc.value)
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_oversized_and_special_files_are_refused(tmp_path):
     big = tmp_path / "big.yaml"
     big.write_text("segments: []\n" + "# padding\n" * 200_000)

@@ -55,6 +55,7 @@ def _calibrated_model(random_model_dir, dst):
     return dst
 
 
+@pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_import_official_refuses_an_existing_model_dir_without_force(tmp_path, random_model_dir, checkpoint):
     model = _calibrated_model(random_model_dir, tmp_path / "model")
     before = tree_digest(model)
