@@ -65,6 +65,12 @@ _REFERENCE_OPTIONS = (
                              "alone)"),
     ("spread_k", float, 0.0, 20.0, "margin at least this x the reference window's robust spread (MAD x "
                                    "1.4826); 0 = the margin alone"),
+    ("dark_luma", float, 0.0, 255.0, "drop (too_dark) a frame whose mean luma (0..255) is <= this and whose "
+                                     "noise floor is >= --reference-dark-noise; 0 = off"),
+    ("dark_noise", float, 0.0, 255.0, "... noise floor (8-bit sigma of the flattest tiles) of too_dark"),
+    ("noise_abs", float, 0.0, 255.0, "drop (noisy) a frame whose noise floor is >= this; 0 = off"),
+    ("block_ratio", float, 0.0, 100.0, "drop (blocky) a frame whose JPEG blockiness is above this x the "
+                                       "camera's reference's; 0 = off"),
 )
 
 

@@ -125,6 +125,17 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("reference_spread_k", "double", ReferenceParams.spread_k,
               "The margin is at least this times the robust spread (MAD x 1.4826) of the reference window's "
               "scores (a camera whose clean score is noisy); 0 = reference_margin alone.", range=(0.0, 20.0)),
+    ParamSpec("reference_dark_luma", "double", ReferenceParams.dark_luma,
+              "Drop (too_dark) a frame whose mean luma (0..255) is at most this and whose noise floor is at "
+              "least reference_dark_noise (underexposed at high gain); 0 = off.", range=(0.0, 255.0)),
+    ParamSpec("reference_dark_noise", "double", ReferenceParams.dark_noise,
+              "... noise floor (8-bit sigma of the frame's flattest 16x16 tiles) of too_dark.",
+              range=(0.0, 255.0)),
+    ParamSpec("reference_noise_abs", "double", ReferenceParams.noise_abs,
+              "Drop (noisy) a frame whose noise floor is at least this; 0 = off.", range=(0.0, 255.0)),
+    ParamSpec("reference_block_ratio", "double", ReferenceParams.block_ratio,
+              "Drop (blocky) a frame whose JPEG blockiness is above this times the camera's reference "
+              "blockiness (median of its learned frames since the last cut); 0 = off.", range=(0.0, 100.0)),
     ParamSpec("hysteresis_raise", "int", 3,
               "A camera's /diagnostics level rises to WARN/ERROR after this many consecutive bad frames.",
               range=(1, 10000), dynamic=True),
