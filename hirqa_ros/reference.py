@@ -74,7 +74,7 @@ class ReferenceParams:
     spread_k: float = 0.0
     dark_luma: float = 95.0
     dark_noise: float = 0.8
-    noise_abs: float = 2.0
+    noise_abs: float = 0.0
     block_ratio: float = 1.3
 
     def __post_init__(self) -> None:
