@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hirqa_ros.bag.decoding import decoded_frames
-from hirqa_ros.bag.frames import FrameRow, read_frames_csv
+from hirqa_ros.bag.frames import FrameRow, read_frames_csv, row_cue
 from hirqa_ros.bag.labels import Labels
 from hirqa_ros.bag.reader import BagReader
 from hirqa_ros.bag.summary import bag_decisions, decided_rows
@@ -42,6 +42,8 @@ class Run:
     def __init__(self, run_dir: str | Path, bag_prefix: str | Path) -> None:
         run_dir, bag_prefix = Path(run_dir), str(bag_prefix)
         self.rows = read_frames_csv(run_dir / "frames.csv")
+        for r in self.rows:
+            r["cue"] = row_cue(r)
         summary = json.loads((run_dir / "summary.json").read_text())
         th = summary["thresholds"]
         self.thresholds = Thresholds(th["warn"], th["error"])

@@ -87,10 +87,16 @@ def write_frames_csv(rows: list[FrameRow], path: Path) -> Path:
     return path
 
 
+def row_cue(row: dict[str, Any]) -> StreamCue | None:
+    """The ``StreamCue`` of a row of :func:`read_frames_csv` (None when it has none)."""
+    values = [row.get(c) for c in CUE_COLUMNS]
+    return None if any(v is None for v in values) else StreamCue(*values)
+
+
 def read_frames_csv(path: str | Path) -> list[dict[str, Any]]:
     """frames.csv back as dicts (stamp_ns/bag_time_ns int, score and fault_confidence float or None,
-    fault, reference and none_prob None when empty, cut a bool, ``cue`` a ``StreamCue`` or None; files
-    written before those columns read with them as None)."""
+    fault, reference, none_prob and the cue columns None when empty, cut a bool; files written before
+    those columns read with them as None; :func:`row_cue` gives a row's ``StreamCue``)."""
     out = []
     with Path(path).open(newline="") as f:
         for r in csv.DictReader(f):
@@ -102,7 +108,7 @@ def read_frames_csv(path: str | Path) -> list[dict[str, Any]]:
             r["reference"] = float(r["reference"]) if r.get("reference") else None
             r["none_prob"] = float(r["none_prob"]) if r.get("none_prob") else None
             r["cut"] = r.get("cut") == "1"
-            r["cue"] = (StreamCue(*(float(r[c]) for c in CUE_COLUMNS))
-                        if all(r.get(c) for c in CUE_COLUMNS) else None)
+            for c in CUE_COLUMNS:
+                r[c] = float(r[c]) if r.get(c) else None
             out.append(r)
     return out
