@@ -72,7 +72,7 @@ class ReferenceParams:
     cut_corr: float = 0.35
     median_n: int = 3
     spread_k: float = 0.0
-    dark_luma: float = 95.0
+    dark_luma: float = 0.0
     dark_noise: float = 0.8
     noise_abs: float = 0.0
     block_ratio: float = 1.3

@@ -173,7 +173,7 @@ def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_p
     rows = None
     for frac in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2):  # a margin: some, not all, frames relative drops
         # learn_none 0: no fault head on the random model (the head's paths are the same code)
-        params = ReferenceParams(margin=frac * spread, warmup_s=0.3, learn_none=0.0)
+        params = ReferenceParams(margin=frac * spread, warmup_s=0.3, learn_none=0.0, dark_luma=95.0)
         res = evaluate_bag(bag, tmp_path / f"out{frac}", scorer=scorer, thresholds=th, progress=False,
                            plots=False, reference=params)
         n_rel = sum(r.reason == RELATIVE_DROP for r in res.rows)
@@ -187,7 +187,7 @@ def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_p
     node = NodeProcess({"image_topics": [REF_TOPIC], "model_path": str(random_model_dir),
                         "backend": "onnxruntime", "warn_threshold": th.warn, "error_threshold": th.error,
                         "reference_margin": params.margin, "reference_warmup_s": params.warmup_s,
-                        "reference_learn_none": params.learn_none,
+                        "reference_learn_none": params.learn_none, "reference_dark_luma": params.dark_luma,
                         "diagnostics_period_s": 0.2,
                         # one B_quality message per scored frame (state mode adds inherited copies that
                         # would end the wait below early, so a later frame could replace one unscored)
