@@ -29,7 +29,7 @@ DARK_CHANNEL_PATCH = 15
 CLIP_HIGH = 250.0
 CLIP_LOW = 5.0
 
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 
 
 def _check(rgb: np.ndarray) -> np.ndarray:
@@ -111,7 +111,7 @@ def noise(rgb: np.ndarray, side: int = ANALYSIS_SIDE) -> float:
     """Minus Immerkaer's fast noise sigma estimate of luma, 8-bit units (0 = noise free)."""
     g = grey(rgb, side)
     h, w = g.shape
-    resp = cv2.filter2D(g, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    resp = cv2.filter2D(g, cv2.CV_32F, IMMERKAER, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
     sigma = np.sqrt(np.pi / 2.0) * float(np.abs(resp, dtype=np.float64).sum()) / (6.0 * (w - 2) * (h - 2))
     return -sigma
 

@@ -35,12 +35,24 @@ from hirqa_ros.decision import VERDICTS, FrameGate, Level, Thresholds
 from hirqa_ros.faults import gated_fault, head_disagreement
 from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
 from hirqa_ros.quality_msg import status_message
-from hirqa_ros.reference import RELATIVE_DROP, CutDetector, ReferenceGate, ReferenceParams
+from hirqa_ros.reference import (
+    BLOCKY,
+    NOISY,
+    RELATIVE_DROP,
+    TOO_DARK,
+    CutDetector,
+    ReferenceGate,
+    ReferenceParams,
+)
 from hirqa_ros.refusals import INFERENCE_ERROR, TOO_SMALL
+from hirqa_ros.stream_cues import StreamCue, stream_cue
 
 log = logging.getLogger(__name__)
 
 REFUSED = "error"  # verdict of a frame that got no score
+CUE_MESSAGES = {TOO_DARK: "too dark: dark and noisy, an underexposed sensor at high gain",
+                BLOCKY: "JPEG block artefacts well above the camera's reference",
+                NOISY: "noise floor above the limit"}
 
 
 @dataclass
@@ -73,6 +85,9 @@ class FrameResult:
     tiles: int = 1
     reference: float | None = None
     fault_ranked: tuple[tuple[str, float], ...] | None = None  # the head's classes, best first (ungated)
+    none_prob: float | None = None  # the fault head's ``none`` probability (None: no head)
+    cut: bool = False  # the frame started a new scene (reference.CutDetector)
+    cue: StreamCue | None = None  # the frame's classical cues (relative gate on)
 
     @property
     def scored(self) -> bool:
@@ -148,6 +163,7 @@ class Checked:
     forced: Refusal | None = None  # scored, but ERROR for this reason (no content, frozen)
     time_s: float | None = None  # the stream clock of the reference gate (header stamp, else clock_s)
     cut: bool = False  # the frame starts a new scene (reference.CutDetector): the reference starts again
+    cue: StreamCue | None = None  # the frame's classical cues (``stream_cues``; relative gate on)
 
 
 class CameraMonitor:
@@ -229,7 +245,9 @@ class CameraMonitor:
         time_s = stamp_ns / 1e9 if stamp_ns and stamp_ns > 0 else clock_s
         p = self.reference.params
         cut = p.relative and p.cut_corr > -1.0 and self.cuts.update(rgb, p.cut_corr)
-        return Checked(self, rgb, notes=tuple(notes), restart=restart, forced=forced, time_s=time_s, cut=cut)
+        cue = stream_cue(rgb) if p.relative else None
+        return Checked(self, rgb, notes=tuple(notes), restart=restart, forced=forced, time_s=time_s, cut=cut,
+                       cue=cue)
 
     def refuse(self, reason: str, message: str) -> Checked:
         """A frame refused before the checks (e.g. it could not be decoded)."""
@@ -239,12 +257,15 @@ class CameraMonitor:
         """Thresholds (with smoothing) as the floor, then the reference gate on the smoothed score."""
         level, smoothed = self.gate.update(outcome.score)
         none_prob = dict(outcome.fault_ranked).get("none") if outcome.fault_ranked else None
-        drop, ref = self.reference.update(checked.time_s, float(smoothed), level == Level.OK, none_prob,
-                                          checked.cut)
-        if drop:
+        reason, ref = self.reference.update(checked.time_s, float(smoothed), level == Level.OK, none_prob,
+                                            checked.cut, checked.cue)
+        if reason == RELATIVE_DROP:
             message = (f"WARN: drop (score {outcome.score:.3f}: {ref - smoothed:.3f} below the camera's "
                        f"reference {ref:.3f})")
-            return FrameResult(Level.WARN, outcome.score, float(smoothed), reason=RELATIVE_DROP,
+        elif reason:
+            message = f"WARN: drop ({CUE_MESSAGES[reason]}; score {outcome.score:.3f})"
+        if reason:
+            return FrameResult(Level.WARN, outcome.score, float(smoothed), reason=reason,
                                message=message, notes=checked.notes, reference=ref)
         return FrameResult(level, outcome.score, float(smoothed), notes=checked.notes, reference=ref,
                            message=status_message(level, outcome.score))
@@ -264,6 +285,9 @@ class CameraMonitor:
             result = self._gate(checked, outcome)
         result.batch_size, result.batch_seconds = outcome.batch_size, outcome.batch_seconds
         result.tiles = outcome.tiles
+        result.cut, result.cue = checked.cut, checked.cue
+        if outcome.fault_ranked:
+            result.none_prob = dict(outcome.fault_ranked).get("none")
         if result.level is not None and outcome.fault_ranked:
             fault = gated_fault(result.level, outcome.fault_ranked)
             result.fault, result.fault_confidence, result.fault_top3 = fault

@@ -83,6 +83,15 @@ _REFERENCE = (
     _reference("spread_k", "The margin is at least this times the robust spread (MAD x 1.4826) of the "
                            "reference window's scores (a camera whose clean score is noisy); 0 = "
                            "reference_margin alone."),
+    _reference("dark_luma", "Drop (too_dark) a frame whose mean luma (0..255) is at most this and whose "
+                            "noise floor is at least reference_dark_noise (underexposed at high gain); "
+                            "0 = off."),
+    _reference("dark_noise", "... noise floor (8-bit sigma of the frame's flattest 16x16 tiles) of "
+                             "too_dark."),
+    _reference("noise_abs", "Drop (noisy) a frame whose noise floor is at least this; 0 = off."),
+    _reference("block_ratio", "Drop (blocky) a frame whose JPEG blockiness is above this times the "
+                              "camera's reference blockiness (median of its learned frames since the last "
+                              "cut); 0 = off."),
 )
 
 OPTIONS: tuple[Option, ...] = (

@@ -12,6 +12,10 @@ longer correlate) ``warmup_s`` seconds at ``learn_none`` suffice. A frame is jud
 camera's last ``median_n`` scores or its own, whichever is higher (single-frame jitter is not a drop,
 a clean frame after a fault is accepted at once), against a margin that widens with
 the reference window's robust spread (``spread_k`` x MAD x 1.4826) on a camera whose clean score is noisy.
+
+Classical cue rules (``stream_cues``; faults the score barely sees): ``too_dark`` (dark with a high noise
+floor: underexposed), ``noisy`` (noise floor above a limit) as floors, and ``blocky`` (JPEG blockiness
+well above the camera's reference cue, the median of its learned frames since the last cut).
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-RELATIVE_DROP = "relative_drop"  # FrameResult.reason of a frame rejected by this gate
+from hirqa_ros.stream_cues import StreamCue
+
+RELATIVE_DROP = "relative_drop"  # FrameResult.reason of a frame rejected by this gate on its score
+TOO_DARK = "too_dark"  # ... on its mean luma and noise floor (dark and noisy: underexposed)
+BLOCKY = "blocky"  # ... on its JPEG blockiness (well above the camera's reference's)
+NOISY = "noisy"  # ... on its noise floor (above an absolute limit)
+CUE_MIN_FRAMES = 5  # learned frames behind a reference cue before the relative cue rules judge
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,10 @@ class ReferenceParams:
     drop is judged on the higher of the frame's score and the median of the camera's last ``median_n``
     scores, this frame's included (1 = the frame alone; n adds at most n // 2 frames of detection delay
     and none of recovery); ``spread_k``: the margin is at
-    least ``spread_k`` x the robust spread (MAD x 1.4826) of the learned scores in the window (0 = fixed)."""
+    least ``spread_k`` x the robust spread (MAD x 1.4826) of the learned scores in the window (0 = fixed);
+    ``dark_luma``/``dark_noise``: ``too_dark`` when the mean luma (0..255) is <= ``dark_luma`` and the noise
+    floor (8-bit sigma) >= ``dark_noise``; ``noise_abs``: ``noisy`` when the noise floor is >= this;
+    ``block_ratio``: ``blocky`` when the JPEG blockiness is above this x the reference cue's (0: rule off)."""
 
     relative: bool = True
     window_s: float = 5.0
@@ -59,6 +72,10 @@ class ReferenceParams:
     cut_corr: float = 0.35
     median_n: int = 3
     spread_k: float = 0.0
+    dark_luma: float = 0.0
+    dark_noise: float = 0.8
+    noise_abs: float = 0.0
+    block_ratio: float = 1.3
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in RANGES.items():
@@ -71,7 +88,8 @@ class ReferenceParams:
 RANGES = {"window_s": (0.1, 3600.0), "margin": (0.0, 1.0), "fall_per_s": (0.0, 1.0),
           "warmup_s": (0.0, 3600.0), "max_age_s": (0.1, 86400.0), "reaccept_s": (0.0, 3600.0),
           "reaccept_none": (0.0, 1.0), "learn_none": (0.0, 1.0), "cut_corr": (-1.0, 1.0),
-          "median_n": (1, 15), "spread_k": (0.0, 20.0)}
+          "median_n": (1, 15), "spread_k": (0.0, 20.0), "dark_luma": (0.0, 255.0),
+          "dark_noise": (0.0, 255.0), "noise_abs": (0.0, 255.0), "block_ratio": (0.0, 100.0)}
 
 #: node parameter / CLI flag (``--reference-window-s``...) of each :class:`ReferenceParams` field
 PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin": "reference_margin",
@@ -79,7 +97,9 @@ PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin
                "warmup_s": "reference_warmup_s", "max_age_s": "reference_max_age_s",
                "reaccept_s": "reference_reaccept_s", "reaccept_none": "reference_reaccept_none",
                "learn_none": "reference_learn_none", "cut_corr": "reference_cut_corr",
-               "median_n": "reference_median_n", "spread_k": "reference_spread_k"}
+               "median_n": "reference_median_n", "spread_k": "reference_spread_k",
+               "dark_luma": "reference_dark_luma", "dark_noise": "reference_dark_noise",
+               "noise_abs": "reference_noise_abs", "block_ratio": "reference_block_ratio"}
 
 
 def params_from(get: Callable[[str], Any]) -> ReferenceParams:
@@ -101,6 +121,7 @@ class ReferenceGate:
     _after_cut: bool = False  # a scene cut since the last accepted frame: re-anchor sooner
     _recent: deque = field(default_factory=deque)  # the camera's last median_n scores
     _spread: float = 0.0  # robust spread (MAD x 1.4826) of the learned scores in the window
+    _cues: deque = field(default_factory=deque)  # (t, StreamCue) of the learned frames since the last cut
     resets: int = 0
 
     def reset(self) -> None:
@@ -112,6 +133,7 @@ class ReferenceGate:
         self._after_cut = False
         self._recent.clear()
         self._spread = 0.0
+        self._cues.clear()
         self.resets += 1
 
     @property
@@ -128,15 +150,47 @@ class ReferenceGate:
             return None
         return self._level
 
+    @property
+    def reference_cue(self) -> StreamCue | None:
+        """Per-field median cue of the learned frames in the window since the last cut (None: too few)."""
+        if len(self._cues) < CUE_MIN_FRAMES:
+            return None
+        med = np.median(np.array([(c.luma, c.dark, c.noise, c.blockiness) for _, c in self._cues]), axis=0)
+        return StreamCue(*(float(v) for v in med))
+
+    def absolute_cue_fault(self, cue: StreamCue | None) -> str:
+        """``too_dark`` for a dark frame with a high noise floor (an underexposed sensor at high gain: mean
+        luma <= ``dark_luma``, noise floor >= ``dark_noise``), ``noisy`` for a noise floor >= ``noise_abs``,
+        else "" (floors like the thresholds: no reference needed, never re-accepted; 0 turns a rule off)."""
+        p = self.params
+        if not p.relative or cue is None:
+            return ""
+        if p.dark_luma > 0 and cue.luma <= p.dark_luma and cue.noise >= p.dark_noise:
+            return TOO_DARK
+        if p.noise_abs > 0 and cue.noise >= p.noise_abs:
+            return NOISY
+        return ""
+
+    def _relative_cue_fault(self, cue: StreamCue | None) -> str:
+        """``blocky`` when the frame's blockiness is above ``block_ratio`` x the reference cue's, else ""."""
+        p = self.params
+        ref = self.reference_cue if cue is not None and p.block_ratio > 0 else None
+        if ref is not None and cue.blockiness > p.block_ratio * ref.blockiness:
+            return BLOCKY
+        return ""
+
     def update(self, t: float | None, score: float, absolute_ok: bool,
-               none_prob: float | None = None, cut: bool = False) -> tuple[bool, float | None]:
-        """(relative drop?, the reference the frame was judged against) for a frame at stream time ``t``
-        (seconds; None: no clock, no relative gate) with ``score``; ``absolute_ok``: the absolute
-        thresholds accept it; ``none_prob``: the fault head's probability of ``none`` (None: no head);
-        ``cut``: the frame starts a new scene (:class:`CutDetector`)."""
+               none_prob: float | None = None, cut: bool = False,
+               cue: StreamCue | None = None) -> tuple[str, float | None]:
+        """(why the frame is dropped: ``relative_drop``, ``too_dark``, ``blocky``, ``noisy``, or "" when it is
+        not; the reference the frame was judged against) for a frame at stream time ``t`` (seconds; None: no
+        clock, no relative gate) with ``score``; ``absolute_ok``: the absolute thresholds accept it;
+        ``none_prob``: the fault head's probability of
+        ``none`` (None: no head); ``cut``: the frame starts a new scene (:class:`CutDetector`); ``cue``: its
+        classical cues (``stream_cues``; None: the cue rules are off)."""
         p = self.params
         if not p.relative or t is None:
-            return False, None
+            return "", None
         if self._last_t is not None and t < self._last_t:
             self.reset()  # time went backwards: a bag loop or a restarted clock
         self._last_t = t
@@ -145,23 +199,29 @@ class ReferenceGate:
         if cut:  # a new scene: re-anchor quickly once the head calls it clean (_reaccept), keep it until then
             self._clean_run = []
             self._after_cut = True
+            self._cues.clear()  # the reference cue is the scene's: relearned on the new one
         self._recent.append(float(score))
         while len(self._recent) > p.median_n:
             self._recent.popleft()
         ref, margin = self.reference, self.margin
         judged = max(float(score), float(np.median(self._recent)))  # a clean frame after a fault is not held
-        drop = ref is not None and absolute_ok and judged < ref - margin
-        if drop and self._reaccept(t, score, none_prob):
-            drop = False
-        elif not drop:
+        floor = self.absolute_cue_fault(cue) if absolute_ok else ""
+        reason = ""
+        if absolute_ok and not floor:
+            dropped = ref is not None and judged < ref - margin
+            reason = RELATIVE_DROP if dropped else self._relative_cue_fault(cue)
+        if reason and self._reaccept(t, score, none_prob, cue):
+            reason = ""
+        elif not reason:
             self._clean_run = []
             self._after_cut = False
         clean = none_prob is None or none_prob >= p.learn_none
-        if absolute_ok and not drop and clean and (ref is None or score >= ref - margin / 2.0):
-            self._learn(t, score)
-        return drop, ref
+        if absolute_ok and reason != RELATIVE_DROP and clean and (ref is None or score >= ref - margin / 2.0):
+            # a frame only the cues drop still tells the score of this content; its cues are not learned
+            self._learn(t, score, None if floor or reason else cue)
+        return floor or reason, ref
 
-    def _reaccept(self, t: float, score: float, none_prob: float | None) -> bool:
+    def _reaccept(self, t: float, score: float, none_prob: float | None, cue: StreamCue | None) -> bool:
         """Scene change: True (and the reference re-anchored on the run) once the run of dropped frames
         has lasted ``reaccept_s`` and the fault head's median ``none`` probability over its last
         ``reaccept_s`` seconds is at least ``reaccept_none`` (faults drive it to ~0; clean frames of
@@ -172,27 +232,31 @@ class ReferenceGate:
         span, need = (p.warmup_s, p.learn_none) if self._after_cut else (p.reaccept_s, p.reaccept_none)
         if not self._clean_run:
             self._run_start = t
-        self._clean_run.append((t, score, none_prob))
+        self._clean_run.append((t, score, none_prob, cue))
         while self._clean_run[0][0] < t - span:
             self._clean_run.pop(0)
         if t - self._run_start < span:
             return False
-        if float(np.median([q for _, _, q in self._clean_run])) < need:
+        if float(np.median([q for _, _, q, _ in self._clean_run])) < need:
             return False
         run = self._clean_run
         self.reset()
-        for ti, si, _ in run:
-            self._learn(ti, si)
+        for ti, si, _, ci in run:
+            self._learn(ti, si, ci)
         self._first_t = run[0][0] - p.warmup_s  # warmed up: the run itself was the warm-up
         return True
 
-    def _learn(self, t: float, score: float) -> None:
+    def _learn(self, t: float, score: float, cue: StreamCue | None = None) -> None:
         dt = t - self._samples[-1][0] if self._samples else 0.0
         if self._first_t is None:
             self._first_t = t
         self._samples.append((t, float(score)))
         while self._samples and self._samples[0][0] < t - self.params.window_s:
             self._samples.popleft()
+        if cue is not None:
+            self._cues.append((t, cue))
+        while self._cues and self._cues[0][0] < t - self.params.window_s:
+            self._cues.popleft()
         scores = np.array([s for _, s in self._samples])
         med = float(np.median(scores))
         self._spread = 1.4826 * float(np.median(np.abs(scores - med)))

@@ -147,16 +147,21 @@ N_REF = 40
 
 
 def _ref_frames() -> list[np.ndarray]:
-    """Frames whose (random-model) scores wander: a few scenes, each held for several frames."""
-    return [scene(48, 64, seed=500 + (i // 4) % 6) for i in range(N_REF)]
+    """Frames whose (random-model) scores wander: a few scenes, each held for several frames; the last 4
+    dark and noisy (underexposed: the cue rule ``too_dark`` of ``reference``)."""
+    frames = [scene(48, 64, seed=500 + (i // 4) % 6) for i in range(N_REF - 4)]
+    rng = np.random.default_rng(7)
+    return frames + [np.clip(f * 0.45 + rng.normal(0.0, 8.0, f.shape), 0, 255).astype(np.uint8)
+                     for f in frames[-4:]]
 
 
 def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_path):
     """The reference gate on (the default): the node and bag-eval give the same level, reason
-    (``relative_drop`` included) and reference value for every frame of the same bag."""
+    (``relative_drop`` and the cue rule ``too_dark`` included) and reference value for every frame of the
+    same bag."""
     from hirqa_ros import load_scorer
     from hirqa_ros.bag.evaluate import evaluate_bag
-    from hirqa_ros.reference import RELATIVE_DROP, ReferenceParams
+    from hirqa_ros.reference import RELATIVE_DROP, TOO_DARK, ReferenceParams
 
     frames = _ref_frames()
     bag = tmp_path / "ref_bag"
@@ -170,7 +175,7 @@ def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_p
     rows = None
     for frac in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2):  # a margin: some, not all, frames relative drops
         # learn_none 0: no fault head on the random model (the head's paths are the same code)
-        params = ReferenceParams(margin=frac * spread, warmup_s=0.3, learn_none=0.0)
+        params = ReferenceParams(margin=frac * spread, warmup_s=0.3, learn_none=0.0, dark_luma=95.0)
         res = evaluate_bag(bag, tmp_path / f"out{frac}", scorer=scorer, thresholds=th, progress=False,
                            plots=False, reference=params)
         n_rel = sum(r.reason == RELATIVE_DROP for r in res.rows)
@@ -178,12 +183,13 @@ def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_p
             rows = res.rows
             break
     assert rows is not None, f"no margin gave relative drops on {scores}"
+    assert [r.reason for r in rows[-4:]] == [TOO_DARK] * 4
 
     domain = domain_id(8)
     node = NodeProcess({"image_topics": [REF_TOPIC], "model_path": str(random_model_dir),
                         "backend": "onnxruntime", "warn_threshold": th.warn, "error_threshold": th.error,
                         "reference_margin": params.margin, "reference_warmup_s": params.warmup_s,
-                        "reference_learn_none": params.learn_none,
+                        "reference_learn_none": params.learn_none, "reference_dark_luma": params.dark_luma,
                         "diagnostics_period_s": 0.2,
                         # one B_quality message per scored frame (state mode adds inherited copies that
                         # would end the wait below early, so a later frame could replace one unscored)

@@ -253,7 +253,7 @@ def test_spread_widens_the_margin_on_a_noisy_camera_only():
         t = 10.0 + i / RATE
         quiet.update(t, a, True)
         for g in (loud, fixed):
-            drops[id(g)] += g.update(t, b, True)[0]
+            drops[id(g)] += bool(g.update(t, b, True)[0])
     assert quiet.margin == pytest.approx(0.055)  # 3 x 0.004 < margin: unchanged
     assert 0.07 < loud.margin < 0.12  # ~3 x 0.03
     assert drops[id(loud)] < drops[id(fixed)] / 3

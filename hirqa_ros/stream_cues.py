@@ -1,0 +1,69 @@
+"""Classical per-frame cues of the reference gate (ROS-free): mean luma, dark share, noise floor and JPEG
+blockiness of one frame, cheap enough for every frame of every camera (a few ms at 640x480).
+
+``luma``/``dark`` are taken on the 160-px grey copy (``content.thumbnail_luma``), the noise floor
+(Immerkaer's mask, ``classical.IMMERKAER``) and ``blockiness`` on the full-resolution luma (JPEG blocks
+are 8x8 pixels of the encoded frame, and noise is a pixel-scale signal: shrinking would hide both).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from hirqa_ros.classical import IMMERKAER
+from hirqa_ros.content import thumbnail_luma
+
+CUE_SIDE = 160  # longer side of the grey copy for luma and the dark share
+DARK_LEVEL = 40  # 8-bit luma at or below which a pixel counts as dark
+BLOCK = 8  # JPEG block size (pixels)
+NOISE_TILE = 16  # the noise floor is a low percentile of the noise sigma of tiles of this size ...
+NOISE_PERCENTILE = 10  # ... (the flattest tenth of the frame: texture is not noise)
+
+
+@dataclass(frozen=True)
+class StreamCue:
+    """One frame's cues: ``luma`` (mean, 0..255), ``dark`` (share of pixels <= ``DARK_LEVEL``),
+    ``noise`` (the noise floor: the 10th percentile of the Immerkaer sigma of the luma's 16x16 tiles, 8-bit
+    units; texture raises a tile's sigma, so the flattest tiles measure the sensor's noise) and
+    ``blockiness`` (mean absolute step across 8-px block boundaries over the mean step elsewhere, both
+    directions; ~1 without block artefacts)."""
+
+    luma: float
+    dark: float
+    noise: float
+    blockiness: float
+
+
+def blockiness(g: np.ndarray) -> float:
+    """Step across 8-px block boundaries / step inside blocks (columns and rows averaged) of grey ``g``."""
+    ratios = []
+    for d in (np.abs(np.diff(g, axis=1)).mean(axis=0), np.abs(np.diff(g, axis=0)).mean(axis=1)):
+        idx = np.arange(d.size)
+        edge = (idx + 1) % BLOCK == 0  # the step between pixel 8k+7 and 8k+8
+        if edge.sum() == 0 or (~edge).sum() == 0:
+            return 1.0
+        inside = float(d[~edge].mean())
+        ratios.append(float(d[edge].mean()) / inside if inside > 1e-6 else 1.0)
+    return float(np.mean(ratios))
+
+
+def noise_floor(g: np.ndarray) -> float:
+    """10th percentile over the 16x16 tiles of float32 grey ``g`` of Immerkaer's sigma (8-bit units)."""
+    h, w = g.shape
+    if min(h, w) < 3:
+        return 0.0
+    resp = np.abs(cv2.filter2D(g, cv2.CV_32F, IMMERKAER, borderType=cv2.BORDER_REFLECT))
+    th, tw = max(1, h // NOISE_TILE), max(1, w // NOISE_TILE)
+    tiles = cv2.resize(resp[: th * NOISE_TILE, : tw * NOISE_TILE], (tw, th), interpolation=cv2.INTER_AREA) \
+        if h >= NOISE_TILE and w >= NOISE_TILE else resp.reshape(1, -1).mean(keepdims=True)
+    return float(np.sqrt(np.pi / 2.0) / 6.0 * np.percentile(tiles, NOISE_PERCENTILE))
+
+
+def stream_cue(rgb: np.ndarray) -> StreamCue:
+    """The cues of an HxWx3 uint8 RGB frame."""
+    small = thumbnail_luma(rgb, CUE_SIDE)
+    full = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return StreamCue(float(small.mean()), float(np.count_nonzero(small <= DARK_LEVEL)) / small.size,
+                     noise_floor(full), blockiness(full))

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Replay a bag-eval run's per-frame outputs (frames.csv: score, fault-head ``none``, cut flag, cues)
+through ``CameraMonitor.decide`` with other gate settings, and print the decision metrics.
+
+The same decision code as the node and bag-eval; no model is run, so a setting costs seconds, not the
+minutes of a bag evaluation. A replay at the run's own settings reproduces its levels (checked and
+printed as ``same level``).
+
+  python scripts/replay_gate.py RUN_DIR BAG_PREFIX [--set margin=0.05 --set dark_luma=60 ...] [--recue]
+
+RUN_DIR: a bag-eval output (frames.csv, summary.json); BAG_PREFIX: the sequence (BAG.labels.yaml,
+BAG.scenario.json for the "3 s after a cut" share). ``--set`` takes :class:`ReferenceParams` fields;
+``--recue`` recomputes the cues from the bag's frames (``stream_cues.stream_cue``, seconds, no model):
+for a run recorded before a change to the cues.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from hirqa_ros.bag.decoding import decoded_frames
+from hirqa_ros.bag.frames import FrameRow, read_frames_csv, row_cue
+from hirqa_ros.bag.labels import Labels
+from hirqa_ros.bag.reader import BagReader
+from hirqa_ros.bag.summary import bag_decisions, decided_rows
+from hirqa_ros.decision import Thresholds
+from hirqa_ros.evaluation.decisions import clean_after_events
+from hirqa_ros.monitor import CameraMonitor, Checked, ScoreOutcome
+from hirqa_ros.reference import ReferenceParams
+from hirqa_ros.stream_cues import stream_cue
+
+FORCED = ("no_content", "frozen")  # reasons decided before the gate: kept as recorded
+AFTER_CUT_S = 3.0
+
+
+class Run:
+    """One bag-eval run's rows, labels and scene cuts, ready to replay."""
+
+    def __init__(self, run_dir: str | Path, bag_prefix: str | Path) -> None:
+        run_dir, bag_prefix = Path(run_dir), str(bag_prefix)
+        self.rows = read_frames_csv(run_dir / "frames.csv")
+        for r in self.rows:
+            r["cue"] = row_cue(r)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        th = summary["thresholds"]
+        self.thresholds = Thresholds(th["warn"], th["error"])
+        self.labels = Labels.load(bag_prefix + ".labels.yaml", bag_start_ns=0)
+        self.topics = sorted({r["topic"] for r in self.rows})
+        self.cuts: dict[str, list[int]] = {}
+        scen = Path(bag_prefix + ".scenario.json")
+        if scen.exists():
+            origin = self.labels.origin_ns or 0
+            for topic, cuts in json.loads(scen.read_text()).get("cuts_s", {}).items():
+                self.cuts[topic] = [origin + round(c * 1e9) for c in cuts]
+
+    def recue(self, bag: str | Path) -> None:
+        """Replace the recorded cues with ``stream_cue`` of the bag's decoded frames (by topic and stamp)."""
+        with BagReader(bag) as reader:
+            cues = {(row.topic, row.stamp_ns): stream_cue(rgb)
+                    for row, rgb in decoded_frames(reader, self.topics) if rgb is not None}
+        for r in self.rows:
+            r["cue"] = cues.get((r["topic"], r["stamp_ns"]), r["cue"])
+
+    def replay(self, params: ReferenceParams) -> list[FrameRow]:
+        """Every row through a fresh monitor per topic with ``params`` (rows without a score as recorded)."""
+        monitors = {t: CameraMonitor(t, self.thresholds, reference=params) for t in self.topics}
+        out = []
+        for r in self.rows:
+            row = FrameRow(r["topic"], r["bag_time_ns"], r["stamp_ns"], r["score"], level=r["level"],
+                           verdict=r["verdict"], reason=r["reason"])
+            if r["score"] is not None and not r["reason"].startswith(FORCED):
+                m = monitors[r["topic"]]
+                ranked = None if r["none_prob"] is None else (("none", r["none_prob"]),)
+                t = r["stamp_ns"] / 1e9 if r["stamp_ns"] else r["bag_time_ns"] / 1e9
+                res = m.decide(Checked(m, None, time_s=t, cut=r["cut"], cue=r["cue"]),
+                               ScoreOutcome(r["score"], fault_ranked=ranked))
+                row.apply(res)
+            out.append(row)
+        return out
+
+    def metrics(self, rows: list[FrameRow]) -> dict[str, Any]:
+        """Pooled decision metrics plus ``after_cut`` (clean frames rejected in the 3 s after a cut)."""
+        _, pooled = bag_decisions(rows, self.labels, self.topics)
+        near = [clean_after_events(decided_rows(rows, self.labels, t), self.cuts.get(t, []),
+                                   round(AFTER_CUT_S * 1e9)) for t in self.topics]
+        n = sum(x["clean_frames"] for x in near)
+        rej = sum((x["clean_false_reject"] or 0.0) * x["clean_frames"] for x in near)
+        pooled["after_cut"] = rej / n if n else None
+        return pooled
+
+
+def line(m: dict[str, Any]) -> str:
+    """One line: recall, clean, after-cut, per type, delays."""
+    def pct(x: float | None) -> str:
+        return "  -  " if x is None else f"{100 * x:5.1f}"
+    types = " ".join(f"{k}={pct(v['rejected'])}" for k, v in m["per_type"].items()
+                     if v["category"] == "fault")
+    d, r = m["detection_delay_frames"], m["recovery_delay_frames"]
+    return (f"recall {pct(m['drop_recall'])} clean {pct(m['clean_false_reject'])}"
+            f" cut {pct(m.get('after_cut'))}"
+            f" | {types} | det {d['median']}/{d['max']} ({d['reached']}/{d['stretches']})"
+            f" rec {r['median']}/{r['max']} | {m['rejected_by_reason']}")
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    kinds = {f.name: f.type for f in fields(ReferenceParams)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in kinds:
+            raise SystemExit(f"--set {key}: not a ReferenceParams field ({', '.join(kinds)})")
+        kind = kinds[key]
+        out[key] = (value.lower() in ("1", "true")) if kind in (bool, "bool") else (
+            int(value) if kind in (int, "int") else float(value))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("bag_prefix")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    ap.add_argument("--recue", action="store_true", help="recompute the cues from the bag BAG_PREFIX")
+    args = ap.parse_args()
+    run = Run(args.run_dir, args.bag_prefix)
+    if args.recue:
+        run.recue(args.bag_prefix)
+    params = replace(ReferenceParams(), **parse_set(args.set))
+    rows = run.replay(params)
+    same = sum(a.level == b["level"] for a, b in zip(rows, run.rows))
+    print(f"same level as the run: {same}/{len(rows)}")
+    print(line(run.metrics(rows)))
+
+
+if __name__ == "__main__":
+    main()
