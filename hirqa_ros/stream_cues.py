@@ -37,9 +37,13 @@ class StreamCue:
 
 
 def blockiness(g: np.ndarray) -> float:
-    """Step across 8-px block boundaries / step inside blocks (columns and rows averaged) of grey ``g``."""
+    """Step across 8-px block boundaries / step inside blocks (columns and rows averaged) of grey ``g``
+    (uint8 or float32)."""
+    g = np.ascontiguousarray(g)
+    steps = (cv2.absdiff(g[:, 1:], g[:, :-1]).mean(axis=0, dtype=np.float64),
+             cv2.absdiff(g[1:], g[:-1]).mean(axis=1, dtype=np.float64))
     ratios = []
-    for d in (np.abs(np.diff(g, axis=1)).mean(axis=0), np.abs(np.diff(g, axis=0)).mean(axis=1)):
+    for d in steps:
         idx = np.arange(d.size)
         edge = (idx + 1) % BLOCK == 0  # the step between pixel 8k+7 and 8k+8
         if edge.sum() == 0 or (~edge).sum() == 0:
@@ -64,6 +68,6 @@ def noise_floor(g: np.ndarray) -> float:
 def stream_cue(rgb: np.ndarray) -> StreamCue:
     """The cues of an HxWx3 uint8 RGB frame."""
     small = thumbnail_luma(rgb, CUE_SIDE)
-    full = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     return StreamCue(float(small.mean()), float(np.count_nonzero(small <= DARK_LEVEL)) / small.size,
-                     noise_floor(full), blockiness(full))
+                     noise_floor(grey.astype(np.float32)), blockiness(grey))
