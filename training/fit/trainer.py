@@ -25,8 +25,7 @@ import yaml
 from torch import nn
 
 from hirqa_ros.files import write_json
-from hirqa_ros.model import EMBED_DIM, HiRQA, canonical_variant
-from hirqa_ros.preprocess import MEAN, STD
+from hirqa_ros.model import EMBED_DIM, HiRQA, canonical_variant, load_imagenet_trunk
 from hirqa_ros.training.data.device_ladders import DeviceLadderSampler
 from hirqa_ros.training.data.ladders import LadderSampler, SamplerConfig
 from hirqa_ros.training.data.photos import load_images
@@ -41,6 +40,7 @@ from hirqa_ros.training.fit.checkpoint import (
 )
 from hirqa_ros.training.fit.config import DEFAULTS, load_config
 from hirqa_ros.training.fit.losses import LossConfig, hirqa_loss, keep_loss
+from hirqa_ros.trunks import trunk_normalisation
 
 __all__ = ["CKPT_NAME", "DEFAULTS", "RunState", "TrainNet", "fit", "load_checkpoint", "load_config",
            "lr_factor", "train", "train_step", "validate"]
@@ -55,8 +55,9 @@ class TrainNet(nn.Module):
         super().__init__()
         self.model = HiRQA(variant)
         self.proj = nn.Linear(EMBED_DIM, text_dim) if text_dim else None
-        mean = torch.tensor(MEAN).reshape(1, 3, 1, 1)
-        std = torch.tensor(STD).reshape(1, 3, 1, 1)
+        norm = trunk_normalisation(variant)  # the trunk's own statistics (the card records them)
+        mean = torch.tensor(norm.mean).reshape(1, 3, 1, 1)
+        std = torch.tensor(norm.std).reshape(1, 3, 1, 1)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
 
@@ -178,6 +179,7 @@ class RunState:
     lineage: list = field(default_factory=list)
     init_from: str | None = None
     parent: dict | None = None
+    trunk_init: str | None = None  # where the trunk's starting weights came from (ImageNet), if not init_from
 
 
 @dataclass
@@ -219,7 +221,7 @@ class Run:
         lr = float(o["lr"]) * lr_factor(self.state.step, self.state.planned_steps, int(o["warmup_steps"]),
                                         float(o["min_lr_ratio"]))
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * float(g.get("lr_scale", 1.0))
         return lr
 
 
@@ -230,15 +232,18 @@ def _seed(cfg: dict, rank: int) -> None:
     torch.manual_seed(seed + rank)
 
 
-def _optimizer(net: nn.Module, ocfg: dict) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+def _optimizer(net: TrainNet, ocfg: dict) -> torch.optim.Optimizer:
+    """AdamW, no weight decay on biases and norms; ``optim.trunk_lr_scale`` (< 1 for a pretrained trunk)
+    scales the trunk's learning rate (kept in its parameter groups as ``lr_scale``)."""
+    scale = float(ocfg.get("trunk_lr_scale", 1.0))
+    trunk = {id(p) for p in net.model.backbone.parameters()}
+    groups: dict[tuple[bool, bool], list] = {}
     for p in net.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
+        groups.setdefault((scale != 1.0 and id(p) in trunk, p.ndim > 1), []).append(p)
+    wd = float(ocfg["weight_decay"])
     return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": float(ocfg["weight_decay"])},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        [{"params": groups[k], "weight_decay": wd if k[1] else 0.0, "lr_scale": scale if k[0] else 1.0}
+         for k in ((False, True), (False, False), (True, True), (True, False)) if k in groups],
         lr=float(ocfg["lr"]),
         betas=tuple(ocfg.get("betas", (0.9, 0.999))),
     )
@@ -303,6 +308,11 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
         init_sd, state.lineage, state.parent = init_weights(init_from)
         net.model.load_state_dict(init_sd, strict=True)
         log.info("initialised from %s (%d earlier run(s) in its lineage)", init_from, len(state.lineage))
+    elif ckpt is None and str(cfg.get("trunk_init") or "random") == "imagenet":
+        state.trunk_init = f"ImageNet: {load_imagenet_trunk(net.model)}"
+        log.info("trunk initialised from %s", state.trunk_init)
+    elif str(cfg.get("trunk_init") or "random") not in ("random", "imagenet"):
+        raise ValueError(f"trunk_init must be random or imagenet, not {cfg.get('trunk_init')!r}")
     amp = str(tcfg.get("amp", "auto"))
     amp_dtype = None
     if dev.type == "cuda" and amp != "off":
@@ -551,6 +561,7 @@ def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
         "planned_steps": s.planned_steps,
         "val_history": s.val_history,
         "init_from": s.init_from,
+        "trunk_init": s.trunk_init,
         "parent": s.parent,
         "lineage": s.lineage,
         "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
