@@ -34,6 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="checkpoint and stop at this step without changing the schedule (continue with --resume)",
     )
     p.add_argument(
+        "--session-minutes",
+        type=ranged(float, 0.0, 1e6, lo_open=True),
+        default=None,
+        metavar="MIN",
+        help="checkpoint and stop after MIN minutes of this session, schedule unchanged (continue with "
+        "--resume); Ctrl-C / SIGTERM also checkpoint after the current step",
+    )
+    p.add_argument(
         "--wall-time",
         type=ranged(float, 0.0, 1e6, lo_open=True),
         default=None,
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             stop_at=args.stop_at,
             progress=not args.no_progress,
+            session_minutes=args.session_minutes or 0.0,
         )
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
@@ -95,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     last = s["val_history"][-1] if s["val_history"] else {}
+    if not s["finished"]:
+        print(f"{out}: checkpointed at step {s['step']} of {s['planned_steps']} ({s['stop_reason']}); "
+              f"continue with: hirqa train --out {out} --resume")
+        if s.get("stop_signal"):  # Ctrl-C / SIGTERM: 130 / 143, as a shell reports an interrupted command
+            return 128 + int(s["stop_signal"])
     print(
         f"{out}: step {s['step']} ({s['stop_reason']}), {s['elapsed_s']:.0f} s, {s['images_per_s']} images/s"
         + (

@@ -15,6 +15,8 @@ import math
 import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from hirqa_ros.training.fit.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from hirqa_ros.training.fit.config import DEFAULTS, load_config
+from hirqa_ros.training.fit.config import DEFAULTS, load_config, merge
 from hirqa_ros.training.fit.losses import LossConfig, hirqa_loss, keep_loss
 from hirqa_ros.trunks import trunk_normalisation
 
@@ -46,6 +48,9 @@ __all__ = ["CKPT_NAME", "DEFAULTS", "RunState", "TrainNet", "fit", "load_checkpo
            "lr_factor", "train", "train_step", "validate"]
 
 log = logging.getLogger(__name__)
+
+#: train settings a resumed session takes from the config it is given (they do not change the run's maths)
+SESSION_KEYS = ("threads", "log_every", "checkpoint_every")
 
 
 class TrainNet(nn.Module):
@@ -206,6 +211,7 @@ class Run:
     state: RunState
     resumed_at: int = 0  # step the run was resumed at (0 for a fresh run)
     teacher: nn.Module | None = None  # frozen initial model for the ``keep`` loss (None when off)
+    stop_signal: int | None = None  # SIGINT/SIGTERM received: stop after the current step
 
     @property
     def main(self) -> bool:
@@ -282,7 +288,9 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
         ckpt = load_checkpoint(path)
-        cfg = ckpt["config"]  # the run continues with the config it started with
+        # the run continues with the config it started with; only this session's settings are new
+        session = {k: cfg["train"][k] for k in SESSION_KEYS if k in cfg.get("train", {})}
+        cfg = merge(ckpt["config"], {"train": session})
         log.info("resuming %s at step %d", path, ckpt["step"])
     tcfg = cfg["train"]
     if dev.type == "cpu" and int(tcfg.get("threads") or 0) > 0:
@@ -482,9 +490,10 @@ class _Meter:
         return ips, sps
 
 
-def fit(run: Run, logs: _Logs, stop_at: int | None = None, progress: bool = True) -> tuple[str, bool]:
-    """Train until the planned steps, ``stop_at``, the wall-time budget or the re-planned end;
-    returns (why it stopped, whether the run is finished)."""
+def fit(run: Run, logs: _Logs, stop_at: int | None = None, progress: bool = True,
+        session_s: float = 0.0) -> tuple[str, bool]:
+    """Train until the planned steps, ``stop_at``, the wall-time budget, the re-planned end, ``session_s``
+    seconds of this session or a stop signal; returns (why it stopped, whether the run is finished)."""
     tcfg, s = run.cfg["train"], run.state
     budget_s = float(tcfg.get("wall_time_minutes") or 0) * 60.0
     max_steps = int(s.planned_steps)
@@ -515,12 +524,15 @@ def fit(run: Run, logs: _Logs, stop_at: int | None = None, progress: bool = True
         if budget_s and s.elapsed_s >= budget_s:
             stop_reason = "wall_time"
             break
+        if run.stop_signal is not None or (session_s and time.time() - t_start >= session_s):
+            stop_reason = "signal" if run.stop_signal is not None else "session_time"
+            break
         if s.step >= s.planned_steps and budget_s:
             stop_reason = "planned_steps"
             break
     if bar is not None:
         bar.close()
-    return stop_reason, s.step >= max_steps or stop_reason != "max_steps"
+    return stop_reason, s.step >= max_steps or stop_reason in ("wall_time", "planned_steps")
 
 
 def _log_row(run: Run, logs: _Logs, bar: Any, loss: torch.Tensor, terms: dict, gnorm: float,
@@ -536,6 +548,11 @@ def _log_row(run: Run, logs: _Logs, bar: Any, loss: torch.Tensor, terms: dict, g
         post = {"loss": f"{float(loss.detach()):.3f}", **{k: f"{v:.3f}" for k, v in terms.items()},
                 "img/s": f"{ips:.1f}"}
         bar.set_postfix(post, refresh=False)
+    else:  # no progress bar (logs of a background run): progress and ETA as a log line
+        left = max(0, s.planned_steps - s.step) / max(sps, 1e-9)
+        log.info("step %d/%d (%.0f %%), loss %.4f, %.1f images/s, %d images seen, ETA %s", s.step,
+                 s.planned_steps, 100.0 * s.step / max(1, s.planned_steps), float(loss.detach()), ips,
+                 s.images_seen, str(dt.timedelta(seconds=round(left))) if sps > 0 else "?")
 
 
 def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
@@ -546,6 +563,7 @@ def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
         "step": s.step,
         "finished": finished,
         "stop_reason": stop_reason,
+        "stop_signal": run.stop_signal,
         "elapsed_s": round(s.elapsed_s, 1),
         "images_seen": s.images_seen,
         "images_per_s": round(s.images_seen / max(1e-6, s.elapsed_s), 2),
@@ -569,6 +587,33 @@ def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
     }
 
 
+@contextmanager
+def stop_on_signal(run: Run) -> Iterator[None]:
+    """Within the block, the first SIGINT or SIGTERM asks the loop to stop after the current step (the
+    run is checkpointed and can be resumed); a second one interrupts at once. Single-process runs in
+    the main thread only (a DDP rank that stopped alone would hang the others)."""
+    import signal
+    import threading
+
+    if run.world > 1 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        if run.stop_signal is not None:
+            raise KeyboardInterrupt
+        run.stop_signal = signum
+        log.warning("%s: stopping after this step (checkpointed; continue with --resume)",
+                    signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
 def train(
     cfg: dict,
     out_dir: str | Path,
@@ -577,15 +622,19 @@ def train(
     device: str | None = None,
     stop_at: int | None = None,
     progress: bool = True,
+    session_minutes: float = 0.0,
 ) -> dict:
-    """Run (or resume) a training run in ``out_dir``; returns the run summary (also ``summary.json``)."""
+    """Run (or resume) a training run in ``out_dir``; returns the run summary (also ``summary.json``).
+    ``session_minutes``: checkpoint and stop after this long without changing the schedule (go on
+    with ``resume``); SIGINT/SIGTERM do the same after the current step."""
     run = build_run(cfg, out_dir, resume=resume, init_from=init_from, device=device)
     if run.main:
         run.out.mkdir(parents=True, exist_ok=True)
         (run.out / "config.yaml").write_text(yaml.safe_dump(run.cfg, sort_keys=False))
     logs = _Logs(run.out, run.main)
     try:
-        stop_reason, finished = fit(run, logs, stop_at, progress)
+        with stop_on_signal(run):
+            stop_reason, finished = fit(run, logs, stop_at, progress, float(session_minutes) * 60.0)
     finally:
         if hasattr(run.sampler, "close"):  # the device sampler's prefetch thread
             run.sampler.close()
