@@ -314,7 +314,11 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
     init_sd = None
     if init_from and ckpt is None:
         init_sd, state.lineage, state.parent = init_weights(init_from)
-        net.model.load_state_dict(init_sd, strict=True)
+        try:
+            net.model.load_state_dict(init_sd, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"--init-from {init_from}: its weights do not fit variant {cfg['variant']!r} "
+                             f"(another trunk?): {str(exc).splitlines()[0]}") from None
         log.info("initialised from %s (%d earlier run(s) in its lineage)", init_from, len(state.lineage))
     elif ckpt is None and str(cfg.get("trunk_init") or "random") == "imagenet":
         state.trunk_init = f"ImageNet: {load_imagenet_trunk(net.model)}"

@@ -41,20 +41,23 @@ def compare_reports(new_report: dict, baseline_report: dict) -> tuple[dict, dict
     return n, o, passes(n, o)
 
 
-def torch_score_fn(model, device: str, input_policy: str = "native", batch: int = 8):
-    """score_fn(frames) of a torch HiRQA module through the one preprocessing path (fp32, no grad)."""
+def torch_score_fn(model, device: str, input_policy: str = "native", batch: int = 8, norm=None):
+    """score_fn(frames) of a torch HiRQA module through the one preprocessing path (fp32, no grad);
+    ``norm``: its input normalisation (its trunk's when None)."""
     import numpy as np
     import torch
 
     from hirqa_ros.preprocess import prepare
+    from hirqa_ros.trunks import trunk_normalisation
 
     model = model.to(device).eval()
+    norm = norm or trunk_normalisation(getattr(model, "variant", "hirqa-s"))
 
     @torch.no_grad()
     def fn(frames):
         total = np.zeros(len(frames))
         count = np.zeros(len(frames))
-        for b in prepare(list(frames), input_policy):
+        for b in prepare(list(frames), input_policy, norm=norm):
             for s in range(0, len(b.owners), batch):
                 x = torch.from_numpy(b.array[s : s + batch]).to(device)
                 np.add.at(total, b.owners[s : s + batch], model(x).float().cpu().numpy())
@@ -86,13 +89,14 @@ def gate_run(work: Path, baseline: str, images: str, out: Path, device: str = "c
     photos = load_folder(images, limit=max_images)
     if not photos:
         raise ValueError(f"gate: no photos in {images}")
-    cand = build_model(base.variant, {k: v.float() for k, v in run_weights(work)[0].items()})
+    weights, variant, *_ = run_weights(work)  # the run's own trunk (may differ from the baseline's)
+    cand = build_model(variant, {k: v.float() for k, v in weights.items()})
     sizes = tuple(tuple(int(v) for v in s.split("x")) for s in frame_sizes) if frame_sizes else None
     cfg = ProtocolConfig(crop=0, resize_side=0, batch_size=4, frame_sizes=sizes or FULL_FRAME.frame_sizes)
     types = types or list(FULL_FRAME_TYPES)
     t0 = time.time()
     fns = {"candidate": torch_score_fn(cand, device, base.input_policy),
-           "baseline": torch_score_fn(base.torch_model(), device, base.input_policy)}
+           "baseline": torch_score_fn(base.torch_model(), device, base.input_policy, norm=base.normalisation)}
     ps = score_protocol(fns, photos, types, cfg)
     summ = {k: summarize(ps, k) for k in fns}
     c, b = summ["candidate"]["pooled"], summ["baseline"]["pooled"]
