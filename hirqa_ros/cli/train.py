@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             stop_at=args.stop_at,
             progress=not args.no_progress,
             session_minutes=args.session_minutes or 0.0,
+            session=over["train"],  # --threads on a resumed run
         )
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)

@@ -49,7 +49,7 @@ __all__ = ["CKPT_NAME", "DEFAULTS", "RunState", "TrainNet", "fit", "load_checkpo
 
 log = logging.getLogger(__name__)
 
-#: train settings a resumed session takes from the config it is given (they do not change the run's maths)
+#: train settings a resumed session may change (``train(session=...)``, ``hirqa train --threads``)
 SESSION_KEYS = ("threads", "log_every", "checkpoint_every")
 
 
@@ -277,9 +277,10 @@ def make_sampler(tcfg: dict, images: list[np.ndarray], scfg: SamplerConfig, seed
 
 
 def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: str | None = None,
-              device: str | None = None) -> Run:
+              device: str | None = None, session: dict | None = None) -> Run:
     """Everything a run needs: fresh, initialised from ``init_from``, or resumed from the checkpoint in
-    ``out_dir``. Long, but a straight sequence of set-up steps in the order the RNG states need."""
+    ``out_dir`` (``session``: new values of :data:`SESSION_KEYS`). Long, but a straight sequence of
+    set-up steps in the order the RNG states need."""
     rank, world, dev = _dist_setup(device)
     out = Path(out_dir)
     ckpt = None
@@ -289,8 +290,8 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
         ckpt = load_checkpoint(path)
         # the run continues with the config it started with; only this session's settings are new
-        session = {k: cfg["train"][k] for k in SESSION_KEYS if k in cfg.get("train", {})}
-        cfg = merge(ckpt["config"], {"train": session})
+        new = {k: v for k, v in (session or {}).items() if k in SESSION_KEYS}
+        cfg = merge(ckpt["config"], {"train": new})
         log.info("resuming %s at step %d", path, ckpt["step"])
     tcfg = cfg["train"]
     if dev.type == "cpu" and int(tcfg.get("threads") or 0) > 0:
@@ -627,11 +628,13 @@ def train(
     stop_at: int | None = None,
     progress: bool = True,
     session_minutes: float = 0.0,
+    session: dict | None = None,
 ) -> dict:
     """Run (or resume) a training run in ``out_dir``; returns the run summary (also ``summary.json``).
     ``session_minutes``: checkpoint and stop after this long without changing the schedule (go on
-    with ``resume``); SIGINT/SIGTERM do the same after the current step."""
-    run = build_run(cfg, out_dir, resume=resume, init_from=init_from, device=device)
+    with ``resume``); SIGINT/SIGTERM do the same after the current step. ``session``: train settings
+    (:data:`SESSION_KEYS`) a resumed run takes instead of its checkpoint's."""
+    run = build_run(cfg, out_dir, resume=resume, init_from=init_from, device=device, session=session)
     if run.main:
         run.out.mkdir(parents=True, exist_ok=True)
         (run.out / "config.yaml").write_text(yaml.safe_dump(run.cfg, sort_keys=False))
