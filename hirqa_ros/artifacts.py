@@ -504,6 +504,16 @@ def _input_line(card: dict[str, Any]) -> str:
     return f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout}, normalised on the host"
 
 
+def _trunk_line(card: dict[str, Any]) -> list[str]:
+    """The human card's trunk line: architecture; for an ImageNet start, the weights' source and licence."""
+    t = card.get("trunk")
+    if not isinstance(t, dict):
+        return []
+    w = t.get("imagenet_weights") or {}
+    start = f"; ImageNet weights: {w.get('source')} (licence: {w.get('licence')})" if w else ""
+    return [f"- Trunk: `{t.get('arch')}` ({t.get('library')}, {t.get('channels')} channels){start}"]
+
+
 def render_human_card(card: dict[str, Any]) -> str:
     """``MODEL_CARD.md`` up to and including its file table, from the machine card."""
     import yaml
@@ -513,6 +523,7 @@ def render_human_card(card: dict[str, Any]) -> str:
         lines += [str(card["description"]).strip(), ""]
     lines += [
         f"- Variant: `{card['variant']}`",
+        *_trunk_line(card),
         f"- Input policy: `{card['input_policy']}` (see docs/scoring.md)",
         f"- Normalisation: RGB in [0, 1], mean {tuple(card['normalisation']['mean'])}, "
         f"std {tuple(card['normalisation']['std'])}",

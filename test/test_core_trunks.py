@@ -113,6 +113,8 @@ def test_card_names_trunk_normalisation_source_and_licence(trunk_dir):
     assert art.card["trunk"]["imagenet_weights"]["licence"] == trunk.weights_licence
     assert art.card["trunk"]["imagenet_weights"]["package"] == trunk.weights_package
     assert tuple(art.card["normalisation"]["mean"]) == trunk.mean and art.normalisation.std == trunk.std
+    human = (trunk_dir / "MODEL_CARD.md").read_text()
+    assert f"- Trunk: `{art.card['trunk']['arch']}`" in human and trunk.weights_licence in human
     meta = {p.key: p.value for p in onnx.load(str(art.onnx)).metadata_props}
     assert meta["hirqa.variant"] == art.variant
     assert meta["hirqa.mean"] == ",".join(map(str, trunk.mean))  # the graph normalises like the card

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from hirqa_ros.constants import uncalibrated_thresholds
 from hirqa_ros.training.release.cards import (
-    DESCRIPTION,
-    LICENCE,
     calibrated_thresholds,
     data_card,
+    description,
+    licence,
     run_entry,
 )
 from hirqa_ros.training.release.tables import metric_table
@@ -106,9 +106,9 @@ def build_card(run: Path, eval_report: dict | None = None, hardware_note: str | 
     training = _training(summary, data, hardware_note)
     card: dict = {
         "name": cfg.get("name", "hirqa-s"),
-        "description": DESCRIPTION,
+        "description": description(summary["variant"]),
         "input_policy": "native",
-        "licence": LICENCE,
+        "licence": licence(summary["variant"]),
         "training": training,
         "thresholds": uncalibrated_thresholds(),
     }
