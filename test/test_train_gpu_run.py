@@ -105,7 +105,7 @@ def test_pack_falls_back_to_last_checkpoint(tmp_path):
         {
             "net": net,
             "step": 7,
-            "config": {"variant": "hirqa-s", "name": "t"},
+            "config": {"variant": "hirqa-s", "name": "t", "data": {}},
             "images_seen": 70,
             "elapsed_s": 1.0,
         },
@@ -114,6 +114,14 @@ def test_pack_falls_back_to_last_checkpoint(tmp_path):
     assert main(["pack", "--work", str(work), "--out", str(tmp_path / "out")]) == 0
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert "step 7" in manifest["weights"]["source"]
+    # a cut-short run still becomes a model directory (its card says so)
+    run = tmp_path / "run"
+    assert main(["unpack", "--parts", str(tmp_path / "out"), "--run", str(run)]) == 0
+    assert hirqa(["release", "run", "--run", str(run), "--out", str(tmp_path / "model")]) == 0
+    from hirqa_ros.artifacts import load_artifact
+
+    card = load_artifact(tmp_path / "model").card
+    assert card["training"]["steps"] == 7 and "cut short" in card["training"]["stop_reason"]
 
 
 def test_gate_compares_the_run_with_the_baseline_on_full_frames(random_model_dir, tmp_path):

@@ -97,7 +97,7 @@ def run_entry(summary: dict, data: dict, metrics: dict | None = None) -> dict:
         "images_seen": summary["images_seen"],
         "wall_time_min": round(summary["elapsed_s"] / 60.0, 1),
         "images_per_s": summary["images_per_s"],
-        "hardware": summary.get("hardware_note") or summary["hardware"],
+        "hardware": summary.get("hardware_note") or summary.get("hardware"),
         "data": {"photos": data.get("photos"), "packages": list(data.get("packages", {}))},
     }
     if summary.get("parent"):
