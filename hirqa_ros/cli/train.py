@@ -13,7 +13,8 @@ log = logging.getLogger("hirqa.train")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="config/train_hirqa_s.yaml", help="training config YAML")
+    p.add_argument("--config", default=None,
+                   help="training config YAML (default config/train_hirqa_s.yaml; --resume: the run's own)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument(
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.val_dir:
         over["data"]["val"] = args.val_dir
     try:
-        cfg = load_config(args.config, over)
+        cfg = load_config(args.config or (None if args.resume else "config/train_hirqa_s.yaml"), over)
     except (OSError, ValueError) as exc:
         log.error("cannot read config %s: %s", args.config, exc)
         return 2
