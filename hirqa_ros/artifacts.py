@@ -30,13 +30,14 @@ from hirqa_ros.files import (
     atomic_write_bytes,
     load_untrusted,
 )
-from hirqa_ros.preprocess import MEAN, STD, Normalisation
+from hirqa_ros.preprocess import Normalisation
+from hirqa_ros.trunks import TRUNKS, trunk_normalisation
 
 CARD_FILE = "model.yaml"
 HUMAN_CARD_FILE = "MODEL_CARD.md"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "hirqa-s"
-VARIANTS = ("hirqa-s", "hirqa")  # as written by export.model_dir.write_model_dir (model.canonical_variant)
+VARIANTS = tuple(TRUNKS)  # as written by export.model_dir.write_model_dir (model.canonical_variant)
 ENV_VAR = "HIRQA_MODEL"
 
 
@@ -172,15 +173,17 @@ class ModelArtifact:
 
     @property
     def normalisation(self) -> Normalisation:
-        """The card's ``normalisation`` (RGB in [0, 1], mean, std); the authors' values when absent."""
+        """The card's ``normalisation`` (RGB in [0, 1], mean, std); its trunk's (the authors' for
+        ResNet) when absent."""
         n = self.card.get("normalisation") or {}
+        default = trunk_normalisation(self.variant if self.variant in TRUNKS else DEFAULT_MODEL_NAME)
         colour, value_range = str(n.get("colour", "RGB")).upper(), list(n.get("range", [0, 1]))
         if colour != "RGB" or value_range != [0, 1]:
             raise ArtifactError(f"{self.path}: normalisation colour {colour} range {value_range} is not "
                                 "supported (expected RGB in [0, 1])")
         try:
-            return Normalisation(tuple(float(v) for v in n.get("mean", MEAN)),
-                                 tuple(float(v) for v in n.get("std", STD)))
+            return Normalisation(tuple(float(v) for v in n.get("mean", default.mean)),
+                                 tuple(float(v) for v in n.get("std", default.std)))
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"{self.path}: bad normalisation in {CARD_FILE}: {exc}") from exc
 
@@ -501,6 +504,16 @@ def _input_line(card: dict[str, Any]) -> str:
     return f"- Input (`model.onnx`): `{c.name}`, {c.dtype} {c.layout}, normalised on the host"
 
 
+def _trunk_line(card: dict[str, Any]) -> list[str]:
+    """The human card's trunk line: architecture; for an ImageNet start, the weights' source and licence."""
+    t = card.get("trunk")
+    if not isinstance(t, dict):
+        return []
+    w = t.get("imagenet_weights") or {}
+    start = f"; ImageNet weights: {w.get('source')} (licence: {w.get('licence')})" if w else ""
+    return [f"- Trunk: `{t.get('arch')}` ({t.get('library')}, {t.get('channels')} channels){start}"]
+
+
 def render_human_card(card: dict[str, Any]) -> str:
     """``MODEL_CARD.md`` up to and including its file table, from the machine card."""
     import yaml
@@ -510,6 +523,7 @@ def render_human_card(card: dict[str, Any]) -> str:
         lines += [str(card["description"]).strip(), ""]
     lines += [
         f"- Variant: `{card['variant']}`",
+        *_trunk_line(card),
         f"- Input policy: `{card['input_policy']}` (see docs/scoring.md)",
         f"- Normalisation: RGB in [0, 1], mean {tuple(card['normalisation']['mean'])}, "
         f"std {tuple(card['normalisation']['std'])}",

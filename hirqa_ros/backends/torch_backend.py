@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from hirqa_ros.model import DeployedHiRQA
+from hirqa_ros.trunks import trunk_normalisation
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class TorchBackend:
         if self.precision == "fp16" and not self.cuda:
             raise ValueError("torch fp16 needs CUDA; use precision fp32 on the CPU")
         net = model if model is not None else artifact.torch_model()
-        norm = artifact.normalisation if artifact is not None else None
+        norm = artifact.normalisation if artifact is not None else trunk_normalisation(net.variant)
         net = DeployedHiRQA(net, channel_order=channel_order, precision=self.precision, norm=norm).eval()
         self.channel_order = net.channel_order
         if self.cuda:

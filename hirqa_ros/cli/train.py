@@ -13,7 +13,8 @@ log = logging.getLogger("hirqa.train")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="config/train_hirqa_s.yaml", help="training config YAML")
+    p.add_argument("--config", default=None,
+                   help="training config YAML (default config/train_hirqa_s.yaml; --resume: the run's own)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument(
@@ -32,6 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=ranged(int, 1, 10**9),
         default=None,
         help="checkpoint and stop at this step without changing the schedule (continue with --resume)",
+    )
+    p.add_argument(
+        "--session-minutes",
+        type=ranged(float, 0.0, 1e6, lo_open=True),
+        default=None,
+        metavar="MIN",
+        help="checkpoint and stop after MIN minutes of this session, schedule unchanged (continue with "
+        "--resume); Ctrl-C / SIGTERM also checkpoint after the current step",
     )
     p.add_argument(
         "--wall-time",
@@ -69,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.val_dir:
         over["data"]["val"] = args.val_dir
     try:
-        cfg = load_config(args.config, over)
+        cfg = load_config(args.config or (None if args.resume else "config/train_hirqa_s.yaml"), over)
     except (OSError, ValueError) as exc:
         log.error("cannot read config %s: %s", args.config, exc)
         return 2
@@ -86,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             stop_at=args.stop_at,
             progress=not args.no_progress,
+            session_minutes=args.session_minutes or 0.0,
+            session=over["train"],  # --threads on a resumed run
         )
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
@@ -95,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     last = s["val_history"][-1] if s["val_history"] else {}
+    if not s["finished"]:
+        print(f"{out}: checkpointed at step {s['step']} of {s['planned_steps']} ({s['stop_reason']}); "
+              f"continue with: hirqa train --out {out} --resume")
+        if s.get("stop_signal"):  # Ctrl-C / SIGTERM: 130 / 143, as a shell reports an interrupted command
+            return 128 + int(s["stop_signal"])
     print(
         f"{out}: step {s['step']} ({s['stop_reason']}), {s['elapsed_s']:.0f} s, {s['images_per_s']} images/s"
         + (

@@ -21,7 +21,8 @@ from hirqa_ros.artifacts import (
 )
 from hirqa_ros.constants import uncalibrated_thresholds
 from hirqa_ros.export.onnx import export_checked_onnx
-from hirqa_ros.preprocess import MEAN, STD, Normalisation
+from hirqa_ros.preprocess import Normalisation
+from hirqa_ros.trunks import TRUNKS, trunk_normalisation
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def write_model_dir(
     torch.save({"model_state_dict": rounded}, buf)
     atomic_write_bytes(out / WEIGHTS_FILE, buf.getvalue())
     n = card.get("normalisation") or {}
-    norm = Normalisation(tuple(n.get("mean", MEAN)), tuple(n.get("std", STD)))
+    default = trunk_normalisation(variant)  # the trunk's own statistics unless the card names others
+    norm = Normalisation(tuple(n.get("mean", default.mean)), tuple(n.get("std", default.std)))
     contract_fields = export_checked_onnx(model, out / ONNX_FILE, storage, norm=norm)
 
     thresholds = dict(card.get("thresholds") or uncalibrated_thresholds())
@@ -93,6 +95,7 @@ def write_model_dir(
         "variant": variant,
         "input_policy": str(InputPolicy.parse(card.get("input_policy", "native"))),
         "normalisation": {"colour": "RGB", "range": [0, 1], "mean": list(norm.mean), "std": list(norm.std)},
+        "trunk": TRUNKS[variant].card(),
         **contract_fields,
         "thresholds": thresholds,
         "licence": card.get("licence", "unknown"),

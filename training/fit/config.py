@@ -11,6 +11,7 @@ import yaml
 DEFAULTS: dict[str, Any] = {
     "name": "hirqa-s",
     "variant": "hirqa-s",
+    "trunk_init": "random",  # or imagenet: the trunk starts from its installed ImageNet weights (trunks.py)
     "seed": 0,
     "data": {
         "train": "data/pristine/train",

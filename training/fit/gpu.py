@@ -213,7 +213,10 @@ def pack(work: Path, out: Path, part_mib: float = 15.0) -> dict:
     if ck is not None and summary is None:
         keys = ("step", "images_seen", "elapsed_s", "lineage", "init_from", "parent")
         summary = {k: ck.get(k) for k in keys}
-        summary.update(config=ck["config"], name=ck["config"].get("name"), val_history=ck.get("val_history"))
+        summary.update(config=ck["config"], name=ck["config"].get("name"), val_history=ck.get("val_history"),
+                       variant=variant, trunk_init=(ck.get("state") or {}).get("trunk_init"),
+                       stop_reason=f"cut short: {source}", finished=False,
+                       images_per_s=round(ck["images_seen"] / max(1e-6, ck["elapsed_s"]), 2))
     buf = io.BytesIO()
     torch.save({"model_state_dict": fp16(sd), "variant": variant}, buf)
     blob = buf.getvalue()

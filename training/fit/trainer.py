@@ -15,6 +15,8 @@ import math
 import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,7 @@ import yaml
 from torch import nn
 
 from hirqa_ros.files import write_json
-from hirqa_ros.model import EMBED_DIM, HiRQA, canonical_variant
-from hirqa_ros.preprocess import MEAN, STD
+from hirqa_ros.model import EMBED_DIM, HiRQA, canonical_variant, load_imagenet_trunk
 from hirqa_ros.training.data.device_ladders import DeviceLadderSampler
 from hirqa_ros.training.data.ladders import LadderSampler, SamplerConfig
 from hirqa_ros.training.data.photos import load_images
@@ -39,13 +40,17 @@ from hirqa_ros.training.fit.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from hirqa_ros.training.fit.config import DEFAULTS, load_config
+from hirqa_ros.training.fit.config import DEFAULTS, load_config, merge
 from hirqa_ros.training.fit.losses import LossConfig, hirqa_loss, keep_loss
+from hirqa_ros.trunks import trunk_normalisation
 
 __all__ = ["CKPT_NAME", "DEFAULTS", "RunState", "TrainNet", "fit", "load_checkpoint", "load_config",
            "lr_factor", "train", "train_step", "validate"]
 
 log = logging.getLogger(__name__)
+
+#: train settings a resumed session may change (``train(session=...)``, ``hirqa train --threads``)
+SESSION_KEYS = ("threads", "log_every", "checkpoint_every")
 
 
 class TrainNet(nn.Module):
@@ -55,8 +60,9 @@ class TrainNet(nn.Module):
         super().__init__()
         self.model = HiRQA(variant)
         self.proj = nn.Linear(EMBED_DIM, text_dim) if text_dim else None
-        mean = torch.tensor(MEAN).reshape(1, 3, 1, 1)
-        std = torch.tensor(STD).reshape(1, 3, 1, 1)
+        norm = trunk_normalisation(variant)  # the trunk's own statistics (the card records them)
+        mean = torch.tensor(norm.mean).reshape(1, 3, 1, 1)
+        std = torch.tensor(norm.std).reshape(1, 3, 1, 1)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
 
@@ -182,6 +188,7 @@ class RunState:
     lineage: list = field(default_factory=list)
     init_from: str | None = None
     parent: dict | None = None
+    trunk_init: str | None = None  # where the trunk's starting weights came from (ImageNet), if not init_from
 
 
 @dataclass
@@ -208,6 +215,7 @@ class Run:
     state: RunState
     resumed_at: int = 0  # step the run was resumed at (0 for a fresh run)
     teacher: nn.Module | None = None  # frozen initial model for the ``keep`` loss (None when off)
+    stop_signal: int | None = None  # SIGINT/SIGTERM received: stop after the current step
 
     @property
     def main(self) -> bool:
@@ -223,7 +231,7 @@ class Run:
         lr = float(o["lr"]) * lr_factor(self.state.step, self.state.planned_steps, int(o["warmup_steps"]),
                                         float(o["min_lr_ratio"]))
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * float(g.get("lr_scale", 1.0))
         return lr
 
 
@@ -234,15 +242,18 @@ def _seed(cfg: dict, rank: int) -> None:
     torch.manual_seed(seed + rank)
 
 
-def _optimizer(net: nn.Module, ocfg: dict) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+def _optimizer(net: TrainNet, ocfg: dict) -> torch.optim.Optimizer:
+    """AdamW, no weight decay on biases and norms; ``optim.trunk_lr_scale`` (< 1 for a pretrained trunk)
+    scales the trunk's learning rate (kept in its parameter groups as ``lr_scale``)."""
+    scale = float(ocfg.get("trunk_lr_scale", 1.0))
+    trunk = {id(p) for p in net.model.backbone.parameters()}
+    groups: dict[tuple[bool, bool], list] = {}
     for p in net.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
+        groups.setdefault((scale != 1.0 and id(p) in trunk, p.ndim > 1), []).append(p)
+    wd = float(ocfg["weight_decay"])
     return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": float(ocfg["weight_decay"])},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        [{"params": groups[k], "weight_decay": wd if k[1] else 0.0, "lr_scale": scale if k[0] else 1.0}
+         for k in ((False, True), (False, False), (True, True), (True, False)) if k in groups],
         lr=float(ocfg["lr"]),
         betas=tuple(ocfg.get("betas", (0.9, 0.999))),
     )
@@ -270,9 +281,10 @@ def make_sampler(tcfg: dict, images: list[np.ndarray], scfg: SamplerConfig, seed
 
 
 def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: str | None = None,
-              device: str | None = None) -> Run:
+              device: str | None = None, session: dict | None = None) -> Run:
     """Everything a run needs: fresh, initialised from ``init_from``, or resumed from the checkpoint in
-    ``out_dir``. Long, but a straight sequence of set-up steps in the order the RNG states need."""
+    ``out_dir`` (``session``: new values of :data:`SESSION_KEYS`). Long, but a straight sequence of
+    set-up steps in the order the RNG states need."""
     rank, world, dev = _dist_setup(device)
     out = Path(out_dir)
     ckpt = None
@@ -281,7 +293,9 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
         ckpt = load_checkpoint(path)
-        cfg = ckpt["config"]  # the run continues with the config it started with
+        # the run continues with the config it started with; only this session's settings are new
+        new = {k: v for k, v in (session or {}).items() if k in SESSION_KEYS}
+        cfg = merge(ckpt["config"], {"train": new})
         log.info("resuming %s at step %d", path, ckpt["step"])
     tcfg = cfg["train"]
     if dev.type == "cpu" and int(tcfg.get("threads") or 0) > 0:
@@ -305,8 +319,17 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
     init_sd = None
     if init_from and ckpt is None:
         init_sd, state.lineage, state.parent = init_weights(init_from)
-        net.model.load_state_dict(init_sd, strict=True)
+        try:
+            net.model.load_state_dict(init_sd, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"--init-from {init_from}: its weights do not fit variant {cfg['variant']!r} "
+                             f"(another trunk?): {str(exc).splitlines()[0]}") from None
         log.info("initialised from %s (%d earlier run(s) in its lineage)", init_from, len(state.lineage))
+    elif ckpt is None and str(cfg.get("trunk_init") or "random") == "imagenet":
+        state.trunk_init = f"ImageNet: {load_imagenet_trunk(net.model)}"
+        log.info("trunk initialised from %s", state.trunk_init)
+    elif str(cfg.get("trunk_init") or "random") not in ("random", "imagenet"):
+        raise ValueError(f"trunk_init must be random or imagenet, not {cfg.get('trunk_init')!r}")
     amp = str(tcfg.get("amp", "auto"))
     amp_dtype = None
     if dev.type == "cuda" and amp != "off":
@@ -476,9 +499,10 @@ class _Meter:
         return ips, sps
 
 
-def fit(run: Run, logs: _Logs, stop_at: int | None = None, progress: bool = True) -> tuple[str, bool]:
-    """Train until the planned steps, ``stop_at``, the wall-time budget or the re-planned end;
-    returns (why it stopped, whether the run is finished)."""
+def fit(run: Run, logs: _Logs, stop_at: int | None = None, progress: bool = True,
+        session_s: float = 0.0) -> tuple[str, bool]:
+    """Train until the planned steps, ``stop_at``, the wall-time budget, the re-planned end, ``session_s``
+    seconds of this session or a stop signal; returns (why it stopped, whether the run is finished)."""
     tcfg, s = run.cfg["train"], run.state
     budget_s = float(tcfg.get("wall_time_minutes") or 0) * 60.0
     max_steps = int(s.planned_steps)
@@ -509,12 +533,15 @@ def fit(run: Run, logs: _Logs, stop_at: int | None = None, progress: bool = True
         if budget_s and s.elapsed_s >= budget_s:
             stop_reason = "wall_time"
             break
+        if run.stop_signal is not None or (session_s and time.time() - t_start >= session_s):
+            stop_reason = "signal" if run.stop_signal is not None else "session_time"
+            break
         if s.step >= s.planned_steps and budget_s:
             stop_reason = "planned_steps"
             break
     if bar is not None:
         bar.close()
-    return stop_reason, s.step >= max_steps or stop_reason != "max_steps"
+    return stop_reason, s.step >= max_steps or stop_reason in ("wall_time", "planned_steps")
 
 
 def _log_row(run: Run, logs: _Logs, bar: Any, loss: torch.Tensor, terms: dict, gnorm: float,
@@ -530,6 +557,11 @@ def _log_row(run: Run, logs: _Logs, bar: Any, loss: torch.Tensor, terms: dict, g
         post = {"loss": f"{float(loss.detach()):.3f}", **{k: f"{v:.3f}" for k, v in terms.items()},
                 "img/s": f"{ips:.1f}"}
         bar.set_postfix(post, refresh=False)
+    else:  # no progress bar (logs of a background run): progress and ETA as a log line
+        left = max(0, s.planned_steps - s.step) / max(sps, 1e-9)
+        log.info("step %d/%d (%.0f %%), loss %.4f, %.1f images/s, %d images seen, ETA %s", s.step,
+                 s.planned_steps, 100.0 * s.step / max(1, s.planned_steps), float(loss.detach()), ips,
+                 s.images_seen, str(dt.timedelta(seconds=round(left))) if sps > 0 else "?")
 
 
 def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
@@ -540,6 +572,7 @@ def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
         "step": s.step,
         "finished": finished,
         "stop_reason": stop_reason,
+        "stop_signal": run.stop_signal,
         "elapsed_s": round(s.elapsed_s, 1),
         "images_seen": s.images_seen,
         "images_per_s": round(s.images_seen / max(1e-6, s.elapsed_s), 2),
@@ -555,11 +588,39 @@ def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
         "planned_steps": s.planned_steps,
         "val_history": s.val_history,
         "init_from": s.init_from,
+        "trunk_init": s.trunk_init,
         "parent": s.parent,
         "lineage": s.lineage,
         "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": run.cfg,
     }
+
+
+@contextmanager
+def stop_on_signal(run: Run) -> Iterator[None]:
+    """Within the block, the first SIGINT or SIGTERM asks the loop to stop after the current step (the
+    run is checkpointed and can be resumed); a second one interrupts at once. Single-process runs in
+    the main thread only (a DDP rank that stopped alone would hang the others)."""
+    import signal
+    import threading
+
+    if run.world > 1 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        if run.stop_signal is not None:
+            raise KeyboardInterrupt
+        run.stop_signal = signum
+        log.warning("%s: stopping after this step (checkpointed; continue with --resume)",
+                    signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
 
 
 def train(
@@ -570,15 +631,21 @@ def train(
     device: str | None = None,
     stop_at: int | None = None,
     progress: bool = True,
+    session_minutes: float = 0.0,
+    session: dict | None = None,
 ) -> dict:
-    """Run (or resume) a training run in ``out_dir``; returns the run summary (also ``summary.json``)."""
-    run = build_run(cfg, out_dir, resume=resume, init_from=init_from, device=device)
+    """Run (or resume) a training run in ``out_dir``; returns the run summary (also ``summary.json``).
+    ``session_minutes``: checkpoint and stop after this long without changing the schedule (go on
+    with ``resume``); SIGINT/SIGTERM do the same after the current step. ``session``: train settings
+    (:data:`SESSION_KEYS`) a resumed run takes instead of its checkpoint's."""
+    run = build_run(cfg, out_dir, resume=resume, init_from=init_from, device=device, session=session)
     if run.main:
         run.out.mkdir(parents=True, exist_ok=True)
         (run.out / "config.yaml").write_text(yaml.safe_dump(run.cfg, sort_keys=False))
     logs = _Logs(run.out, run.main)
     try:
-        stop_reason, finished = fit(run, logs, stop_at, progress)
+        with stop_on_signal(run):
+            stop_reason, finished = fit(run, logs, stop_at, progress, float(session_minutes) * 60.0)
     finally:
         if hasattr(run.sampler, "close"):  # the device sampler's prefetch thread
             run.sampler.close()

@@ -21,6 +21,30 @@ DESCRIPTION = (
     "the hirqa_ros project from scratch on synthetic distortion ladders of Debian wallpaper photographs. "
     "Score in (0, 1), higher = better."
 )
+
+
+def description(variant: str) -> str:
+    """The card's description of a model of ``variant`` (HiRQA-S: :data:`DESCRIPTION`)."""
+    from hirqa_ros.trunks import TRUNKS, canonical_variant
+
+    trunk = TRUNKS[canonical_variant(variant)]
+    if not trunk.weights_package:
+        return DESCRIPTION
+    return (f"HiRQA on {trunk.description} + attention pooling, an opinion-unaware no-reference "
+            "image-quality model fine-tuned by the hirqa_ros project on synthetic distortion ladders of "
+            "Debian photographs. Score in (0, 1), higher = better.")
+
+
+def licence(variant: str) -> str:
+    """The card's licence text; an ImageNet-initialised trunk adds its weights' licence."""
+    from hirqa_ros.trunks import TRUNKS, canonical_variant
+
+    trunk = TRUNKS[canonical_variant(variant)]
+    if not trunk.weights_licence:
+        return LICENCE
+    return f"{LICENCE}; trunk initialised from ImageNet weights under {trunk.weights_licence}"
+
+
 LICENCE = (
     "Apache-2.0 (project licence) for the weights we trained; the training photos come from Debian packages "
     "under GPL-2+, LGPL-3, CC-BY-4.0, CC-BY-SA-3.0/4.0 and CC0-1.0 (see training.data and data/pristine/"
@@ -67,12 +91,13 @@ def run_entry(summary: dict, data: dict, metrics: dict | None = None) -> dict:
         "finished_at": summary.get("finished_at"),
         "init": f"from {summary['init_from']}"
         if summary.get("init_from")
+        else f"trunk from {summary['trunk_init']}, heads random" if summary.get("trunk_init")
         else "from scratch (random init: no ImageNet weights are reachable offline)",
         "steps": summary["step"],
         "images_seen": summary["images_seen"],
         "wall_time_min": round(summary["elapsed_s"] / 60.0, 1),
         "images_per_s": summary["images_per_s"],
-        "hardware": summary.get("hardware_note") or summary["hardware"],
+        "hardware": summary.get("hardware_note") or summary.get("hardware"),
         "data": {"photos": data.get("photos"), "packages": list(data.get("packages", {}))},
     }
     if summary.get("parent"):

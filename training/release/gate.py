@@ -41,17 +41,18 @@ def compare_reports(new_report: dict, baseline_report: dict) -> tuple[dict, dict
     return n, o, passes(n, o)
 
 
-def torch_score_fn(model, device: str, artifact, batch: int = 8):
-    """score_fn(frames) of a torch HiRQA module (fp32, the normalisation of ``artifact``'s card), each frame
-    judged through the pipeline as ``hirqa eval`` judges it (``evaluation.model_fn``): the same
-    preprocessing, batching and scoring as every door. The gate reads the scores only."""
+def torch_score_fn(model, device: str, artifact, batch: int = 8, own_trunk: bool = False):
+    """score_fn(frames) of a torch HiRQA module (fp32), each frame judged through the pipeline as
+    ``hirqa eval`` judges it (``evaluation.model_fn``): the same preprocessing, batching and scoring as
+    every door. Input normalisation: ``artifact``'s card, or the module's own trunk's (``own_trunk``: a
+    candidate whose trunk differs from the baseline's). The gate reads the scores only."""
     from hirqa_ros.backends.torch_backend import TorchBackend
     from hirqa_ros.decision import Thresholds
     from hirqa_ros.evaluation.model_fn import evaluation_monitor, pipeline_score_fn
     from hirqa_ros.scorer import Scorer
 
-    backend = TorchBackend(artifact, device=device, precision="fp32", model=model.float().eval(),
-                           max_batch=batch)
+    backend = TorchBackend(None if own_trunk else artifact, device=device, precision="fp32",
+                           model=model.float().eval(), max_batch=batch)
     scorer = Scorer(artifact, backend, artifact.input_policy, batch)
     return pipeline_score_fn(evaluation_monitor(scorer, thresholds=Thresholds()))
 
@@ -78,12 +79,13 @@ def gate_run(work: Path, baseline: str, images: str, out: Path, device: str = "c
     photos = load_folder(images, limit=max_images)
     if not photos:
         raise ValueError(f"gate: no photos in {images}")
-    cand = build_model(base.variant, {k: v.float() for k, v in run_weights(work)[0].items()})
+    weights, variant, *_ = run_weights(work)  # the run's own trunk (may differ from the baseline's)
+    cand = build_model(variant, {k: v.float() for k, v in weights.items()})
     sizes = tuple(tuple(int(v) for v in s.split("x")) for s in frame_sizes) if frame_sizes else None
     cfg = ProtocolConfig(crop=0, resize_side=0, batch_size=4, frame_sizes=sizes or FULL_FRAME.frame_sizes)
     types = types or list(FULL_FRAME_TYPES)
     t0 = time.time()
-    fns = {"candidate": torch_score_fn(cand, device, base),
+    fns = {"candidate": torch_score_fn(cand, device, base, own_trunk=True),
            "baseline": torch_score_fn(base.torch_model(), device, base)}
     ps = score_protocol(fns, photos, types, cfg)
     summ = {k: summarize(ps, k) for k in fns}

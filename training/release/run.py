@@ -9,10 +9,10 @@ from pathlib import Path
 
 from hirqa_ros.constants import uncalibrated_thresholds
 from hirqa_ros.training.release.cards import (
-    DESCRIPTION,
-    LICENCE,
     calibrated_thresholds,
     data_card,
+    description,
+    licence,
     run_entry,
 )
 from hirqa_ros.training.release.tables import metric_table
@@ -26,20 +26,21 @@ def _training(summary: dict, data: dict, hardware_note: str | None) -> dict:
             "objective": "ladder ranking + cross-content ranking + pair-of-pairs + "
             "embedding-distance consistency + InfoNCE prompt alignment + weak severity anchor "
             "(training/fit/losses.py; reconstruction, the paper's equations are unpublished)",
-            "text_encoder": summary["text_encoder"],
-            "loss_weights": summary["loss_weights"],
+            # a run packed from its last checkpoint (cut short) has the config, not the run's own record
+            "text_encoder": summary.get("text_encoder", summary["config"].get("text", {}).get("encoder")),
+            "loss_weights": summary.get("loss_weights", summary["config"].get("losses")),
         },
-        "init": "from scratch (random init: no ImageNet weights are reachable offline)"
-        if not summary.get("init_from")
-        else f"from {summary['init_from']}",
+        "init": f"from {summary['init_from']}" if summary.get("init_from")
+        else f"trunk from {summary['trunk_init']}, heads random" if summary.get("trunk_init")
+        else "from scratch (random init: no ImageNet weights are reachable offline)",
         "steps": summary["step"],
-        "stop_reason": summary["stop_reason"],
+        "stop_reason": summary.get("stop_reason"),
         "images_seen": summary["images_seen"],
         "wall_time_min": round(summary["elapsed_s"] / 60.0, 1),
-        "images_per_s": summary["images_per_s"],
-        "hardware": hardware_note or summary["hardware"],
-        "device": summary["device"],
-        "amp": summary["amp"],
+        "images_per_s": summary.get("images_per_s"),
+        "hardware": hardware_note or summary.get("hardware"),
+        "device": summary.get("device"),
+        "amp": summary.get("amp"),
         "data": data,
         "val_during_training": summary.get("val_history", []),
     }
@@ -106,9 +107,9 @@ def build_card(run: Path, eval_report: dict | None = None, hardware_note: str | 
     training = _training(summary, data, hardware_note)
     card: dict = {
         "name": cfg.get("name", "hirqa-s"),
-        "description": DESCRIPTION,
+        "description": description(summary.get("variant") or cfg["variant"]),
         "input_policy": "native",
-        "licence": LICENCE,
+        "licence": licence(summary.get("variant") or cfg["variant"]),
         "training": training,
         "thresholds": uncalibrated_thresholds(),
     }
