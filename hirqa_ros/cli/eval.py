@@ -111,7 +111,7 @@ def _model_fn(scorer):
     return fn
 
 
-def _frame_sizes(specs: list[str] | None) -> tuple[tuple[int, int], ...]:
+def frame_sizes(specs: list[str] | None) -> tuple[tuple[int, int], ...]:
     from hirqa_ros.evaluation.synthetic import FRAME_SIZES
 
     if not specs:
@@ -133,7 +133,7 @@ def _protocol(args: argparse.Namespace):
     if args.full_frame:
         config = synthetic.ProtocolConfig(crop=0, resize_side=0, crops_per_image=args.crops_per_image,
                                           seed=args.seed, batch_size=args.batch_size or 4,
-                                          frame_sizes=_frame_sizes(args.frame_sizes),
+                                          frame_sizes=frame_sizes(args.frame_sizes),
                                           noise_floor=args.physical_order)
         types = synthetic.resolve_types(args.types or list(synthetic.FULL_FRAME_TYPES))
         default = DEFAULT_NATIVE_IMAGES if Path(DEFAULT_NATIVE_IMAGES).is_dir() else DEFAULT_IMAGES
