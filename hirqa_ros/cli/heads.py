@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pf.add_argument("--train", required=True, nargs="+",
                     help=".npz of the training photos (hirqa heads embed; shards are joined)")
     pf.add_argument("--val", required=True, help=".npz of the held-out full-frame protocol (report only)")
+    pf.add_argument("--val-plain", default=None,
+                    help=".npz of the same held-out photos noise-free, when --val is in physical order "
+                         "(the release gate compares both)")
     pf.add_argument("--model", default=None, help="model directory whose fc.0 is the starting point")
     pf.add_argument("--out", required=True, help="output folder: score_head.npz, fault_head.npz, report.json")
     pf.add_argument("--fault-head", default=None,
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         fit_heads(args.train, args.val, Path(args.out), args.model, args.fault_head, args.fused,
-                  args.extra_fault_train, args.folds, args.clean)
+                  args.extra_fault_train, args.folds, args.clean, args.val_plain)
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 2
