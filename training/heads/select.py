@@ -234,8 +234,10 @@ def side_by_side(ps: ProtocolScores, emb: np.ndarray, heads: dict, shipped_score
         run = ProtocolScores(ps.types, ps.groups, ps.view_names, ps.config, {"model": sc})
         summ = protocol_summary(ps, sc)
         dec = protocol_decisions(run, "model", th)
-        run.aux["model"] = fhead.predict(emb.reshape(-1, d)).reshape(v, t, lv, -1)
-        frep = fault_report(run, "model")
+        frep = {"accuracy_drop_level": None, "pristine_none": None}  # a model without a fault head
+        if fhead is not None:
+            run.aux["model"] = fhead.predict(emb.reshape(-1, d)).reshape(v, t, lv, -1)
+            frep = fault_report(run, "model")
         keys = ("drop_recall", "clean_false_reject", "error_recall", "clean_error", "thresholds")
         out[name] = {"pooled": summ["pooled"], "summary": summ, "decisions": {k: dec[k] for k in keys},
             "decisions_per_type": {k: d["rejected"] for k, d in dec["per_type"].items()},
@@ -276,9 +278,9 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
     report["gate"] = {"passes": ok, "rule": rule, "fails": fails}
     for name, r in runs.items():
         for k, x in r.items():
-            log.info("%s %s: %s; caught %.1f %% / keep rejected %.1f %%; fault family %.1f %%", name, k,
+            log.info("%s %s: %s; caught %.1f %% / keep rejected %.1f %%; fault family %s", name, k,
                      _rounded(x["pooled"]), 100 * x["decisions"]["drop_recall"],
-                     100 * x["decisions"]["clean_false_reject"], 100 * x["fault_drop_level"])
+                     100 * x["decisions"]["clean_false_reject"], x["fault_drop_level"])
     log.info("release gate (%s): %s %s", rule, "PASSES" if ok else "does NOT pass", "; ".join(fails))
 
 
