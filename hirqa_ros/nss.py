@@ -105,11 +105,13 @@ def brisque_features(g: np.ndarray) -> np.ndarray:
 
 def patch_features(g: np.ndarray, patch: int = PATCH) -> tuple[np.ndarray, np.ndarray]:
     """(features (P, 36), sharpness (P,)) of the ``patch`` px tiles of a grey image (NIQE's patches;
-    the second scale uses the same tiles of the half-size image)."""
+    the second scale uses the same tiles of the half-size image). An image smaller than a patch is one
+    tile of its shorter side (at least 16 px)."""
     g = g.astype(np.float64)
+    patch = min(patch, min(g.shape[:2]) // 2 * 2)
+    if patch < 16:
+        raise ValueError(f"image too small for NIQE patches (16 px at least): {g.shape[:2]}")
     h, w = (g.shape[0] // patch) * patch, (g.shape[1] // patch) * patch
-    if not h or not w:
-        raise ValueError(f"image too small for {patch} px NIQE patches: {g.shape[:2]}")
     g = g[:h, :w]
     m1, m2, dev = mscn(g), mscn(_half(g)), local_deviation(g)
     half = patch // 2

@@ -52,8 +52,9 @@ def test_feature_shapes_and_finite_on_flat_frames():
     assert f.shape == (6, 36) and sharp.shape == (6,)  # 3 x 2 tiles of 96 px in 320 x 240
     flat = np.full((240, 320, 3), 128, np.uint8)
     assert np.isfinite(nss.brisque_features(nss.grey(flat))).all()
+    assert nss.patch_features(np.zeros((50, 70)))[0].shape == (1, 36)  # one 50 px tile
     with pytest.raises(ValueError, match="too small"):
-        nss.patch_features(np.zeros((50, 50)))
+        nss.patch_features(np.zeros((12, 50)))
 
 
 @pytest.mark.parametrize("name", ["niqe", "brisque"])

@@ -40,6 +40,9 @@ SCORE_GRID = (
     ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=1.0),
     ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=3.0),
     ScoreHeadConfig(rank=2.0, keep_drop=0.5, cross=0.5, l2=1.0),
+    # round 3 (physical-order training frames): more weight on the within-ladder order
+    ScoreHeadConfig(rank=4.0, keep_drop=0.5, cross=0.5, l2=1.0),
+    ScoreHeadConfig(rank=4.0, keep_drop=1.0, cross=0.5, l2=0.3),
 )
 FAULT_GRID = (
     FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3),
