@@ -19,7 +19,7 @@ setup(
     # training/ (a top-level folder) is imported as hirqa_ros.training through the symlink
     # hirqa_ros/training -> ../training, which also works with `colcon build --symlink-install`.
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["data/samples/*"]},
+    package_data={PACKAGE: ["data/samples/*", "data/nss_pristine.npz"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -33,7 +33,8 @@ def test_eval_model_and_cues_end_to_end(random_model_dir, image_dir, tmp_path, c
                  "thresholds calibrated"):
         assert word in text
     report = json.loads(out_json.read_text())
-    assert report["score_fns"] == ["model", "laplacian_var", "tenengrad", "exposure", "dark_channel", "noise"]
+    assert report["score_fns"] == ["model", "laplacian_var", "tenengrad", "exposure", "dark_channel", "noise",
+                                   "niqe", "brisque"]
     assert report["model"]["backend"] == "onnxruntime"
     summary = report["synthetic"]["summaries"]["model"]
     assert summary["n_views"] == 2 and set(summary["per_type"]) == {"gaublur", "low_light"}

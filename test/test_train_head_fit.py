@@ -162,17 +162,25 @@ def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
     sd = load_artifact(random_model_dir).state_dict()
     w0, b0 = sd["fc.0.weight"].float().numpy().reshape(-1), float(sd["fc.0.bias"].float().numpy()[0])
     cfg = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((96, 64),))
+    physical = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((96, 64),), noise_floor=1.5)
     groups = ["blur", "motion", "camera", "jpeg", "color_distortion"]
-    for name, views, seed in (("train", 10, 0), ("val", 4, 1), ("windows", 10, 2)):
+    for name, views, seed in (("train", 10, 0), ("val", 4, 1), ("windows", 10, 2), ("val_plain", 4, 3)):
         emb = toy_embeddings(views=views, dim=1024, seed=seed, content_std=0.3)
-        names = [f"{name.replace('windows', 'train')}{v}.jpg#0@96x64" for v in range(views)]
-        ps = ProtocolScores(TYPES, groups, names, cfg, {"model": head_scores(emb, w0, b0)}, {"model": emb})
+        photo = {"windows": "train", "val_plain": "val"}.get(name, name)
+        names = [f"{photo}{v}.jpg#0@96x64" for v in range(views)]
+        ps = ProtocolScores(TYPES, groups, names, physical if name == "val" else cfg,
+                            {"model": head_scores(emb, w0, b0)}, {"model": emb})
         save(tmp_path / f"{name}.npz", ps)
     heads = tmp_path / "heads"
     assert main(["heads", "fit", "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
                  "--model", str(random_model_dir), "--out", str(heads), "--folds", "2",
-                 "--extra-fault-train", str(tmp_path / "windows.npz")]) == 0
+                 "--extra-fault-train", str(tmp_path / "windows.npz"),
+                 "--val-plain", str(tmp_path / "val_plain.npz")]) == 0
     report = json.loads((heads / "report.json").read_text())
+    assert report["gate"]["rule"].startswith("physical order") and isinstance(report["gate"]["passes"], bool)
+    both = report["side_by_side"]
+    assert set(both) == {"val", "val_plain"} and set(both["val"]) == {"candidate", "shipped"}
+    assert 0 <= both["val_plain"]["candidate"]["decisions"]["drop_recall"] <= 1
     assert report["cv_folds"] == 2 and len(report["fault_candidates"]) == len(select.FAULT_GRID)
     assert "10 views: whole 96x64 frames" in report["train_data"]
     assert "10 views" in report["fault_extra_train"]
@@ -185,3 +193,18 @@ def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
     assert art.file("fault_head") is not None and not (out / "model.int8.onnx").exists()
     assert art.card["description"].count("fault-class head") == 1
     assert "10 views" in art.card["lineage"][-1]["data"]
+
+
+def test_physical_order_gate_needs_every_measure_and_the_noise_free_twin():
+    from hirqa_ros.training.release.gate import passes_physical
+
+    def summ(a, lad, s):
+        return {"pooled": {"auroc": a, "ladder_srocc": lad, "srocc": s}}
+
+    better, base = summ(0.90, 0.91, 0.60), summ(0.85, 0.90, 0.55)
+    assert passes_physical((better, base), (summ(0.88, 0.90, 0.62), summ(0.88, 0.90, 0.62))) == (True, [])
+    ok, fails = passes_physical((summ(0.90, 0.89, 0.60), base), (better, base))
+    assert not ok and fails == ["physical order: ladder_srocc 0.8900 is not above 0.9000"]
+    ok, fails = passes_physical((better, base), (summ(0.87, 0.95, 0.7), summ(0.88, 0.90, 0.62)))
+    assert not ok and fails == ["noise-free: auroc 0.8700 is below 0.8800"]
+    assert passes_physical((better, base), None) == (False, ["noise-free: no evaluation given"])

@@ -139,10 +139,14 @@ def test_old_configs_draw_old_batches(cls, kw):
     assert _digest(cls, kw) == OLD_DIGESTS[cls.__name__]
 
 
+#: the round-3 training configs, in a camera's physical order; every older one keeps its order
+PHYSICAL_CONFIGS = {"train_hirqa_s_r3.yaml", "train_hirqa_mnv2.yaml", "train_hirqa_mnv2_gpu.yaml"}
+
+
 def test_existing_configs_keep_their_order_and_the_new_one_is_physical():
     for path in sorted((ROOT / "config").glob("train_*.yaml")):
         scfg = SamplerConfig.from_dict(load_config(path)["sampler"])
-        assert scfg.physical_order == (path.name == "train_hirqa_s_r3.yaml"), path.name
+        assert scfg.physical_order == (path.name in PHYSICAL_CONFIGS), path.name
     with pytest.raises(ValueError, match="noise_floor"):
         SamplerConfig.from_dict({"noise_floor": [3.0, 1.0]})
 
@@ -191,3 +195,52 @@ def test_hirqa_eval_physical_order_end_to_end(random_model_dir, tmp_path):
     assert floors == [0.0, 1.5, 2.5]
     means = [r["per_type"]["defocus"]["mean_score_by_level"] for r in reports.values()]
     assert means[0] != means[1] != means[2]  # the frames scored differ
+
+
+def test_noise_floor_range_draws_one_sigma_per_view():
+    from hirqa_ros.evaluation.synthetic import ProtocolConfig, build_protocol, floor_sigma
+
+    flat = [(f"flat{i}", np.full((96, 128, 3), 120, np.uint8)) for i in range(6)]
+    cfg = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((128, 96),), noise_floor=0.5,
+                         noise_floor_max=3.0)
+    sigmas = [floor_sigma(0.5, 3.0, 0, v) for v in range(6)]
+    assert all(0.5 <= s <= 3.0 for s in sigmas) and np.ptp(sigmas) > 0.5  # drawn, not fixed
+    assert floor_sigma(1.5, 0.0, 0, 3) == 1.5  # no range: the fixed sigma
+    clean = {v: img.astype(np.float64) for v, t, _, img in build_protocol(flat, ["jpeg"], cfg).jobs if t < 0}
+    measured = [clean[v].std() for v in range(6)]
+    assert np.corrcoef(measured, sigmas)[0, 1] > 0.95  # each clean frame carries its own view's floor
+    with pytest.raises(ValueError):
+        ProtocolConfig(noise_floor=2.0, noise_floor_max=1.0)
+
+
+@pytest.mark.slow
+def test_heads_embed_physical_order(random_model_dir, tmp_path):
+    import json
+
+    import cv2
+
+    from hirqa_ros.cli.heads import floor_range
+    from hirqa_ros.cli.main import main
+    from hirqa_ros.training.heads.embeddings import load
+
+    assert floor_range("1.5") == (1.5, 1.5) and floor_range("0.5:3") == (0.5, 3.0)
+    with pytest.raises(ValueError, match="LO <= HI"):
+        floor_range("3:1")
+    d = tmp_path / "train"
+    d.mkdir()
+    cv2.imwrite(str(d / "img0.png"), np.random.default_rng(3).integers(0, 256, (100, 140, 3), dtype=np.uint8))
+    runs = {}
+    for name, flag in (("plain", []), ("physical", ["--physical-order"])):
+        out = tmp_path / f"{name}.npz"
+        rc = main(["heads", "embed", "--images", str(d), "--model", str(random_model_dir),
+                   "--types", "defocus", "--frame-sizes", "128x96", "--threads", "1", "--no-cues",
+                   "--cache-dir", str(tmp_path / "c"), "--out", str(out), *flag])
+        assert rc == 0
+        runs[name] = load(out)
+    ps, emb = runs["physical"]
+    assert (ps.config.noise_floor, ps.config.noise_floor_max) == (0.5, 3.0)
+    assert emb.shape == (1, 1, 6, emb.shape[-1]) and list(ps.scores) == ["model"]
+    assert not np.allclose(emb, runs["plain"][1])  # the floor changed the frames
+    assert main(["heads", "embed", "--images", str(d), "--out", str(tmp_path / "x.npz"),
+                 "--physical-order", "0:2"]) == 2
+    assert json.loads(bytes(np.load(tmp_path / "plain.npz")["meta"]).decode())["config"]["noise_floor"] == 0.0

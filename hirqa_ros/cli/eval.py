@@ -56,7 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--batch-size", type=ranged(int, 1, 1024), default=None,
                    help="images per scoring call (default 32; 4 with --full-frame)")
     s.add_argument("--cues", action=argparse.BooleanOptionalAction, default=True,
-                   help="also score the classical cues side by side (default: on)")
+                   help="also score the classical cues and the NIQE / BRISQUE anchors side by side "
+                        "(default: on)")
+    s.add_argument("--nss-model", default=None, metavar="NPZ",
+                   help="pristine model of the NIQE / BRISQUE anchors (default: the packaged one, fitted "
+                        "on the training photos)")
+    s.add_argument("--fit-nss", default=None, metavar="PHOTOS",
+                   help="fit the NIQE / BRISQUE pristine model on clean frames of these TRAINING photos, "
+                        "write it to --nss-model (default: the packaged file) and exit")
     s.add_argument("--warn-frr", type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True), default=0.05,
                    help="false-reject rate on keep frames that sets the WARN threshold (default 0.05)")
     s.add_argument("--error-frr", type=ranged(float, 0.0, 1.0, lo_open=True, hi_open=True), default=0.01,
@@ -97,10 +104,46 @@ def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
         log.info("model: %s", scorer.describe())
     if args.cues:
         fns.update({name: cue_score_fn(name) for name in CUES})
+        fns.update(_anchor_fns(args.nss_model))
     return fns, info
 
 
-def _frame_sizes(specs: list[str] | None) -> tuple[tuple[int, int], ...]:
+def _anchor_fns(path: str | None) -> dict:
+    """NIQE and BRISQUE score_fns (empty, with a warning, when no pristine model is fitted)."""
+    from hirqa_ros import nss
+
+    try:
+        model = nss.load_pristine(path or str(nss.PRISTINE_FILE))
+    except FileNotFoundError as exc:
+        log.warning("%s; NIQE and BRISQUE are left out", exc)
+        return {}
+    return {name: nss.anchor_score_fn(name, model) for name in nss.ANCHORS}
+
+
+def fit_nss(photos: str, out: str | None) -> int:
+    """``--fit-nss``: the NIQE / BRISQUE pristine model of clean frames of the training photos."""
+    import numpy as np
+
+    from hirqa_ros import nss
+
+    try:
+        frames = nss.pristine_frames(photos)
+    except FileNotFoundError as exc:
+        log.error("%s", exc)
+        return 2
+    if not frames:
+        log.error("no readable photos in %s", photos)
+        return 2
+    model = nss.fit_pristine(frames)
+    path = Path(out or nss.PRISTINE_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **model)
+    log.info("wrote %s: NIQE pristine MVG of %d sharp patches, BRISQUE variant of %d whole frames, from %s",
+             path, model["niqe_patches"], model["brisque_frames"], photos)
+    return 0
+
+
+def frame_sizes(specs: list[str] | None) -> tuple[tuple[int, int], ...]:
     from hirqa_ros.evaluation.synthetic import FRAME_SIZES
 
     if not specs:
@@ -122,7 +165,7 @@ def _protocol(args: argparse.Namespace):
     if args.full_frame:
         config = synthetic.ProtocolConfig(crop=0, resize_side=0, crops_per_image=args.crops_per_image,
                                           seed=args.seed, batch_size=args.batch_size or 4,
-                                          frame_sizes=_frame_sizes(args.frame_sizes),
+                                          frame_sizes=frame_sizes(args.frame_sizes),
                                           noise_floor=args.physical_order)
         types = synthetic.resolve_types(args.types or list(synthetic.FULL_FRAME_TYPES))
         default = DEFAULT_NATIVE_IMAGES if Path(DEFAULT_NATIVE_IMAGES).is_dir() else DEFAULT_IMAGES
@@ -165,6 +208,8 @@ def plot_auroc(summaries: dict, path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from hirqa_ros.artifacts import ArtifactError
 
+    if args.fit_nss:
+        return fit_nss(args.fit_nss, args.nss_model)
     if args.no_model and not args.cues:
         log.error("nothing to evaluate: --no-model together with --no-cues")
         return 2

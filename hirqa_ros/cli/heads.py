@@ -29,10 +29,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pe.add_argument("--pristine-only", type=int, default=0, metavar="N",
                     help="only N clean views per photo (windows, or whole frames without --windows): "
                          "embeddings + cues, no ladders")
+    pe.add_argument("--physical-order", nargs="?", const="0.5:3", default=None, metavar="SIGMA|LO:HI",
+                    help="render in a camera's physical order: fault, then a sensor noise floor of SIGMA "
+                         "grey levels, or per view a sigma drawn from U(LO, HI) (default 0.5:3), on every "
+                         "frame (clean ones included), then noise faults, JPEG")
+    pe.add_argument("--frame-sizes", nargs="+", default=None, metavar="WxH",
+                    help="camera frame sizes, used in turn per view (default 640x480 1280x720 1920x1080)")
+    pe.add_argument("--no-cues", action="store_true", help="skip the classical cues (faster)")
     pf = sub.add_parser("fit", help="fit the score head and the fault head on cached embeddings")
     pf.add_argument("--train", required=True, nargs="+",
                     help=".npz of the training photos (hirqa heads embed; shards are joined)")
     pf.add_argument("--val", required=True, help=".npz of the held-out full-frame protocol (report only)")
+    pf.add_argument("--val-plain", default=None,
+                    help=".npz of the same held-out photos noise-free, when --val is in physical order "
+                         "(the release gate compares both)")
     pf.add_argument("--model", default=None, help="model directory whose fc.0 is the starting point")
     pf.add_argument("--out", required=True, help="output folder: score_head.npz, fault_head.npz, report.json")
     pf.add_argument("--fault-head", default=None,
@@ -48,22 +58,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "(hirqa heads embed --pristine-only)")
 
 
+def floor_range(spec: str) -> tuple[float, float]:
+    """``SIGMA`` or ``LO:HI`` (grey levels, 0 < LO <= HI <= 64) as (lo, hi)."""
+    try:
+        lo, hi = (float(v) for v in spec.split(":")) if ":" in spec else (float(spec),) * 2
+    except ValueError:
+        raise ValueError(f"bad --physical-order {spec!r}: expected SIGMA or LO:HI, e.g. 0.5:3") from None
+    if not 0.0 < lo <= hi <= 64.0:
+        raise ValueError(f"bad --physical-order {spec!r}: need 0 < LO <= HI <= 64 grey levels")
+    return lo, hi
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.action == "embed":
+        from hirqa_ros.cli.eval import frame_sizes
         from hirqa_ros.evaluation.synthetic import FULL_FRAME_TYPES
         from hirqa_ros.training.heads.embeddings import embed
 
         types = None if args.all_types else (args.types or list(FULL_FRAME_TYPES))
+        try:
+            floor = floor_range(args.physical_order) if args.physical_order else None
+            sizes = frame_sizes(args.frame_sizes) if args.frame_sizes else None
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
         embed(args.images, args.out, args.model, types, args.windows, args.views_per_image, args.max_images,
-              args.seed, args.threads, args.cache_dir, args.pristine_only)
+              args.seed, args.threads, args.cache_dir, args.pristine_only, floor, sizes, not args.no_cues)
         return 0
     from hirqa_ros.training.heads.select import fit_heads
 
     try:
         fit_heads(args.train, args.val, Path(args.out), args.model, args.fault_head, args.fused,
-                  args.extra_fault_train, args.folds, args.clean)
+                  args.extra_fault_train, args.folds, args.clean, args.val_plain)
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 2

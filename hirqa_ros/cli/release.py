@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ph.add_argument("--out", required=True)
     ph.add_argument("--hardware", default=HARDWARE)
     ph.add_argument("--note", default=None)
+    ph.add_argument("--manifest", default=None,
+                    help="manifest of the training photos (e.g. data/pristine_r3/manifest.json), "
+                         "referenced with its sha256 in the lineage")
     ph.add_argument("--keep-score-head", action="store_true",
                     help="keep the parent's fc.0 (the refit did not improve): ship the fault head only")
     pf = sub.add_parser("finalize",
@@ -78,7 +81,7 @@ def _release(args: argparse.Namespace) -> int:
         from hirqa_ros.training.release.heads import release_heads
 
         release_heads(Path(args.heads), args.model, Path(args.out), args.hardware, args.note,
-                      args.keep_score_head)
+                      args.keep_score_head, Path(args.manifest) if args.manifest else None)
         return 0
     if args.action == "finalize":
         from hirqa_ros.training.release.blend import finalize

@@ -55,10 +55,13 @@ class ProtocolConfig:
     batch_size: int = 32
     frame_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) camera frames; () = shrink + crop mode
     noise_floor: float = 0.0  # > 0: a camera's physical order with this sensor noise floor (grey levels)
+    # > noise_floor: each view's floor sigma drawn (seeded) from U(noise_floor, noise_floor_max) (training)
+    noise_floor_max: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.crop < 0 or self.resize_side < 0 or self.crops_per_image < 1 or self.batch_size < 1
-                or not 0.0 <= self.noise_floor <= 64.0):
+                or not 0.0 <= self.noise_floor <= 64.0 or not 0.0 <= self.noise_floor_max <= 64.0
+                or (self.noise_floor_max and self.noise_floor_max < self.noise_floor)):
             raise ValueError(f"bad protocol config {self}")
         object.__setattr__(self, "frame_sizes", tuple((int(w), int(h)) for w, h in self.frame_sizes))
         if any(w < 32 or h < 32 for w, h in self.frame_sizes):
@@ -187,21 +190,32 @@ def ladder_seed(seed: int, view_index: int, type_name: str) -> int:
     return zlib.crc32(f"{seed}:{view_index}:{type_name}".encode()) & 0x7FFFFFFF
 
 
+def floor_sigma(noise_floor: float, noise_floor_max: float, seed: int, view_index: int) -> float:
+    """The noise floor sigma of one view: ``noise_floor``, or with ``noise_floor_max`` above it a seeded
+    draw from U(noise_floor, noise_floor_max)."""
+    if noise_floor_max <= noise_floor:
+        return noise_floor
+    u = ladder_seed(seed, view_index, "noise_sigma") / 0x7FFFFFFF
+    return noise_floor + u * (noise_floor_max - noise_floor)
+
+
 def _jobs(
-    views: Sequence[tuple[str, np.ndarray]], types: Sequence[str], seed: int, noise_floor: float = 0.0
+    views: Sequence[tuple[str, np.ndarray]], types: Sequence[str], seed: int, noise_floor: float = 0.0,
+    noise_floor_max: float = 0.0,
 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
     """(view, type index or -1 for pristine, level, image) for the whole protocol.
 
     ``noise_floor`` > 0: a camera's physical order (:mod:`hirqa_ros.degradations.physical`): one seeded
-    noise field of that sigma per view, added after scene/optics/exposure faults and before noise faults,
-    ISP and JPEG; the pristine frame carries it too."""
+    noise field per view (sigma :func:`floor_sigma`), added after scene/optics/exposure faults and before
+    noise faults, ISP and JPEG; the pristine frame carries it too."""
     from hirqa_ros.degradations import degrade
     from hirqa_ros.degradations.physical import FLOOR, noise_floor_u8, stage
 
     def floor(img: np.ndarray, v: int) -> np.ndarray:
         if noise_floor <= 0:
             return img
-        return noise_floor_u8(img, noise_floor, ladder_seed(seed, v, "noise_floor"))
+        sigma = floor_sigma(noise_floor, noise_floor_max, seed, v)
+        return noise_floor_u8(img, sigma, ladder_seed(seed, v, "noise_floor"))
 
     for v, (_, view) in enumerate(views):
         floored = floor(view, v)
@@ -276,7 +290,8 @@ def build_protocol(
     if not views:
         raise ValueError("no pristine images to evaluate on")
     return Protocol(type_list, [group_of(t) for t in type_list], [n for n, _ in views], config,
-                    list(_jobs(views, type_list, config.seed, config.noise_floor)))
+                    list(_jobs(views, type_list, config.seed, config.noise_floor,
+                                    config.noise_floor_max)))
 
 
 def score_protocol(
@@ -291,8 +306,9 @@ def score_protocol(
     views = make_views(images, config)
     if not views:
         raise ValueError("no pristine images to evaluate on")
-    return _score_jobs(score_fns, _jobs(views, type_list, config.seed, config.noise_floor), type_list,
-                       [group_of(t) for t in type_list], [n for n, _ in views], config, progress)
+    jobs = _jobs(views, type_list, config.seed, config.noise_floor, config.noise_floor_max)
+    return _score_jobs(score_fns, jobs, type_list, [group_of(t) for t in type_list], [n for n, _ in views],
+                       config, progress)
 
 
 def _score_jobs(
@@ -408,7 +424,7 @@ _cache: dict[tuple, Protocol] = {}
 def _protocol_key(named: Sequence[tuple[str, np.ndarray]], types: list[str], config: ProtocolConfig) -> tuple:
     pixels = tuple((n, a.shape, zlib.crc32(np.ascontiguousarray(a).data)) for n, a in named)
     return (pixels, tuple(types), config.crop, config.resize_side, config.crops_per_image, config.seed,
-            config.noise_floor)
+            config.noise_floor, config.noise_floor_max)
 
 
 def evaluate_model(

@@ -123,17 +123,23 @@ def load_many(paths: Sequence[str | Path]) -> tuple[ProtocolScores, np.ndarray]:
     return ProtocolScores(ps0.types, ps0.groups, names, ps0.config, scores), emb
 
 
-def pristine_views(images, per_photo: int, window: int, seed: int = 0) -> list[np.ndarray]:
+def pristine_views(images, per_photo: int, window: int, seed: int = 0,
+                   frame_sizes: tuple[tuple[int, int], ...] | None = None,
+                   noise_floor: tuple[float, float] | None = None) -> list[np.ndarray]:
     """Undistorted ``window`` px views cut at native resolution from camera frames of each photo
-    (frame sizes in turn, seeded; ``window`` 0 = the whole frames): extra clean examples for the heads."""
+    (frame sizes in turn, seeded; ``window`` 0 = the whole frames): extra clean examples for the heads;
+    ``noise_floor`` (lo, hi): each with a sensor noise floor of sigma U(lo, hi) grey levels."""
+    from hirqa_ros.degradations.physical import noise_floor_u8
     from hirqa_ros.evaluation.synthetic import camera_frame
 
     out = []
-    sizes = FULL_FRAME.frame_sizes
+    sizes = frame_sizes or FULL_FRAME.frame_sizes
     for i, (_, rgb) in enumerate(images):
         rng = np.random.default_rng([seed, 1000 + i])
         for k in range(per_photo):
             frame = camera_frame(rgb, sizes[(i + k) % len(sizes)], rng)
+            if noise_floor:
+                frame = noise_floor_u8(frame, rng.uniform(*noise_floor), int(rng.integers(2**31)))
             if not window:
                 out.append(frame)
                 continue
@@ -146,32 +152,41 @@ def pristine_views(images, per_photo: int, window: int, seed: int = 0) -> list[n
 
 def embed(images_dir: str, out: str, model: str | None = None, types: list[str] | None = None,
           windows: int = 0, views_per_image: int = 1, max_images: int | None = None, seed: int = 0,
-          threads: int = 2, cache_dir: str = "runs/cache", pristine_only: int = 0) -> Path:
+          threads: int = 2, cache_dir: str = "runs/cache", pristine_only: int = 0,
+          physical_order: tuple[float, float] | None = None,
+          frame_sizes: tuple[tuple[int, int], ...] | None = None, cues: bool = True) -> Path:
     """Run the network (and the classical cues) over the protocol views of the photos in ``images_dir``
     and store them in ``out`` (``types`` None: every default type); ``pristine_only`` N: only N clean
-    views per photo (windows, or whole frames without ``windows``), embeddings + cues, no ladders."""
+    views per photo (windows, or whole frames without ``windows``), embeddings + cues, no ladders.
+    ``physical_order`` (lo, hi): render in a camera's physical order with a sensor noise floor of sigma
+    U(lo, hi) grey levels per view (lo == hi: fixed), clean frames included."""
     from hirqa_ros.classical import CUES, cue_score_fn
     from hirqa_ros.evaluation.images import load_folder
     from hirqa_ros.evaluation.synthetic import resolve_types, score_protocol
 
+    lo, hi = physical_order or (0.0, 0.0)
     config = ProtocolConfig(crop=windows, resize_side=0, crops_per_image=views_per_image, seed=seed,
-                            batch_size=16 if windows else 4, frame_sizes=FULL_FRAME.frame_sizes)
+                            batch_size=16 if windows else 4,
+                            frame_sizes=frame_sizes or FULL_FRAME.frame_sizes,
+                            noise_floor=lo, noise_floor_max=hi if hi > lo else 0.0)
     images = load_folder(images_dir, limit=max_images)
     fn = EmbedFn(embedding_onnx(model, cache_dir), threads=threads)
-    fns = {"model": fn, **{c: cue_score_fn(c) for c in CUES}}
+    fns = {"model": fn, **({c: cue_score_fn(c) for c in CUES} if cues else {})}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if pristine_only:
-        views = pristine_views(images, pristine_only, windows, seed)
+        views = pristine_views(images, pristine_only, windows, seed, frame_sizes, physical_order)
         scores, emb = fn(views)
-        cues = np.stack([fns[c](views) for c in CUES], axis=1)
+        names = [c for c in CUES if c in fns]
+        cue_arr = np.stack([fns[c](views) for c in names], axis=1) if names else np.zeros((len(views), 0))
         photos = np.repeat(np.arange(len(images)), pristine_only)
-        np.savez_compressed(out, embeddings=emb.astype(np.float16), scores=scores, cues=cues,
-                            cue_names=np.asarray(CUES), photos=photos)
+        np.savez_compressed(out, embeddings=emb.astype(np.float16), scores=scores, cues=cue_arr,
+                            cue_names=np.asarray(names), photos=photos)
         log.info("wrote %d clean views to %s", len(views), out)
         return Path(out)
     types = resolve_types(types)
-    log.info("%d photos x %d views, %d types, windows %s", len(images), views_per_image, len(types),
-             windows or "whole frames")
+    log.info("%d photos x %d views, %d types, windows %s, %s", len(images), views_per_image, len(types),
+             windows or "whole frames",
+             f"physical order, noise floor sigma {lo:g}-{hi:g}" if physical_order else "noise-free")
     ps = score_protocol(fns, images, types=types, config=config, progress=True)
     save(out, ps)
     log.info("wrote %s", out)

@@ -40,6 +40,9 @@ SCORE_GRID = (
     ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=1.0),
     ScoreHeadConfig(rank=2.0, keep_drop=0.25, cross=0.25, l2=3.0),
     ScoreHeadConfig(rank=2.0, keep_drop=0.5, cross=0.5, l2=1.0),
+    # round 3 (physical-order training frames): more weight on the within-ladder order
+    ScoreHeadConfig(rank=4.0, keep_drop=0.5, cross=0.5, l2=1.0),
+    ScoreHeadConfig(rank=4.0, keep_drop=1.0, cross=0.5, l2=0.3),
 )
 FAULT_GRID = (
     FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3),
@@ -221,11 +224,75 @@ def finish_fault(report: dict, head: FaultHead, ps_va: ProtocolScores, emb_va: n
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
 
 
+def side_by_side(ps: ProtocolScores, emb: np.ndarray, heads: dict, shipped_scores: np.ndarray) -> dict:
+    """Pooled metrics, decisions at each head's thresholds and fault-family accuracy of score/fault heads
+    ``heads`` ({name: (w, b, Thresholds, FaultHead)}) on one cached protocol run (same frames for all)."""
+    from hirqa_ros.evaluation.decisions import protocol_decisions
+    from hirqa_ros.evaluation.faults import fault_report
+
+    v, t, lv, d = emb.shape
+    out = {}
+    for name, (w, b, th, fhead) in heads.items():
+        sc = shipped_scores if w is None else head_scores(emb, w, b)
+        run = ProtocolScores(ps.types, ps.groups, ps.view_names, ps.config, {"model": sc})
+        summ = protocol_summary(ps, sc)
+        dec = protocol_decisions(run, "model", th)
+        frep = {"accuracy_drop_level": None, "pristine_none": None}  # a model without a fault head
+        if fhead is not None:
+            run.aux["model"] = fhead.predict(emb.reshape(-1, d)).reshape(v, t, lv, -1)
+            frep = fault_report(run, "model")
+        keys = ("drop_recall", "clean_false_reject", "error_recall", "clean_error", "thresholds")
+        out[name] = {"pooled": summ["pooled"], "summary": summ, "decisions": {k: dec[k] for k in keys},
+            "decisions_per_type": {k: d["rejected"] for k, d in dec["per_type"].items()},
+            "fault_drop_level": frep["accuracy_drop_level"], "fault_pristine_none": frep["pristine_none"]}
+    return out
+
+
+def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain: str | None, report: dict,
+                model: str | None) -> None:
+    """Candidate (new heads, thresholds calibrated on the held-out run) vs the shipped heads (its card's
+    thresholds) on the held-out run and, given, its noise-free twin; the release gate's verdict."""
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.decision import Thresholds
+    from hirqa_ros.heads import load_fault_head
+    from hirqa_ros.training.heads.embeddings import load
+    from hirqa_ros.training.release.gate import passes, passes_physical
+
+    art = load_artifact(model)
+    old_th = Thresholds(float(art.card["thresholds"]["warn"]), float(art.card["thresholds"]["error"]))
+    cal = report["calibration_new"]
+    heads = {"candidate": (w, b, Thresholds(cal["warn"], cal["error"]), head),
+             "shipped": (None, None, old_th, load_fault_head(art))}
+    runs = {"val": side_by_side(inp.ps_va, inp.emb_va, heads, inp.ps_va.scores["model"])}
+    if val_plain:
+        ps_p, emb_p = load(val_plain)
+        if ps_p.view_names != inp.ps_va.view_names or ps_p.types != inp.ps_va.types:
+            raise ValueError("--val-plain must be the same photos, views and types as --val")
+        runs["val_plain"] = side_by_side(ps_p, emb_p, heads, ps_p.scores["model"])
+    report["side_by_side"] = runs
+    if inp.ps_va.config.noise_floor > 0:
+        pair = {k: (r["candidate"]["summary"], r["shipped"]["summary"]) for k, r in runs.items()}
+        ok, fails = passes_physical(pair["val"], pair.get("val_plain"))
+        rule = "physical order: every pooled measure higher; noise-free: none lower"
+    else:
+        ok = passes(runs["val"]["candidate"]["summary"], runs["val"]["shipped"]["summary"])
+        rule = "pooled AUROC and ladder SROCC both higher"
+        fails = [] if ok else [f"{rule}: no"]
+    report["gate"] = {"passes": ok, "rule": rule, "fails": fails}
+    for name, r in runs.items():
+        for k, x in r.items():
+            log.info("%s %s: %s; caught %.1f %% / keep rejected %.1f %%; fault family %s", name, k,
+                     _rounded(x["pooled"]), 100 * x["decisions"]["drop_recall"],
+                     100 * x["decisions"]["clean_false_reject"], x["fault_drop_level"])
+    log.info("release gate (%s): %s %s", rule, "PASSES" if ok else "does NOT pass", "; ".join(fails))
+
+
 def fit_heads(train: list[str], val: str, out: Path, model: str | None = None, fault_head: str | None = None,
               fused: bool = False, extra_fault_train: list[str] | None = None, folds: int = 5,
-              clean: str | None = None) -> dict:
+              clean: str | None = None, val_plain: str | None = None) -> dict:
     """Fit the score head and the fault head on cached embeddings into ``out`` (score_head.npz,
-    fault_head.npz, report.json, tables); returns the report."""
+    fault_head.npz, report.json, tables); ``val_plain``: the held-out photos noise-free too (physical-order
+    ``val``: the gate needs both); returns the report."""
     out.mkdir(parents=True, exist_ok=True)
     inp = Inputs(train, val, model, folds, clean)
     drift = float(np.abs(head_scores(inp.emb_va, inp.w0, inp.b0) - inp.ps_va.scores["model"]).max())
@@ -244,5 +311,6 @@ def fit_heads(train: list[str], val: str, out: Path, model: str | None = None, f
             extra, extra_folds = extra_fault_rows(inp, extra_fault_train, report)
         head = choose_fault_head(inp, extra, extra_folds, report)
         head.save(out / "fault_head.npz")
+    gate_report(inp, w, b, head, val_plain, report, model)
     finish_fault(report, head, inp.ps_va, inp.emb_va, out)
     return report

@@ -48,6 +48,12 @@ def card_sections(report: dict, keep: bool = False) -> str:
     return full_frame_section(paragraph, columns, report.get("fault_val"))
 
 
+def _side_by_side(runs: dict) -> dict:
+    """Pooled metrics, decisions and fault-family accuracy of candidate and shipped heads per held-out run."""
+    keys = ("pooled", "decisions", "fault_drop_level", "fault_pristine_none")
+    return {run: {k: {f: x[f] for f in keys} for k, x in r.items()} for run, r in runs.items()}
+
+
 def _lineage_entry(report: dict, parent, hardware: str, keep: bool, note: str | None) -> dict:
     this = "val_shipped" if keep else "val_new"
     return {
@@ -72,6 +78,12 @@ def _lineage_entry(report: dict, parent, hardware: str, keep: bool, note: str | 
         },
         "hardware": hardware,
         "val_full_frame_pooled": report[this]["pooled"],
+        **({"val_protocol": {k: report["val_new"]["config"][k] for k in ("frame_sizes", "noise_floor")}}
+           if "config" in report["val_new"] else {}),
+        **({"release_gate": report["gate"]} if report.get("gate") else {}),
+        **({"side_by_side_pooled": _side_by_side(report["side_by_side"])}
+           if report.get("side_by_side") else {}),
+        **({"photo_manifest": report["photo_manifest"]} if report.get("photo_manifest") else {}),
         **({"note": note} if note else {}),
     }
 
@@ -105,16 +117,19 @@ def heads_card(report: dict, parent, hardware: str, keep: bool, note: str | None
 
 
 def release_heads(heads: Path, model: str | None, out: Path, hardware: str, note: str | None = None,
-                  keep_score_head: bool = False) -> Path:
+                  keep_score_head: bool = False, manifest: Path | None = None) -> Path:
     """The model directory ``out``: ``model``'s network with the heads of ``heads`` (``hirqa heads fit``'s
-    output folder); ``keep_score_head`` keeps the parent's ``fc.0`` and ships the fault head only."""
+    output folder); ``keep_score_head`` keeps the parent's ``fc.0`` and ships the fault head only;
+    ``manifest``: the training photos' manifest, referenced (path, sha256) in the lineage."""
     import torch
 
-    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.artifacts import load_artifact, sha256_file
     from hirqa_ros.heads import FAULT_HEAD_FILE
     from hirqa_ros.training.release.model_dir import write_model
 
     report = json.loads((heads / "report.json").read_text())
+    if manifest is not None:
+        report["photo_manifest"] = {"path": str(manifest), "sha256": sha256_file(manifest)}
     art = load_artifact(model)
     sd = dict(art.state_dict())
     if not keep_score_head:
