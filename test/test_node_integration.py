@@ -324,7 +324,11 @@ def test_publisher_process_dies_and_returns(plumbing, domain):
     client.watch(DIES, accepted_reliable=True)  # B_accepted of DIES is reliable (fixture)
     first = start_publisher(domain, DIES, count=100000, rate=20.0, stamp_base=50_000)
     try:
-        client.wait_for(lambda: len(client.quality[DIES]) >= 5, 40, "frames from the first publisher")
+        client.wait_for(lambda: len(client.quality[DIES]) >= 5, 60, "frames from the first publisher")
+    except AssertionError:
+        first.kill()
+        out = first.communicate(timeout=10)[0]
+        raise AssertionError(f"first publisher said: {out!r}\nnode log:\n{node.log()[-3000:]}") from None
     finally:
         first.kill()  # dies without saying goodbye
         first.wait(10)
