@@ -190,6 +190,7 @@ def test_bag_play_without_subscribers_publishes_nothing_and_exits_3(tmp_path):
     assert "nothing was published" in play.stderr
 
 
+@pytest.mark.slow
 def test_bag_play_publishes_recorded_messages_and_clock(tmp_path):
     """A subscriber gets every image unchanged (header, pixels) and /clock follows bag time."""
     from helpers_node import RosClient, domain_id, ros_env

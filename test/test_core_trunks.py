@@ -146,6 +146,7 @@ def test_bgr_export_scores_bgr_bytes_like_rgb(trunk_dir, tmp_path):
     assert np.abs(a[0] - b[0]).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_int8_quantises_and_stays_close(trunk_dir, tmp_path):
     from hirqa_ros.export.int8 import calibration_frames, quantize_onnx
 

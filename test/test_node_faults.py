@@ -135,6 +135,7 @@ def test_kept_frames_say_none(toy):
         assert r.fault_confidence == pytest.approx(p_none, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_shipped_model_names_blur_dark_and_haze_over_dds(default_model_dir, tmp_path):
     """A blurred, a dark and a hazy held-out photo (severity 4, the shipped samples) through the node
     with the shipped model and its card's thresholds: three different, correct classes."""

@@ -289,6 +289,7 @@ def test_bad_inputs_get_no_score_are_counted_and_the_node_keeps_going(plumbing):
     assert node.proc.poll() is None
 
 
+@pytest.mark.slow
 def test_diagnostics_levels_follow_hysteresis_and_stale_input(plumbing):
     _, client = plumbing
     st = _diag_after(client, NEVER, time.monotonic())
@@ -349,6 +350,7 @@ def test_publisher_process_dies_and_returns(plumbing, domain):
     assert v["camera_resumed"] == "1"
 
 
+@pytest.mark.slow
 def test_sigint_shuts_down_cleanly(random_model_dir, tmp_path):
     domain = domain_id(2)
     node = NodeProcess({"image_topics": ["/sig/image"], "model_path": str(random_model_dir),
@@ -392,6 +394,7 @@ def test_bad_startup_exits_1_with_a_reason(random_model_dir, tmp_path, params, m
         node.stop()
 
 
+@pytest.mark.slow
 def test_max_rate_and_sim_time(random_model_dir, tmp_path):
     from rclpy.qos import QoSProfile
     from rosgraph_msgs.msg import Clock

@@ -43,6 +43,7 @@ def _photos(n: int = 3) -> list:
     return out
 
 
+@pytest.mark.slow
 def test_sharp_scores_above_blurred_and_dark_and_gate_passes_ok_frames(default_model_dir, tmp_path):
     from hirqa_ros.degradations import degrade
 

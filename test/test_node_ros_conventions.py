@@ -170,6 +170,7 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
         node.stop()
 
 
+@pytest.mark.slow
 def test_launch_file_command_line_qos_overrides_and_diagnostics(random_model_dir, tmp_path):
     """hirqa.launch.py (through the recording stand-in) with namespace:=robot1, image_topic remapped to
     /front/camera/image_raw, backend:=onnxruntime over a params file that says torch: the node started

@@ -48,6 +48,7 @@ def _subscribed(client, topic, node_name="hirqa_node"):
     return [i for i in client.node.get_subscriptions_info_by_topic(topic) if i.node_name == node_name]
 
 
+@pytest.mark.slow
 def test_bag_replay_keeps_each_cameras_transport(random_model_dir, tmp_path):
     """bag_replay.launch.py image_topics:=/front/image_raw,/rear/image_raw image_transport:=raw,compressed
     over config/hirqa.yaml (which says `image_transport: raw` under /**): started with the command line

@@ -59,6 +59,7 @@ def _thresholds_between(values: list[float]) -> Thresholds:
     return Thresholds(warn=mid[2 * len(mid) // 3], error=mid[len(mid) // 3])
 
 
+@pytest.mark.slow
 def test_node_and_bag_eval_agree_frame_by_frame(random_model_dir, tmp_path):
     from hirqa_ros import load_scorer
     from hirqa_ros.bag.evaluate import evaluate_bag
@@ -155,6 +156,7 @@ def _ref_frames() -> list[np.ndarray]:
                      for f in frames[-4:]]
 
 
+@pytest.mark.slow
 def test_node_and_bag_eval_agree_with_the_reference_gate(random_model_dir, tmp_path):
     """The reference gate on (the default): the node and bag-eval give the same level, reason
     (``relative_drop`` and the cue rule ``too_dark`` included) and reference value for every frame of the
