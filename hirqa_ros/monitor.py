@@ -256,9 +256,8 @@ class CameraMonitor:
     def _gate(self, checked: Checked, outcome: ScoreOutcome) -> FrameResult:
         """Thresholds (with smoothing) as the floor, then the reference gate on the smoothed score."""
         level, smoothed = self.gate.update(outcome.score)
-        none_prob = dict(outcome.fault_ranked).get("none") if outcome.fault_ranked else None
-        reason, ref = self.reference.update(checked.time_s, float(smoothed), level == Level.OK, none_prob,
-                                            checked.cut, checked.cue)
+        reason, ref = self.reference.update(checked.time_s, float(smoothed), level == Level.OK,
+                                            outcome.none_prob, checked.cut, checked.cue)
         if reason == RELATIVE_DROP:
             message = (f"WARN: drop (score {outcome.score:.3f}: {ref - smoothed:.3f} below the camera's "
                        f"reference {ref:.3f})")
@@ -285,9 +284,7 @@ class CameraMonitor:
             result = self._gate(checked, outcome)
         result.batch_size, result.batch_seconds = outcome.batch_size, outcome.batch_seconds
         result.tiles = outcome.tiles
-        result.cut, result.cue = checked.cut, checked.cue
-        if outcome.fault_ranked:
-            result.none_prob = dict(outcome.fault_ranked).get("none")
+        result.cut, result.cue, result.none_prob = checked.cut, checked.cue, outcome.none_prob
         if result.level is not None and outcome.fault_ranked:
             fault = gated_fault(result.level, outcome.fault_ranked)
             result.fault, result.fault_confidence, result.fault_top3 = fault
@@ -307,6 +304,11 @@ class ScoreOutcome:
     batch_seconds: float = 0.0
     fault_ranked: tuple[tuple[str, float], ...] | None = None
     tiles: int = 1
+
+    @property
+    def none_prob(self) -> float | None:
+        """The fault head's ``none`` probability (None without a fault head)."""
+        return dict(self.fault_ranked).get("none") if self.fault_ranked else None
 
 
 def score_frames(

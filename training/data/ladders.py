@@ -164,6 +164,11 @@ class LadderSampler:
         """Noise-floor sigmas (grey levels) of ``n`` crops, drawn from ``rng``."""
         return torch.from_numpy(self.rng.uniform(*self.cfg.noise_floor, size=n)).float()
 
+    def crop_batch(self, size: int) -> torch.Tensor:
+        """``per_type`` random crops of ``size`` px as a float (N, 3, H, W) tensor in [0, 1] on the device."""
+        crops = np.stack([self.crop(size) for _ in range(self.cfg.per_type)])
+        return torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+
     def next(self) -> LadderBatch:
         cfg = self.cfg
         if cfg.physical_order:
@@ -172,8 +177,7 @@ class LadderSampler:
         rungs, tags = [], LadderTags()
         for k, ti in enumerate(chosen):
             name = self.types[int(ti)]
-            crops = np.stack([self.crop(size) for _ in range(cfg.per_type)])
-            x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            x = self.crop_batch(size)
             for i in range(cfg.per_type):
                 comp = self.rng.random() < cfg.composition_prob
                 if comp:
@@ -190,8 +194,7 @@ class LadderSampler:
         rungs, tags = [], LadderTags()
         for k, ti in enumerate(chosen):
             name = self.types[int(ti)]
-            crops = np.stack([self.crop(size) for _ in range(cfg.per_type)])
-            x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            x = self.crop_batch(size)
             comps = []
             for _ in range(cfg.per_type):
                 comp = self.rng.random() < cfg.composition_prob
