@@ -63,7 +63,7 @@ def _record() -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_shipped_model_scores_are_unchanged(precision):
-    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install -e \".[cpu]\")")
     if not (MODEL / "model.onnx").is_file():
         pytest.skip("models/hirqa-s is not in this checkout")
     recorded = json.loads(RECORD.read_text())

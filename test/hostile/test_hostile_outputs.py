@@ -36,7 +36,7 @@ RNG = random.Random(SEED)
 @pytest.fixture(scope="module")
 def checkpoint(random_model_dir, tmp_path_factory):
     """An authors'-format checkpoint (fp32 tensors) of the random test weights."""
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="torch not installed (pip install -e \".[train]\")")
     sd = torch.load(random_model_dir / "weights.pth", map_location="cpu", weights_only=True)
     plain = {k: v.float() if v.is_floating_point() else v for k, v in sd["model_state_dict"].items()}
     path = tmp_path_factory.mktemp("ckpt") / "HiRQA-S.pth"
