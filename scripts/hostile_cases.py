@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -57,9 +58,33 @@ def card_edit(src: Path, dst: Path, fn) -> Path:
     return dst
 
 
-def main(work: Path) -> None:
+@dataclass
+class Ctx:
+    """What the cases share: the work folder, the shipped model, the inputs and the results so far."""
+
+    work: Path
+    model: Path
+    img: Path
+    dark: Path
+    imgs: Path
+    rng: np.random.Generator
+    cases: list = field(default_factory=list)
+
+    def case(self, name, rc, out, err, note=""):
+        tb = "Traceback" in err
+        self.cases.append((name, rc, tb, note or line(err)))
+        print(f"{name:<42} rc={rc:<4} traceback={'YES' if tb else 'no ':<3} {note or line(err)}", flush=True)
+
+
+def bench(model: Path, *args):
+    """``hirqa bench`` of the model on ONNX Runtime fp32, one iteration, with ``args``."""
+    return hirqa("bench", "--model", model, "--backends", "onnxruntime", "--precisions", "fp32",
+                 "--iters", "1", *args)
+
+
+def inputs(work: Path) -> Ctx:
+    """A random 320x240 frame, darkened samples (20/30 % brightness) and 40 small random frames."""
     work.mkdir(parents=True, exist_ok=True)
-    model = REPO / "models" / "hirqa-s"
     img = work / "img.png"
     rng = np.random.default_rng(0)
     cv2.imwrite(str(img), rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
@@ -73,16 +98,14 @@ def main(work: Path) -> None:
     imgs.mkdir(exist_ok=True)
     for i in range(40):
         cv2.imwrite(str(imgs / f"{i:02d}.png"), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-    cases = []
+    return Ctx(work, REPO / "models" / "hirqa-s", img, dark, imgs, rng)
 
-    def case(name, rc, out, err, note=""):
-        tb = "Traceback" in err
-        cases.append((name, rc, tb, note or line(err)))
-        print(f"{name:<42} rc={rc:<4} traceback={'YES' if tb else 'no ':<3} {note or line(err)}", flush=True)
 
-    # 1 import-official onto an existing model dir (needs an authors'-format checkpoint)
+def import_official_cases(c: Ctx) -> None:
+    """1-3: import-official onto an existing model dir (needs an authors'-format checkpoint)."""
     import torch
 
+    work, model = c.work, c.model
     sd = torch.load(model / "weights.pth", map_location="cpu", weights_only=True)
     torch.save(
         {"model_state_dict": {k: v.float() for k, v in sd["model_state_dict"].items()}}, work / "ck.pth"
@@ -93,26 +116,19 @@ def main(work: Path) -> None:
     shutil.copytree(model, mdir)
     rc, o, e = hirqa("import-official", "--ckpt", work / "ck.pth", "--variant", "hirqa-s", "--out", mdir)
     card = yaml.safe_load((mdir / "model.yaml").read_text())
-    case(
-        "import-official onto a model dir",
-        rc,
-        o,
-        e,
-        f"card calibrated={card['thresholds'].get('calibrated')}, int8 file left: "
-        f"{(mdir / 'model.int8.onnx').exists()}, fault head left: {(mdir / 'fault_head.npz').exists()}",
-    )
+    c.case("import-official onto a model dir", rc, o, e,
+           f"card calibrated={card['thresholds'].get('calibrated')}, int8 file left: "
+           f"{(mdir / 'model.int8.onnx').exists()}, fault head left: {(mdir / 'fault_head.npz').exists()}")
     rc, o, e = hirqa(
         "import-official", "--ckpt", work / "ck.pth", "--variant", "hirqa-s", "--out", mdir, "--force"
     )
-    case(
-        "import-official --force onto a model dir",
-        rc,
-        o,
-        e,
-        "files now: " + ", ".join(sorted(p.name for p in mdir.iterdir())) if rc == 0 else line(e),
-    )
-    # 4/5 alias bomb labels through bag-eval (the labels loader); memory of the loader alone
-    bomb = work / "bomb.yaml"
+    c.case("import-official --force onto a model dir", rc, o, e,
+           "files now: " + ", ".join(sorted(p.name for p in mdir.iterdir())) if rc == 0 else line(e))
+
+
+def alias_bomb_case(c: Ctx) -> None:
+    """4/5: alias bomb labels through bag-eval's labels loader; memory of the loader alone."""
+    bomb = c.work / "bomb.yaml"
     chain = ["&a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for i in range(1, 9):
         chain.append(f"&{chr(97 + i)} [" + ", ".join(["*" + chr(96 + i)] * 10) + "]")
@@ -125,131 +141,91 @@ def main(work: Path) -> None:
     t0 = time.monotonic()
     p = subprocess.run([PY, "-c", code, bomb], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     out = p.stdout.strip()
-    case(
-        "alias-bomb labels: loader",
-        p.returncode,
-        out,
-        p.stderr,
-        f"{out[:70]} (peak MB last), {time.monotonic() - t0:.1f} s",
-    )
-    # 6 unreadable subfolder
-    sub = imgs / "locked"
+    c.case("alias-bomb labels: loader", p.returncode, out, p.stderr,
+           f"{out[:70]} (peak MB last), {time.monotonic() - t0:.1f} s")
+
+
+def score_cases(c: Ctx) -> None:
+    """6-8: an unreadable subfolder, broken cards."""
+    work, model, img = c.work, c.model, c.img
+    sub = c.imgs / "locked"
     sub.mkdir(exist_ok=True)
-    cv2.imwrite(str(sub / "x.png"), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(sub / "x.png"), c.rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     os.chmod(sub, 0)
-    rc, o, e = hirqa("score", "--model", model, "--no-progress", "--jsonl", imgs, unprivileged=True)
+    rc, o, e = hirqa("score", "--model", model, "--no-progress", "--jsonl", c.imgs, unprivileged=True)
     os.chmod(sub, 0o755)
     shutil.rmtree(sub)
-    case("score: folder with unreadable subfolder", rc, o, e, f"{len(o.splitlines())} rows; " + line(e))
-    # 7 card without thresholds
-    m = card_edit(model, work / "m_nothr", lambda c: c.pop("thresholds"))
-    rc, o, e = hirqa("score", "--model", m, "--precision", "fp32", "--jsonl", img)
-    case("score: card without thresholds", rc, o, e, (line(e) if rc else "scored: " + o.strip()[:70]))
-    # 8 warn: true
-    m = card_edit(model, work / "m_bool", lambda c: c["thresholds"].update(warn=True))
-    rc, o, e = hirqa("score", "--model", m, "--precision", "fp32", "--jsonl", img)
-    case("score: card warn: true", rc, o, e, (line(e) if rc else "scored: " + o.strip()[:70]))
-    # 9 bench --warmup -3 (tiny run)
-    rc, o, e = hirqa(
-        "bench",
-        "--model",
-        model,
-        "--backends",
-        "onnxruntime",
-        "--precisions",
-        "fp32",
-        "--batches",
-        "1",
-        "--sizes",
-        "64x64",
-        "--iters",
-        "1",
-        "--warmup",
-        "-3",
-    )
-    case("bench --warmup -3", rc, o, e)
-    # 10-12 bag-play numbers (argparse only: a missing bag, so nothing is played)
-    for args in (["--clock", "0"], ["--clock", "-5"], ["--depth", "0"], ["--depth", "-5"]):
-        rc, o, e = hirqa("bag-play", work / "nobag", *args, "--no-progress", timeout=120)
-        case("bag-play " + " ".join(args) + " (missing bag)", rc, o, e)
-    # 13 fault head contradiction on a 20 % brightness frame
-    rc, o, e = hirqa("score", "--model", model, "--precision", "fp32", "--jsonl", "--no-progress", dark)
+    c.case("score: folder with unreadable subfolder", rc, o, e, f"{len(o.splitlines())} rows; " + line(e))
+    for name, edit in (("without thresholds", lambda d: d.pop("thresholds")),
+                       ("warn: true", lambda d: d["thresholds"].update(warn=True))):
+        m = card_edit(model, work / ("m_nothr" if "without" in name else "m_bool"), edit)
+        rc, o, e = hirqa("score", "--model", m, "--precision", "fp32", "--jsonl", img)
+        c.case(f"score: card {name}", rc, o, e, (line(e) if rc else "scored: " + o.strip()[:70]))
+
+
+def head_and_int8_cases(c: Ctx) -> None:
+    """13-15: dark photos against the fault head, broken int8 thresholds."""
+    work, model, img = c.work, c.model, c.img
+    rc, o, e = hirqa("score", "--model", model, "--precision", "fp32", "--jsonl", "--no-progress", c.dark)
     rows = [json.loads(x) for x in o.splitlines()]
     ok = [r for r in rows if r["level"] == "OK"]
     noted = [r for r in rows if r.get("notes")]
-    case(
-        "score: 20/30 % brightness photos vs fault head",
-        rc,
-        o,
-        e,
-        f"{len(ok)} of {len(rows)} OK; {len(noted)} with a fault_head_disagrees note",
-    )
-    # 14/15 NaN / inverted int8 thresholds
-    m = card_edit(model, work / "m_nan8", lambda c: c["int8"]["thresholds"].update(warn=float("nan")))
-    rc, o, e = hirqa("score", "--model", m, "--precision", "int8", "--jsonl", img)
-    case("score: NaN int8 thresholds", rc, o, e)
-    m = card_edit(model, work / "m_inv8", lambda c: c["int8"]["thresholds"].update(warn=0.1, error=0.6))
-    rc, o, e = hirqa("score", "--model", m, "--precision", "int8", "--jsonl", img)
-    case("score: inverted int8 thresholds", rc, o, e)
-    # 16/17 export onto an unwritable dir
-    ro = work / "ro_model"
+    c.case("score: 20/30 % brightness photos vs fault head", rc, o, e,
+           f"{len(ok)} of {len(rows)} OK; {len(noted)} with a fault_head_disagrees note")
+    for name, folder, th in (("NaN", "m_nan8", {"warn": float("nan")}),
+                             ("inverted", "m_inv8", {"warn": 0.1, "error": 0.6})):
+        m = card_edit(model, work / folder, lambda d, th=th: d["int8"]["thresholds"].update(**th))
+        rc, o, e = hirqa("score", "--model", m, "--precision", "int8", "--jsonl", img)
+        c.case(f"score: {name} int8 thresholds", rc, o, e)
+
+
+def argument_cases(c: Ctx) -> None:
+    """9-12: bench and bag-play numbers out of range (bag-play: a missing bag, nothing played)."""
+    rc, o, e = bench(c.model, "--batches", "1", "--sizes", "64x64", "--warmup", "-3")
+    c.case("bench --warmup -3", rc, o, e)
+    for args in (["--clock", "0"], ["--clock", "-5"], ["--depth", "0"], ["--depth", "-5"]):
+        rc, o, e = hirqa("bag-play", c.work / "nobag", *args, "--no-progress", timeout=120)
+        c.case("bag-play " + " ".join(args) + " (missing bag)", rc, o, e)
+
+
+def bench_size_cases(c: Ctx) -> None:
+    """18/19: bench sizes and batches out of range."""
+    for args in (["--sizes", "0x0"], ["--batches", "0"]):
+        rc, o, e = bench(c.model, "--warmup", "0",
+                         *(["--batches", "1"] if args[0] == "--sizes" else ["--sizes", "64x64"]), *args)
+        c.case("bench " + " ".join(args), rc, o, e)
+
+
+def export_cases(c: Ctx) -> None:
+    """16/17: export onto an unwritable dir."""
+    ro = c.work / "ro_model"
     if ro.exists():
         os.chmod(ro, 0o755)
         shutil.rmtree(ro)
-    shutil.copytree(model, ro)
+    shutil.copytree(c.model, ro)
     os.chmod(ro, 0o555)
     rc, o, e = hirqa("export", "--model", ro, "--refresh", unprivileged=True)
-    case("export --refresh onto unwritable dir", rc, o, e)
-    rc, o, e = hirqa(
-        "export",
-        "--model",
-        ro,
-        "--int8",
-        "--calib-images",
-        imgs,
-        "--eval-images",
-        work / "nothing",
-        "--calib-frames",
-        "2",
-        unprivileged=True,
-    )
-    case("export --int8 onto unwritable dir", rc, o, e)
+    c.case("export --refresh onto unwritable dir", rc, o, e)
+    rc, o, e = hirqa("export", "--model", ro, "--int8", "--calib-images", c.imgs, "--eval-images",
+                     c.work / "nothing", "--calib-frames", "2", unprivileged=True)
+    c.case("export --int8 onto unwritable dir", rc, o, e)
     os.chmod(ro, 0o755)
-    # 18/19 bench sizes/batches
-    for args in (["--sizes", "0x0"], ["--batches", "0"]):
-        rc, o, e = hirqa(
-            "bench",
-            "--model",
-            model,
-            "--backends",
-            "onnxruntime",
-            "--precisions",
-            "fp32",
-            "--iters",
-            "1",
-            "--warmup",
-            "0",
-            *(["--batches", "1"] if args[0] == "--sizes" else ["--sizes", "64x64"]),
-            *args,
-        )
-        case("bench " + " ".join(args), rc, o, e)
-    # 20/21 closed pipe
+
+
+def closed_pipe_cases(c: Ctx) -> None:
+    """20/21: score into a closed pipe."""
     for fmt in ("--jsonl", "--csv"):
-        rc, o, e = hirqa(
-            "score",
-            "--model",
-            model,
-            "--precision",
-            "fp32",
-            "--no-progress",
-            fmt,
-            "--batch-size",
-            "1",
-            imgs,
-            shell_pipe="head -1",
-        )
-        case(f"score {fmt} | head -1", rc, o, e)
-    (work / "cases.json").write_text(json.dumps(cases, indent=1))
+        rc, o, e = hirqa("score", "--model", c.model, "--precision", "fp32", "--no-progress", fmt,
+                         "--batch-size", "1", c.imgs, shell_pipe="head -1")
+        c.case(f"score {fmt} | head -1", rc, o, e)
+
+
+def main(work: Path) -> None:
+    c = inputs(work)
+    for cases in (import_official_cases, alias_bomb_case, score_cases, argument_cases, head_and_int8_cases,
+                  export_cases, bench_size_cases, closed_pipe_cases):  # in the order of docs/reliability.md
+        cases(c)
+    (work / "cases.json").write_text(json.dumps(c.cases, indent=1))
 
 
 if __name__ == "__main__":

@@ -288,6 +288,47 @@ def _count(client: RosClient, topic: str, key: str) -> int:
     return int(status_values(st).get(key, "0")) if st is not None else 0
 
 
+def _node_door_results(model, th, inputs, refused, tmp_path):
+    """Publish ``inputs`` (PNG bytes) as CompressedImage to a hirqa_node; its B_quality status per stamp
+    and its /diagnostics refusal counters."""
+    from hirqa_ros.node.stats import BAD_INPUT
+
+    domain = domain_id(9)
+    node = NodeProcess({"image_topics": [DOORS_TOPIC], "image_transport": "compressed",
+                        "model_path": str(model), "backend": "onnxruntime", "warn_threshold": th.warn,
+                        "error_threshold": th.error, "smoothing": 0.0, "relative": False,
+                        "diagnostics_period_s": 0.2, "gate_mode": "scored"},
+                       domain, tmp_path / "node.log", name="hirqa_eq_doors",
+                       params_files=[params_file(tmp_path / "qos.yaml", {"qos_overrides": {
+                           DOORS_TOPIC + "/compressed": {"subscription": {"reliability": "reliable",
+                                                                          "depth": 10}}}})])
+    client = None
+    try:
+        node.wait_ready()
+        client = RosClient(domain, name="hirqa_eq_doors_client")
+        client.publisher(DOORS_TOPIC + "/compressed", compressed=True, reliable=True)
+        client.watch(DOORS_TOPIC, transport="compressed")
+        client.watch_diagnostics()
+        client.wait_matched([DOORS_TOPIC + "/compressed"])
+        for i, (what, data) in enumerate(inputs):
+            before = len(client.quality[DOORS_TOPIC])
+            client.pubs[DOORS_TOPIC + "/compressed"].publish(
+                make_compressed(data, BASE_NS + i * 100_000_000, fmt="png", frame_id="doors_cam"))
+            if i in refused:  # no quality message: wait for the /diagnostics counter of that reason
+                key, n = BAD_INPUT[what], sum(1 for j, w in refused.items() if w == what and j <= i)
+                client.wait_for(lambda k=key, n=n: _count(client, DOORS_TOPIC, k) >= n, 30, f"{key} {n}")
+            else:
+                client.wait_for(lambda b=before: len(client.quality[DOORS_TOPIC]) > b, 30, f"quality {i}")
+        with client.lock:
+            got = {_stamp(m): m.status[0] for _, m in client.quality[DOORS_TOPIC]}
+        counts = {key: _count(client, DOORS_TOPIC, key) for key in BAD_INPUT.values()}
+    finally:
+        if client is not None:
+            client.close()
+        node.stop()
+    return got, counts
+
+
 @pytest.mark.slow  # ~27 s on a loaded 2-core machine
 def test_score_bag_eval_and_node_agree_on_refusals_and_faults(random_model_dir, tmp_path, capsys):
     """The same PNG bytes as files (``hirqa score``), as CompressedImage messages of a bag (bag-eval)
@@ -341,39 +382,7 @@ def test_score_bag_eval_and_node_agree_on_refusals_and_faults(random_model_dir, 
             assert g["score"] == pytest.approx(r.score, abs=2e-6), i
 
     # the node: the same bytes published as CompressedImage
-    domain = domain_id(9)
-    node = NodeProcess({"image_topics": [DOORS_TOPIC], "image_transport": "compressed",
-                        "model_path": str(model), "backend": "onnxruntime", "warn_threshold": th.warn,
-                        "error_threshold": th.error, "smoothing": 0.0, "relative": False,
-                        "diagnostics_period_s": 0.2, "gate_mode": "scored"},
-                       domain, tmp_path / "node.log", name="hirqa_eq_doors",
-                       params_files=[params_file(tmp_path / "qos.yaml", {"qos_overrides": {
-                           DOORS_TOPIC + "/compressed": {"subscription": {"reliability": "reliable",
-                                                                          "depth": 10}}}})])
-    client = None
-    try:
-        node.wait_ready()
-        client = RosClient(domain, name="hirqa_eq_doors_client")
-        client.publisher(DOORS_TOPIC + "/compressed", compressed=True, reliable=True)
-        client.watch(DOORS_TOPIC, transport="compressed")
-        client.watch_diagnostics()
-        client.wait_matched([DOORS_TOPIC + "/compressed"])
-        for i, (what, data) in enumerate(inputs):
-            before = len(client.quality[DOORS_TOPIC])
-            client.pubs[DOORS_TOPIC + "/compressed"].publish(
-                make_compressed(data, BASE_NS + i * 100_000_000, fmt="png", frame_id="doors_cam"))
-            if i in refused:  # no quality message: wait for the /diagnostics counter of that reason
-                key, n = BAD_INPUT[what], sum(1 for j, w in refused.items() if w == what and j <= i)
-                client.wait_for(lambda k=key, n=n: _count(client, DOORS_TOPIC, k) >= n, 30, f"{key} {n}")
-            else:
-                client.wait_for(lambda b=before: len(client.quality[DOORS_TOPIC]) > b, 30, f"quality {i}")
-        with client.lock:
-            got = {_stamp(m): m.status[0] for _, m in client.quality[DOORS_TOPIC]}
-        counts = {key: _count(client, DOORS_TOPIC, key) for key in BAD_INPUT.values()}
-    finally:
-        if client is not None:
-            client.close()
-        node.stop()
+    got, counts = _node_door_results(model, th, inputs, refused, tmp_path)
 
     assert len(got) == len(inputs) - len(refused)
     for reason, key in BAD_INPUT.items():  # every refusal counted under its reason, nothing else
