@@ -61,8 +61,13 @@ else
     TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
   fi
   echo "[setup] installing $TORCH_SPEC (large download on a machine without a local copy)"
+  free_mb=$(df -Pm .venv | awk 'NR==2 {print $4}')
+  if [ "${free_mb:-0}" -lt 8000 ]; then  # PyPI's x86_64 torch is a CUDA build: ~5.5 GB installed
+    echo "[setup] warning: ${free_mb} MB free here; without a local copy of torch this install needs ~6 GB" >&2
+  fi
+  # no pip cache: a downloaded CUDA torch would otherwise take its ~3 GB twice
   # shellcheck disable=SC2086
-  .venv/bin/pip install -q $TORCH_SPEC
+  .venv/bin/pip install -q --no-cache-dir $TORCH_SPEC
 fi
 # ONNX Runtime: exactly one wheel. A Jetson usually has onnxruntime-gpu from NVIDIA's Jetson wheels
 # (seen through the system site packages); elsewhere the CPU wheel ([gpu] = onnxruntime-gpu instead).
