@@ -37,6 +37,7 @@ from hirqa_ros.limits import DEFAULT_MAX_PIXELS, score_bounded
 from hirqa_ros.quality_msg import status_message
 from hirqa_ros.reference import (
     BLOCKY,
+    FAULT_HEAD,
     NOISY,
     RELATIVE_DROP,
     TOO_DARK,
@@ -52,7 +53,8 @@ log = logging.getLogger(__name__)
 REFUSED = "error"  # verdict of a frame that got no score
 CUE_MESSAGES = {TOO_DARK: "too dark: dark and noisy, an underexposed sensor at high gain",
                 BLOCKY: "JPEG block artefacts well above the camera's reference",
-                NOISY: "noise floor above the limit"}
+                NOISY: "noise floor above the limit",
+                FAULT_HEAD: "the fault head sees a fault in every recent frame"}
 
 
 @dataclass

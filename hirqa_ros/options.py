@@ -92,6 +92,14 @@ _REFERENCE = (
     _reference("block_ratio", "Drop (blocky) a frame whose JPEG blockiness is above this times the "
                               "camera's reference blockiness (median of its learned frames since the last "
                               "cut); 0 = off."),
+    _reference("head_none", "Drop (fault_head) a frame when its fault-head none probability and the median "
+                            "of the camera's last reference_head_n frames' are both below this (a fault the "
+                            "head sees, e.g. from the first frame, with no reference needed); 0 = off."),
+    _reference("head_n", "... frames in that median (detection waits for N // 2 + 1 of them)."),
+    _reference("cut_reanchor_s", "After a scene cut, re-anchor the reference on the new scene after this many "
+                                 "seconds when at least half of its frames were relative drops, whatever "
+                                 "the fault head says (a fault that continues across the cut is then "
+                                 "accepted); 0 = only the fault head re-anchors."),
 )
 
 OPTIONS: tuple[Option, ...] = (

@@ -15,7 +15,9 @@ the reference window's robust spread (``spread_k`` x MAD x 1.4826) on a camera w
 
 Classical cue rules (``stream_cues``; faults the score barely sees): ``too_dark`` (dark with a high noise
 floor: underexposed), ``noisy`` (noise floor above a limit) as floors, and ``blocky`` (JPEG blockiness
-well above the camera's reference cue, the median of its learned frames since the last cut).
+well above the camera's reference cue, the median of its learned frames since the last cut; held until
+the next cut, never re-anchored away). The fault-head rule ``fault_head`` is a floor too: the head's
+``none`` probability near 0 in the frame and in most of the camera's last frames.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ RELATIVE_DROP = "relative_drop"  # FrameResult.reason of a frame rejected by thi
 TOO_DARK = "too_dark"  # ... on its mean luma and noise floor (dark and noisy: underexposed)
 BLOCKY = "blocky"  # ... on its JPEG blockiness (well above the camera's reference's)
 NOISY = "noisy"  # ... on its noise floor (above an absolute limit)
+FAULT_HEAD = "fault_head"  # ... on the fault head: its median ``none`` probability over a few frames is ~0
+MIN_SAMPLES = 5  # learned scores kept whatever their age (one frame after a gap does not replace them)
+MAX_FALL_DT = 1.0  # seconds of fall a gap in learning allows at most (a gap is no evidence of a slow drift)
 CUE_MIN_FRAMES = 5  # learned frames behind a reference cue before the relative cue rules judge
 
 
@@ -58,7 +63,11 @@ class ReferenceParams:
     least ``spread_k`` x the robust spread (MAD x 1.4826) of the learned scores in the window (0 = fixed);
     ``dark_luma``/``dark_noise``: ``too_dark`` when the mean luma (0..255) is <= ``dark_luma`` and the noise
     floor (8-bit sigma) >= ``dark_noise``; ``noise_abs``: ``noisy`` when the noise floor is >= this;
-    ``block_ratio``: ``blocky`` when the JPEG blockiness is above this x the reference cue's (0: rule off)."""
+    ``block_ratio``: ``blocky`` when the JPEG blockiness is above this x the reference cue's (0: rule off);
+    ``head_none``/``head_n``: ``fault_head`` when the frame's ``none`` probability and the median of the
+    camera's last ``head_n`` are both below ``head_none`` (0: rule off); ``cut_reanchor_s``: after a scene cut,
+    re-anchor on the new scene after this long when at least half of its frames were relative drops,
+    whatever the fault head says (0: only the head re-anchors)."""
 
     relative: bool = True
     window_s: float = 5.0
@@ -76,6 +85,9 @@ class ReferenceParams:
     dark_noise: float = 0.8
     noise_abs: float = 0.0
     block_ratio: float = 1.3
+    head_none: float = 0.0
+    head_n: int = 3
+    cut_reanchor_s: float = 1.5
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in RANGES.items():
@@ -89,7 +101,8 @@ RANGES = {"window_s": (0.1, 3600.0), "margin": (0.0, 1.0), "fall_per_s": (0.0, 1
           "warmup_s": (0.0, 3600.0), "max_age_s": (0.1, 86400.0), "reaccept_s": (0.0, 3600.0),
           "reaccept_none": (0.0, 1.0), "learn_none": (0.0, 1.0), "cut_corr": (-1.0, 1.0),
           "median_n": (1, 15), "spread_k": (0.0, 20.0), "dark_luma": (0.0, 255.0),
-          "dark_noise": (0.0, 255.0), "noise_abs": (0.0, 255.0), "block_ratio": (0.0, 100.0)}
+          "dark_noise": (0.0, 255.0), "noise_abs": (0.0, 255.0), "block_ratio": (0.0, 100.0),
+          "head_none": (0.0, 1.0), "head_n": (1, 50), "cut_reanchor_s": (0.0, 60.0)}
 
 #: node parameter / CLI flag (``--reference-window-s``...) of each :class:`ReferenceParams` field
 PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin": "reference_margin",
@@ -99,7 +112,9 @@ PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin
                "learn_none": "reference_learn_none", "cut_corr": "reference_cut_corr",
                "median_n": "reference_median_n", "spread_k": "reference_spread_k",
                "dark_luma": "reference_dark_luma", "dark_noise": "reference_dark_noise",
-               "noise_abs": "reference_noise_abs", "block_ratio": "reference_block_ratio"}
+               "noise_abs": "reference_noise_abs", "block_ratio": "reference_block_ratio",
+               "head_none": "reference_head_none", "head_n": "reference_head_n",
+               "cut_reanchor_s": "reference_cut_reanchor_s"}
 
 
 def params_from(get: Callable[[str], Any]) -> ReferenceParams:
@@ -122,6 +137,10 @@ class ReferenceGate:
     _recent: deque = field(default_factory=deque)  # the camera's last median_n scores
     _spread: float = 0.0  # robust spread (MAD x 1.4826) of the learned scores in the window
     _cues: deque = field(default_factory=deque)  # (t, StreamCue) of the learned frames since the last cut
+    _nones: deque = field(default_factory=deque)  # the fault head's last head_n ``none`` probabilities
+    _cut_t: float | None = None  # the last scene cut, for cut_reanchor_s (None: none pending)
+    _cut_frames: int = 0  # frames since it
+    _cut_drops: list = field(default_factory=list)  # (t, score, cue) of its relative drops
     resets: int = 0
 
     def reset(self) -> None:
@@ -134,6 +153,8 @@ class ReferenceGate:
         self._recent.clear()
         self._spread = 0.0
         self._cues.clear()
+        self._nones.clear()
+        self._cut_t = None
         self.resets += 1
 
     @property
@@ -171,6 +192,18 @@ class ReferenceGate:
             return NOISY
         return ""
 
+    def _head_fault(self, none_prob: float | None) -> str:
+        """``fault_head`` when the frame's ``none`` probability and the median of the camera's last ``head_n``
+        frames' are both below ``head_none`` (0: rule off), else ""."""
+        p = self.params
+        if p.head_none <= 0 or none_prob is None:
+            return ""
+        self._nones.append(float(none_prob))
+        while len(self._nones) > p.head_n:
+            self._nones.popleft()
+        judged = max(float(none_prob), float(np.median(self._nones)))  # a clean frame after a fault passes
+        return FAULT_HEAD if judged < p.head_none else ""
+
     def _relative_cue_fault(self, cue: StreamCue | None) -> str:
         """``blocky`` when the frame's blockiness is above ``block_ratio`` x the reference cue's, else ""."""
         p = self.params
@@ -200,23 +233,29 @@ class ReferenceGate:
             self._clean_run = []
             self._after_cut = True
             self._cues.clear()  # the reference cue is the scene's: relearned on the new one
+            self._cut_t, self._cut_frames, self._cut_drops = t, 0, []
+        self._cut_frames += 1
         self._recent.append(float(score))
         while len(self._recent) > p.median_n:
             self._recent.popleft()
         ref, margin = self.reference, self.margin
         judged = max(float(score), float(np.median(self._recent)))  # a clean frame after a fault is not held
-        floor = self.absolute_cue_fault(cue) if absolute_ok else ""
+        head = self._head_fault(none_prob)
+        floor = (self.absolute_cue_fault(cue) or head) if absolute_ok else ""
         reason = ""
         if absolute_ok and not floor:
             dropped = ref is not None and judged < ref - margin
             reason = RELATIVE_DROP if dropped else self._relative_cue_fault(cue)
-        if reason and self._reaccept(t, score, none_prob, cue):
+        if reason == RELATIVE_DROP and (self._reaccept(t, score, none_prob, cue)
+                                        or self._cut_reanchor(t, score, cue)):
             reason = ""
         elif not reason:
             self._clean_run = []
             self._after_cut = False
+        if self._cut_t is not None and t - self._cut_t >= p.cut_reanchor_s:
+            self._cut_t = None  # the cut's window is over: a later drop is judged as usual
         clean = none_prob is None or none_prob >= p.learn_none
-        if absolute_ok and reason != RELATIVE_DROP and clean and (ref is None or score >= ref - margin / 2.0):
+        if absolute_ok and not floor and reason != RELATIVE_DROP and clean and (ref is None or score >= ref - margin / 2.0):
             # a frame only the cues drop still tells the score of this content; its cues are not learned
             self._learn(t, score, None if floor or reason else cue)
         return floor or reason, ref
@@ -246,24 +285,43 @@ class ReferenceGate:
         self._first_t = run[0][0] - p.warmup_s  # warmed up: the run itself was the warm-up
         return True
 
+    def _cut_reanchor(self, t: float, score: float, cue: StreamCue | None) -> bool:
+        """After a scene cut, without the fault head's word: True (and the reference re-anchored on the
+        cut's relative drops) when ``cut_reanchor_s`` after the cut at least half of the frames since it
+        were relative drops (the new scene scores lower; a fault that starts later in the shot is not)."""
+        p = self.params
+        if p.cut_reanchor_s <= 0 or self._cut_t is None:
+            return False
+        self._cut_drops.append((t, score, cue))
+        if t - self._cut_t < p.cut_reanchor_s:
+            return False
+        run, self._cut_t = self._cut_drops, None
+        if len(run) < 0.5 * self._cut_frames:
+            return False
+        self.reset()
+        for ti, si, ci in run:
+            self._learn(ti, si, ci)
+        self._first_t = run[0][0] - p.warmup_s
+        return True
+
     def _learn(self, t: float, score: float, cue: StreamCue | None = None) -> None:
         dt = t - self._samples[-1][0] if self._samples else 0.0
         if self._first_t is None:
             self._first_t = t
         self._samples.append((t, float(score)))
-        while self._samples and self._samples[0][0] < t - self.params.window_s:
-            self._samples.popleft()
-        if cue is not None:
+        while len(self._samples) > MIN_SAMPLES and self._samples[0][0] < t - self.params.window_s:
+            self._samples.popleft()  # after a gap in learning the older samples still hold the level
+        if cue is not None:  # the cue window spans the last window_s of frames whose cues were learned
             self._cues.append((t, cue))
-        while self._cues and self._cues[0][0] < t - self.params.window_s:
-            self._cues.popleft()
+            while self._cues[0][0] < t - self.params.window_s:
+                self._cues.popleft()
         scores = np.array([s for _, s in self._samples])
         med = float(np.median(scores))
         self._spread = 1.4826 * float(np.median(np.abs(scores - med)))
         if self._level is None or med >= self._level:
             self._level = med
         else:
-            self._level = max(med, self._level - self.params.fall_per_s * max(dt, 0.0))
+            self._level = max(med, self._level - self.params.fall_per_s * min(max(dt, 0.0), MAX_FALL_DT))
 
 
 class CutDetector:

@@ -1,4 +1,4 @@
-"""The reference gate's classical cue rules (too_dark, noisy, blocky), each on a synthetic frame sequence
+"""The reference gate's classical cue rules (too_dark, noisy, blocky) and the fault-head rule, each on a synthetic frame sequence
 through the real ``CameraMonitor.check`` + ``decide`` (real cues of real pixels; the score is given and does
 not see the fault, as measured for these faults on the moving camera)."""
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from hirqa_ros.decision import Level, Thresholds
 from hirqa_ros.monitor import CameraMonitor, ScoreOutcome
-from hirqa_ros.reference import BLOCKY, NOISY, TOO_DARK, ReferenceParams
+from hirqa_ros.reference import BLOCKY, FAULT_HEAD, NOISY, TOO_DARK, ReferenceParams
 from hirqa_ros.stream_cues import stream_cue
 
 TH = Thresholds(warn=0.46, error=0.44)
@@ -93,8 +93,9 @@ def test_camera_jpeg_on_a_compressed_topic_is_blocky_against_the_camera_s_own_re
     """Frames JPEG-compressed at quality 30 before the topic's own quality-90 JPEG: blocky against the
     camera's reference blockiness, while the score does not move; it stays rejected while it lasts (blocky
     frames never become the reference cue) and the first clean frame after it is accepted. The fault head is
-    unsure on such frames (``none`` 0.1, as measured: median 0.17 on the tuning sequence); a rise that the
-    head calls clean for ``reference_reaccept_s`` is taken as new content (re-anchored, like a score drop)."""
+    unsure on such frames (``none`` 0.1, as measured: median 0.17 on the tuning sequence); unlike a score
+    drop, a blocky run is never re-anchored away, even when the head calls it clean (it held camera JPEG at 50 %
+    on both moving test sequences), and a cut ends it (the reference cue is the scene's)."""
     view = scene(5)
     clean = jpeg(view, 90)
     blocky = jpeg(jpeg(view, 30), 90)
@@ -104,8 +105,7 @@ def test_camera_jpeg_on_a_compressed_topic_is_blocky_against_the_camera_s_own_re
     rej = rejected(res)
     assert not rej[:30].any() and rej[30:70].all() and not rej[70:].any()
     assert {r.reason for r in res[30:70]} == {BLOCKY}
-    confident = rejected(run(frames, none=0.3))
-    assert confident[30:40].all() and not confident[30 + 25:70].any()  # re-anchored after ~2 s
+    assert rejected(run(frames, none=0.6))[30:70].all()  # a head calling it clean does not lift it
     # no reference cue yet (from the first frame): not judged
     assert not rejected(run([blocky] * 3)).any()
 
@@ -118,3 +118,21 @@ def test_a_cut_to_a_plainer_scene_is_not_blocky():
     assert stream_cue(plain).blockiness > stream_cue(detailed).blockiness
     res = run([detailed] * 30 + [plain] * 30)
     assert not rejected(res).any()
+
+
+def test_a_fault_the_head_sees_from_the_first_frame_is_fault_head_and_clean_frames_pass_at_once():
+    """The score does not see it (constant 0.60, above the thresholds, no reference yet) but the head's
+    ``none`` is ~0 (low light from the first frame: median 0.005-0.025 measured on the moving sequences):
+    ``fault_head`` from the first frame, no recovery delay (the frame's own ``none`` must be low too), and
+    one low frame among clean ones is no fault (the median of the last 3)."""
+    view = scene(8)
+    none = np.r_[np.full(20, 0.01), np.full(20, 0.3)]
+    on = ReferenceParams(head_none=0.06)
+    res = run([view] * 40, on, none=none)
+    rej = rejected(res)
+    assert rej[:20].all() and not rej[20:].any()
+    assert {r.reason for r in res[:20]} == {FAULT_HEAD}
+    blip = np.full(30, 0.3)
+    blip[15] = 0.01
+    assert not rejected(run([view] * 30, on, none=blip)).any()
+    assert not rejected(run([view] * 40, none=none)).any()  # off by default

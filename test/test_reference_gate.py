@@ -110,6 +110,20 @@ def test_persistent_fault_stays_rejected_for_minutes():
     assert rejected(res)[50:].all()
 
 
+def test_one_learned_frame_after_a_gap_does_not_replace_the_reference():
+    """A fault (0.52) with a lone frame near the reference every 10 s (e.g. a shaken frame that happens to be
+    sharp): that frame is learned, but the learned scores older than the window stay until newer ones
+    replace them, and the level falls at most 1 s worth of ``fall_per_s`` across the gap."""
+    scores = np.concatenate([noisy(0.60, 50, sd=0.002), np.full(300, 0.52)])
+    lone = np.arange(50 + 100, 350, 100)
+    scores[lone] = 0.585
+    res = run(scores)
+    rej = rejected(res)
+    fault = np.setdiff1d(np.arange(50, 350), lone)
+    assert rej[fault].all()
+    assert min(r.reference for r in res[50:]) > 0.59
+
+
 def test_max_age_without_learning_resets_the_reference():
     params = ReferenceParams(max_age_s=30.0)
     scores = np.concatenate([noisy(0.58, 50), noisy(0.49, 10 * 60, 1)])
@@ -203,10 +217,11 @@ def test_cut_detector_sees_cuts_not_pans_or_faults():
 
 
 def test_after_a_cut_the_reference_re_anchors_only_when_the_head_calls_the_new_scene_clean():
+    """With ``cut_reanchor_s`` 0 only the fault head re-anchors after a cut."""
     scores = np.concatenate([noisy(0.62, 50), noisy(0.52, 60, 1)])  # the new scene scores 0.1 lower
 
     def go(none_after):
-        mon = CameraMonitor("cam", TH, reference=ReferenceParams(median_n=1))
+        mon = CameraMonitor("cam", TH, reference=ReferenceParams(median_n=1, cut_reanchor_s=0.0))
         out = []
         for i, s in enumerate(scores):
             p = 0.3 if i < 50 else none_after
@@ -219,6 +234,32 @@ def test_after_a_cut_the_reference_re_anchors_only_when_the_head_calls_the_new_s
     assert clean_scene[50:55].all() and not clean_scene[50 + 12:].any()  # back within ~1 s
     shaken = go(0.01)  # a fault across the cut: the old reference stays
     assert shaken[50:].all()
+
+
+def cut_run(scores, cut_at, none=0.03, params=None):
+    """Levels of ``scores`` at 10 Hz with a scene cut at frame ``cut_at`` and a head that is unsure (``none``
+    below ``reference_learn_none``: as on content the model has not seen)."""
+    mon = CameraMonitor("cam", TH, reference=params or ReferenceParams(median_n=1))
+    out = []
+    for i, s in enumerate(scores):
+        p = 0.3 if i < cut_at else none
+        c = Checked(mon, None, time_s=100.0 + i / RATE, cut=(i == cut_at))
+        out.append(mon.decide(c, ScoreOutcome(float(s), fault_ranked=(("haze", 1 - p), ("none", p)))))
+    return rejected(out)
+
+
+def test_after_a_cut_the_new_scene_is_re_accepted_after_cut_reanchor_s_whatever_the_head_says():
+    """A cut to a scene scoring 0.1 lower that the head does not call clean: dropped for
+    ``cut_reanchor_s`` (1.5 s), then re-anchored on it; a fault that starts later in the new shot is
+    judged against the new scene's reference; with the rule off the drop lasts."""
+    scores = np.concatenate([noisy(0.62, 50), noisy(0.52, 100, 1)])
+    rej = cut_run(scores, 50)
+    assert rej[50:50 + 14].all() and not rej[50 + 16:].any()
+    later = np.concatenate([noisy(0.62, 50), noisy(0.60, 40, 1), noisy(0.52, 40, 2)])
+    rej = cut_run(later, 50)
+    assert not rej[50:90].any() and rej[91:].all()  # a drop 4 s after the cut is not re-anchored
+    off = cut_run(scores, 50, params=ReferenceParams(median_n=1, cut_reanchor_s=0.0))
+    assert off[50:].all()
 
 
 def test_median_of_three_ignores_single_frame_dips_and_delays_a_fault_by_one_frame():
