@@ -65,8 +65,8 @@ class ReferenceParams:
     floor (8-bit sigma) >= ``dark_noise``; ``noise_abs``: ``noisy`` when the noise floor is >= this;
     ``block_ratio``: ``blocky`` when the JPEG blockiness is above this x the reference cue's (0: rule off);
     ``head_none``/``head_n``: ``fault_head`` when the frame's ``none`` probability and the median of the
-    camera's last ``head_n`` are both below ``head_none`` (0: rule off); ``cut_reanchor_s``: after a scene cut,
-    re-anchor on the new scene after this long when at least half of its frames were relative drops,
+    camera's last ``head_n`` are both below ``head_none`` (0: rule off); ``cut_reanchor_s``: after a scene
+    cut, re-anchor on the new scene after this long when at least half of its frames were relative drops,
     whatever the fault head says (0: only the head re-anchors)."""
 
     relative: bool = True
@@ -255,9 +255,11 @@ class ReferenceGate:
         if self._cut_t is not None and t - self._cut_t >= p.cut_reanchor_s:
             self._cut_t = None  # the cut's window is over: a later drop is judged as usual
         clean = none_prob is None or none_prob >= p.learn_none
-        if absolute_ok and not floor and reason != RELATIVE_DROP and clean and (ref is None or score >= ref - margin / 2.0):
-            # a frame only the cues drop still tells the score of this content; its cues are not learned
-            self._learn(t, score, None if floor or reason else cue)
+        near = ref is None or score >= ref - margin / 2.0
+        if absolute_ok and not floor and reason != RELATIVE_DROP and clean and near:
+            self._learn(t, score)  # a frame only the cues drop still tells the score of this content
+        if absolute_ok and not floor and not reason:  # the cues of every accepted frame, whatever the head
+            self._learn_cue(t, cue)  # says (on content the model has not seen it is often unsure)
         return floor or reason, ref
 
     def _reaccept(self, t: float, score: float, none_prob: float | None, cue: StreamCue | None) -> bool:
@@ -304,6 +306,14 @@ class ReferenceGate:
         self._first_t = run[0][0] - p.warmup_s
         return True
 
+    def _learn_cue(self, t: float, cue: StreamCue | None) -> None:
+        """Add an accepted frame's cues; the cue window spans the last ``window_s`` of such frames."""
+        if cue is None:
+            return
+        self._cues.append((t, cue))
+        while self._cues[0][0] < t - self.params.window_s:
+            self._cues.popleft()
+
     def _learn(self, t: float, score: float, cue: StreamCue | None = None) -> None:
         dt = t - self._samples[-1][0] if self._samples else 0.0
         if self._first_t is None:
@@ -311,10 +321,7 @@ class ReferenceGate:
         self._samples.append((t, float(score)))
         while len(self._samples) > MIN_SAMPLES and self._samples[0][0] < t - self.params.window_s:
             self._samples.popleft()  # after a gap in learning the older samples still hold the level
-        if cue is not None:  # the cue window spans the last window_s of frames whose cues were learned
-            self._cues.append((t, cue))
-            while self._cues[0][0] < t - self.params.window_s:
-                self._cues.popleft()
+        self._learn_cue(t, cue)
         scores = np.array([s for _, s in self._samples])
         med = float(np.median(scores))
         self._spread = 1.4826 * float(np.median(np.abs(scores - med)))

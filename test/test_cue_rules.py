@@ -1,6 +1,6 @@
-"""The reference gate's classical cue rules (too_dark, noisy, blocky) and the fault-head rule, each on a synthetic frame sequence
-through the real ``CameraMonitor.check`` + ``decide`` (real cues of real pixels; the score is given and does
-not see the fault, as measured for these faults on the moving camera)."""
+"""The reference gate's classical cue rules (too_dark, noisy, blocky) and the fault-head rule, each on a
+synthetic frame sequence through the real ``CameraMonitor.check`` + ``decide`` (real cues of real pixels;
+the score is given and does not see the fault, as measured for these faults on the moving camera)."""
 
 from __future__ import annotations
 
@@ -94,8 +94,9 @@ def test_camera_jpeg_on_a_compressed_topic_is_blocky_against_the_camera_s_own_re
     camera's reference blockiness, while the score does not move; it stays rejected while it lasts (blocky
     frames never become the reference cue) and the first clean frame after it is accepted. The fault head is
     unsure on such frames (``none`` 0.1, as measured: median 0.17 on the tuning sequence); unlike a score
-    drop, a blocky run is never re-anchored away, even when the head calls it clean (it held camera JPEG at 50 %
-    on both moving test sequences), and a cut ends it (the reference cue is the scene's)."""
+    drop, a blocky run is never re-anchored away, even when the head calls it clean (re-anchoring it held
+    camera JPEG at 50 % on both moving test sequences), and a cut ends it (the reference cue is the
+    scene's)."""
     view = scene(5)
     clean = jpeg(view, 90)
     blocky = jpeg(jpeg(view, 30), 90)
