@@ -98,8 +98,8 @@ _REFERENCE = (
     _reference("head_n", "... frames in that median (detection waits for N // 2 + 1 of them)."),
     _reference("cut_reanchor_s", "After a scene cut, re-anchor the reference on the new scene after this "
                                  "many seconds when at least half of its frames were relative drops, "
-                                 "whatever the fault head says (a fault that continues across the cut is then "
-                                 "accepted); 0 = only the fault head re-anchors."),
+                                 "whatever the fault head says (a fault that continues across the cut is "
+                                 "then accepted); 0 = only the fault head re-anchors."),
 )
 
 OPTIONS: tuple[Option, ...] = (
