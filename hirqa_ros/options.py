@@ -90,7 +90,7 @@ _REFERENCE = (
                              "too_dark."),
     _reference("noise_abs", "Drop (noisy) a frame whose noise floor is at least this; 0 = off."),
     _reference("block_ratio", "Drop (blocky) a frame whose JPEG blockiness is above this times the "
-                              "camera's reference blockiness (median of its learned frames since the last "
+                              "camera's reference blockiness (median of its accepted frames since the last "
                               "cut); 0 = off."),
     _reference("head_none", "Drop (fault_head) a frame when its fault-head none probability and the median "
                             "of the camera's last reference_head_n frames' are both below this (a fault the "

@@ -15,7 +15,7 @@ the reference window's robust spread (``spread_k`` x MAD x 1.4826) on a camera w
 
 Classical cue rules (``stream_cues``; faults the score barely sees): ``too_dark`` (dark with a high noise
 floor: underexposed), ``noisy`` (noise floor above a limit) as floors, and ``blocky`` (JPEG blockiness
-well above the camera's reference cue, the median of its learned frames since the last cut; held until
+well above the camera's reference cue, the median of its accepted frames since the last cut; held until
 the next cut, never re-anchored away). The fault-head rule ``fault_head`` is a floor too: the head's
 ``none`` probability near 0 in the frame and in most of the camera's last frames.
 """
@@ -39,7 +39,7 @@ NOISY = "noisy"  # ... on its noise floor (above an absolute limit)
 FAULT_HEAD = "fault_head"  # ... on the fault head: its median ``none`` probability over a few frames is ~0
 MIN_SAMPLES = 5  # learned scores kept whatever their age (one frame after a gap does not replace them)
 MAX_FALL_DT = 1.0  # seconds of fall a gap in learning allows at most (a gap is no evidence of a slow drift)
-CUE_MIN_FRAMES = 5  # learned frames behind a reference cue before the relative cue rules judge
+CUE_MIN_FRAMES = 5  # accepted frames behind a reference cue before the relative cue rules judge
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class ReferenceGate:
     _after_cut: bool = False  # a scene cut since the last accepted frame: re-anchor sooner
     _recent: deque = field(default_factory=deque)  # the camera's last median_n scores
     _spread: float = 0.0  # robust spread (MAD x 1.4826) of the learned scores in the window
-    _cues: deque = field(default_factory=deque)  # (t, StreamCue) of the learned frames since the last cut
+    _cues: deque = field(default_factory=deque)  # (t, StreamCue) of the accepted frames since the last cut
     _nones: deque = field(default_factory=deque)  # the fault head's last head_n ``none`` probabilities
     _cut_t: float | None = None  # the last scene cut, for cut_reanchor_s (None: none pending)
     _cut_frames: int = 0  # frames since it
@@ -173,7 +173,7 @@ class ReferenceGate:
 
     @property
     def reference_cue(self) -> StreamCue | None:
-        """Per-field median cue of the learned frames in the window since the last cut (None: too few)."""
+        """Per-field median cue of the accepted frames in the window since the last cut (None: too few)."""
         if len(self._cues) < CUE_MIN_FRAMES:
             return None
         med = np.median(np.array([(c.luma, c.dark, c.noise, c.blockiness) for _, c in self._cues]), axis=0)
@@ -280,11 +280,7 @@ class ReferenceGate:
             return False
         if float(np.median([q for _, _, q, _ in self._clean_run])) < need:
             return False
-        run = self._clean_run
-        self.reset()
-        for ti, si, _, ci in run:
-            self._learn(ti, si, ci)
-        self._first_t = run[0][0] - p.warmup_s  # warmed up: the run itself was the warm-up
+        self._reanchor([(ti, si, ci) for ti, si, _, ci in self._clean_run])
         return True
 
     def _cut_reanchor(self, t: float, score: float, cue: StreamCue | None) -> bool:
@@ -300,11 +296,15 @@ class ReferenceGate:
         run, self._cut_t = self._cut_drops, None
         if len(run) < 0.5 * self._cut_frames:
             return False
+        self._reanchor(run)
+        return True
+
+    def _reanchor(self, run: list) -> None:
+        """Start the reference again on ``run``, (t, score, cue) of the new scene's frames, warmed up."""
         self.reset()
         for ti, si, ci in run:
             self._learn(ti, si, ci)
-        self._first_t = run[0][0] - p.warmup_s
-        return True
+        self._first_t = run[0][0] - self.params.warmup_s  # the run itself was the warm-up
 
     def _learn_cue(self, t: float, cue: StreamCue | None) -> None:
         """Add an accepted frame's cues; the cue window spans the last ``window_s`` of such frames."""
