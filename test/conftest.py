@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A shell that runs the suite in the background starts it with SIGINT ignored, and an ignored signal stays
+# ignored across exec, so the CLI processes the tests interrupt would never see their SIGINT. Handle it as
+# a terminal would: a handled signal is reset to the default in every child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 try:  # keep the shared 2-core machine usable; torch is optional (ONNX Runtime path)
     import torch

@@ -23,13 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(7)
 
 
-def _default_sigint():
-    # a shell that runs the suite in the background starts it with SIGINT ignored, and Python keeps
-    # an ignored SIGINT ignored: give the child the default disposition, as a terminal would
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _hirqa(args, preexec_fn=_default_sigint):
+def _hirqa(args, preexec_fn=None):  # SIGINT: the default in every child (conftest.py)
     return subprocess.Popen([sys.executable, "-m", "hirqa_ros.cli.main", *args], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=preexec_fn)
@@ -178,7 +172,6 @@ def test_bag_eval_write_failure_leaves_no_half_written_outputs(tmp_path, random_
     out = tmp_path / "out"
 
     def limit():
-        _default_sigint()
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 

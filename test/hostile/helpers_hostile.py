@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +21,6 @@ def can_drop_permissions() -> bool:
     return os.geteuid() != 0 or shutil.which("setpriv") is not None
 
 
-def _default_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background shell starts us with SIGINT ignored
-
-
 def hirqa_cmd(*args, unprivileged: bool = False) -> list[str]:
     prefix = NO_DAC if unprivileged and os.geteuid() == 0 else []
     return [*prefix, sys.executable, "-m", "hirqa_ros.cli.main", *map(str, args)]
@@ -33,12 +28,12 @@ def hirqa_cmd(*args, unprivileged: bool = False) -> list[str]:
 
 def run_hirqa(*args, unprivileged: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(hirqa_cmd(*args, unprivileged=unprivileged), cwd=REPO, env=ENV, text=True,
-                          capture_output=True, timeout=timeout, preexec_fn=_default_sigint)
+                          capture_output=True, timeout=timeout)
 
 
 def start_hirqa(*args, **popen) -> subprocess.Popen:
     popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
-    return subprocess.Popen(hirqa_cmd(*args), cwd=REPO, env=ENV, preexec_fn=_default_sigint, **popen)
+    return subprocess.Popen(hirqa_cmd(*args), cwd=REPO, env=ENV, **popen)
 
 
 def one_line_error(stderr: str) -> bool:
