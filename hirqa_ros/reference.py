@@ -254,7 +254,9 @@ class ReferenceGate:
             self._after_cut = False
         if self._cut_t is not None and t - self._cut_t >= p.cut_reanchor_s:
             self._cut_t = None  # the cut's window is over: a later drop is judged as usual
-        clean = none_prob is None or none_prob >= p.learn_none
+        # until the reference is warm every accepted frame counts: without one nothing is dropped anyway,
+        # and on content the model has not seen the head may call every clean frame unclean
+        clean = none_prob is None or none_prob >= p.learn_none or ref is None
         near = ref is None or score >= ref - margin / 2.0
         if absolute_ok and not floor and reason != RELATIVE_DROP and clean and near:
             self._learn(t, score)  # a frame only the cues drop still tells the score of this content

@@ -124,6 +124,19 @@ def test_one_learned_frame_after_a_gap_does_not_replace_the_reference():
     assert min(r.reference for r in res[50:]) > 0.59
 
 
+def test_a_head_unsure_of_every_clean_frame_still_lets_the_reference_warm_up():
+    """On content the model has not seen the head can give clean frames ``none`` 0.004-0.05, below
+    ``reference_learn_none`` (a drive camera of unseen photos): the reference warms up on the accepted
+    frames anyway, and a defocus that drops the score by 0.12 is rejected (until 2026-12-07 it never
+    warmed up there and the defocus passed)."""
+    scores = np.concatenate([noisy(0.64, 60, sd=0.004), noisy(0.52, 40, 1, sd=0.004),
+                             noisy(0.64, 20, 2, sd=0.004)])
+    res = run(scores, none_probs=np.full(scores.size, 0.01))
+    rej = rejected(res)
+    assert not rej[:60].any() and rej[61:100].all() and not rej[101:].any()
+    assert {r.reason for r in res[61:100]} == {RELATIVE_DROP}
+
+
 def test_max_age_without_learning_resets_the_reference():
     params = ReferenceParams(max_age_s=30.0)
     scores = np.concatenate([noisy(0.58, 50), noisy(0.49, 10 * 60, 1)])
