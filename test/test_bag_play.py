@@ -66,6 +66,29 @@ def _run_with_traceback(cmd: list[str], env: dict, timeout: float) -> subprocess
 
 
 @pytest.mark.slow
+def _play_until_matched(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
+    """bag-play, retried on exit 3: DDS discovery did not match the node within 12 s and nothing was
+    published; here (Fast DDS with LARGE_DATA, loaded shared machine) a new participant sometimes never
+    matches, so a fresh player retries (normal discovery takes 1 to 4 s)."""
+    for _attempt in range(4):
+        play = _run_with_traceback([*cmd, "--no-progress"], env, timeout=90)
+        if play.returncode != 3:
+            break
+    return play
+
+
+def _camera_counts(client, topic: str) -> tuple[int, int, int] | None:
+    """(frames received, dropped, scored) from the node's newest /diagnostics status of ``topic``."""
+    from helpers_node import status_values
+
+    for _, arr in reversed(client.diagnostics):
+        for st in arr.status:
+            v = status_values(st)
+            if v.get("topic") == topic:
+                return int(v["frames_received"]), int(v["frames_dropped"]), int(v["frames_scored"])
+    return None
+
+
 def test_live_replay_matches_offline_scores(tmp_path, random_model_dir):
     from helpers_node import NodeProcess, RosClient, domain_id, params_file, ros_env, status_values
 
@@ -74,25 +97,15 @@ def test_live_replay_matches_offline_scores(tmp_path, random_model_dir):
 
     made = tiny_bag(tmp_path / "b", storage="mcap", duration_s=2.0, qos="sensor")
     topic = made.topics[0]
-    offline = evaluate_bag(
-        made.path,
-        tmp_path / "offline",
-        scorer=load_scorer(random_model_dir, backend="onnxruntime"),
-        progress=False,
-        plots=False,
-    )
+    offline = evaluate_bag(made.path, tmp_path / "offline", progress=False, plots=False,
+                           scorer=load_scorer(random_model_dir, backend="onnxruntime"))
     expected = {r.stamp_ns: r for r in offline.rows}
     assert len(expected) == 20
 
     domain = domain_id(71)
     node = NodeProcess(
-        {
-            "image_topics": [topic],
-            "model_path": str(random_model_dir),
-            "backend": "onnxruntime",
-            "publish_accepted": False,
-            "use_sim_time": True,
-        },
+        {"image_topics": [topic], "model_path": str(random_model_dir), "backend": "onnxruntime",
+         "publish_accepted": False, "use_sim_time": True},
         domain,
         tmp_path / "node.log",
         # every frame of the bag: a reliable, deep input queue (rclpy's QoS overrides)
@@ -105,44 +118,21 @@ def test_live_replay_matches_offline_scores(tmp_path, random_model_dir):
         client.watch_diagnostics()
         node.wait_ready(90)
         client.wait_matched([], timeout=30)
-        cmd = [sys.executable, "-X", "faulthandler", "-m", "hirqa_ros.cli.main", "bag-play", str(made.path)]
-        cmd += [
-            "--rate",
-            "0.5",
-            "--reliable",
-            "--clock",
-            "--wait-for-subscribers",
-            "1",
-            "--wait-timeout",
-            "12",
-        ]
-        # exit 3 = DDS discovery did not match the node within 12 s and nothing was published; here
-        # (Fast DDS with LARGE_DATA, loaded shared machine) a new participant sometimes never matches,
-        # so a fresh player retries (normal discovery takes 1 to 4 s)
-        for _attempt in range(4):
-            play = _run_with_traceback([*cmd, "--no-progress"], ros_env(domain), timeout=90)
-            if play.returncode != 3:
-                break
+        play = _play_until_matched(
+            [sys.executable, "-X", "faulthandler", "-m", "hirqa_ros.cli.main", "bag-play", str(made.path),
+             "--rate", "0.5", "--reliable", "--clock", "--wait-for-subscribers", "1", "--wait-timeout", "12"],
+            ros_env(domain))
         assert play.returncode == 0, play.stdout + play.stderr
         assert f"{topic} 20" in play.stdout
-
         # the node's own counters say whether it received all 20 frames and how many it dropped
         # (it keeps only the newest frame per camera while inference is busy, e.g. on a loaded CPU)
-        def camera_counts():
-            for _, arr in reversed(client.diagnostics):
-                for st in arr.status:
-                    if status_values(st).get("topic") == topic:
-                        v = status_values(st)
-                        return int(v["frames_received"]), int(v["frames_dropped"]), int(v["frames_scored"])
-            return None
-
         client.wait_for(
-            lambda: (c := camera_counts()) is not None and c[0] == 20 and c[1] + c[2] == 20,
+            lambda: (c := _camera_counts(client, topic)) is not None and c[0] == 20 and c[1] + c[2] == 20,
             timeout=30,
             what=f"the node to report 20 frames received (bag-play: {play.stdout[-300:]}; "
             f"node log:\n{node.log()[-1500:]})",
         )
-        _, dropped, scored = camera_counts()
+        _, dropped, scored = _camera_counts(client, topic)
         client.wait_for(
             lambda: len(client.quality[topic]) >= scored, timeout=10, what=f"{scored} quality messages"
         )

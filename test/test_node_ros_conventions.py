@@ -72,13 +72,47 @@ def _send_until(client, pub, make, base, received, n=40, period=0.1):
     raise AssertionError("no frame made it through the node")
 
 
+def _assert_r1_qos(client) -> None:
+    """Input best effort (sensor data), outputs reliable (B_accepted is a product)."""
+    from rclpy.qos import ReliabilityPolicy
+
+    sub_qos = _endpoint_qos(client.node.get_subscriptions_info_by_topic, "/r1/image/compressed")
+    acc_qos = _endpoint_qos(client.node.get_publishers_info_by_topic, "/r1/image_accepted/compressed")
+    q_qos = _endpoint_qos(client.node.get_publishers_info_by_topic, "/r1/image_quality")
+    assert sub_qos.reliability == ReliabilityPolicy.BEST_EFFORT
+    assert acc_qos.reliability == ReliabilityPolicy.RELIABLE
+    assert q_qos.reliability == ReliabilityPolicy.RELIABLE
+
+
+def _assert_r1_outputs(client, fqn: str, jpeg: bytes) -> None:
+    """Every quality report names the camera; every accepted frame is the original bytes and header."""
+    with client.lock:
+        reports = [parse(m) for _, m in client.quality["/r1/image"]]
+        accepted = [m for _, m in client.accepted["/r1/image"]]
+    for r in reports:
+        assert r.name == f"{fqn}: image" and r.hardware_id == "cam_r1" and r.frame_id == "cam_r1"
+        assert r.topic == "/r1/image/compressed" and r.accepted and r.level == Level.OK
+    for m in accepted:
+        assert bytes(m.data) == jpeg and m.format == "rgb8; jpeg compressed bgr8"
+        assert m.header.frame_id == "cam_r1"
+
+
+def _assert_not_scored_while_inactive(client, pub, jpeg: bytes) -> None:
+    with client.lock:
+        before = len(client.quality["/r1/image"])
+    for i in range(5):
+        pub.publish(make_compressed(jpeg, 5_000 + i, frame_id="cam_r1"))
+        time.sleep(0.1)
+    time.sleep(1.0)
+    with client.lock:
+        assert len(client.quality["/r1/image"]) == before, "scored while inactive"
+
+
 @pytest.mark.slow  # over 10 s on the loaded 2-core machine
 def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
     """`-r __ns:=/r1 -p image_transport:=compressed -p autostart:=false`: the node waits unconfigured;
     configure loads, activate subscribes /r1/image/compressed and publishes /r1/image_quality and
     /r1/image_accepted/compressed (the original bytes); deactivate unsubscribes; cleanup frees."""
-    from rclpy.qos import ReliabilityPolicy
-
     domain = domain_id(11)
     node = NodeProcess({"model_path": str(random_model_dir), "backend": "onnxruntime", "autostart": False,
                         "image_transport": "compressed", "diagnostics_period_s": 0.5,
@@ -112,27 +146,14 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
         assert client.lifecycle(fqn, ACTIVATE) and client.lifecycle(fqn) == ACTIVE
         node.wait_ready()
         client.wait_matched(["/r1/image/compressed"])
-        sub_qos = _endpoint_qos(client.node.get_subscriptions_info_by_topic, "/r1/image/compressed")
-        acc_qos = _endpoint_qos(client.node.get_publishers_info_by_topic, "/r1/image_accepted/compressed")
-        q_qos = _endpoint_qos(client.node.get_publishers_info_by_topic, "/r1/image_quality")
-        assert sub_qos.reliability == ReliabilityPolicy.BEST_EFFORT  # sensor data by default
-        assert acc_qos.reliability == ReliabilityPolicy.RELIABLE  # B_accepted is a product: reliable
-        assert q_qos.reliability == ReliabilityPolicy.RELIABLE
+        _assert_r1_qos(client)
         assert all(r.successful for r in client.set_params(fqn, warn_threshold=0.0, error_threshold=0.0))
 
         jpeg = rgb_to_compressed_fields(scene(48, 64, seed=4), "jpeg")["data"].tobytes()
         _send_until(client, pub, lambda s: make_compressed(jpeg, s, fmt="rgb8; jpeg compressed bgr8",
                                                            frame_id="cam_r1"),
                     1_000, lambda: client.quality["/r1/image"] and client.accepted["/r1/image"])
-        with client.lock:
-            reports = [parse(m) for _, m in client.quality["/r1/image"]]
-            accepted = [m for _, m in client.accepted["/r1/image"]]
-        for r in reports:
-            assert r.name == f"{fqn}: image" and r.hardware_id == "cam_r1" and r.frame_id == "cam_r1"
-            assert r.topic == "/r1/image/compressed" and r.accepted and r.level == Level.OK
-        for m in accepted:  # the original bytes and format, same header
-            assert bytes(m.data) == jpeg and m.format == "rgb8; jpeg compressed bgr8"
-            assert m.header.frame_id == "cam_r1"
+        _assert_r1_outputs(client, fqn, jpeg)
         client.wait_for(lambda: level_of(client.latest_status(diag, time.monotonic() - 0.1)
                                          or st) != Level.STALE, 10, "camera status after frames")
         st = client.latest_status(diag)
@@ -143,14 +164,7 @@ def test_lifecycle_namespace_and_compressed_naming(random_model_dir, tmp_path):
 
         assert client.lifecycle(fqn, DEACTIVATE) and client.lifecycle(fqn) == INACTIVE
         _wait_count("subscriptions after deactivate", pub.get_subscription_count, 0)
-        with client.lock:
-            before = len(client.quality["/r1/image"])
-        for i in range(5):
-            pub.publish(make_compressed(jpeg, 5_000 + i, frame_id="cam_r1"))
-            time.sleep(0.1)
-        time.sleep(1.0)
-        with client.lock:
-            assert len(client.quality["/r1/image"]) == before, "scored while inactive"
+        _assert_not_scored_while_inactive(client, pub, jpeg)
 
         assert client.lifecycle(fqn, ACTIVATE) and client.lifecycle(fqn) == ACTIVE  # again, same topics
         client.wait_matched(["/r1/image/compressed"])
