@@ -37,8 +37,6 @@ TOO_DARK = "too_dark"  # ... on its mean luma and noise floor (dark and noisy: u
 BLOCKY = "blocky"  # ... on its JPEG blockiness (well above the camera's reference's)
 NOISY = "noisy"  # ... on its noise floor (above an absolute limit)
 FAULT_HEAD = "fault_head"  # ... on the fault head: its median ``none`` probability over a few frames is ~0
-MIN_SAMPLES = 5  # learned scores kept whatever their age (one frame after a gap does not replace them)
-MAX_FALL_DT = 1.0  # seconds of fall a gap in learning allows at most (a gap is no evidence of a slow drift)
 CUE_MIN_FRAMES = 5  # accepted frames behind a reference cue before the relative cue rules judge
 
 
@@ -321,8 +319,8 @@ class ReferenceGate:
         if self._first_t is None:
             self._first_t = t
         self._samples.append((t, float(score)))
-        while len(self._samples) > MIN_SAMPLES and self._samples[0][0] < t - self.params.window_s:
-            self._samples.popleft()  # after a gap in learning the older samples still hold the level
+        while self._samples and self._samples[0][0] < t - self.params.window_s:
+            self._samples.popleft()
         self._learn_cue(t, cue)
         scores = np.array([s for _, s in self._samples])
         med = float(np.median(scores))
@@ -330,7 +328,7 @@ class ReferenceGate:
         if self._level is None or med >= self._level:
             self._level = med
         else:
-            self._level = max(med, self._level - self.params.fall_per_s * min(max(dt, 0.0), MAX_FALL_DT))
+            self._level = max(med, self._level - self.params.fall_per_s * max(dt, 0.0))
 
 
 class CutDetector:
