@@ -8,7 +8,9 @@ goes backwards (bag loop), after ``max_age_s`` without learning, and on :meth:`R
 (the node calls it on lifecycle transitions); after a scene change, a run of ``reaccept_s`` seconds of
 dropped frames that the fault head calls clean (median ``none`` probability) re-anchors it on the
 new scene; after a scene cut (:class:`CutDetector`: consecutive frames whose small grey thumbnails no
-longer correlate) ``warmup_s`` seconds at ``learn_none`` suffice. A frame is judged on the median of the
+longer correlate) ``warmup_s`` seconds at ``learn_none`` suffice, and ``cut_reanchor_s`` seconds of mostly
+dropped frames re-anchor it whatever the head says (on content the model has not seen the head is often
+unsure). Until it is warm, every accepted frame is learned. A frame is judged on the median of the
 camera's last ``median_n`` scores or its own, whichever is higher (single-frame jitter is not a drop,
 a clean frame after a fault is accepted at once), against a margin that widens with
 the reference window's robust spread (``spread_k`` x MAD x 1.4826) on a camera whose clean score is noisy.
@@ -213,8 +215,8 @@ class ReferenceGate:
     def update(self, t: float | None, score: float, absolute_ok: bool,
                none_prob: float | None = None, cut: bool = False,
                cue: StreamCue | None = None) -> tuple[str, float | None]:
-        """(why the frame is dropped: ``relative_drop``, ``too_dark``, ``blocky``, ``noisy``, or "" when it is
-        not; the reference the frame was judged against) for a frame at stream time ``t`` (seconds; None: no
+        """(why the frame is dropped: ``relative_drop``, ``too_dark``, ``blocky``, ``noisy``, ``fault_head``, or
+        "" when it is not; the reference the frame was judged against) for a frame at stream time ``t`` (seconds; None: no
         clock, no relative gate) with ``score``; ``absolute_ok``: the absolute thresholds accept it;
         ``none_prob``: the fault head's probability of
         ``none`` (None: no head); ``cut``: the frame starts a new scene (:class:`CutDetector`); ``cue``: its
