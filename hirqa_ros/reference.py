@@ -215,12 +215,12 @@ class ReferenceGate:
     def update(self, t: float | None, score: float, absolute_ok: bool,
                none_prob: float | None = None, cut: bool = False,
                cue: StreamCue | None = None) -> tuple[str, float | None]:
-        """(why the frame is dropped: ``relative_drop``, ``too_dark``, ``blocky``, ``noisy``, ``fault_head``, or
-        "" when it is not; the reference the frame was judged against) for a frame at stream time ``t`` (seconds; None: no
-        clock, no relative gate) with ``score``; ``absolute_ok``: the absolute thresholds accept it;
-        ``none_prob``: the fault head's probability of
-        ``none`` (None: no head); ``cut``: the frame starts a new scene (:class:`CutDetector`); ``cue``: its
-        classical cues (``stream_cues``; None: the cue rules are off)."""
+        """(why the frame is dropped: ``relative_drop``, ``too_dark``, ``blocky``, ``noisy``, ``fault_head``,
+        or "" when it is not; the reference the frame was judged against) for a frame at stream time ``t``
+        (seconds; None: no clock, no relative gate) with ``score``; ``absolute_ok``: the absolute thresholds
+        accept it; ``none_prob``: the fault head's probability of ``none`` (None: no head); ``cut``: the
+        frame starts a new scene (:class:`CutDetector`); ``cue``: its classical cues (``stream_cues``; None:
+        the cue rules are off)."""
         p = self.params
         if not p.relative or t is None:
             return "", None
