@@ -242,8 +242,9 @@ class ReferenceGate:
         judged = max(float(score), float(np.median(self._recent)))  # a clean frame after a fault is not held
         head = self._head_fault(none_prob)
         floor = (self.absolute_cue_fault(cue) or head) if absolute_ok else ""
+        usable = absolute_ok and not floor  # no floor rejects it: the reference may judge and learn it
         reason = ""
-        if absolute_ok and not floor:
+        if usable:
             dropped = ref is not None and judged < ref - margin
             reason = RELATIVE_DROP if dropped else self._relative_cue_fault(cue)
         if reason == RELATIVE_DROP and (self._reaccept(t, score, none_prob, cue)
@@ -258,9 +259,9 @@ class ReferenceGate:
         # and on content the model has not seen the head may call every clean frame unclean
         clean = none_prob is None or none_prob >= p.learn_none or ref is None
         near = ref is None or score >= ref - margin / 2.0
-        if absolute_ok and not floor and reason != RELATIVE_DROP and clean and near:
+        if usable and reason != RELATIVE_DROP and clean and near:
             self._learn(t, score)  # a frame only the cues drop still tells the score of this content
-        if absolute_ok and not floor and not reason:  # the cues of every accepted frame, whatever the head
+        if usable and not reason:  # the cues of every accepted frame, whatever the head
             self._learn_cue(t, cue)  # says (on content the model has not seen it is often unsure)
         return floor or reason, ref
 
