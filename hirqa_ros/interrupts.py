@@ -64,6 +64,21 @@ def terminate_like_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Within the block SIGINT and SIGTERM wait (blocked in this thread and in the threads it starts), and
+    are delivered when it ends. For importing native extensions such as torch: their init code calls back
+    into Python, and the exception of a signal handler raised there cannot cross their C++ frames: the
+    process aborts (``terminate called after throwing pybind11::error_already_set``, exit -6)."""
+    import signal
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def interrupt_status(exc: BaseException) -> int:
     """Exit status of a command stopped by ``exc``: 143 (128 + SIGTERM) for SIGTERM, 130 for Ctrl-C."""
     visited = set()

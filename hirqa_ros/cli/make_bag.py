@@ -140,7 +140,10 @@ def _make_staged(out, labels_out, **options):
     and ``labels_out`` only once both are complete (an earlier bag stays whole until then)."""
     from hirqa_ros.bag.make_bag import make_bag
     from hirqa_ros.files import staged_outputs
+    from hirqa_ros.interrupts import signals_held
 
+    with signals_held():  # torch's native init: a Ctrl-C or SIGTERM inside it would abort the process;
+        import hirqa_ros.degradations  # noqa: F401  held, it arrives just after, as a clean interrupt
     with staged_outputs([out, labels_out]) as (bag_work, labels_work):
         made = make_bag(bag_work, labels_out=labels_work, **options)
     made.path, made.labels_path = out, labels_out
