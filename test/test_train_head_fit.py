@@ -164,19 +164,23 @@ def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
     cfg = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((96, 64),))
     physical = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((96, 64),), noise_floor=1.5)
     groups = ["blur", "motion", "camera", "jpeg", "color_distortion"]
-    for name, views, seed in (("train", 10, 0), ("val", 4, 1), ("windows", 10, 2), ("val_plain", 4, 3)):
+    shards = (("train", 10, 0), ("val", 4, 1), ("windows", 10, 2), ("val_plain", 4, 3), ("valb", 2, 4),
+              ("valb_plain", 2, 5))
+    for name, views, seed in shards:
         emb = toy_embeddings(views=views, dim=1024, seed=seed, content_std=0.3)
-        photo = {"windows": "train", "val_plain": "val"}.get(name, name)
+        photo = {"windows": "train", "val_plain": "val", "valb_plain": "valb"}.get(name, name)
         names = [f"{photo}{v}.jpg#0@96x64" for v in range(views)]
-        ps = ProtocolScores(TYPES, groups, names, physical if name == "val" else cfg,
+        ps = ProtocolScores(TYPES, groups, names, physical if name in ("val", "valb") else cfg,
                             {"model": head_scores(emb, w0, b0)}, {"model": emb})
         save(tmp_path / f"{name}.npz", ps)
     heads = tmp_path / "heads"
-    assert main(["heads", "fit", "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
+    assert main(["heads", "fit", "--train", str(tmp_path / "train.npz"),
+                 "--val", str(tmp_path / "val.npz"), str(tmp_path / "valb.npz"),
                  "--model", str(random_model_dir), "--out", str(heads), "--folds", "2",
                  "--extra-fault-train", str(tmp_path / "windows.npz"),
-                 "--val-plain", str(tmp_path / "val_plain.npz")]) == 0
+                 "--val-plain", str(tmp_path / "val_plain.npz"), str(tmp_path / "valb_plain.npz")]) == 0
     report = json.loads((heads / "report.json").read_text())
+    assert report["val_new"]["n_views"] == 6  # the two validation shards are joined
     assert report["gate"]["rule"].startswith("physical order") and isinstance(report["gate"]["passes"], bool)
     both = report["side_by_side"]
     assert set(both) == {"val", "val_plain"} and set(both["val"]) == {"candidate", "shipped"}

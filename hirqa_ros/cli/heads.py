@@ -39,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pf = sub.add_parser("fit", help="fit the score head and the fault head on cached embeddings")
     pf.add_argument("--train", required=True, nargs="+",
                     help=".npz of the training photos (hirqa heads embed; shards are joined)")
-    pf.add_argument("--val", required=True, help=".npz of the held-out full-frame protocol (report only)")
-    pf.add_argument("--val-plain", default=None,
+    pf.add_argument("--val", required=True, nargs="+",
+                    help=".npz of the held-out full-frame protocol (report only; shards are joined)")
+    pf.add_argument("--val-plain", default=None, nargs="+",
                     help=".npz of the same held-out photos noise-free, when --val is in physical order "
                          "(the release gate compares both)")
     pf.add_argument("--model", default=None, help="model directory whose fc.0 is the starting point")

@@ -73,12 +73,13 @@ def _short(cfg: ScoreHeadConfig) -> str:
 class Inputs:
     """The cached embeddings of one ``hirqa heads fit`` run and what is derived from them."""
 
-    def __init__(self, train: list[str], val: str, model: str | None, folds: int, clean: str | None) -> None:
+    def __init__(self, train: list[str], val: list[str], model: str | None, folds: int,
+                 clean: str | None) -> None:
         from hirqa_ros.artifacts import load_artifact
-        from hirqa_ros.training.heads.embeddings import load, load_many
+        from hirqa_ros.training.heads.embeddings import load_many
 
         self.ps_tr, self.emb_tr = load_many(train)
-        self.ps_va, self.emb_va = load(val)
+        self.ps_va, self.emb_va = load_many(val)
         sd = load_artifact(model).state_dict()
         self.w0 = sd["fc.0.weight"].float().numpy().reshape(-1)
         self.b0 = float(sd["fc.0.bias"].float().numpy().reshape(-1)[0])
@@ -248,14 +249,14 @@ def side_by_side(ps: ProtocolScores, emb: np.ndarray, heads: dict, shipped_score
     return out
 
 
-def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain: str | None, report: dict,
-                model: str | None) -> None:
+def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain: list[str] | None,
+                report: dict, model: str | None) -> None:
     """Candidate (new heads, thresholds calibrated on the held-out run) vs the shipped heads (its card's
     thresholds) on the held-out run and, given, its noise-free twin; the release gate's verdict."""
     from hirqa_ros.artifacts import load_artifact
     from hirqa_ros.decision import Thresholds
     from hirqa_ros.heads import load_fault_head
-    from hirqa_ros.training.heads.embeddings import load
+    from hirqa_ros.training.heads.embeddings import load_many
     from hirqa_ros.training.release.gate import passes, passes_physical
 
     art = load_artifact(model)
@@ -265,7 +266,7 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
              "shipped": (None, None, old_th, load_fault_head(art))}
     runs = {"val": side_by_side(inp.ps_va, inp.emb_va, heads, inp.ps_va.scores["model"])}
     if val_plain:
-        ps_p, emb_p = load(val_plain)
+        ps_p, emb_p = load_many(val_plain)
         if ps_p.view_names != inp.ps_va.view_names or ps_p.types != inp.ps_va.types:
             raise ValueError("--val-plain must be the same photos, views and types as --val")
         runs["val_plain"] = side_by_side(ps_p, emb_p, heads, ps_p.scores["model"])
@@ -287,9 +288,9 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
     log.info("release gate (%s): %s %s", rule, "PASSES" if ok else "does NOT pass", "; ".join(fails))
 
 
-def fit_heads(train: list[str], val: str, out: Path, model: str | None = None, fault_head: str | None = None,
-              fused: bool = False, extra_fault_train: list[str] | None = None, folds: int = 5,
-              clean: str | None = None, val_plain: str | None = None) -> dict:
+def fit_heads(train: list[str], val: list[str], out: Path, model: str | None = None,
+              fault_head: str | None = None, fused: bool = False, extra_fault_train: list[str] | None = None,
+              folds: int = 5, clean: str | None = None, val_plain: list[str] | None = None) -> dict:
     """Fit the score head and the fault head on cached embeddings into ``out`` (score_head.npz,
     fault_head.npz, report.json, tables); ``val_plain``: the held-out photos noise-free too (physical-order
     ``val``: the gate needs both); returns the report."""
