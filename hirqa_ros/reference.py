@@ -40,6 +40,7 @@ BLOCKY = "blocky"  # ... on its JPEG blockiness (well above the camera's referen
 NOISY = "noisy"  # ... on its noise floor (above an absolute limit)
 FAULT_HEAD = "fault_head"  # ... on the fault head: its median ``none`` probability over a few frames is ~0
 CUE_MIN_FRAMES = 5  # accepted frames behind a reference cue before the relative cue rules judge
+NOISE_REF_MIN = 1.5  # the relative noise rule reads a reference noise floor below this (8-bit sigma) as this
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class ReferenceParams:
     ``dark_luma``/``dark_noise``: ``too_dark`` when the mean luma (0..255) is <= ``dark_luma`` and the noise
     floor (8-bit sigma) >= ``dark_noise``; ``noise_abs``: ``noisy`` when the noise floor is >= this;
     ``block_ratio``: ``blocky`` when the JPEG blockiness is above this x the reference cue's (0: rule off);
+    ``noise_ratio``: ``noisy`` when the noise floor is above this x the reference cue's (read as at least
+    ``NOISE_REF_MIN``; 0: rule off);
     ``head_none``/``head_n``: ``fault_head`` when the frame's ``none`` probability and the median of the
     camera's last ``head_n`` are both below ``head_none`` (0: rule off); ``cut_reanchor_s``: after a scene
     cut, re-anchor on the new scene after this long when at least half of its frames were relative drops,
@@ -85,6 +88,7 @@ class ReferenceParams:
     dark_noise: float = 0.8
     noise_abs: float = 0.0
     block_ratio: float = 1.3
+    noise_ratio: float = 2.0
     head_none: float = 0.0
     head_n: int = 3
     cut_reanchor_s: float = 1.5
@@ -102,7 +106,8 @@ RANGES = {"window_s": (0.1, 3600.0), "margin": (0.0, 1.0), "fall_per_s": (0.0, 1
           "reaccept_none": (0.0, 1.0), "learn_none": (0.0, 1.0), "cut_corr": (-1.0, 1.0),
           "median_n": (1, 15), "spread_k": (0.0, 20.0), "dark_luma": (0.0, 255.0),
           "dark_noise": (0.0, 255.0), "noise_abs": (0.0, 255.0), "block_ratio": (0.0, 100.0),
-          "head_none": (0.0, 1.0), "head_n": (1, 50), "cut_reanchor_s": (0.0, 60.0)}
+          "noise_ratio": (0.0, 100.0), "head_none": (0.0, 1.0), "head_n": (1, 50),
+          "cut_reanchor_s": (0.0, 60.0)}
 
 #: node parameter / CLI flag (``--reference-window-s``...) of each :class:`ReferenceParams` field
 PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin": "reference_margin",
@@ -113,6 +118,7 @@ PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin
                "median_n": "reference_median_n", "spread_k": "reference_spread_k",
                "dark_luma": "reference_dark_luma", "dark_noise": "reference_dark_noise",
                "noise_abs": "reference_noise_abs", "block_ratio": "reference_block_ratio",
+               "noise_ratio": "reference_noise_ratio",
                "head_none": "reference_head_none", "head_n": "reference_head_n",
                "cut_reanchor_s": "reference_cut_reanchor_s"}
 
@@ -205,11 +211,17 @@ class ReferenceGate:
         return FAULT_HEAD if judged < p.head_none else ""
 
     def _relative_cue_fault(self, cue: StreamCue | None) -> str:
-        """``blocky`` when the frame's blockiness is above ``block_ratio`` x the reference cue's, else ""."""
+        """``blocky`` when the frame's blockiness is above ``block_ratio`` x the reference cue's, ``noisy``
+        when its noise floor is above ``noise_ratio`` x the reference cue's (at least ``NOISE_REF_MIN``),
+        else ""."""
         p = self.params
-        ref = self.reference_cue if cue is not None and p.block_ratio > 0 else None
-        if ref is not None and cue.blockiness > p.block_ratio * ref.blockiness:
+        ref = self.reference_cue if cue is not None and (p.block_ratio > 0 or p.noise_ratio > 0) else None
+        if ref is None:
+            return ""
+        if p.block_ratio > 0 and cue.blockiness > p.block_ratio * ref.blockiness:
             return BLOCKY
+        if p.noise_ratio > 0 and cue.noise > p.noise_ratio * max(ref.noise, NOISE_REF_MIN):
+            return NOISY
         return ""
 
     def update(self, t: float | None, score: float, absolute_ok: bool,
@@ -245,14 +257,9 @@ class ReferenceGate:
         usable = absolute_ok and not floor  # no floor rejects it: the reference may judge and learn it
         reason = ""
         if usable:
-            dropped = ref is not None and judged < ref - margin
-            reason = RELATIVE_DROP if dropped else self._relative_cue_fault(cue)
-        if reason == RELATIVE_DROP and (self._reaccept(t, score, none_prob, cue)
-                                        or self._cut_reanchor(t, score, cue)):
-            reason = ""
-        elif not reason:
-            self._clean_run = []
-            self._after_cut = False
+            reason = self._judge(t, score, ref is not None and judged < ref - margin, none_prob, cue)
+        else:
+            self._end_run()
         if self._cut_t is not None and t - self._cut_t >= p.cut_reanchor_s:
             self._cut_t = None  # the cut's window is over: a later drop is judged as usual
         # until the reference is warm every accepted frame counts: without one nothing is dropped anyway,
@@ -264,6 +271,25 @@ class ReferenceGate:
         if usable and not reason:  # the cues of every accepted frame, whatever the head
             self._learn_cue(t, cue)  # says (on content the model has not seen it is often unsure)
         return floor or reason, ref
+
+    def _judge(self, t: float, score: float, dropped: bool, none_prob: float | None,
+               cue: StreamCue | None) -> str:
+        """The reason of a frame no floor rejects: ``relative_drop`` (``dropped``: below the reference by the
+        margin) unless the reference re-anchors on the run it ends (scene change), else a relative cue
+        rule's. A cue rule holds whatever the score reference does; its frames' cues are never learned."""
+        cue_fault = self._relative_cue_fault(cue)
+        run_cue = None if cue_fault else cue
+        if dropped and not (self._reaccept(t, score, none_prob, run_cue)
+                            or self._cut_reanchor(t, score, run_cue)):
+            return RELATIVE_DROP
+        if not dropped and not cue_fault:
+            self._end_run()
+        return cue_fault
+
+    def _end_run(self) -> None:
+        """A frame that is not a relative drop ends the run of drops that may re-anchor the reference."""
+        self._clean_run = []
+        self._after_cut = False
 
     def _reaccept(self, t: float, score: float, none_prob: float | None, cue: StreamCue | None) -> bool:
         """Scene change: True (and the reference re-anchored on the run) once the run of dropped frames
@@ -303,8 +329,11 @@ class ReferenceGate:
         return True
 
     def _reanchor(self, run: list) -> None:
-        """Start the reference again on ``run``, (t, score, cue) of the new scene's frames, warmed up."""
+        """Start the score reference again on ``run``, (t, score, cue) of the new scene's frames, warmed up;
+        the reference cue is kept (a scene cut clears it)."""
+        cues = list(self._cues)
         self.reset()
+        self._cues.extend(cues)
         for ti, si, ci in run:
             self._learn(ti, si, ci)
         self._first_t = run[0][0] - self.params.warmup_s  # the run itself was the warm-up

@@ -40,16 +40,17 @@ def with_noise(rgb: np.ndarray, sigma: float, seed: int, gain: float = 1.0) -> n
     return np.clip(rgb.astype(np.float32) * gain + noise, 0, 255).astype(np.uint8)
 
 
-def run(frames, params: ReferenceParams | None = None, score: float = 0.60, none=0.3):
-    """Each frame through one monitor at 10 Hz with a constant score and the fault head's ``none`` (one value,
+def run(frames, params: ReferenceParams | None = None, score=0.60, none=0.3):
+    """Each frame through one monitor at 10 Hz with the score and the fault head's ``none`` (each one value,
     or one per frame)."""
     m = CameraMonitor("cam", TH, reference=params or ReferenceParams())
     nones = np.broadcast_to(np.asarray(none, dtype=float), (len(frames),))
+    scores = np.broadcast_to(np.asarray(score, dtype=float), (len(frames),))
     out = []
     for i, rgb in enumerate(frames):
         c = m.check(rgb, stamp_ns=int((100.0 + i / RATE) * 1e9))
         p = float(nones[i])
-        out.append(m.decide(c, ScoreOutcome(score, fault_ranked=(("none", p), ("haze", 1.0 - p)))))
+        out.append(m.decide(c, ScoreOutcome(float(scores[i]), fault_ranked=(("none", p), ("haze", 1.0 - p)))))
     return out
 
 
@@ -75,18 +76,40 @@ def test_underexposed_from_the_first_frame_is_too_dark_but_a_clean_dark_scene_is
 
 
 def test_sensor_noise_is_noisy_and_texture_is_not():
-    """White noise on a clean view is ``noisy`` at a noise-floor limit of 2 (the floor rises everywhere); a
-    finely textured clean scene is not (its flattest tiles stay quiet). The rule is off by default."""
+    """White noise on a clean view is ``noisy`` at an absolute noise-floor limit of 2 (the floor rises
+    everywhere); a finely textured clean scene is not (its flattest tiles stay quiet). The absolute rule is
+    off by default (here the relative one is off too)."""
     clean = jpeg(scene(3), 90)
     noisy = [jpeg(with_noise(clean, 12.0, i), 90) for i in range(20)]
-    on = ReferenceParams(noise_abs=2.0)
-    assert not rejected(run([clean] * 20 + noisy)).any()
+    on = ReferenceParams(noise_abs=2.0, noise_ratio=0.0)
+    assert not rejected(run([clean] * 20 + noisy, ReferenceParams(noise_ratio=0.0))).any()
     res = run([clean] * 20 + noisy + [clean] * 10, on)
     rej = rejected(res)
     assert not rej[:20].any() and rej[20:40].all() and not rej[40:].any()
     assert {r.reason for r in res[20:40]} == {NOISY}
     textured = jpeg(scene(4, blur=0.6), 90)
     assert not rejected(run([textured] * 20, on)).any()
+
+
+def test_sensor_noise_after_a_clean_start_is_noisy_against_the_camera_s_own_floor():
+    """The default relative rule: a noise floor above 2x the camera's own (read as at least 1.5 grey
+    levels) is ``noisy`` while the score does not move, for as long as it lasts, even when the fault head
+    calls it clean (it measured so on the gate's sequences) and the score reference re-anchors on the run;
+    the first clean frame after it is accepted. Noise present from the first frame is the camera's normal
+    for this rule (only ``reference_noise_abs`` can see it), and a cut to a finely textured scene is judged
+    against that scene's own floor."""
+    clean = jpeg(scene(3), 90)
+    noisy = [jpeg(with_noise(clean, 12.0, i), 90) for i in range(40)]
+    frames = [clean] * 20 + noisy + [clean] * 10
+    for score in (0.60, np.r_[np.full(20, 0.70), np.full(40, 0.61), np.full(10, 0.70)]):  # drop: re-anchors
+        res = run(frames, score=score, none=0.7)
+        rej = rejected(res)
+        assert not rej[:20].any() and rej[20:60].all() and not rej[60:].any()
+        assert NOISY in {r.reason for r in res[20:60]} and {r.reason for r in res[45:60]} == {NOISY}
+    assert not rejected(run([clean] * 20 + noisy, ReferenceParams(noise_ratio=0.0))).any()  # rule off
+    assert not rejected(run(noisy)).any()
+    textured = jpeg(scene(4, blur=0.6), 90)
+    assert not rejected(run([clean] * 20 + [textured] * 20)).any()
 
 
 def test_camera_jpeg_on_a_compressed_topic_is_blocky_against_the_camera_s_own_reference():
