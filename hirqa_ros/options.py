@@ -95,6 +95,9 @@ _REFERENCE = (
     _reference("noise_ratio", "Drop (noisy) a frame whose noise floor is above this times the camera's "
                               "reference noise floor (median of its accepted frames since the last cut, read "
                               "as at least 1.5 grey levels); 0 = off."),
+    _reference("dark_ratio", "Drop (too_dark) a frame whose mean luma is below this times the camera's "
+                             "reference luma while its noise floor rose above 1.5x the reference's "
+                             "(underexposed at high gain); 0 = off."),
     _reference("head_none", "Drop (fault_head) a frame when its fault-head none probability and the median "
                             "of the camera's last reference_head_n frames' are both below this (a fault the "
                             "head sees, e.g. from the first frame, with no reference needed); 0 = off."),

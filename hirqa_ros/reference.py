@@ -41,6 +41,8 @@ NOISY = "noisy"  # ... on its noise floor (above an absolute limit)
 FAULT_HEAD = "fault_head"  # ... on the fault head: its median ``none`` probability over a few frames is ~0
 CUE_MIN_FRAMES = 5  # accepted frames behind a reference cue before the relative cue rules judge
 NOISE_REF_MIN = 1.5  # the relative noise rule reads a reference noise floor below this (8-bit sigma) as this
+DARK_NOISE_RISE = 1.5  # relative too_dark also needs the noise floor above this x the reference's ...
+DARK_NOISE_REF_MIN = 0.5  # ... read as at least this (underexposed at high gain: darker AND noisier)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class ReferenceParams:
     floor (8-bit sigma) >= ``dark_noise``; ``noise_abs``: ``noisy`` when the noise floor is >= this;
     ``block_ratio``: ``blocky`` when the JPEG blockiness is above this x the reference cue's (0: rule off);
     ``noise_ratio``: ``noisy`` when the noise floor is above this x the reference cue's (read as at least
-    ``NOISE_REF_MIN``; 0: rule off);
+    ``NOISE_REF_MIN``; 0: rule off); ``dark_ratio``: ``too_dark`` when the mean luma is below this x the
+    reference cue's and the noise floor above ``DARK_NOISE_RISE`` x its (0: rule off);
     ``head_none``/``head_n``: ``fault_head`` when the frame's ``none`` probability and the median of the
     camera's last ``head_n`` are both below ``head_none`` (0: rule off); ``cut_reanchor_s``: after a scene
     cut, re-anchor on the new scene after this long when at least half of its frames were relative drops,
@@ -89,6 +92,7 @@ class ReferenceParams:
     noise_abs: float = 0.0
     block_ratio: float = 1.3
     noise_ratio: float = 2.0
+    dark_ratio: float = 0.75
     head_none: float = 0.0
     head_n: int = 3
     cut_reanchor_s: float = 1.5
@@ -106,7 +110,7 @@ RANGES = {"window_s": (0.1, 3600.0), "margin": (0.0, 1.0), "fall_per_s": (0.0, 1
           "reaccept_none": (0.0, 1.0), "learn_none": (0.0, 1.0), "cut_corr": (-1.0, 1.0),
           "median_n": (1, 15), "spread_k": (0.0, 20.0), "dark_luma": (0.0, 255.0),
           "dark_noise": (0.0, 255.0), "noise_abs": (0.0, 255.0), "block_ratio": (0.0, 100.0),
-          "noise_ratio": (0.0, 100.0), "head_none": (0.0, 1.0), "head_n": (1, 50),
+          "noise_ratio": (0.0, 100.0), "dark_ratio": (0.0, 1.0), "head_none": (0.0, 1.0), "head_n": (1, 50),
           "cut_reanchor_s": (0.0, 60.0)}
 
 #: node parameter / CLI flag (``--reference-window-s``...) of each :class:`ReferenceParams` field
@@ -118,7 +122,7 @@ PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin
                "median_n": "reference_median_n", "spread_k": "reference_spread_k",
                "dark_luma": "reference_dark_luma", "dark_noise": "reference_dark_noise",
                "noise_abs": "reference_noise_abs", "block_ratio": "reference_block_ratio",
-               "noise_ratio": "reference_noise_ratio",
+               "noise_ratio": "reference_noise_ratio", "dark_ratio": "reference_dark_ratio",
                "head_none": "reference_head_none", "head_n": "reference_head_n",
                "cut_reanchor_s": "reference_cut_reanchor_s"}
 
@@ -211,17 +215,20 @@ class ReferenceGate:
         return FAULT_HEAD if judged < p.head_none else ""
 
     def _relative_cue_fault(self, cue: StreamCue | None) -> str:
-        """``blocky`` when the frame's blockiness is above ``block_ratio`` x the reference cue's, ``noisy``
-        when its noise floor is above ``noise_ratio`` x the reference cue's (at least ``NOISE_REF_MIN``),
-        else ""."""
+        """Against the camera's reference cue: ``blocky`` (blockiness above ``block_ratio`` x), ``noisy``
+        (noise floor above ``noise_ratio`` x, the reference read as at least ``NOISE_REF_MIN``), ``too_dark``
+        (luma below ``dark_ratio`` x and noise floor above ``DARK_NOISE_RISE`` x), else ""."""
         p = self.params
-        ref = self.reference_cue if cue is not None and (p.block_ratio > 0 or p.noise_ratio > 0) else None
+        ref = self.reference_cue if cue is not None else None
         if ref is None:
             return ""
         if p.block_ratio > 0 and cue.blockiness > p.block_ratio * ref.blockiness:
             return BLOCKY
         if p.noise_ratio > 0 and cue.noise > p.noise_ratio * max(ref.noise, NOISE_REF_MIN):
             return NOISY
+        if p.dark_ratio > 0 and cue.luma < p.dark_ratio * ref.luma \
+                and cue.noise > DARK_NOISE_RISE * max(ref.noise, DARK_NOISE_REF_MIN):
+            return TOO_DARK
         return ""
 
     def update(self, t: float | None, score: float, absolute_ok: bool,

@@ -112,6 +112,24 @@ def test_sensor_noise_after_a_clean_start_is_noisy_against_the_camera_s_own_floo
     assert not rejected(run([clean] * 20 + [textured] * 20)).any()
 
 
+def test_sudden_low_light_after_a_clean_start_is_too_dark_against_the_camera_s_own_luma():
+    """The default relative too_dark rule: a raw frame 40 % darker than the camera's reference with a noise
+    floor that rose (gain: sigma 2 grey levels, below the noisy rule's 3) is ``too_dark`` while the score
+    does not move; the same darkening without more noise (the light dimmed, the sensor did not) is not, nor
+    is a cut to a darker clean scene (its own reference cue)."""
+    clean = scene(1)
+    dark = [with_noise(clean, 2.0, i, gain=0.6) for i in range(30)]
+    res = run([clean] * 20 + dark + [clean] * 10)
+    rej = rejected(res)
+    assert not rej[:20].any() and rej[20:50].all() and not rej[50:].any()
+    assert {r.reason for r in res[20:50]} == {TOO_DARK}
+    assert not rejected(run([clean] * 20 + dark, ReferenceParams(dark_ratio=0.0))).any()  # rule off
+    dimmed = (clean * 0.6).astype(np.uint8)
+    assert not rejected(run([clean] * 20 + [dimmed] * 20)).any()
+    night = scene(2, lo=10, hi=150)
+    assert not rejected(run([clean] * 20 + [night] * 20)).any()
+
+
 def test_camera_jpeg_on_a_compressed_topic_is_blocky_against_the_camera_s_own_reference():
     """Frames JPEG-compressed at quality 30 before the topic's own quality-90 JPEG: blocky against the
     camera's reference blockiness, while the score does not move; it stays rejected while it lasts (blocky
