@@ -16,10 +16,11 @@ a clean frame after a fault is accepted at once), against a margin that widens w
 the reference window's robust spread (``spread_k`` x MAD x 1.4826) on a camera whose clean score is noisy.
 
 Classical cue rules (``stream_cues``; faults the score barely sees): ``too_dark`` (dark with a high noise
-floor: underexposed), ``noisy`` (noise floor above a limit) as floors, and ``blocky`` (JPEG blockiness
-well above the camera's reference cue, the median of its accepted frames since the last cut; held until
-the next cut, never re-anchored away). The fault-head rule ``fault_head`` is a floor too: the head's
-``none`` probability near 0 in the frame and in most of the camera's last frames.
+floor: underexposed), ``noisy`` (noise floor above a limit) as absolute floors (off by default), and,
+against the camera's reference cue (the median of its accepted frames since the last cut), ``blocky``
+(JPEG blockiness well above it), ``noisy`` (noise floor above 2x it) and ``too_dark`` (darker while the
+noise floor rose): held while they last, never re-anchored away. The fault-head rule ``fault_head`` is a
+floor too: the head's ``none`` probability near 0 in the frame and in most of the camera's last frames.
 """
 
 from __future__ import annotations
