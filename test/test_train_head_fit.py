@@ -192,7 +192,14 @@ def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
     out.mkdir()
     (out / "model.int8.onnx").write_bytes(b"stale")
     release_heads(heads, str(random_model_dir), out, "test", keep_score_head=True)
-    release_heads(heads, str(out), out, "test", keep_score_head=True)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"images": [
+        {"package": "pkg-a", "split": "train", "licence": {"id": "GPL-2+"}},
+        {"package": "pkg-a", "split": "val", "licence": {"id": "CC0-1.0"}},
+        {"package": "pkg-b", "split": "train", "licence": {"id": "GPL-2+"}}]}))
+    release_heads(heads, str(out), out, "test", keep_score_head=True, manifest=manifest)
+    card_md = (out / "MODEL_CARD.md").read_text()
+    assert "2 training photos" in card_md and "| pkg-a | 1 | 1 | GPL-2+; CC0-1.0 |" in card_md
     art = load_artifact(out)
     assert art.file("fault_head") is not None and not (out / "model.int8.onnx").exists()
     assert art.card["description"].count("fault-class head") == 1

@@ -43,6 +43,8 @@ SCORE_GRID = (
     # round 3 (physical-order training frames): more weight on the within-ladder order
     ScoreHeadConfig(rank=4.0, keep_drop=0.5, cross=0.5, l2=1.0),
     ScoreHeadConfig(rank=4.0, keep_drop=1.0, cross=0.5, l2=0.3),
+    # 131 training photos (2026-12-07): a weaker pull towards the shipped head
+    ScoreHeadConfig(rank=2.0, keep_drop=1.0, cross=1.0, l2=0.1),
 )
 FAULT_GRID = (
     FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3),

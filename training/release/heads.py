@@ -48,6 +48,32 @@ def card_sections(report: dict, keep: bool = False) -> str:
     return full_frame_section(paragraph, columns, report.get("fault_val"))
 
 
+def photo_summary(manifest: Path) -> dict:
+    """Per package of a ``hirqa prepare-data`` manifest: training and validation photo counts and licences."""
+    data = json.loads(Path(manifest).read_text())
+    out: dict = {}
+    for img in data.get("images", []):
+        pkg = out.setdefault(img["package"], {"train": 0, "val": 0, "licences": []})
+        pkg[img["split"]] = pkg.get(img["split"], 0) + 1
+        lic = (img.get("licence") or {}).get("id", "unknown")
+        if lic not in pkg["licences"]:
+            pkg["licences"].append(lic)
+    return out
+
+
+def photo_section(summary: dict, manifest: str, sha256: str) -> str:
+    """MODEL_CARD.md's table of the photos the heads were fitted on (``photo_summary``)."""
+    rows = "\n".join(f"| {pkg} | {d['train']} | {d['val']} | {'; '.join(d['licences'])} |"
+                     for pkg, d in sorted(summary.items()))
+    n_tr = sum(d["train"] for d in summary.values())
+    n_va = sum(d["val"] for d in summary.values())
+    return (f"\n\n## Photos the heads were fitted on\n\n{n_tr} training photos (the heads' training data) "
+            f"and {n_va} validation photos (the release gate only), from Debian packages; manifest "
+            f"`{manifest}` (sha256 `{sha256}`, made by `hirqa prepare-data --round3`: source, licence and "
+            "checksum per photo).\n\n"
+            f"| package | training | validation | licences |\n|---|---:|---:|---|\n{rows}\n")
+
+
 def _side_by_side(runs: dict) -> dict:
     """Pooled metrics, decisions and fault-family accuracy of candidate and shipped heads per held-out run."""
     keys = ("pooled", "decisions", "fault_drop_level", "fault_pristine_none")
@@ -128,8 +154,12 @@ def release_heads(heads: Path, model: str | None, out: Path, hardware: str, note
     from hirqa_ros.training.release.model_dir import write_model
 
     report = json.loads((heads / "report.json").read_text())
+    photos = ""
     if manifest is not None:
-        report["photo_manifest"] = {"path": str(manifest), "sha256": sha256_file(manifest)}
+        summary = photo_summary(manifest)
+        sha = sha256_file(manifest)
+        report["photo_manifest"] = {"path": str(manifest), "sha256": sha, "packages": summary}
+        photos = photo_section(summary, str(manifest), sha)
     art = load_artifact(model)
     sd = dict(art.state_dict())
     if not keep_score_head:
@@ -138,6 +168,6 @@ def release_heads(heads: Path, model: str | None, out: Path, hardware: str, note
         sd["fc.0.bias"] = torch.from_numpy(np.asarray(z["bias"], np.float32).reshape(1))
     card = heads_card(report, art, hardware, keep_score_head, note)
     write_model(out, sd, art.variant, card, fault_head=heads / FAULT_HEAD_FILE,
-                sections=card_sections(report, keep_score_head))
+                sections=card_sections(report, keep_score_head) + photos)
     log.info("shipped %s", out)
     return out
