@@ -36,9 +36,9 @@ import numpy as np
 from hirqa_ros.stream_cues import StreamCue
 
 RELATIVE_DROP = "relative_drop"  # FrameResult.reason of a frame rejected by this gate on its score
-TOO_DARK = "too_dark"  # ... on its mean luma and noise floor (dark and noisy: underexposed)
+TOO_DARK = "too_dark"  # ... on its mean luma and noise floor (darker and noisier: underexposed)
 BLOCKY = "blocky"  # ... on its JPEG blockiness (well above the camera's reference's)
-NOISY = "noisy"  # ... on its noise floor (above an absolute limit)
+NOISY = "noisy"  # ... on its noise floor (above the camera's own, or an absolute limit)
 FAULT_HEAD = "fault_head"  # ... on the fault head: its median ``none`` probability over a few frames is ~0
 CUE_MIN_FRAMES = 5  # accepted frames behind a reference cue before the relative cue rules judge
 NOISE_REF_MIN = 1.5  # the relative noise rule reads a reference noise floor below this (8-bit sigma) as this
