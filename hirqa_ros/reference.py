@@ -220,7 +220,8 @@ class ReferenceGate:
         (noise floor above ``noise_ratio`` x, the reference read as at least ``NOISE_REF_MIN``), ``too_dark``
         (luma below ``dark_ratio`` x and noise floor above ``DARK_NOISE_RISE`` x), else ""."""
         p = self.params
-        ref = self.reference_cue if cue is not None else None
+        on = p.block_ratio > 0 or p.noise_ratio > 0 or p.dark_ratio > 0
+        ref = self.reference_cue if cue is not None and on else None  # the median is per frame: skip when off
         if ref is None:
             return ""
         if p.block_ratio > 0 and cue.blockiness > p.block_ratio * ref.blockiness:
