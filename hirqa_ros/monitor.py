@@ -40,6 +40,7 @@ from hirqa_ros.reference import (
     FAULT_HEAD,
     NOISY,
     RELATIVE_DROP,
+    SHAKY,
     TOO_DARK,
     CutDetector,
     ReferenceGate,
@@ -54,6 +55,7 @@ REFUSED = "error"  # verdict of a frame that got no score
 CUE_MESSAGES = {TOO_DARK: "too dark: dark and noisy, an underexposed sensor at high gain",
                 BLOCKY: "JPEG block artefacts well above the camera's reference",
                 NOISY: "noise floor above the limit",
+                SHAKY: "the blur changes from frame to frame: a shaking camera",
                 FAULT_HEAD: "the fault head sees a fault in every recent frame"}
 
 

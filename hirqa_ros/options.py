@@ -98,6 +98,9 @@ _REFERENCE = (
     _reference("dark_ratio", "Drop (too_dark) a frame whose mean luma is below this times the camera's "
                              "reference luma while its noise floor rose above 1.5x the reference's "
                              "(underexposed at high gain); 0 = off."),
+    _reference("shake_flicker", "Drop (shaky) a frame when the median of the camera's last 3 frame-to-frame "
+                                "changes of the blur effect (0 sharp .. 1 blurred) is above this: a shaking "
+                                "camera blurs each exposure differently; 0 = off."),
     _reference("head_none", "Drop (fault_head) a frame when its fault-head none probability and the median "
                             "of the camera's last reference_head_n frames' are both below this (a fault the "
                             "head sees, e.g. from the first frame, with no reference needed); 0 = off."),

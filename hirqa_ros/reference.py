@@ -19,7 +19,10 @@ Classical cue rules (``stream_cues``; faults the score barely sees): ``too_dark`
 floor: underexposed), ``noisy`` (noise floor above a limit) as absolute floors (off by default), and,
 against the camera's reference cue (the median of its accepted frames since the last cut), ``blocky``
 (JPEG blockiness well above it), ``noisy`` (noise floor above 2x it) and ``too_dark`` (darker while the
-noise floor rose): held while they last, never re-anchored away. The fault-head rule ``fault_head`` is a
+noise floor rose): held while they last, never re-anchored away. ``shaky`` is a floor on the frames'
+blur effect flickering: a shaking camera blurs each exposure along another path, so the blur changes
+from frame to frame, while a steady view's blur changes slowly (it needs no reference: a shake that
+continues across a cut stays rejected). The fault-head rule ``fault_head`` is a
 floor too: the head's ``none`` probability near 0 in the frame and in most of the camera's last frames.
 """
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
 import cv2
@@ -40,6 +43,8 @@ TOO_DARK = "too_dark"  # ... on its mean luma and noise floor (darker and noisie
 BLOCKY = "blocky"  # ... on its JPEG blockiness (well above the camera's reference's)
 NOISY = "noisy"  # ... on its noise floor (above the camera's own, or an absolute limit)
 FAULT_HEAD = "fault_head"  # ... on the fault head: its median ``none`` probability over a few frames is ~0
+SHAKY = "shaky"  # ... on its blur flickering from frame to frame (a shaking camera)
+SHAKE_N = 3  # ``shaky`` judges the median of the camera's last SHAKE_N frame-to-frame blur changes
 CUE_MIN_FRAMES = 5  # accepted frames behind a reference cue before the relative cue rules judge
 NOISE_REF_MIN = 1.5  # the relative noise rule reads a reference noise floor below this (8-bit sigma) as this
 DARK_NOISE_RISE = 1.5  # relative too_dark also needs the noise floor above this x the reference's ...
@@ -70,7 +75,9 @@ class ReferenceParams:
     ``block_ratio``: ``blocky`` when the JPEG blockiness is above this x the reference cue's (0: rule off);
     ``noise_ratio``: ``noisy`` when the noise floor is above this x the reference cue's (read as at least
     ``NOISE_REF_MIN``; 0: rule off); ``dark_ratio``: ``too_dark`` when the mean luma is below this x the
-    reference cue's and the noise floor above ``DARK_NOISE_RISE`` x its (0: rule off);
+    reference cue's and the noise floor above ``DARK_NOISE_RISE`` x its (0: rule off); ``shake_flicker``:
+    ``shaky`` when the median of the camera's last ``SHAKE_N`` frame-to-frame changes of the blur effect
+    (since the last cut) is above this (0: rule off);
     ``head_none``/``head_n``: ``fault_head`` when the frame's ``none`` probability and the median of the
     camera's last ``head_n`` are both below ``head_none`` (0: rule off); ``cut_reanchor_s``: after a scene
     cut, re-anchor on the new scene after this long when at least half of its frames were relative drops,
@@ -94,6 +101,7 @@ class ReferenceParams:
     block_ratio: float = 1.3
     noise_ratio: float = 2.0
     dark_ratio: float = 0.75
+    shake_flicker: float = 0.008
     head_none: float = 0.0
     head_n: int = 3
     cut_reanchor_s: float = 1.5
@@ -111,7 +119,8 @@ RANGES = {"window_s": (0.1, 3600.0), "margin": (0.0, 1.0), "fall_per_s": (0.0, 1
           "reaccept_none": (0.0, 1.0), "learn_none": (0.0, 1.0), "cut_corr": (-1.0, 1.0),
           "median_n": (1, 15), "spread_k": (0.0, 20.0), "dark_luma": (0.0, 255.0),
           "dark_noise": (0.0, 255.0), "noise_abs": (0.0, 255.0), "block_ratio": (0.0, 100.0),
-          "noise_ratio": (0.0, 100.0), "dark_ratio": (0.0, 1.0), "head_none": (0.0, 1.0), "head_n": (1, 50),
+          "noise_ratio": (0.0, 100.0), "dark_ratio": (0.0, 1.0), "shake_flicker": (0.0, 1.0),
+          "head_none": (0.0, 1.0), "head_n": (1, 50),
           "cut_reanchor_s": (0.0, 60.0)}
 
 #: node parameter / CLI flag (``--reference-window-s``...) of each :class:`ReferenceParams` field
@@ -124,6 +133,7 @@ PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin
                "dark_luma": "reference_dark_luma", "dark_noise": "reference_dark_noise",
                "noise_abs": "reference_noise_abs", "block_ratio": "reference_block_ratio",
                "noise_ratio": "reference_noise_ratio", "dark_ratio": "reference_dark_ratio",
+               "shake_flicker": "reference_shake_flicker",
                "head_none": "reference_head_none", "head_n": "reference_head_n",
                "cut_reanchor_s": "reference_cut_reanchor_s"}
 
@@ -152,6 +162,7 @@ class ReferenceGate:
     _cut_t: float | None = None  # the last scene cut, for cut_reanchor_s (None: none pending)
     _cut_frames: int = 0  # frames since it
     _cut_drops: list = field(default_factory=list)  # (t, score, cue) of its relative drops
+    _blurs: deque = field(default_factory=deque)  # the blur effect of the last SHAKE_N + 1 frames since a cut
     resets: int = 0
 
     def reset(self) -> None:
@@ -166,6 +177,7 @@ class ReferenceGate:
         self._cues.clear()
         self._nones.clear()
         self._cut_t = None
+        self._blurs.clear()
         self.resets += 1
 
     @property
@@ -187,7 +199,7 @@ class ReferenceGate:
         """Per-field median cue of the accepted frames in the window since the last cut (None: too few)."""
         if len(self._cues) < CUE_MIN_FRAMES:
             return None
-        med = np.median(np.array([(c.luma, c.dark, c.noise, c.blockiness) for _, c in self._cues]), axis=0)
+        med = np.median(np.array([astuple(c) for _, c in self._cues]), axis=0)
         return StreamCue(*(float(v) for v in med))
 
     def absolute_cue_fault(self, cue: StreamCue | None) -> str:
@@ -215,6 +227,22 @@ class ReferenceGate:
         judged = max(float(none_prob), float(np.median(self._nones)))  # a clean frame after a fault passes
         return FAULT_HEAD if judged < p.head_none else ""
 
+    def _shake_fault(self, cue: StreamCue | None) -> str:
+        """``shaky`` when the median of the last ``SHAKE_N`` frame-to-frame changes of the blur effect (since
+        the last cut) is above ``shake_flicker`` (0: rule off), else ""; every frame with a cue counts, rejected
+        ones too. One step (a pan onto softer content) is one change; one odd frame is two (in and out), so
+        it is dropped with the frame after it."""
+        p = self.params
+        if p.shake_flicker <= 0 or cue is None:
+            return ""
+        self._blurs.append(cue.blur)
+        while len(self._blurs) > SHAKE_N + 1:
+            self._blurs.popleft()
+        if len(self._blurs) <= SHAKE_N:
+            return ""
+        flicker = float(np.median(np.abs(np.diff(np.array(self._blurs)))))
+        return SHAKY if flicker > p.shake_flicker else ""
+
     def _relative_cue_fault(self, cue: StreamCue | None) -> str:
         """Against the camera's reference cue: ``blocky`` (blockiness above ``block_ratio`` x), ``noisy``
         (noise floor above ``noise_ratio`` x, the reference read as at least ``NOISE_REF_MIN``), ``too_dark``
@@ -236,8 +264,9 @@ class ReferenceGate:
     def update(self, t: float | None, score: float, absolute_ok: bool,
                none_prob: float | None = None, cut: bool = False,
                cue: StreamCue | None = None) -> tuple[str, float | None]:
-        """(why the frame is dropped: ``relative_drop``, ``too_dark``, ``blocky``, ``noisy``, ``fault_head``,
-        or "" when it is not; the reference the frame was judged against) for a frame at stream time ``t``
+        """(why the frame is dropped: ``relative_drop``, ``too_dark``, ``blocky``, ``noisy``, ``shaky``,
+        ``fault_head``, or "" when it is not; the reference the frame was judged against) for a frame at
+        stream time ``t``
         (seconds; None: no clock, no relative gate) with ``score``; ``absolute_ok``: the absolute thresholds
         accept it; ``none_prob``: the fault head's probability of ``none`` (None: no head); ``cut``: the
         frame starts a new scene (:class:`CutDetector`); ``cue``: its classical cues (``stream_cues``; None:
@@ -254,6 +283,7 @@ class ReferenceGate:
             self._clean_run = []
             self._after_cut = True
             self._cues.clear()  # the reference cue is the scene's: relearned on the new one
+            self._blurs.clear()  # a blur change across a cut is the scene's, not a shake
             self._cut_t, self._cut_frames, self._cut_drops = t, 0, []
         self._cut_frames += 1
         self._recent.append(float(score))
@@ -261,8 +291,8 @@ class ReferenceGate:
             self._recent.popleft()
         ref, margin = self.reference, self.margin
         judged = max(float(score), float(np.median(self._recent)))  # a clean frame after a fault is not held
-        head = self._head_fault(none_prob)
-        floor = (self.absolute_cue_fault(cue) or head) if absolute_ok else ""
+        head, shaky = self._head_fault(none_prob), self._shake_fault(cue)
+        floor = (self.absolute_cue_fault(cue) or shaky or head) if absolute_ok else ""
         usable = absolute_ok and not floor  # no floor rejects it: the reference may judge and learn it
         reason = ""
         if usable:
@@ -340,9 +370,10 @@ class ReferenceGate:
     def _reanchor(self, run: list) -> None:
         """Start the score reference again on ``run``, (t, score, cue) of the new scene's frames, warmed up;
         the reference cue is kept (a scene cut clears it)."""
-        cues = list(self._cues)
+        cues, blurs = list(self._cues), list(self._blurs)
         self.reset()
         self._cues.extend(cues)
+        self._blurs.extend(blurs)
         for ti, si, ci in run:
             self._learn(ti, si, ci)
         self._first_t = run[0][0] - self.params.warmup_s  # the run itself was the warm-up
