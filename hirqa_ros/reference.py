@@ -229,9 +229,9 @@ class ReferenceGate:
 
     def _shake_fault(self, cue: StreamCue | None) -> str:
         """``shaky`` when the median of the last ``SHAKE_N`` frame-to-frame changes of the blur effect (since
-        the last cut) is above ``shake_flicker`` (0: rule off), else ""; every frame with a cue counts, rejected
-        ones too. One step (a pan onto softer content) is one change; one odd frame is two (in and out), so
-        it is dropped with the frame after it."""
+        the last cut) is above ``shake_flicker`` (0: rule off), else ""; every frame with a cue counts,
+        rejected ones too. One step (a pan onto softer content) is one change; one odd frame is two (in and
+        out), so it is dropped with the frame after it."""
         p = self.params
         if p.shake_flicker <= 0 or cue is None:
             return ""
