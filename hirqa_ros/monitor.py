@@ -42,6 +42,7 @@ from hirqa_ros.reference import (
     RELATIVE_DROP,
     SHAKY,
     TOO_DARK,
+    VEILED,
     CutDetector,
     ReferenceGate,
     ReferenceParams,
@@ -56,6 +57,7 @@ CUE_MESSAGES = {TOO_DARK: "too dark: dark and noisy, an underexposed sensor at h
                 BLOCKY: "JPEG block artefacts well above the camera's reference",
                 NOISY: "noise floor above the limit",
                 SHAKY: "the blur changes from frame to frame: a shaking camera",
+                VEILED: "the black level rose well above the camera's reference: glare or haze",
                 FAULT_HEAD: "the fault head sees a fault in every recent frame"}
 
 

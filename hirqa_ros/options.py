@@ -101,6 +101,11 @@ _REFERENCE = (
     _reference("shake_flicker", "Drop (shaky) a frame when the median of the camera's last 3 frame-to-frame "
                                 "changes of the blur effect (0 sharp .. 1 blurred) is above this: a shaking "
                                 "camera blurs each exposure differently; 0 = off."),
+    _reference("veil_rise", "Drop (veiled) a frame whose black level (2nd percentile of its luma, 0..255) "
+                            "is more than this above the camera's reference black level (median of its "
+                            "accepted frames since the last cut) while its black-to-white range shrank and "
+                            "its score is more than half reference_margin below the reference: glare and "
+                            "haze add light to every pixel; 0 = off."),
     _reference("head_none", "Drop (fault_head) a frame when its fault-head none probability and the median "
                             "of the camera's last reference_head_n frames' are both below this (a fault the "
                             "head sees, e.g. from the first frame, with no reference needed); 0 = off."),

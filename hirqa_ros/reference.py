@@ -43,6 +43,7 @@ TOO_DARK = "too_dark"  # ... on its mean luma and noise floor (darker and noisie
 BLOCKY = "blocky"  # ... on its JPEG blockiness (well above the camera's reference's)
 NOISY = "noisy"  # ... on its noise floor (above the camera's own, or an absolute limit)
 FAULT_HEAD = "fault_head"  # ... on the fault head: its median ``none`` probability over a few frames is ~0
+VEILED = "veiled"  # ... on its black level (well above the camera's reference's: glare, haze)
 SHAKY = "shaky"  # ... on its blur flickering from frame to frame (a shaking camera)
 SHAKE_N = 3  # ``shaky`` judges the median of the camera's last SHAKE_N frame-to-frame blur changes
 CUE_MIN_FRAMES = 5  # accepted frames behind a reference cue before the relative cue rules judge
@@ -77,7 +78,10 @@ class ReferenceParams:
     ``NOISE_REF_MIN``; 0: rule off); ``dark_ratio``: ``too_dark`` when the mean luma is below this x the
     reference cue's and the noise floor above ``DARK_NOISE_RISE`` x its (0: rule off); ``shake_flicker``:
     ``shaky`` when the median of the camera's last ``SHAKE_N`` frame-to-frame changes of the blur effect
-    (since the last cut) is above this (0: rule off);
+    (since the last cut) is above this (0: rule off); ``veil_rise``: ``veiled`` when the black level is more
+    than this above the reference cue's (0..255) while the range from black to white level shrank (a veil
+    lifts the blacks more than the whites; light coming back after a dark start lifts both) and the score
+    is more than half the margin below the reference (0: rule off);
     ``head_none``/``head_n``: ``fault_head`` when the frame's ``none`` probability and the median of the
     camera's last ``head_n`` are both below ``head_none`` (0: rule off); ``cut_reanchor_s``: after a scene
     cut, re-anchor on the new scene after this long when at least half of its frames were relative drops,
@@ -102,6 +106,7 @@ class ReferenceParams:
     noise_ratio: float = 2.0
     dark_ratio: float = 0.75
     shake_flicker: float = 0.008
+    veil_rise: float = 20.0
     head_none: float = 0.0
     head_n: int = 3
     cut_reanchor_s: float = 1.5
@@ -120,6 +125,7 @@ RANGES = {"window_s": (0.1, 3600.0), "margin": (0.0, 1.0), "fall_per_s": (0.0, 1
           "median_n": (1, 15), "spread_k": (0.0, 20.0), "dark_luma": (0.0, 255.0),
           "dark_noise": (0.0, 255.0), "noise_abs": (0.0, 255.0), "block_ratio": (0.0, 100.0),
           "noise_ratio": (0.0, 100.0), "dark_ratio": (0.0, 1.0), "shake_flicker": (0.0, 1.0),
+          "veil_rise": (0.0, 255.0),
           "head_none": (0.0, 1.0), "head_n": (1, 50),
           "cut_reanchor_s": (0.0, 60.0)}
 
@@ -133,7 +139,7 @@ PARAM_NAMES = {"relative": "relative", "window_s": "reference_window_s", "margin
                "dark_luma": "reference_dark_luma", "dark_noise": "reference_dark_noise",
                "noise_abs": "reference_noise_abs", "block_ratio": "reference_block_ratio",
                "noise_ratio": "reference_noise_ratio", "dark_ratio": "reference_dark_ratio",
-               "shake_flicker": "reference_shake_flicker",
+               "shake_flicker": "reference_shake_flicker", "veil_rise": "reference_veil_rise",
                "head_none": "reference_head_none", "head_n": "reference_head_n",
                "cut_reanchor_s": "reference_cut_reanchor_s"}
 
@@ -248,7 +254,7 @@ class ReferenceGate:
         (noise floor above ``noise_ratio`` x, the reference read as at least ``NOISE_REF_MIN``), ``too_dark``
         (luma below ``dark_ratio`` x and noise floor above ``DARK_NOISE_RISE`` x), else ""."""
         p = self.params
-        on = p.block_ratio > 0 or p.noise_ratio > 0 or p.dark_ratio > 0
+        on = p.block_ratio > 0 or p.noise_ratio > 0 or p.dark_ratio > 0 or p.veil_rise > 0
         ref = self.reference_cue if cue is not None and on else None  # the median is per frame: skip when off
         if ref is None:
             return ""
@@ -259,6 +265,9 @@ class ReferenceGate:
         if p.dark_ratio > 0 and cue.luma < p.dark_ratio * ref.luma \
                 and cue.noise > DARK_NOISE_RISE * max(ref.noise, DARK_NOISE_REF_MIN):
             return TOO_DARK
+        if p.veil_rise > 0 and cue.black > ref.black + p.veil_rise \
+                and cue.white - cue.black < ref.white - ref.black:
+            return VEILED
         return ""
 
     def update(self, t: float | None, score: float, absolute_ok: bool,
@@ -317,6 +326,9 @@ class ReferenceGate:
         margin) unless the reference re-anchors on the run it ends (scene change), else a relative cue
         rule's. A cue rule holds whatever the score reference does; its frames' cues are never learned."""
         cue_fault = self._relative_cue_fault(cue)
+        ref = self.reference
+        if cue_fault == VEILED and (ref is None or score >= ref - self.margin / 2.0):
+            cue_fault = ""  # a veil also lowers the score a little; a missed cut to a brighter scene need not
         run_cue = None if cue_fault else cue
         if dropped and not (self._reaccept(t, score, none_prob, run_cue)
                             or self._cut_reanchor(t, score, run_cue)):

@@ -1,9 +1,11 @@
-"""Classical per-frame cues of the reference gate (ROS-free): mean luma, dark share, noise floor, JPEG
-blockiness and blur of one frame, cheap enough for every frame of every camera (a few ms at 640x480).
+"""Classical per-frame cues of the reference gate (ROS-free): mean luma, dark share, black and white
+levels, noise floor, JPEG blockiness and blur of one frame, cheap enough for every frame of every camera
+(a few ms at 640x480).
 
-``luma``/``dark`` are taken on the 160-px grey copy (``content.thumbnail_luma``), the noise floor
-(Immerkaer's mask, ``classical.IMMERKAER``) and ``blockiness`` on the full-resolution luma (JPEG blocks
-are 8x8 pixels of the encoded frame, and noise is a pixel-scale signal: shrinking would hide both).
+``luma``/``dark``/``black``/``white`` are taken on the 160-px grey copy (``content.thumbnail_luma``), the
+noise floor (Immerkaer's mask, ``classical.IMMERKAER``) and ``blockiness`` on the full-resolution luma
+(JPEG blocks are 8x8 pixels of the encoded frame, and noise is a pixel-scale signal: shrinking would hide
+both).
 ``blur`` is Crete-Roffet et al.'s no-reference blur effect ("The blur effect", SPIE 2007): how little a
 further box blur changes the frame's neighbour differences (0 sharp .. 1 blurred, the worse axis), a
 ratio, so it moves less with the amount of content than a sharpness energy does.
@@ -24,6 +26,7 @@ BLOCK = 8  # JPEG block size (pixels)
 NOISE_TILE = 16  # the noise floor is a low percentile of the noise sigma of tiles of this size ...
 NOISE_PERCENTILE = 10  # ... (the flattest tenth of the frame: texture is not noise)
 BLUR_BOX = 11  # length of the re-blurring box filter of the blur effect (the paper's h)
+BLACK_PERCENTILE, WHITE_PERCENTILE = 2, 98  # the black / white level: these percentiles of the grey copy
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,18 @@ class StreamCue:
     ``noise`` (the noise floor: the 10th percentile of the Immerkaer sigma of the luma's 16x16 tiles, 8-bit
     units; texture raises a tile's sigma, so the flattest tiles measure the sensor's noise) and
     ``blockiness`` (mean absolute step across 8-px block boundaries over the mean step elsewhere, both
-    directions; ~1 without block artefacts) and ``blur`` (:func:`blur_effect` of the luma)."""
+    directions; ~1 without block artefacts), ``blur`` (:func:`blur_effect` of the luma), ``black`` and
+    ``white`` (the ``BLACK_PERCENTILE`` th and ``WHITE_PERCENTILE`` th percentiles of the grey copy's luma,
+    0..255: veiling glare and haze add light to every pixel, so the black level rises more than the white
+    one)."""
 
     luma: float
     dark: float
     noise: float
     blockiness: float
     blur: float
+    black: float
+    white: float
 
 
 def blockiness(g: np.ndarray) -> float:
@@ -92,4 +100,5 @@ def stream_cue(rgb: np.ndarray) -> StreamCue:
     small = thumbnail_luma(rgb, CUE_SIDE)
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     return StreamCue(float(small.mean()), float(np.count_nonzero(small <= DARK_LEVEL)) / small.size,
-                     noise_floor(grey.astype(np.float32)), blockiness(grey), blur_effect(grey))
+                     noise_floor(grey.astype(np.float32)), blockiness(grey), blur_effect(grey),
+                     *(float(v) for v in np.percentile(small, (BLACK_PERCENTILE, WHITE_PERCENTILE))))

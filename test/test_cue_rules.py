@@ -9,7 +9,7 @@ import numpy as np
 
 from hirqa_ros.decision import Level, Thresholds
 from hirqa_ros.monitor import CameraMonitor, ScoreOutcome
-from hirqa_ros.reference import BLOCKY, FAULT_HEAD, NOISY, SHAKY, TOO_DARK, ReferenceParams
+from hirqa_ros.reference import BLOCKY, FAULT_HEAD, NOISY, SHAKY, TOO_DARK, VEILED, ReferenceParams
 from hirqa_ros.stream_cues import stream_cue
 
 TH = Thresholds(warn=0.46, error=0.44)
@@ -222,3 +222,26 @@ def test_camera_shake_is_shaky_while_it_lasts_even_across_a_cut_and_steady_blur_
     steady = [jpeg(cv2.GaussianBlur(v, (0, 0), 3.0), 90) for v in views[30:70]]
     assert SHAKY not in {r.reason for r in run(frames[:30] + steady)}
     assert not rejected(run(frames, ReferenceParams(shake_flicker=0.0))).any()  # rule off
+
+
+def test_glare_or_haze_after_a_clean_start_is_veiled_against_the_camera_s_own_black_level():
+    """Veiling glare and haze add light to every pixel, so the black level (2nd percentile of the luma)
+    rises far above the camera's reference (+37..+139 grey levels on the gate's sequences, clean frames of
+    a shot within +10) while the black-to-white range shrinks: ``veiled`` while it lasts, when the score
+    fell by more than half the margin (0.04 here, less than the 0.06 margin: no relative drop). Not veiled:
+    the same frames with an unchanged score (a missed cut to a brighter scene), a cut to a brighter clean
+    scene (its own black level), and ``reference_veil_rise`` 0."""
+    on = ReferenceParams(veil_rise=20.0)
+    clean = jpeg(scene(9, lo=20, hi=230), 90)
+    veiled = jpeg((clean * 0.6 + 90).astype(np.uint8), 90)
+    frames, score = [clean] * 20 + [veiled] * 30 + [clean] * 10, np.r_[np.full(20, 0.6), np.full(30, 0.56),
+                                                                     np.full(10, 0.6)]
+    res = run(frames, on, score=score)
+    rej = rejected(res)
+    assert not rej[:20].any() and rej[21:50].all() and not rej[50:].any()
+    assert {r.reason for r in res[21:50]} == {VEILED}
+    assert not rejected(run(frames, on)).any()  # the score did not move
+    bright = jpeg(scene(10, lo=110, hi=250), 90)
+    assert stream_cue(bright).black > stream_cue(clean).black + on.veil_rise
+    assert not rejected(run([clean] * 20 + [bright] * 20, on, score=score[10:50])).any()  # 0.6, then 0.56
+    assert not rejected(run(frames, ReferenceParams(veil_rise=0.0), score=score)).any()

@@ -13,12 +13,12 @@ from hirqa_ros.stream_cues import StreamCue
 #: ``fault``/``fault_confidence``: ``faults.gated_fault`` (``none`` for a kept frame), empty without a head;
 #: ``reference``: the camera's reference score the frame was judged against (empty: none, relative gate off);
 #: ``none_prob``: the fault head's ``none`` probability; ``cut``: 1 when the frame started a new scene;
-#: ``luma``/``dark``/``noise``/``blockiness``/``blur``: the frame's ``stream_cues.StreamCue`` (empty:
-#: relative off)
+#: ``luma``/``dark``/``noise``/``blockiness``/``blur``/``black``/``white``: the frame's
+#: ``stream_cues.StreamCue`` (empty: relative off)
 CSV_COLUMNS = ["topic", "stamp_ns", "bag_time_ns", "score", "level", "verdict", "error", "reason", "fault",
                "fault_confidence", "reference", "none_prob", "cut", "luma", "dark", "noise", "blockiness",
-               "blur"]
-CUE_COLUMNS = ("luma", "dark", "noise", "blockiness", "blur")
+               "blur", "black", "white"]
+CUE_COLUMNS = ("luma", "dark", "noise", "blockiness", "blur", "black", "white")
 
 
 @dataclass
