@@ -66,17 +66,33 @@ def terminate_like_interrupt() -> Iterator[None]:
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """Within the block SIGINT and SIGTERM wait (blocked in this thread and in the threads it starts), and
-    are delivered when it ends. For importing native extensions such as torch: their init code calls back
-    into Python, and the exception of a signal handler raised there cannot cross their C++ frames: the
-    process aborts (``terminate called after throwing pybind11::error_already_set``, exit -6)."""
+    """Within the block SIGINT and SIGTERM wait, and are delivered when it ends. For importing native
+    extensions such as torch: their init code calls back into Python, and the exception of a signal handler
+    raised there cannot cross their C++ frames: the process aborts (``terminate called after throwing
+    pybind11::error_already_set``, exit -6). The signals are blocked in this thread (and the threads it
+    starts), and in the main thread the Python handlers only note them meanwhile: a signal sent to the
+    process can be taken by another thread that does not block it (ONNX Runtime's, a reader's), and its
+    handler would still run here."""
     import signal
+    import threading
 
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    pending: list[int] = []
+    handlers = {s: signal.getsignal(s) for s in sigs}
+    defer = threading.current_thread() is threading.main_thread() and None not in handlers.values()
+    if defer:
+        for s in sigs:
+            signal.signal(s, lambda signum, _frame: pending.append(signum))
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(sigs))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if defer:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # one blocked meanwhile reaches its handler now
+        for s in dict.fromkeys(pending):
+            signal.raise_signal(s)
 
 
 def interrupt_status(exc: BaseException) -> int:
