@@ -18,8 +18,9 @@ the reference window's robust spread (``spread_k`` x MAD x 1.4826) on a camera w
 Classical cue rules (``stream_cues``; faults the score barely sees): ``too_dark`` (dark with a high noise
 floor: underexposed), ``noisy`` (noise floor above a limit) as absolute floors (off by default), and,
 against the camera's reference cue (the median of its accepted frames since the last cut), ``blocky``
-(JPEG blockiness well above it), ``noisy`` (noise floor above 2x it) and ``too_dark`` (darker while the
-noise floor rose): held while they last, never re-anchored away. ``shaky`` is a floor on the frames'
+(JPEG blockiness well above it), ``noisy`` (noise floor above 2x it), ``too_dark`` (darker while the
+noise floor rose) and ``veiled`` (black level well above it, contrast down, score a little down: glare,
+haze): held while they last, never re-anchored away. ``shaky`` is a floor on the frames'
 blur effect flickering: a shaking camera blurs each exposure along another path, so the blur changes
 from frame to frame, while a steady view's blur changes slowly (it needs no reference: a shake that
 continues across a cut stays rejected). The fault-head rule ``fault_head`` is a
@@ -249,10 +250,12 @@ class ReferenceGate:
         flicker = float(np.median(np.abs(np.diff(np.array(self._blurs)))))
         return SHAKY if flicker > p.shake_flicker else ""
 
-    def _relative_cue_fault(self, cue: StreamCue | None) -> str:
+    def _relative_cue_fault(self, cue: StreamCue | None, score: float) -> str:
         """Against the camera's reference cue: ``blocky`` (blockiness above ``block_ratio`` x), ``noisy``
         (noise floor above ``noise_ratio`` x, the reference read as at least ``NOISE_REF_MIN``), ``too_dark``
-        (luma below ``dark_ratio`` x and noise floor above ``DARK_NOISE_RISE`` x), else ""."""
+        (luma below ``dark_ratio`` x and noise floor above ``DARK_NOISE_RISE`` x), ``veiled`` (black level
+        ``veil_rise`` above, black-to-white range narrower, and ``score`` more than half the margin below
+        the score reference: a missed cut to a brighter scene need not lower the score), else ""."""
         p = self.params
         on = p.block_ratio > 0 or p.noise_ratio > 0 or p.dark_ratio > 0 or p.veil_rise > 0
         ref = self.reference_cue if cue is not None and on else None  # the median is per frame: skip when off
@@ -266,7 +269,8 @@ class ReferenceGate:
                 and cue.noise > DARK_NOISE_RISE * max(ref.noise, DARK_NOISE_REF_MIN):
             return TOO_DARK
         if p.veil_rise > 0 and cue.black > ref.black + p.veil_rise \
-                and cue.white - cue.black < ref.white - ref.black:
+                and cue.white - cue.black < ref.white - ref.black \
+                and self.reference is not None and score < self.reference - self.margin / 2.0:
             return VEILED
         return ""
 
@@ -325,10 +329,7 @@ class ReferenceGate:
         """The reason of a frame no floor rejects: ``relative_drop`` (``dropped``: below the reference by the
         margin) unless the reference re-anchors on the run it ends (scene change), else a relative cue
         rule's. A cue rule holds whatever the score reference does; its frames' cues are never learned."""
-        cue_fault = self._relative_cue_fault(cue)
-        ref = self.reference
-        if cue_fault == VEILED and (ref is None or score >= ref - self.margin / 2.0):
-            cue_fault = ""  # a veil also lowers the score a little; a missed cut to a brighter scene need not
+        cue_fault = self._relative_cue_fault(cue, score)
         run_cue = None if cue_fault else cue
         if dropped and not (self._reaccept(t, score, none_prob, run_cue)
                             or self._cut_reanchor(t, score, run_cue)):
