@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import cv2
@@ -206,7 +206,8 @@ class ReferenceGate:
         """Per-field median cue of the accepted frames in the window since the last cut (None: too few)."""
         if len(self._cues) < CUE_MIN_FRAMES:
             return None
-        med = np.median(np.array([astuple(c) for _, c in self._cues]), axis=0)
+        rows = [tuple(vars(c).values()) for _, c in self._cues]  # per frame: astuple is 50x slower
+        med = np.median(np.array(rows), axis=0)
         return StreamCue(*(float(v) for v in med))
 
     def absolute_cue_fault(self, cue: StreamCue | None) -> str:
