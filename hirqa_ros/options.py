@@ -73,10 +73,10 @@ _REFERENCE = (
     _reference("learn_none", "With a fault head, only frames whose none probability is at least this move "
                              "the reference (a fault never becomes the reference); 0 = every accepted frame "
                              "near it."),
-    _reference("cut_corr", "Scene cut: a frame whose 32x24 grey thumbnail correlates less than this with "
-                           "the previous frame's is a cut: the reference then re-anchors after "
-                           "reference_warmup_s of frames the fault head calls clean (none >= "
-                           "reference_learn_none); -1 = never."),
+    _reference("cut_corr", "Scene cut: a frame whose structure (64x48 grey thumbnail minus its blur: "
+                           "edges, not lighting) correlates less than this with the previous frame's is a "
+                           "cut: the reference then re-anchors after reference_warmup_s of frames the fault "
+                           "head calls clean (none >= reference_learn_none); -1 = never."),
     _reference("median_n", "A frame is judged on the median of the camera's last N scores, its own included "
                            "(single-frame jitter is no drop; adds at most N // 2 frames of delay); 1 = the "
                            "frame alone."),
@@ -104,16 +104,17 @@ _REFERENCE = (
     _reference("veil_rise", "Drop (veiled) a frame whose black level (2nd percentile of its luma, 0..255) "
                             "is more than this above the camera's reference black level (median of its "
                             "accepted frames since the last cut) while its black-to-white range shrank and "
-                            "its score is more than half reference_margin below the reference: glare and "
-                            "haze add light to every pixel; 0 = off."),
+                            "its score is below the reference: glare and haze add light to every pixel; "
+                            "0 = off."),
     _reference("head_none", "Drop (fault_head) a frame when its fault-head none probability and the median "
                             "of the camera's last reference_head_n frames' are both below this (a fault the "
                             "head sees, e.g. from the first frame, with no reference needed); 0 = off."),
     _reference("head_n", "... frames in that median (detection waits for N // 2 + 1 of them)."),
     _reference("cut_reanchor_s", "After a scene cut, re-anchor the reference on the new scene after this "
-                                 "many seconds when at least half of its frames were relative drops, "
-                                 "whatever the fault head says (a fault that continues across the cut is "
-                                 "then accepted); 0 = only the fault head re-anchors."),
+                                 "many seconds when its frames' median score is more than half "
+                                 "reference_margin below the reference and the floors passed at least half "
+                                 "of them, whatever the fault head says (a fault that starts with the cut "
+                                 "is then accepted); 0 = only the fault head re-anchors."),
 )
 
 OPTIONS: tuple[Option, ...] = (

@@ -10,8 +10,8 @@ printed as ``same level``).
 
 RUN_DIR: a bag-eval output (frames.csv, summary.json); BAG_PREFIX: the sequence (BAG.labels.yaml,
 BAG.scenario.json for the "3 s after a cut" share). ``--set`` takes :class:`ReferenceParams` fields;
-``--recue`` recomputes the cues from the bag's frames (``stream_cues.stream_cue``, seconds, no model):
-for a run recorded before a change to the cues.
+``--recue`` recomputes the cues and scene cuts from the bag's frames (``stream_cues.stream_cue``,
+``reference.CutDetector``; seconds, no model): for a run recorded before a change to either.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from hirqa_ros.bag.summary import bag_decisions, decided_rows
 from hirqa_ros.decision import Thresholds
 from hirqa_ros.evaluation.decisions import clean_after_events
 from hirqa_ros.monitor import CameraMonitor, Checked, ScoreOutcome
-from hirqa_ros.reference import ReferenceParams
+from hirqa_ros.reference import CutDetector, ReferenceParams
 from hirqa_ros.stream_cues import stream_cue
 
 FORCED = ("no_content", "frozen")  # reasons decided before the gate: kept as recorded
@@ -56,13 +56,15 @@ class Run:
             for topic, cuts in json.loads(scen.read_text()).get("cuts_s", {}).items():
                 self.cuts[topic] = [origin + round(c * 1e9) for c in cuts]
 
-    def recue(self, bag: str | Path) -> None:
-        """Replace the recorded cues with ``stream_cue`` of the bag's decoded frames (by topic and stamp)."""
+    def recue(self, bag: str | Path, cut_corr: float = ReferenceParams().cut_corr) -> None:
+        """Replace the recorded cues and cut flags with ``stream_cue`` and ``CutDetector`` (at ``cut_corr``)
+        of the bag's decoded frames (by topic and stamp)."""
+        detectors = {t: CutDetector() for t in self.topics}
         with BagReader(bag) as reader:
-            cues = {(row.topic, row.stamp_ns): stream_cue(rgb)
+            seen = {(row.topic, row.stamp_ns): (stream_cue(rgb), detectors[row.topic].update(rgb, cut_corr))
                     for row, rgb in decoded_frames(reader, self.topics) if rgb is not None}
         for r in self.rows:
-            r["cue"] = cues.get((r["topic"], r["stamp_ns"]), r["cue"])
+            r["cue"], r["cut"] = seen.get((r["topic"], r["stamp_ns"]), (r["cue"], r["cut"]))
 
     def replay(self, params: ReferenceParams) -> list[FrameRow]:
         """Every row through a fresh monitor per topic with ``params`` (rows without a score as recorded)."""
@@ -123,7 +125,8 @@ def main() -> None:
     ap.add_argument("run_dir")
     ap.add_argument("bag_prefix")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
-    ap.add_argument("--recue", action="store_true", help="recompute the cues from the bag BAG_PREFIX")
+    ap.add_argument("--recue", action="store_true",
+                    help="recompute the cues and scene cuts from the bag BAG_PREFIX")
     args = ap.parse_args()
     run = Run(args.run_dir, args.bag_prefix)
     if args.recue:

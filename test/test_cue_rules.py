@@ -228,9 +228,9 @@ def test_glare_or_haze_after_a_clean_start_is_veiled_against_the_camera_s_own_bl
     """Veiling glare and haze add light to every pixel, so the black level (2nd percentile of the luma)
     rises far above the camera's reference (+37..+139 grey levels on the gate's sequences, clean frames of
     a shot within +10) while the black-to-white range shrinks: ``veiled`` while it lasts, when the score
-    fell by more than half the margin (0.04 here, less than the 0.06 margin: no relative drop). Not veiled:
-    the same frames with an unchanged score (a missed cut to a brighter scene), a cut to a brighter clean
-    scene (its own black level), and ``reference_veil_rise`` 0."""
+    is below its reference at all (0.04 or 0.01 here, less than the 0.07 margin: no relative drop). Not
+    veiled: the same frames with an unchanged score, a cut to a brighter clean scene (its own black level),
+    and ``reference_veil_rise`` 0."""
     on = ReferenceParams(veil_rise=20.0)
     clean = jpeg(scene(9, lo=20, hi=230), 90)
     veiled = jpeg((clean * 0.6 + 90).astype(np.uint8), 90)
@@ -240,6 +240,8 @@ def test_glare_or_haze_after_a_clean_start_is_veiled_against_the_camera_s_own_bl
     rej = rejected(res)
     assert not rej[:20].any() and rej[21:50].all() and not rej[50:].any()
     assert {r.reason for r in res[21:50]} == {VEILED}
+    slight = np.r_[np.full(20, 0.6), np.full(30, 0.59), np.full(10, 0.6)]
+    assert rejected(run(frames, on, score=slight))[21:50].all()  # glare the score barely sees
     assert not rejected(run(frames, on)).any()  # the score did not move
     bright = jpeg(scene(10, lo=110, hi=250), 90)
     assert stream_cue(bright).black > stream_cue(clean).black + on.veil_rise
