@@ -112,7 +112,7 @@ class ReferenceParams:
     veil_rise: float = 20.0
     head_none: float = 0.0
     head_n: int = 3
-    cut_reanchor_s: float = 1.0
+    cut_reanchor_s: float = 0.5
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in RANGES.items():
