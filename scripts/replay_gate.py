@@ -129,9 +129,9 @@ def main() -> None:
                     help="recompute the cues and scene cuts from the bag BAG_PREFIX")
     args = ap.parse_args()
     run = Run(args.run_dir, args.bag_prefix)
-    if args.recue:
-        run.recue(args.bag_prefix)
     params = replace(ReferenceParams(), **parse_set(args.set))
+    if args.recue:
+        run.recue(args.bag_prefix, params.cut_corr)
     rows = run.replay(params)
     same = sum(a.level == b["level"] for a, b in zip(rows, run.rows))
     print(f"same level as the run: {same}/{len(rows)}")
