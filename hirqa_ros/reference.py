@@ -433,6 +433,12 @@ class CutDetector:
 
     def update(self, rgb: np.ndarray, threshold: float) -> bool:
         """True when ``rgb`` (HxWx3 uint8 RGB) does not continue the previous frame's scene."""
+        corr = self.correlation(rgb)
+        return corr is not None and corr < threshold
+
+    def correlation(self, rgb: np.ndarray) -> float | None:
+        """The correlation of ``rgb``'s structure with the previous frame's (None: no previous frame, or
+        one of the two is flat); ``rgb`` becomes the previous frame."""
         small = cv2.resize(rgb, (64, 48), interpolation=cv2.INTER_AREA).astype(np.float32)
         g = small @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         g -= cv2.GaussianBlur(g, (0, 0), 3.0)
@@ -441,8 +447,8 @@ class CutDetector:
         g = g / norm if norm > 1e-6 else g
         prev, self._prev = self._prev, g
         if prev is None or norm <= 1e-6 or float(np.linalg.norm(prev)) == 0.0:
-            return False
-        return float((g * prev).sum()) < threshold
+            return None
+        return float((g * prev).sum())
 
     def reset(self) -> None:
         self._prev = None

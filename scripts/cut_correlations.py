@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Frame-to-frame correlations of the scene-cut detector over gate sequences, by what the frame is (a
 scene cut of the sequence's scenario, a clean frame, glare, another fault), for the plain 32x24
-thumbnail used until 2026-12-07 and ``reference.CutDetector``'s structure; plots docs/img/cut_detector.png.
+thumbnail used until 2026-12-07 and ``reference.CutDetector.correlation``; plots docs/img/cut_detector.png.
 
   python scripts/cut_correlations.py OUT.png BAG_PREFIX [BAG_PREFIX ...]
 
@@ -19,21 +19,17 @@ import numpy as np
 from hirqa_ros.bag.decoding import decoded_frames
 from hirqa_ros.bag.labels import Labels
 from hirqa_ros.bag.reader import BagReader
+from hirqa_ros.reference import CutDetector
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def _unit(g: np.ndarray) -> np.ndarray:
-    g = g - g.mean()
+def plain_thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """The detector used until 2026-12-07: the zero-mean, unit-norm plain 32x24 grey thumbnail."""
+    g = cv2.resize(rgb, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32) @ LUMA
+    g -= g.mean()
     n = float(np.linalg.norm(g))
     return g / n if n > 1e-6 else g
-
-
-def features(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the old plain 32x24 thumbnail, CutDetector's 64x48 thumbnail minus its blur), unit norm."""
-    plain = cv2.resize(rgb, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32) @ LUMA
-    g = cv2.resize(rgb, (64, 48), interpolation=cv2.INTER_AREA).astype(np.float32) @ LUMA
-    return _unit(plain), _unit(g - cv2.GaussianBlur(g, (0, 0), 3.0))
 
 
 def correlations(bag: str) -> dict[str, list[tuple[float, float]]]:
@@ -42,21 +38,23 @@ def correlations(bag: str) -> dict[str, list[tuple[float, float]]]:
     origin = labels.origin_ns or 0
     cuts = json.loads(open(bag + ".scenario.json").read())["cuts_s"]
     out: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    prev: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    prev: dict[str, np.ndarray] = {}
+    detectors = {topic: CutDetector() for topic in cuts}
     with BagReader(bag) as reader:
         for row, rgb in decoded_frames(reader, sorted(cuts)):
             if rgb is None:
                 continue
-            f, p = features(rgb), prev.get(row.topic)
-            prev[row.topic] = f
-            if p is None:
+            plain, before = plain_thumbnail(rgb), prev.get(row.topic)
+            prev[row.topic] = plain
+            now = detectors[row.topic].correlation(rgb)
+            if before is None or now is None:
                 continue
             t = (row.stamp_ns - origin) / 1e9
             label = labels.label_at(row.topic, row.stamp_ns) or "clear"
             group = "scene cuts" if any(abs(t - c) < 0.051 for c in cuts[row.topic]) else (
                 "clean frames" if label == "clear" else "glare frames" if label == "glare" else
                 "other faulty frames")
-            out[group].append((float((f[0] * p[0]).sum()), float((f[1] * p[1]).sum())))
+            out[group].append((float((plain * before).sum()), now))
     return out
 
 
