@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default=0.0, metavar="SIGMA",
                    help="render in a camera's physical order: fault, then a sensor noise floor of SIGMA grey "
                         "levels (default 1.5) on every frame, clean ones included, then noise faults, JPEG")
+    s.add_argument("--transport-jpeg", type=ranged(int, 1, 100), default=0, metavar="Q",
+                   help="with --full-frame: every frame, clean ones included, leaves as a JPEG of quality Q, "
+                        "last, like a compressed image topic (default: raw)")
     s.add_argument("--images", default=None,
                    help=f"folder of held-out pristine photos (default: {DEFAULT_IMAGES}; with --full-frame "
                         f"{DEFAULT_NATIVE_IMAGES} when it exists; "
@@ -166,7 +169,7 @@ def _protocol(args: argparse.Namespace):
         config = synthetic.ProtocolConfig(crop=0, resize_side=0, crops_per_image=args.crops_per_image,
                                           seed=args.seed, batch_size=args.batch_size or 4,
                                           frame_sizes=frame_sizes(args.frame_sizes),
-                                          noise_floor=args.physical_order)
+                                          noise_floor=args.physical_order, transport_jpeg=args.transport_jpeg)
         types = synthetic.resolve_types(args.types or list(synthetic.FULL_FRAME_TYPES))
         default = DEFAULT_NATIVE_IMAGES if Path(DEFAULT_NATIVE_IMAGES).is_dir() else DEFAULT_IMAGES
         return config, types, default

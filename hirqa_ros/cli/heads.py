@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hirqa_ros.cli.ranges import ranged
+
 HELP = "heads on the frozen embedding: embed (cache protocol embeddings) | fit (score + fault heads)"
 
 log = logging.getLogger("hirqa.heads")
@@ -35,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "frame (clean ones included), then noise faults, JPEG")
     pe.add_argument("--frame-sizes", nargs="+", default=None, metavar="WxH",
                     help="camera frame sizes, used in turn per view (default 640x480 1280x720 1920x1080)")
+    pe.add_argument("--transport-jpeg", type=ranged(int, 1, 100), default=0, metavar="Q",
+                    help="every frame, clean ones included, leaves as a JPEG of quality Q, last, like a "
+                         "compressed image topic (default: raw)")
     pe.add_argument("--no-cues", action="store_true", help="skip the classical cues (faster)")
     pf = sub.add_parser("fit", help="fit the score head and the fault head on cached embeddings")
     pf.add_argument("--train", required=True, nargs="+",
@@ -82,11 +87,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             floor = floor_range(args.physical_order) if args.physical_order else None
             sizes = frame_sizes(args.frame_sizes) if args.frame_sizes else None
+            embed(args.images, args.out, args.model, types, args.windows, args.views_per_image,
+                  args.max_images, args.seed, args.threads, args.cache_dir, args.pristine_only, floor, sizes,
+                  not args.no_cues, args.transport_jpeg)
         except ValueError as exc:
             log.error("%s", exc)
             return 2
-        embed(args.images, args.out, args.model, types, args.windows, args.views_per_image, args.max_images,
-              args.seed, args.threads, args.cache_dir, args.pristine_only, floor, sizes, not args.no_cues)
         return 0
     from hirqa_ros.training.heads.select import fit_heads
 

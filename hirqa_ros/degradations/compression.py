@@ -24,6 +24,11 @@ def _codec(img: np.ndarray, ext: str, params: list[int]) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:h, :w, ::-1]
 
 
+def jpeg_u8(img: np.ndarray, quality: int) -> np.ndarray:
+    """An HxWx3 uint8 RGB frame through one JPEG encode/decode at ``quality`` (1..100)."""
+    return _codec(img, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+
+
 def _map_images(x: torch.Tensor, fn: Callable[[int, np.ndarray], np.ndarray]) -> torch.Tensor:
     """``fn(i, HxWx3 uint8 RGB)`` on every image on the CPU (rounded to uint8 first), back on x's device.
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,13 @@ class ProtocolConfig:
     noise_floor: float = 0.0  # > 0: a camera's physical order with this sensor noise floor (grey levels)
     # > noise_floor: each view's floor sigma drawn (seeded) from U(noise_floor, noise_floor_max) (training)
     noise_floor_max: float = 0.0
+    # > 0: every frame (clean ones included) leaves as a JPEG of this quality, last, like a camera's
+    # compressed image topic (sensor_msgs/CompressedImage); 0: raw
+    transport_jpeg: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.transport_jpeg <= 100:
+            raise ValueError(f"transport_jpeg: 0 (raw) or a JPEG quality 1..100, not {self.transport_jpeg}")
         if (self.crop < 0 or self.resize_side < 0 or self.crops_per_image < 1 or self.batch_size < 1
                 or not 0.0 <= self.noise_floor <= 64.0 or not 0.0 <= self.noise_floor_max <= 64.0
                 or (self.noise_floor_max and self.noise_floor_max < self.noise_floor)):
@@ -200,16 +205,23 @@ def floor_sigma(noise_floor: float, noise_floor_max: float, seed: int, view_inde
 
 
 def _jobs(
-    views: Sequence[tuple[str, np.ndarray]], types: Sequence[str], seed: int, noise_floor: float = 0.0,
-    noise_floor_max: float = 0.0,
+    views: Sequence[tuple[str, np.ndarray]], types: Sequence[str], config: ProtocolConfig,
 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
     """(view, type index or -1 for pristine, level, image) for the whole protocol.
 
-    ``noise_floor`` > 0: a camera's physical order (:mod:`hirqa_ros.degradations.physical`): one seeded
-    noise field per view (sigma :func:`floor_sigma`), added after scene/optics/exposure faults and before
-    noise faults, ISP and JPEG; the pristine frame carries it too."""
+    ``config.noise_floor`` > 0: a camera's physical order (:mod:`hirqa_ros.degradations.physical`): one
+    seeded noise field per view (sigma :func:`floor_sigma`), added after scene/optics/exposure faults and
+    before noise faults, ISP and JPEG; the pristine frame carries it too. ``config.transport_jpeg``: every
+    frame is then JPEG-encoded for the topic."""
     from hirqa_ros.degradations import degrade
+    from hirqa_ros.degradations.compression import jpeg_u8
     from hirqa_ros.degradations.physical import FLOOR, noise_floor_u8, stage
+
+    seed, noise_floor, noise_floor_max = config.seed, config.noise_floor, config.noise_floor_max
+    if config.transport_jpeg:
+        for v, t, level, img in _jobs(views, types, replace(config, transport_jpeg=0)):
+            yield v, t, level, jpeg_u8(img, config.transport_jpeg)
+        return
 
     def floor(img: np.ndarray, v: int) -> np.ndarray:
         if noise_floor <= 0:
@@ -290,8 +302,7 @@ def build_protocol(
     if not views:
         raise ValueError("no pristine images to evaluate on")
     return Protocol(type_list, [group_of(t) for t in type_list], [n for n, _ in views], config,
-                    list(_jobs(views, type_list, config.seed, config.noise_floor,
-                                    config.noise_floor_max)))
+                    list(_jobs(views, type_list, config)))
 
 
 def score_protocol(
@@ -306,7 +317,7 @@ def score_protocol(
     views = make_views(images, config)
     if not views:
         raise ValueError("no pristine images to evaluate on")
-    jobs = _jobs(views, type_list, config.seed, config.noise_floor, config.noise_floor_max)
+    jobs = _jobs(views, type_list, config)
     return _score_jobs(score_fns, jobs, type_list, [group_of(t) for t in type_list], [n for n, _ in views],
                        config, progress)
 
@@ -424,7 +435,7 @@ _cache: dict[tuple, Protocol] = {}
 def _protocol_key(named: Sequence[tuple[str, np.ndarray]], types: list[str], config: ProtocolConfig) -> tuple:
     pixels = tuple((n, a.shape, zlib.crc32(np.ascontiguousarray(a).data)) for n, a in named)
     return (pixels, tuple(types), config.crop, config.resize_side, config.crops_per_image, config.seed,
-            config.noise_floor, config.noise_floor_max)
+            config.noise_floor, config.noise_floor_max, config.transport_jpeg)
 
 
 def evaluate_model(

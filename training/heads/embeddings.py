@@ -154,12 +154,14 @@ def embed(images_dir: str, out: str, model: str | None = None, types: list[str] 
           windows: int = 0, views_per_image: int = 1, max_images: int | None = None, seed: int = 0,
           threads: int = 2, cache_dir: str = "runs/cache", pristine_only: int = 0,
           physical_order: tuple[float, float] | None = None,
-          frame_sizes: tuple[tuple[int, int], ...] | None = None, cues: bool = True) -> Path:
+          frame_sizes: tuple[tuple[int, int], ...] | None = None, cues: bool = True,
+          transport_jpeg: int = 0) -> Path:
     """Run the network (and the classical cues) over the protocol views of the photos in ``images_dir``
     and store them in ``out`` (``types`` None: every default type); ``pristine_only`` N: only N clean
     views per photo (windows, or whole frames without ``windows``), embeddings + cues, no ladders.
     ``physical_order`` (lo, hi): render in a camera's physical order with a sensor noise floor of sigma
-    U(lo, hi) grey levels per view (lo == hi: fixed), clean frames included."""
+    U(lo, hi) grey levels per view (lo == hi: fixed), clean frames included; ``transport_jpeg`` Q: every
+    frame then leaves as a JPEG of quality Q (a compressed topic)."""
     from hirqa_ros.classical import CUES, cue_score_fn
     from hirqa_ros.evaluation.images import load_folder
     from hirqa_ros.evaluation.synthetic import resolve_types, score_protocol
@@ -168,12 +170,15 @@ def embed(images_dir: str, out: str, model: str | None = None, types: list[str] 
     config = ProtocolConfig(crop=windows, resize_side=0, crops_per_image=views_per_image, seed=seed,
                             batch_size=16 if windows else 4,
                             frame_sizes=frame_sizes or FULL_FRAME.frame_sizes,
-                            noise_floor=lo, noise_floor_max=hi if hi > lo else 0.0)
+                            noise_floor=lo, noise_floor_max=hi if hi > lo else 0.0,
+                            transport_jpeg=transport_jpeg)
     images = load_folder(images_dir, limit=max_images)
     fn = EmbedFn(embedding_onnx(model, cache_dir), threads=threads)
     fns = {"model": fn, **({c: cue_score_fn(c) for c in CUES} if cues else {})}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if pristine_only:
+        if transport_jpeg:
+            raise ValueError("--pristine-only does not take --transport-jpeg")
         views = pristine_views(images, pristine_only, windows, seed, frame_sizes, physical_order)
         scores, emb = fn(views)
         names = [c for c in CUES if c in fns]
@@ -184,9 +189,10 @@ def embed(images_dir: str, out: str, model: str | None = None, types: list[str] 
         log.info("wrote %d clean views to %s", len(views), out)
         return Path(out)
     types = resolve_types(types)
-    log.info("%d photos x %d views, %d types, windows %s, %s", len(images), views_per_image, len(types),
+    log.info("%d photos x %d views, %d types, windows %s, %s%s", len(images), views_per_image, len(types),
              windows or "whole frames",
-             f"physical order, noise floor sigma {lo:g}-{hi:g}" if physical_order else "noise-free")
+             f"physical order, noise floor sigma {lo:g}-{hi:g}" if physical_order else "noise-free",
+             f", topic JPEG {transport_jpeg}" if transport_jpeg else "")
     ps = score_protocol(fns, images, types=types, config=config, progress=True)
     save(out, ps)
     log.info("wrote %s", out)
