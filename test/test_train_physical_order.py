@@ -213,6 +213,30 @@ def test_noise_floor_range_draws_one_sigma_per_view():
         ProtocolConfig(noise_floor=2.0, noise_floor_max=1.0)
 
 
+def test_transport_jpeg_is_the_last_stage_of_every_frame():
+    from hirqa_ros.degradations.compression import jpeg_u8
+    from hirqa_ros.evaluation.synthetic import ProtocolConfig, build_protocol
+
+    rng = np.random.default_rng(5)
+    photo = [("p", cv2_blur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)))]
+    kw = dict(crop=0, resize_side=0, frame_sizes=((128, 96),), noise_floor=1.5)
+    raw = build_protocol(photo, ["defocus", "whitenoise"], ProtocolConfig(**kw)).jobs
+    topic = build_protocol(photo, ["defocus", "whitenoise"], ProtocolConfig(**kw, transport_jpeg=60)).jobs
+    assert [j[:3] for j in raw] == [j[:3] for j in topic]
+    for (_, _, _, a), (_, _, _, b) in zip(raw, topic):
+        np.testing.assert_array_equal(jpeg_u8(a, 60), b)  # the same frame, then the topic's JPEG
+        assert not np.array_equal(a, b)  # clean frames included
+    for bad in (-1, 101):
+        with pytest.raises(ValueError, match="transport_jpeg"):
+            ProtocolConfig(transport_jpeg=bad)
+
+
+def cv2_blur(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(img, (0, 0), 1.5)
+
+
 @pytest.mark.slow
 def test_heads_embed_physical_order(random_model_dir, tmp_path):
     import json
@@ -230,7 +254,8 @@ def test_heads_embed_physical_order(random_model_dir, tmp_path):
     d.mkdir()
     cv2.imwrite(str(d / "img0.png"), np.random.default_rng(3).integers(0, 256, (100, 140, 3), dtype=np.uint8))
     runs = {}
-    for name, flag in (("plain", []), ("physical", ["--physical-order"])):
+    for name, flag in (("plain", []), ("physical", ["--physical-order"]),
+                       ("topic", ["--physical-order", "--transport-jpeg", "50"])):
         out = tmp_path / f"{name}.npz"
         rc = main(["heads", "embed", "--images", str(d), "--model", str(random_model_dir),
                    "--types", "defocus", "--frame-sizes", "128x96", "--threads", "1", "--no-cues",
@@ -241,6 +266,9 @@ def test_heads_embed_physical_order(random_model_dir, tmp_path):
     assert (ps.config.noise_floor, ps.config.noise_floor_max) == (0.5, 3.0)
     assert emb.shape == (1, 1, 6, emb.shape[-1]) and list(ps.scores) == ["model"]
     assert not np.allclose(emb, runs["plain"][1])  # the floor changed the frames
+    assert runs["topic"][0].config.transport_jpeg == 50 and not np.allclose(emb, runs["topic"][1])
     assert main(["heads", "embed", "--images", str(d), "--out", str(tmp_path / "x.npz"),
                  "--physical-order", "0:2"]) == 2
+    assert main(["heads", "embed", "--images", str(d), "--out", str(tmp_path / "y.npz"),
+                 "--pristine-only", "2", "--transport-jpeg", "90"]) == 2
     assert json.loads(bytes(np.load(tmp_path / "plain.npz")["meta"]).decode())["config"]["noise_floor"] == 0.0

@@ -166,6 +166,8 @@ def embed(images_dir: str, out: str, model: str | None = None, types: list[str] 
     from hirqa_ros.evaluation.images import load_folder
     from hirqa_ros.evaluation.synthetic import resolve_types, score_protocol
 
+    if pristine_only and transport_jpeg:
+        raise ValueError("--pristine-only does not take --transport-jpeg")
     lo, hi = physical_order or (0.0, 0.0)
     config = ProtocolConfig(crop=windows, resize_side=0, crops_per_image=views_per_image, seed=seed,
                             batch_size=16 if windows else 4,
@@ -177,8 +179,6 @@ def embed(images_dir: str, out: str, model: str | None = None, types: list[str] 
     fns = {"model": fn, **({c: cue_score_fn(c) for c in CUES} if cues else {})}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if pristine_only:
-        if transport_jpeg:
-            raise ValueError("--pristine-only does not take --transport-jpeg")
         views = pristine_views(images, pristine_only, windows, seed, frame_sizes, physical_order)
         scores, emb = fn(views)
         names = [c for c in CUES if c in fns]
