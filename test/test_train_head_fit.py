@@ -165,11 +165,12 @@ def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
     physical = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((96, 64),), noise_floor=1.5)
     groups = ["blur", "motion", "camera", "jpeg", "color_distortion"]
     shards = (("train", 10, 0), ("val", 4, 1), ("windows", 10, 2), ("val_plain", 4, 3), ("valb", 2, 4),
-              ("valb_plain", 2, 5))
+              ("valb_plain", 2, 5), ("val_topic", 4, 6), ("valb_topic", 2, 7))
     for name, views, seed in shards:
         emb = toy_embeddings(views=views, dim=1024, seed=seed, content_std=0.3)
-        photo = {"windows": "train", "val_plain": "val", "valb_plain": "valb"}.get(name, name)
-        names = [f"{photo}{v}.jpg#0@96x64" for v in range(views)]
+        photo = name.split("_")[0] if name != "windows" else "train"
+        size = "72x48" if name.endswith("topic") else "96x64"
+        names = [f"{photo}{v}.jpg#0@{size}" for v in range(views)]
         ps = ProtocolScores(TYPES, groups, names, physical if name in ("val", "valb") else cfg,
                             {"model": head_scores(emb, w0, b0)}, {"model": emb})
         save(tmp_path / f"{name}.npz", ps)
@@ -178,12 +179,13 @@ def test_fit_and_ship_end_to_end(tmp_path, random_model_dir):
                  "--val", str(tmp_path / "val.npz"), str(tmp_path / "valb.npz"),
                  "--model", str(random_model_dir), "--out", str(heads), "--folds", "2",
                  "--extra-fault-train", str(tmp_path / "windows.npz"),
-                 "--val-plain", str(tmp_path / "val_plain.npz"), str(tmp_path / "valb_plain.npz")]) == 0
+                 "--val-plain", str(tmp_path / "val_plain.npz"), str(tmp_path / "valb_plain.npz"),
+                 "--val-topic", str(tmp_path / "val_topic.npz"), str(tmp_path / "valb_topic.npz")]) == 0
     report = json.loads((heads / "report.json").read_text())
     assert report["val_new"]["n_views"] == 6  # the two validation shards are joined
     assert report["gate"]["rule"].startswith("physical order") and isinstance(report["gate"]["passes"], bool)
     both = report["side_by_side"]
-    assert set(both) == {"val", "val_plain"} and set(both["val"]) == {"candidate", "shipped"}
+    assert set(both) == {"val", "val_plain", "val_topic"} and set(both["val"]) == {"candidate", "shipped"}
     assert 0 <= both["val_plain"]["candidate"]["decisions"]["drop_recall"] <= 1
     assert report["cv_folds"] == 2 and len(report["fault_candidates"]) == len(select.FAULT_GRID)
     assert "10 views: whole 96x64 frames" in report["train_data"]
@@ -219,3 +221,7 @@ def test_physical_order_gate_needs_every_measure_and_the_noise_free_twin():
     ok, fails = passes_physical((better, base), (summ(0.87, 0.95, 0.7), summ(0.88, 0.90, 0.62)))
     assert not ok and fails == ["noise-free: auroc 0.8700 is below 0.8800"]
     assert passes_physical((better, base), None) == (False, ["noise-free: no evaluation given"])
+    worse_topic = (summ(0.80, 0.91, 0.61), summ(0.83, 0.90, 0.60))
+    ok, fails = passes_physical((better, base), (better, base), worse_topic)
+    assert not ok and fails == ["compressed topic: auroc 0.8000 is below 0.8300"]
+    assert passes_physical((better, base), (better, base), (better, base)) == (True, [])

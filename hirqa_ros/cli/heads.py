@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pf.add_argument("--val-plain", default=None, nargs="+",
                     help=".npz of the same held-out photos noise-free, when --val is in physical order "
                          "(the release gate compares both)")
+    pf.add_argument("--val-topic", default=None, nargs="+",
+                    help=".npz of the same held-out photos as a compressed image topic delivers them "
+                         "(embed --transport-jpeg, the topic's size): the release gate wants none lower")
     pf.add_argument("--model", default=None, help="model directory whose fc.0 is the starting point")
     pf.add_argument("--out", required=True, help="output folder: score_head.npz, fault_head.npz, report.json")
     pf.add_argument("--fault-head", default=None,
@@ -98,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         fit_heads(args.train, args.val, Path(args.out), args.model, args.fault_head, args.fused,
-                  args.extra_fault_train, args.folds, args.clean, args.val_plain)
+                  args.extra_fault_train, args.folds, args.clean, args.val_plain, args.val_topic)
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 2

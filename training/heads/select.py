@@ -252,9 +252,10 @@ def side_by_side(ps: ProtocolScores, emb: np.ndarray, heads: dict, shipped_score
 
 
 def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain: list[str] | None,
-                report: dict, model: str | None) -> None:
+                report: dict, model: str | None, val_topic: list[str] | None = None) -> None:
     """Candidate (new heads, thresholds calibrated on the held-out run) vs the shipped heads (its card's
-    thresholds) on the held-out run and, given, its noise-free twin; the release gate's verdict."""
+    thresholds) on the held-out run and, given, its noise-free and compressed-topic twins; the release
+    gate's verdict."""
     from hirqa_ros.artifacts import load_artifact
     from hirqa_ros.decision import Thresholds
     from hirqa_ros.heads import load_fault_head
@@ -267,16 +268,19 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
     heads = {"candidate": (w, b, Thresholds(cal["warn"], cal["error"]), head),
              "shipped": (None, None, old_th, load_fault_head(art))}
     runs = {"val": side_by_side(inp.ps_va, inp.emb_va, heads, inp.ps_va.scores["model"])}
-    if val_plain:
-        ps_p, emb_p = load_many(val_plain)
-        if ps_p.view_names != inp.ps_va.view_names or ps_p.types != inp.ps_va.types:
-            raise ValueError("--val-plain must be the same photos, views and types as --val")
-        runs["val_plain"] = side_by_side(ps_p, emb_p, heads, ps_p.scores["model"])
+    for key, paths in (("val_plain", val_plain), ("val_topic", val_topic)):
+        if paths:
+            ps_p, emb_p = load_many(paths)
+            photos = [photo_of(n) for n in ps_p.view_names]
+            if photos != [photo_of(n) for n in inp.ps_va.view_names] or ps_p.types != inp.ps_va.types:
+                flag = "--" + key.replace("_", "-")
+                raise ValueError(f"{flag} must be the same photos, views and types as --val")
+            runs[key] = side_by_side(ps_p, emb_p, heads, ps_p.scores["model"])
     report["side_by_side"] = runs
     if inp.ps_va.config.noise_floor > 0:
         pair = {k: (r["candidate"]["summary"], r["shipped"]["summary"]) for k, r in runs.items()}
-        ok, fails = passes_physical(pair["val"], pair.get("val_plain"))
-        rule = "physical order: every pooled measure higher; noise-free: none lower"
+        ok, fails = passes_physical(pair["val"], pair.get("val_plain"), pair.get("val_topic"))
+        rule = "physical order: every pooled measure higher; noise-free and compressed topic: none lower"
     else:
         ok = passes(runs["val"]["candidate"]["summary"], runs["val"]["shipped"]["summary"])
         rule = "pooled AUROC and ladder SROCC both higher"
@@ -292,10 +296,12 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
 
 def fit_heads(train: list[str], val: list[str], out: Path, model: str | None = None,
               fault_head: str | None = None, fused: bool = False, extra_fault_train: list[str] | None = None,
-              folds: int = 5, clean: str | None = None, val_plain: list[str] | None = None) -> dict:
+              folds: int = 5, clean: str | None = None, val_plain: list[str] | None = None,
+              val_topic: list[str] | None = None) -> dict:
     """Fit the score head and the fault head on cached embeddings into ``out`` (score_head.npz,
     fault_head.npz, report.json, tables); ``val_plain``: the held-out photos noise-free too (physical-order
-    ``val``: the gate needs both); returns the report."""
+    ``val``: the gate needs both); ``val_topic``: them as a compressed topic delivers them; returns the
+    report."""
     out.mkdir(parents=True, exist_ok=True)
     inp = Inputs(train, val, model, folds, clean)
     drift = float(np.abs(head_scores(inp.emb_va, inp.w0, inp.b0) - inp.ps_va.scores["model"]).max())
@@ -314,6 +320,6 @@ def fit_heads(train: list[str], val: list[str], out: Path, model: str | None = N
             extra, extra_folds = extra_fault_rows(inp, extra_fault_train, report)
         head = choose_fault_head(inp, extra, extra_folds, report)
         head.save(out / "fault_head.npz")
-    gate_report(inp, w, b, head, val_plain, report, model)
+    gate_report(inp, w, b, head, val_plain, report, model, val_topic)
     finish_fault(report, head, inp.ps_va, inp.emb_va, out)
     return report

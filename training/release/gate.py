@@ -2,7 +2,8 @@
 than the baseline's on the same full-frame protocol frames (``hirqa eval --full-frame``). Applied to two
 eval reports (``compare_reports``) or to a run's weights scored beside a model directory (``gate_run``).
 Frames rendered in a camera's physical order (a noise floor) raise the bar (``passes_physical``): every
-pooled measure higher there, and no pooled measure lower on the same photos rendered noise-free."""
+pooled measure higher there, and no pooled measure lower on the same photos rendered noise-free, nor (when
+given) on them as a compressed image topic delivers them (smaller, JPEG-encoded)."""
 
 from __future__ import annotations
 
@@ -28,23 +29,23 @@ def passes(candidate: dict, baseline: dict) -> bool:
 POOLED_MEASURES = ("auroc", "ladder_srocc", "srocc")
 
 
-def passes_physical(physical: tuple[dict, dict], plain: tuple[dict, dict] | None) -> tuple[bool, list[str]]:
+def passes_physical(physical: tuple[dict, dict], plain: tuple[dict, dict] | None,
+                    topic: tuple[dict, dict] | None = None) -> tuple[bool, list[str]]:
     """The rule for frames in a camera's physical order: on the (candidate, baseline) summaries of the
     physical-order frames every pooled measure (AUROC, ladder SROCC, SROCC across content) strictly higher,
-    and on the (candidate, baseline) summaries of the same photos noise-free none lower. Returns (passes,
-    one line per measure that fails); ``plain`` None fails (it must be shown not to be worse)."""
-    fails = []
-    (pn, po), names = physical, ("physical order", "noise-free")
-    for m in POOLED_MEASURES:
-        if not pn["pooled"][m] > po["pooled"][m]:
-            fails.append(f"{names[0]}: {m} {pn['pooled'][m]:.4f} is not above {po['pooled'][m]:.4f}")
+    and on the (candidate, baseline) summaries of the same photos noise-free, and given, as a compressed
+    topic delivers them, none lower. Returns (passes, one line per measure that fails); ``plain`` None fails
+    (it must be shown not to be worse)."""
+    pn, po = physical
+    fails = [f"physical order: {m} {pn['pooled'][m]:.4f} is not above {po['pooled'][m]:.4f}"
+             for m in POOLED_MEASURES if not pn["pooled"][m] > po["pooled"][m]]
     if plain is None:
         fails.append("noise-free: no evaluation given")
-    else:
-        qn, qo = plain
-        for m in POOLED_MEASURES:
-            if qn["pooled"][m] < qo["pooled"][m]:
-                fails.append(f"{names[1]}: {m} {qn['pooled'][m]:.4f} is below {qo['pooled'][m]:.4f}")
+    for name, pair in (("noise-free", plain), ("compressed topic", topic)):
+        if pair is not None:
+            qn, qo = pair
+            fails += [f"{name}: {m} {qn['pooled'][m]:.4f} is below {qo['pooled'][m]:.4f}"
+                      for m in POOLED_MEASURES if qn["pooled"][m] < qo["pooled"][m]]
     return not fails, fails
 
 
