@@ -18,6 +18,8 @@ from hirqa_ros.training.heads.fit import (
     fit_score_head,
     flatten,
     head_scores,
+    match_scale,
+    scale_stats,
 )
 
 TYPES = ["gaublur", "shake", "haze", "jpeg_camera", "colordiff"]
@@ -53,6 +55,22 @@ def test_score_head_refit_learns_the_severity_direction():
     assert after[0] > 0.95 and after[1] > 0.95, (before, after, log)
     assert after[1] > before[1] + 0.2
     assert head_scores(emb, w, b).shape == emb.shape[:3]
+
+
+def test_match_scale_puts_a_refit_on_the_shipped_scale_without_reordering():
+    emb = toy_embeddings()
+    r = np.random.default_rng(6)
+    w0 = r.normal(0, 0.01, emb.shape[-1]).astype(np.float32)
+    w, b, _ = fit_score_head(emb, w0, 0.3, cfg=ScoreHeadConfig(steps=100, pairs_per_step=5_000, l2=0.0))
+    ref_w, ref_b = (0.15 * w).astype(np.float32), 0.5  # a compressed head: a narrower clean-to-drop gap
+    ws, bs, info = match_scale(emb, w, b, ref_w, ref_b)
+    before, ref = scale_stats(emb @ w + b), scale_stats(emb @ ref_w + ref_b)
+    after = scale_stats(emb @ ws + bs)
+    assert before[1] > 2 * ref[1]  # the refit's unit differed
+    np.testing.assert_allclose(after, ref, atol=1e-4)
+    assert 0 < info["a"] < 1 and info["after"]["gap"] == pytest.approx(ref[1], abs=1e-4)
+    s, t = head_scores(emb, w, b).ravel(), head_scores(emb, ws, bs).ravel()
+    assert srocc(s, t) > 0.999999  # the same order
 
 
 def test_score_head_l2_keeps_the_initial_head():

@@ -138,6 +138,42 @@ def head_scores(emb: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def _logit(p: float) -> float:
+    return float(np.log(p / (1.0 - p)))
+
+
+def scale_stats(z: np.ndarray) -> tuple[float, float]:
+    """(median clean score, median clean-to-drop gap) of logits ``z`` (V, T, 6) of protocol ladders: the
+    gap is each ladder's clean score minus its level >= 3 scores."""
+    s = 1.0 / (1.0 + np.exp(-z))
+    return float(np.median(s[:, :, 0])), float(np.median(s[:, :, :1] - s[:, :, 3:]))
+
+
+def match_scale(emb: np.ndarray, w: np.ndarray, b: float, w0: np.ndarray,
+                b0: float) -> tuple[np.ndarray, float, dict]:
+    """The head (w, b) with its logit mapped affinely, z -> a z + c, so that on ``emb`` (V, T, 6, D) its
+    median clean score and median clean-to-drop gap (:func:`scale_stats`) equal those of the head (w0, b0).
+    The score's order is unchanged (every ranking metric too); what changes is its unit, so settings in
+    score units (the gate's reference margin) mean for the refit what they mean for the model it replaces."""
+    e = emb.astype(np.float64)
+    z, z0 = e @ np.asarray(w, np.float64) + b, e @ np.asarray(w0, np.float64) + b0
+    clean0, gap0 = scale_stats(z0)
+    mid = float(np.median(z[:, :, 0]))
+
+    def mapped(a: float) -> np.ndarray:
+        return a * (z - mid) + _logit(clean0)
+
+    lo, hi = 1e-3, 1e3
+    for _ in range(60):  # the gap grows with a: bisection on a log scale
+        a = float(np.sqrt(lo * hi))
+        lo, hi = (a, hi) if scale_stats(mapped(a))[1] < gap0 else (lo, a)
+    a = float(np.sqrt(lo * hi))
+    c = _logit(clean0) - a * mid
+    info = {"a": a, "c": c, "target": {"clean": clean0, "gap": gap0}, "before": dict(zip(("clean", "gap"),
+            scale_stats(z))), "after": dict(zip(("clean", "gap"), scale_stats(mapped(a))))}
+    return (a * np.asarray(w, np.float64)).astype(np.float32), float(a * b + c), info
+
+
 # ----------------------------------------------------------------------------------------- fault head
 def fault_labels(types: list[str], level: np.ndarray, type_idx: np.ndarray) -> np.ndarray:
     """Class index per row (level 0 -> none)."""

@@ -24,6 +24,7 @@ from hirqa_ros.training.heads.fit import (
     flatten,
     fused_inputs,
     head_scores,
+    match_scale,
     objective,
     photo_folds,
     photo_of,
@@ -121,6 +122,11 @@ def choose_score_head(inp: Inputs, report: dict) -> tuple[np.ndarray, float, Sco
     cfg = best[0]
     log.info("chosen score head: %s", _short(cfg))
     w, b, _ = fit_score_head(inp.emb_tr, inp.w0, inp.b0, None, cfg, inp.clean)
+    w, b, scale = match_scale(inp.emb_tr, w, b, inp.w0, inp.b0)
+    report["score_scale"] = scale
+    log.info("score scale matched to the shipped head's on the training photos: logit x %.3f %+.3f "
+             "(median clean score %.3f, clean-to-drop gap %.3f -> %.3f)", scale["a"], scale["c"],
+             scale["after"]["clean"], scale["before"]["gap"], scale["after"]["gap"])
     return w, b, cfg
 
 
