@@ -92,6 +92,22 @@ def test_fault_head_learns_the_type_directions(hidden):
     assert head.classes == FAULT_CLASSES and head.temperature > 0
 
 
+def test_fault_head_keep_none_calls_level_one_frames_none():
+    from hirqa_ros.training.heads.fit import keep_as_none
+
+    emb = toy_embeddings(views=16, content_std=0.3)
+    train, held = flatten(emb, TYPES, np.arange(12)), flatten(emb, TYPES, np.arange(12, 16))
+    assert (keep_as_none(train).level == 0).sum() == (train.level <= 1).sum()
+    none = FAULT_CLASSES.index("none")
+    level1 = held.x[held.level == 1]
+    share = {}
+    for keep in (False, True):
+        head = fit_fault_head(train, FaultHeadConfig(hidden=0, steps=150, min_level=3, keep_none=keep))
+        share[keep] = float(head.predict(level1)[:, none].mean())
+        assert fault_accuracy(head, held)["drop_level"] > 0.9  # the faults are still named
+    assert share[True] > share[False] + 0.05, share  # surer that they are fit to use
+
+
 def _toy_protocol(emb: np.ndarray):
     from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores
 

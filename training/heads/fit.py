@@ -189,7 +189,14 @@ class FaultHeadConfig:
     steps: int = 400
     lr: float = 0.01
     min_level: int = 2  # distorted samples below this level are left out (level 1 is often invisible)
+    keep_none: bool = False  # level-1 frames (the gate's "keep" frames) are class none too
     seed: int = 0
+
+
+def keep_as_none(s: Samples) -> Samples:
+    """``s`` with its level-1 rows relabelled level 0 (class ``none``): frames fit to use, not only pristine
+    ones, teach ``none``."""
+    return Samples(s.x, np.where(s.level == 1, 0, s.level), s.view, s.type_idx, s.types)
 
 
 def training_rows(s: Samples, min_level: int) -> np.ndarray:
@@ -211,6 +218,8 @@ def fit_fault_head(train: Samples, cfg: FaultHeadConfig | None = None,
     """Fit the fault head on ``train`` samples; temperature on ``calib`` (held-out photos) when given."""
     cfg = cfg or FaultHeadConfig()
     torch.manual_seed(cfg.seed)
+    if cfg.keep_none:
+        train = keep_as_none(train)
     rows = training_rows(train, cfg.min_level)
     x = train.x[rows]
     y = fault_labels(train.types, train.level[rows], train.type_idx[rows])

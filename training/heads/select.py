@@ -24,6 +24,7 @@ from hirqa_ros.training.heads.fit import (
     flatten,
     fused_inputs,
     head_scores,
+    keep_as_none,
     match_scale,
     objective,
     photo_folds,
@@ -50,6 +51,8 @@ SCORE_GRID = (
 FAULT_GRID = (
     FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3),
     FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=2),
+    # round 3: clean frames of unseen photos were rarely `none`; level-1 ("keep") frames teach it too
+    FaultHeadConfig(hidden=256, weight_decay=1e-2, min_level=3, keep_none=True),
 )
 
 
@@ -194,10 +197,12 @@ def choose_fault_head(inp: Inputs, extra, extra_folds, report: dict) -> FaultHea
         acc, z, s_oof = cv_fault_head(inp.ps_tr, inp.emb_tr, inp.folds, fcfg, inp.clean, inp.clean_folds,
                                       extra, extra_folds)
         report["fault_candidates"].append({"config": fcfg.__dict__, "cv": acc})
-        log.info("fault head hidden=%d wd=%g levels>=%d: CV drop-level accuracy %.3f (pristine none %.3f)",
-                 fcfg.hidden, fcfg.weight_decay, fcfg.min_level, acc["drop_level"], acc["pristine_none"])
+        log.info("fault head hidden=%d wd=%g levels>=%d%s: CV drop-level accuracy %.3f (pristine none %.3f)",
+                 fcfg.hidden, fcfg.weight_decay, fcfg.min_level, ", level 1 as none" * fcfg.keep_none,
+                 acc["drop_level"], acc["pristine_none"])
         score = acc["drop_level"] + 0.25 * acc["pristine_none"]
         if fbest is None or score > fbest[0]:
+            s_oof = keep_as_none(s_oof) if fcfg.keep_none else s_oof
             rows = training_rows(s_oof, fcfg.min_level)
             y = fault_labels(s_oof.types, s_oof.level[rows], s_oof.type_idx[rows])
             fbest = (score, fcfg, temperature_from_logits(z[rows], y))
