@@ -7,11 +7,15 @@ minutes of a bag evaluation. A replay at the run's own settings reproduces its l
 printed as ``same level``).
 
   python scripts/replay_gate.py RUN_DIR BAG_PREFIX [--set margin=0.05 --set dark_luma=60 ...] [--recue]
+      [--heads HEADS_DIR --embeddings BAG.npz [--thresholds WARN,ERROR]]
 
 RUN_DIR: a bag-eval output (frames.csv, summary.json); BAG_PREFIX: the sequence (BAG.labels.yaml,
 BAG.scenario.json for the "3 s after a cut" share). ``--set`` takes :class:`ReferenceParams` fields;
 ``--recue`` recomputes the cues and scene cuts from the bag's frames (``stream_cues.stream_cue``,
 ``reference.CutDetector``; seconds, no model): for a run recorded before a change to either.
+``--heads`` replays other heads (``hirqa heads fit`` output: score_head.npz, fault_head.npz) on the
+frames' embeddings (``scripts/bag_embeddings.py``), at ``--thresholds`` (default: the thresholds the fit
+calibrated, its report.json): the release of new heads checked on the gate's sequences in seconds.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hirqa_ros.bag.decoding import decoded_frames
 from hirqa_ros.bag.frames import FrameRow, read_frames_csv, row_cue
 from hirqa_ros.bag.labels import Labels
@@ -28,6 +34,7 @@ from hirqa_ros.bag.reader import BagReader
 from hirqa_ros.bag.summary import bag_decisions, decided_rows
 from hirqa_ros.decision import Thresholds
 from hirqa_ros.evaluation.decisions import clean_after_events
+from hirqa_ros.heads import FaultHead
 from hirqa_ros.monitor import CameraMonitor, Checked, ScoreOutcome
 from hirqa_ros.reference import CutDetector, ReferenceParams
 from hirqa_ros.stream_cues import stream_cue
@@ -65,6 +72,25 @@ class Run:
                     for row, rgb in decoded_frames(reader, self.topics) if rgb is not None}
         for r in self.rows:
             r["cue"], r["cut"] = seen.get((r["topic"], r["stamp_ns"]), (r["cue"], r["cut"]))
+
+    def swap_heads(self, embeddings: str | Path, heads: str | Path) -> int:
+        """Replace the recorded scores and ``none`` probabilities with those of the heads in ``heads`` on the
+        frames' recorded embeddings; returns the number of rows changed."""
+        heads = Path(heads)
+        z = np.load(embeddings)
+        emb = z["embedding"].astype(np.float64)
+        with np.load(heads / "score_head.npz") as sh:
+            score = 1.0 / (1.0 + np.exp(-(emb @ sh["weight"].reshape(-1) + float(np.ravel(sh["bias"])[0]))))
+        fault = FaultHead.load(heads / "fault_head.npz")
+        none = fault.predict(emb.astype(np.float32))[:, list(fault.classes).index("none")]
+        at = {(t, int(s)): i for i, (t, s) in enumerate(zip(z["topic"], z["stamp_ns"]))}
+        changed = 0
+        for r in self.rows:
+            i = at.get((r["topic"], r["stamp_ns"]))
+            if i is not None and r["score"] is not None:
+                r["score"], r["none_prob"] = float(score[i]), float(none[i])
+                changed += 1
+        return changed
 
     def replay(self, params: ReferenceParams) -> list[FrameRow]:
         """Every row through a fresh monitor per topic with ``params`` (rows without a score as recorded)."""
@@ -120,6 +146,16 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def heads_thresholds(heads: str, given: str | None) -> Thresholds:
+    """``WARN,ERROR`` as given, else the thresholds ``hirqa heads fit`` calibrated (report.json)."""
+    if given:
+        warn, error = (float(v) for v in given.split(","))
+    else:
+        cal = json.loads((Path(heads) / "report.json").read_text())["calibration_new"]
+        warn, error = cal["warn"], cal["error"]
+    return Thresholds(warn, error)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir")
@@ -127,14 +163,23 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     ap.add_argument("--recue", action="store_true",
                     help="recompute the cues and scene cuts from the bag BAG_PREFIX")
+    ap.add_argument("--heads", default=None, help="replay these heads (hirqa heads fit output)")
+    ap.add_argument("--embeddings", default=None, help="the frames' embeddings (scripts/bag_embeddings.py)")
+    ap.add_argument("--thresholds", default=None, metavar="WARN,ERROR",
+                    help="with --heads (default: the thresholds in the heads' report.json)")
     args = ap.parse_args()
     run = Run(args.run_dir, args.bag_prefix)
     params = replace(ReferenceParams(), **parse_set(args.set))
     if args.recue:
         run.recue(args.bag_prefix, params.cut_corr)
+    if args.heads:
+        if not args.embeddings:
+            raise SystemExit("--heads needs --embeddings")
+        print(f"heads {args.heads}: {run.swap_heads(args.embeddings, args.heads)} frames rescored")
+        run.thresholds = heads_thresholds(args.heads, args.thresholds)
     rows = run.replay(params)
     same = sum(a.level == b["level"] for a, b in zip(rows, run.rows))
-    print(f"same level as the run: {same}/{len(rows)}")
+    print(f"same level as the run: {same}/{len(rows)}" + " (other heads: not expected)" * bool(args.heads))
     print(line(run.metrics(rows)))
 
 
