@@ -65,6 +65,13 @@ def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--eval-resize-side", type=ranged(int, 0, 16384), default=None, metavar="PX",
                    help="shorter side photos are shrunk to before cutting views, e.g. 480 with --eval-crop 0 "
                         "for whole 480p-class frames (default: the card's protocol's, 512)")
+    q.add_argument("--eval-frame-sizes", nargs="+", default=None, metavar="WxH",
+                   help="with the full-frame protocol: these camera frame sizes (default 640x480 1280x720 "
+                        "1920x1080), e.g. 640x480 when the fp32 thresholds came from `hirqa heads fit`")
+    q.add_argument("--eval-physical-order", nargs="?", type=ranged(float, 0.0, 64.0, lo_open=True), const=1.5,
+                   default=None, metavar="SIGMA",
+                   help="with the full-frame protocol: frames in a camera's physical order with a sensor "
+                        "noise floor of SIGMA grey levels (default 1.5), as `hirqa eval --physical-order`")
 
 
 def _add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
@@ -233,9 +240,12 @@ def _edit_model_dir(args: argparse.Namespace, folder, order: str, parts: list[st
             print(f"refreshed {folder / 'model.onnx'}: input 'frames' uint8 NHWC {order}; outputs score, "
                   "embedding")
         if args.int8:
+            from hirqa_ros.cli.eval import frame_sizes
             from hirqa_ros.export.int8 import add_int8
 
-            overrides = {k: v for k, v in (("crop", args.eval_crop), ("resize_side", args.eval_resize_side))
+            sizes = frame_sizes(args.eval_frame_sizes) if args.eval_frame_sizes else None
+            overrides = {k: v for k, v in (("crop", args.eval_crop), ("resize_side", args.eval_resize_side),
+                                           ("frame_sizes", sizes), ("noise_floor", args.eval_physical_order))
                          if v is not None}
             entry = add_int8(work, args.calib_images, args.eval_images, args.calib_frames, parts,
                              max_images=args.eval_max_images, progress=True, protocol=overrides,

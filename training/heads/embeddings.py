@@ -109,6 +109,18 @@ def load(path: str | Path) -> tuple[ProtocolScores, np.ndarray]:
     return ps, emb
 
 
+def shard_settings(paths: Sequence[str | Path]) -> list[tuple[ProtocolConfig, int]]:
+    """(protocol config, views) of each run in ``paths``, from their metadata alone."""
+    out = []
+    for p in paths:
+        with np.load(p, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+        cfg = dict(meta["config"])
+        cfg["frame_sizes"] = tuple(tuple(s) for s in cfg.get("frame_sizes", ()))
+        out.append((ProtocolConfig(**cfg), len(meta["view_names"])))
+    return out
+
+
 def load_many(paths: Sequence[str | Path]) -> tuple[ProtocolScores, np.ndarray]:
     """``load`` of several runs of the same types (e.g. shards of the training photos), views concatenated."""
     parts = [load(p) for p in paths]

@@ -56,16 +56,35 @@ FAULT_GRID = (
 )
 
 
-def describe_training_data(ps: ProtocolScores) -> str:
-    """One line for the card's lineage: what the heads were fitted on."""
-    cfg = ps.config
-    photos = len({photo_of(n) for n in ps.view_names})
+def _frames_kind(cfg) -> str:
+    """How a protocol run's frames were made, in a few words (a topic's JPEG quality left out)."""
     sizes = "/".join(f"{w}x{h}" for w, h in cfg.frame_sizes) or f"photos shrunk to {cfg.resize_side} px"
     what = f"{cfg.crop} px windows cut at native resolution from {sizes} frames" if cfg.crop \
         else f"whole {sizes} frames"
+    if cfg.noise_floor:
+        hi = f"-{cfg.noise_floor_max:g}" if cfg.noise_floor_max > cfg.noise_floor else ""
+        what += f" in physical order (noise floor {cfg.noise_floor:g}{hi})"
+    return what
+
+
+def describe_training_data(ps: ProtocolScores, shards: list | None = None) -> str:
+    """One line for the card's lineage: what the heads were fitted on; ``shards``: (config, views) of each
+    joined run (:func:`shard_settings`), else ``ps.config`` for all views."""
+    photos = len({photo_of(n) for n in ps.view_names})
+    kinds: dict[str, list] = {}
+    for cfg, n in shards or [(ps.config, len(ps.view_names))]:
+        views, qualities = kinds.setdefault(_frames_kind(cfg), [0, set()])
+        kinds[_frames_kind(cfg)][0] = views + n
+        qualities.add(cfg.transport_jpeg)
+    parts = []
+    for kind, (n, q) in kinds.items():
+        topic = sorted(v for v in q if v)
+        if topic:
+            kind += f" as a JPEG topic (quality {topic[0]}" + (f"-{topic[-1]})" if len(topic) > 1 else ")")
+        parts.append(f"{n} views: {kind}")
     return (f"embeddings of ladders rendered at camera pixel scale on {photos} TRAINING photos "
-            f"({len(ps.view_names)} views: {what}, {len(ps.types)} types x levels 0..5); "
-            "the validation photos only for the report")
+            f"({'; '.join(parts)}; {len(ps.types)} types x levels 0..5); the validation photos only for "
+            "the report")
 
 
 def _rounded(metrics: dict) -> dict:
@@ -313,11 +332,13 @@ def fit_heads(train: list[str], val: list[str], out: Path, model: str | None = N
     fault_head.npz, report.json, tables); ``val_plain``: the held-out photos noise-free too (physical-order
     ``val``: the gate needs both); ``val_topic``: them as a compressed topic delivers them; returns the
     report."""
+    from hirqa_ros.training.heads.embeddings import shard_settings
+
     out.mkdir(parents=True, exist_ok=True)
     inp = Inputs(train, val, model, folds, clean)
     drift = float(np.abs(head_scores(inp.emb_va, inp.w0, inp.b0) - inp.ps_va.scores["model"]).max())
     log.info("stored scores vs embeddings @ fc.0: max diff %.2e (fp16 cache)", drift)
-    report: dict = {"drift": drift, "train_data": describe_training_data(inp.ps_tr)}
+    report: dict = {"drift": drift, "train_data": describe_training_data(inp.ps_tr, shard_settings(train))}
     w, b, cfg = choose_score_head(inp, report)
     np.savez(out / "score_head.npz", weight=w.astype(np.float32), bias=np.float32(b))
     report_score_head(inp, w, b, cfg, out, report)
