@@ -386,3 +386,21 @@ def test_fault_agreement_counts_same_top_class_frames():
                             "int8": [np.array([0, 2]), np.array([2, 3])]})
     assert got == {"fault_top1_agreement": {"frames": 4, "same_class": 0.75}}
     assert _fault_agreement({"fp32": [], "int8": []}) == {}  # no fault head: nothing reported
+
+
+def test_export_eval_frame_sizes_and_physical_order_flags(tiny_dir, tmp_path):
+    """``hirqa export --int8 --eval-frame-sizes WxH --eval-physical-order``: int8 judged (and its thresholds
+    set) on the frames that calibrated fp32's thresholds when those came from `hirqa heads fit`."""
+    import shutil
+
+    from hirqa_ros.cli.main import main
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_dir, d)
+    calib = _write_photos(tmp_path / "train", _photos(1, 300, 400, seed=3))
+    held_out = _write_photos(tmp_path / "val", _photos(1, 200, 300, seed=4))
+    assert main(["export", "--model", str(d), "--int8", "--calib-images", str(calib), "--calib-frames", "2",
+                 "--eval-images", str(held_out), "--eval-full-frame", "--eval-frame-sizes", "96x64",
+                 "--eval-physical-order"]) == 0
+    proto = yaml.safe_load((d / CARD_FILE).read_text())["int8"]["accuracy"]["protocol"]
+    assert proto["frame_sizes"] == [[96, 64]] and proto["noise_floor"] == 1.5 and proto["crop"] == 0
