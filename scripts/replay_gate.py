@@ -38,6 +38,7 @@ from hirqa_ros.heads import FaultHead
 from hirqa_ros.monitor import CameraMonitor, Checked, ScoreOutcome
 from hirqa_ros.reference import CutDetector, ReferenceParams
 from hirqa_ros.stream_cues import stream_cue
+from hirqa_ros.training.heads.fit import head_scores
 
 FORCED = ("no_content", "frozen")  # reasons decided before the gate: kept as recorded
 AFTER_CUT_S = 3.0
@@ -80,7 +81,7 @@ class Run:
         z = np.load(embeddings)
         emb = z["embedding"].astype(np.float64)
         with np.load(heads / "score_head.npz") as sh:
-            score = 1.0 / (1.0 + np.exp(-(emb @ sh["weight"].reshape(-1) + float(np.ravel(sh["bias"])[0]))))
+            score = head_scores(emb, sh["weight"].reshape(-1), float(np.ravel(sh["bias"])[0]))
         fault = FaultHead.load(heads / "fault_head.npz")
         none = fault.predict(emb.astype(np.float32))[:, list(fault.classes).index("none")]
         at = {(t, int(s)): i for i, (t, s) in enumerate(zip(z["topic"], z["stamp_ns"]))}

@@ -103,10 +103,15 @@ def load(path: str | Path) -> tuple[ProtocolScores, np.ndarray]:
         meta = json.loads(bytes(z["meta"]).decode())
         scores = {k: z[f"score__{k}"] for k in meta["score_fns"]}
         emb = z["embeddings"].astype(np.float32)
+    ps = ProtocolScores(meta["types"], meta["groups"], meta["view_names"], _config(meta), scores)
+    return ps, emb
+
+
+def _config(meta: dict) -> ProtocolConfig:
+    """The protocol config stored in a run's metadata."""
     cfg = dict(meta["config"])
     cfg["frame_sizes"] = tuple(tuple(s) for s in cfg.get("frame_sizes", ()))
-    ps = ProtocolScores(meta["types"], meta["groups"], meta["view_names"], ProtocolConfig(**cfg), scores)
-    return ps, emb
+    return ProtocolConfig(**cfg)
 
 
 def shard_settings(paths: Sequence[str | Path]) -> list[tuple[ProtocolConfig, int]]:
@@ -115,9 +120,7 @@ def shard_settings(paths: Sequence[str | Path]) -> list[tuple[ProtocolConfig, in
     for p in paths:
         with np.load(p, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
-        cfg = dict(meta["config"])
-        cfg["frame_sizes"] = tuple(tuple(s) for s in cfg.get("frame_sizes", ()))
-        out.append((ProtocolConfig(**cfg), len(meta["view_names"])))
+        out.append((_config(meta), len(meta["view_names"])))
     return out
 
 
