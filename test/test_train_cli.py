@@ -182,8 +182,9 @@ def _embedding_drift(run_dir, init_dir, x):
 
 @pytest.mark.slow
 def test_keep_loss_holds_a_continuation_near_its_init(workdir):
-    """losses.keep: logged per step, needs --init-from, and the embedding moves less from the initial model
-    (the shipped model: random weights' batch-norm statistics swamp any loss in a few steps)."""
+    """losses.keep: logged per step, needs --init-from, starts at 0 (the frozen teacher normalises with
+    the same batch statistics as the student), and the embedding moves less from the initial model (the
+    shipped model: random weights' batch-norm statistics swamp any loss in a few steps)."""
     import csv
 
     from hirqa_ros.training.fit.trainer import train
@@ -191,18 +192,19 @@ def test_keep_loss_holds_a_continuation_near_its_init(workdir):
     x = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     drift = {}
     for keep in (0.0, 10.0):
-        cfg = _cfg(workdir, max_steps=4, val_every=0)
+        cfg = _cfg(workdir, max_steps=8, val_every=0)
         cfg["losses"]["keep"] = keep
-        cfg["optim"]["lr"] = 0.003
+        cfg["optim"]["lr"] = 0.001
         out = workdir / f"keep_{keep:g}"
         train(cfg, out, init_from=str(SHIPPED), device="cpu", progress=False)
         rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
         if keep:
-            assert all(float(r["keep"]) >= 0 for r in rows) and len(rows) == 4
+            assert all(float(r["keep"]) >= 0 for r in rows) and len(rows) == 8
+            assert float(rows[0]["keep"]) < 1e-6  # same weights, same batch: no distance yet
         else:
             assert "keep" not in rows[0]
         drift[keep] = _embedding_drift(out, SHIPPED, x)
-    assert drift[10.0] < 0.7 * drift[0.0], drift
+    assert drift[10.0] < 0.85 * drift[0.0], drift
     cfg["losses"]["keep"] = 1.0
     with pytest.raises(ValueError, match="--init-from"):
         train(cfg, workdir / "keep_no_init", device="cpu", progress=False)

@@ -372,7 +372,9 @@ def _keep_teacher(init_from: str | None, sd: dict | None, variant: str, dev: tor
         sd = init_weights(init_from)[0]
     teacher = TrainNet(canonical_variant(variant), 0)
     teacher.model.load_state_dict(sd, strict=True)
-    teacher.to(dev).eval().requires_grad_(False)
+    # train mode like the student: both normalise with the batch's statistics, so the keep loss compares
+    # like with like (an eval-mode teacher made it pull batch-statistics outputs onto running statistics)
+    teacher.to(dev).train().requires_grad_(False)
     if channels_last:
         teacher.to(memory_format=torch.channels_last)
     log.info("keep loss: scores and embeddings held near %s", init_from)
