@@ -47,6 +47,7 @@ def _heads(model_dir: Path, out: Path, weight_scale: float = 1.0) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_own_heads_reproduce_the_run_and_other_heads_change_it(tmp_path, default_model_dir):
     from hirqa_ros import load_scorer
     from hirqa_ros.bag.evaluate import evaluate_bag

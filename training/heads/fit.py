@@ -134,7 +134,10 @@ def fit_score_head(emb: np.ndarray, w0: np.ndarray, b0: float, views: np.ndarray
 
 def head_scores(emb: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
     """sigmoid(emb @ w + b) for an array (..., D)."""
-    z = emb.astype(np.float64) @ np.asarray(w, np.float64) + float(b)
+    return _sigmoid(emb.astype(np.float64) @ np.asarray(w, np.float64) + float(b))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -145,7 +148,7 @@ def _logit(p: float) -> float:
 def scale_stats(z: np.ndarray) -> tuple[float, float]:
     """(median clean score, median clean-to-drop gap) of logits ``z`` (V, T, 6) of protocol ladders: the
     gap is each ladder's clean score minus its level >= 3 scores."""
-    s = 1.0 / (1.0 + np.exp(-z))
+    s = _sigmoid(z)
     return float(np.median(s[:, :, 0])), float(np.median(s[:, :, :1] - s[:, :, 3:]))
 
 

@@ -71,14 +71,15 @@ def describe_training_data(ps: ProtocolScores, shards: list | None = None) -> st
     """One line for the card's lineage: what the heads were fitted on; ``shards``: (config, views) of each
     joined run (:func:`shard_settings`), else ``ps.config`` for all views."""
     photos = len({photo_of(n) for n in ps.view_names})
-    kinds: dict[str, list] = {}
+    views: dict[str, int] = {}
+    qualities: dict[str, set[int]] = {}
     for cfg, n in shards or [(ps.config, len(ps.view_names))]:
-        views, qualities = kinds.setdefault(_frames_kind(cfg), [0, set()])
-        kinds[_frames_kind(cfg)][0] = views + n
-        qualities.add(cfg.transport_jpeg)
+        kind = _frames_kind(cfg)
+        views[kind] = views.get(kind, 0) + n
+        qualities.setdefault(kind, set()).add(cfg.transport_jpeg)
     parts = []
-    for kind, (n, q) in kinds.items():
-        topic = sorted(v for v in q if v)
+    for kind, n in views.items():
+        topic = sorted(v for v in qualities[kind] if v)
         if topic:
             kind += f" as a JPEG topic (quality {topic[0]}" + (f"-{topic[-1]})" if len(topic) > 1 else ")")
         parts.append(f"{n} views: {kind}")
