@@ -72,27 +72,49 @@ def signals_held() -> Iterator[None]:
     pybind11::error_already_set``, exit -6). The signals are blocked in this thread (and the threads it
     starts), and in the main thread the Python handlers only note them meanwhile: a signal sent to the
     process can be taken by another thread that does not block it (ONNX Runtime's, a reader's), and its
-    handler would still run here."""
+    handler would still run here. The mask is restored first, while the handlers still only note:
+    nothing raised at the end can leave the signals blocked (and inherited by every child process)."""
     import signal
     import threading
 
     sigs = (signal.SIGINT, signal.SIGTERM)
-    pending: list[int] = []
     handlers = {s: signal.getsignal(s) for s in sigs}
     defer = threading.current_thread() is threading.main_thread() and None not in handlers.values()
+    held = _Held(handlers)
     if defer:
         for s in sigs:
-            signal.signal(s, lambda signum, _frame: pending.append(signum))
+            signal.signal(s, held.note)
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(sigs))
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # one blocked meanwhile is noted now
+        held.release()
         if defer:
             for s, handler in handlers.items():
                 signal.signal(s, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # one blocked meanwhile reaches its handler now
-        for s in dict.fromkeys(pending):
+        for s in dict.fromkeys(held.pending):
             signal.raise_signal(s)
+
+
+class _Held:
+    """The stand-in handler of :func:`signals_held`: notes a signal while held; once released (a signal
+    arriving while the real handlers are being put back) it puts its real handler back and raises it."""
+
+    def __init__(self, handlers: dict) -> None:
+        self.handlers, self.pending, self.released = handlers, [], False
+
+    def note(self, signum: int, _frame) -> None:
+        import signal
+
+        if not self.released:
+            self.pending.append(signum)
+            return
+        signal.signal(signum, self.handlers[signum])
+        signal.raise_signal(signum)
+
+    def release(self) -> None:
+        self.released = True
 
 
 def interrupt_status(exc: BaseException) -> int:

@@ -37,6 +37,24 @@ def no_stale_dds_shm():
         clean_stale_dds_shm()
 
 
+@pytest.fixture(autouse=True)
+def signals_left_as_found():
+    """Fails the test that leaves SIGINT or SIGTERM blocked in the main thread or newly ignored, and puts
+    them back: every later child process would inherit that and never see its signals (the handlers
+    themselves do not pass to a child, and Ray's driver installs its own)."""
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    handlers = {s: signal.getsignal(s) for s in sigs}
+    yield
+    blocked = set(sigs) & (set(signal.pthread_sigmask(signal.SIG_SETMASK, mask)) - set(mask))
+    ignored = {s for s in sigs if signal.getsignal(s) == signal.SIG_IGN != handlers[s]}
+    for s in ignored:
+        signal.signal(s, handlers[s])
+    names = lambda found: sorted(signal.Signals(s).name for s in found)  # noqa: E731
+    assert not blocked, f"the test left {names(blocked)} blocked in the main thread"
+    assert not ignored, f"the test left {names(ignored)} ignored"
+
+
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory):
     """A complete model directory (weights.pth, model.onnx, cards) with seeded RANDOM HiRQA-S

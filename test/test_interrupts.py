@@ -50,24 +50,52 @@ def test_a_signal_during_signals_held_waits_for_the_end_of_the_block():
 
 
 def test_a_signal_taken_by_another_thread_during_signals_held_still_waits():
-    """With another thread running that does not block the signals (ONNX Runtime's, a bag reader's: the
-    suite's own leftovers made the test above flaky), the kernel hands it a SIGTERM sent to the process;
-    its Python handler would still run in this thread, inside the block. It waits for the end too."""
+    """With another thread running that does not block the signals (ONNX Runtime's, a bag reader's), the
+    kernel hands it a SIGTERM sent to the process; its Python handler would still run in this thread, inside
+    the block. It waits for the end too, and the mask is restored (checked by conftest's guard)."""
+    import socket
     import threading
 
     go, done = threading.Event(), threading.Event()
-    other = threading.Thread(target=lambda: (go.set(), done.wait(5.0)), daemon=True)
+    other = threading.Thread(target=lambda: (go.set(), done.wait(10.0)), daemon=True)
     other.start()
-    go.wait(5.0)
+    go.wait(10.0)
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(wake_w.fileno())
     reached = []
     try:
         with pytest.raises(Terminated), terminate_like_interrupt():
             with signals_held():
-                for _ in range(20):  # whichever thread the kernel picks, some bytecode runs in this one
-                    os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+                wake_r.settimeout(10.0)
+                assert wake_r.recv(1) == bytes([signal.SIGTERM])  # the other thread took it: handler pending
                 reached.append("end of block")
             reached.append("after the block")
     finally:
+        signal.set_wakeup_fd(previous_fd)
+        wake_r.close()
+        wake_w.close()
         done.set()
-        other.join(5.0)
+        other.join(10.0)
     assert reached == ["end of block"]
+
+
+def test_a_signal_while_the_handlers_are_put_back_still_unblocks(monkeypatch):
+    """A SIGTERM whose real handler runs while the block's cleanup puts the handlers back (CI once had
+    this under load: SIGINT and SIGTERM then stayed blocked, and every later child process ignored them).
+    Simulated: putting back SIGTERM's handler raises, as that signal's arrival at that moment would."""
+    real_signal = signal.signal
+
+    def put_back(signum, handler):
+        previous = real_signal(signum, handler)
+        if signum == signal.SIGTERM and handler is not previous and getattr(previous, "__self__", None):
+            raise Terminated()  # replacing signals_held's stand-in: the signal arrives right now
+        return previous
+
+    with pytest.raises(Terminated), terminate_like_interrupt():
+        monkeypatch.setattr(signal, "signal", put_back)
+        with signals_held():
+            pass
+    monkeypatch.undo()
+    assert not {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, set())
