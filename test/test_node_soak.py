@@ -1,4 +1,5 @@
-"""10,000 small frames through hirqa_node from a separate publisher process: memory and threads stay flat."""
+"""10,000 small frames or more through hirqa_node from a separate publisher process: memory and threads
+stay flat."""
 from __future__ import annotations
 
 import statistics
@@ -20,7 +21,8 @@ from helpers_node import (
 
 pytestmark = pytest.mark.ros
 
-FRAMES = 10_000
+FRAMES = 10_000  # per publisher run, at 1,000 Hz
+MIN_SCORED = 1_000  # runs follow one another until the node has scored this many (a loaded CPU scores fewer)
 TOPIC = "/soak/image"
 
 
@@ -36,23 +38,29 @@ def test_ten_thousand_frames_no_growth_in_memory_or_threads(random_model_dir, tm
         client = RosClient(domain)
         client.watch(TOPIC, accepted=False)
         client.watch_diagnostics()
-        pub = start_publisher(domain, TOPIC, count=FRAMES, rate=1000.0, size="32x32")
         samples: list[tuple[int, int, int]] = []  # (quality messages so far, RSS kB, threads)
         deadline = time.monotonic() + 300
-        while pub.poll() is None and time.monotonic() < deadline:
+        for run in range(10):
+            pub = start_publisher(domain, TOPIC, count=FRAMES, rate=1000.0, size="32x32",
+                                  stamp_base=1_000_000_000 * (1 + run))
+            while pub.poll() is None and time.monotonic() < deadline:
+                with client.lock:
+                    n = len(client.quality[TOPIC])
+                samples.append((n, proc_rss_kb(node.pid()), proc_threads(node.pid())))
+                time.sleep(0.25)
+            assert pub.wait(30) == 0, pub.stdout.read() if pub.stdout else ""
             with client.lock:
                 n = len(client.quality[TOPIC])
-            samples.append((n, proc_rss_kb(node.pid()), proc_threads(node.pid())))
-            time.sleep(0.25)
-        assert pub.wait(30) == 0, pub.stdout.read() if pub.stdout else ""
+            if n >= MIN_SCORED or time.monotonic() > deadline:
+                break
         time.sleep(1.0)
         samples.append((len(client.quality[TOPIC]), proc_rss_kb(node.pid()), proc_threads(node.pid())))
         st = client.latest_status(TOPIC)
         v = status_values(st)
         received, scored = int(v["frames_received"]), int(v["frames_scored"])
-        # the publisher sent all 10,000; how many the node's executor takes in depends on the CPU
-        # (best effort, keep last 1: the rest are overwritten inside DDS), so require a floor only
-        assert received >= 1000 and scored >= 500, v
+        # how many of each run's 10,000 the node's executor takes in depends on the CPU (best effort, keep
+        # last 1: the rest are overwritten inside DDS); the runs went on until it had scored MIN_SCORED
+        assert received >= MIN_SCORED and scored >= MIN_SCORED, v
         assert int(v["frames_dropped"]) + scored + int(v["decode_errors"]) == received
         # warm-up: ignore samples until a fifth of the scored frames are in
         warm = [s for s in samples if s[0] >= scored // 5]
