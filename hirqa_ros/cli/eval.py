@@ -102,7 +102,8 @@ def _score_fns(args: argparse.Namespace) -> tuple[dict, dict | None]:
         monitor = evaluation_monitor(scorer)  # the card's thresholds (a card without them is refused)
         fns["model"] = pipeline_score_fn(monitor)
         info = {"name": scorer.model_name, "dir": str(scorer.model_dir), "backend": scorer.backend,
-                "device": scorer.device, "input_policy": str(scorer.input_policy),
+                "device": scorer.device, "precision": scorer.precision,
+                "input_policy": str(scorer.input_policy),
                 "card_thresholds": {"warn": monitor.thresholds.warn, "error": monitor.thresholds.error}}
         log.info("model: %s", scorer.describe())
     if args.cues:

@@ -1,6 +1,7 @@
 """``hirqa release``: turn what training made into a model directory: a training run (``run``), a
 weight-space blend (``blend``), refitted heads (``heads``); the gate that decides (``gate`` on a run's
-weights, ``finalize`` on two ``hirqa eval --full-frame`` reports)."""
+weights, ``finalize`` on two ``hirqa eval --full-frame`` reports); the card's table beside NIQE and BRISQUE
+(``anchors``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import json
 import logging
 
-HELP = "make a model directory: run | blend | heads; the release gate: gate | finalize"
+HELP = "make a model directory: run | blend | heads; the release gate: gate | finalize; anchors in the card"
 
 log = logging.getLogger("hirqa.release")
 
@@ -47,6 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pf.add_argument("--out", required=True, help="the candidate's model directory (e.g. a blend)")
     pf.add_argument("--eval", required=True, help="`hirqa eval --full-frame --json` of the candidate")
     pf.add_argument("--baseline-eval", required=True, help="the same for the baseline model (same frames)")
+    pa = sub.add_parser("anchors",
+        help="the card's table of this model beside NIQE, BRISQUE and the cues (one full-frame eval run)")
+    pa.add_argument("--model", required=True, help="the model directory whose MODEL_CARD.md gets the section")
+    pa.add_argument("--eval", required=True,
+                    help="`hirqa eval --full-frame --json` of that model with the cues (the default)")
     pg = sub.add_parser("gate",
         help="full-frame evaluation of a run's weights vs a baseline model (gate.json)")
     pg.add_argument("--work", required=True, help="run folder (final.pt or checkpoints/last.pt)")
@@ -89,6 +95,12 @@ def _release(args: argparse.Namespace) -> int:
         ok = finalize(Path(args.out), json.loads(Path(args.eval).read_text()),
                       json.loads(Path(args.baseline_eval).read_text()))
         return 0 if ok else 1
+    if args.action == "anchors":
+        from hirqa_ros.training.release.anchors import add_anchors
+
+        add_anchors(Path(args.model), json.loads(Path(args.eval).read_text()))
+        print(f"{args.model}/MODEL_CARD.md: model beside NIQE, BRISQUE and the cues")
+        return 0
     from hirqa_ros.training.release.gate import gate_run
 
     gate_run(Path(args.work), args.baseline, args.images, Path(args.out), args.device, args.types,

@@ -119,7 +119,8 @@ def finalize(out: Path, new_report: dict, baseline_report: dict) -> bool:
         return False
     card = dict(load_artifact(out).card)
     summaries = {**baseline_report["synthetic"]["summaries"], **new_report["synthetic"]["summaries"]}
-    cues = {k: v for k, v in summaries.items() if k in cards.CUE_NAMES}
+    cues = {k: v for k, v in summaries.items() if k in cards.CUE_NAMES + cards.ANCHOR_NAMES}
+    columns = cards.compare_columns(n, o, ("this blend", "previous default"), cues)
     card["thresholds"] = cards.calibrated_thresholds(new_report["calibration"])
     card["metrics"] = {
         "validation_full_frame": cards.full_frame_metrics(
@@ -131,12 +132,11 @@ def finalize(out: Path, new_report: dict, baseline_report: dict) -> bool:
     card["lineage"][-1]["val_full_frame_pooled"] = p
     card["lineage"][-1]["previous_default_pooled"] = q
     paragraph = (
-        cards.FULL_FRAME_PROTOCOL.format(views=n["n_views"], types=n["n_types"])
-        + " Columns: this blend, the previous default (its base), the classical cues. "
+        cards.full_frame_protocol(n)
+        + f" Columns: this blend, the previous default (its base){cards.others_text(columns)}. "
         f"Pooled: AUROC {p['auroc']:.3f} vs {q['auroc']:.3f}, ladder SROCC {p['ladder_srocc']:.3f} vs "
         f"{q['ladder_srocc']:.3f}, SROCC {p['srocc']:.3f} vs {q['srocc']:.3f}."
     )
-    columns = cards.compare_columns(n, o, ("this blend", "previous default"), cues)
     rewrite_card(out, card, cards.full_frame_section(paragraph, columns, new_report.get("faults")))
     log.info("finalized %s: AUROC %.4f vs %.4f, ladder SROCC %.4f vs %.4f; thresholds warn %.4f error %.4f",
              out, p["auroc"], q["auroc"], p["ladder_srocc"], q["ladder_srocc"], card["thresholds"]["warn"],

@@ -10,11 +10,32 @@ from pathlib import Path
 from hirqa_ros.training.release.tables import METRICS, metric_table
 
 CUE_NAMES = ("laplacian_var", "tenengrad", "exposure", "dark_channel", "noise")
-FULL_FRAME_PROTOCOL = (
-    "`hirqa eval --full-frame` protocol: {views} held-out photos as whole camera frames (640x480, "
-    "1280x720, 1920x1080 in turn), distortions rendered at that resolution, each frame scored whole with "
-    "the card's input policy; {types} types x levels 0..5."
-)
+ANCHOR_NAMES = ("niqe", "brisque")  # the classical no-reference models (hirqa_ros/nss.py)
+
+
+def full_frame_protocol(summary: dict) -> str:
+    """The sentence that says which frames a full-frame summary (``summarize``'s dict) was measured on."""
+    config = summary.get("config") or {}
+    sizes = config.get("frame_sizes") or [[640, 480], [1280, 720], [1920, 1080]]
+    size_text = ", ".join(f"{w}x{h}" for w, h in sizes) + (" in turn" if len(sizes) > 1 else "")
+    render = "distortions rendered at that resolution"
+    if config.get("noise_floor"):
+        render += (f" in a camera's physical order (fault, a noise floor of sigma {config['noise_floor']:g} "
+                   "grey levels on every frame, then noise faults and JPEG)")
+    if config.get("transport_jpeg"):
+        render += f", every frame then sent as JPEG {config['transport_jpeg']}"
+    return (f"`hirqa eval --full-frame` protocol: {summary['n_views']} held-out photos as whole camera "
+            f"frames ({size_text}), {render}, each frame scored whole with the card's input policy; "
+            f"{summary['n_types']} types x levels 0..5.")
+
+
+def others_text(columns: dict, first: int = 2) -> str:
+    """``", the classical cues, NIQE and BRISQUE"``: what the columns after the first ``first`` are."""
+    rest = list(columns)[first:]
+    parts = ["the classical cues"] if any(c in CUE_NAMES for c in rest) else []
+    parts += [c.upper() for c in ANCHOR_NAMES if c in rest]
+    return "".join(", " + p for p in parts)
+
 
 DESCRIPTION = (
     "HiRQA-S (ResNet-18 + attention pooling), an opinion-unaware no-reference image-quality model trained by "
@@ -177,9 +198,9 @@ def fault_section(frep: dict) -> list[str]:
 
 
 def compare_columns(this: dict, other: dict, heads: tuple[str, str], cues: dict | None = None) -> dict:
-    """Table columns: this model, the other, then the classical cues present in ``cues``."""
+    """Table columns: this model, the other, then the classical cues and anchors present in ``cues``."""
     cues = cues or {}
-    return {heads[0]: this, heads[1]: other, **{c: cues[c] for c in CUE_NAMES if c in cues}}
+    return {heads[0]: this, heads[1]: other, **{c: cues[c] for c in CUE_NAMES + ANCHOR_NAMES if c in cues}}
 
 
 def full_frame_section(paragraph: str, columns: dict, faults: dict | None = None) -> str:

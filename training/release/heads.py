@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from hirqa_ros.training.release.cards import (
-    FULL_FRAME_PROTOCOL,
     calibrated_thresholds,
     compare_columns,
     fault_metrics,
     full_frame_metrics,
+    full_frame_protocol,
     full_frame_section,
+    others_text,
 )
 
 log = logging.getLogger("hirqa.release")
@@ -27,24 +28,24 @@ def card_sections(report: dict, keep: bool = False) -> str:
     """MODEL_CARD.md's full-frame section of a head release (``report``: ``hirqa heads fit``'s report)."""
     new, old = report["val_new"], report["val_shipped"]
     n, o = new["pooled"], old["pooled"]
-    intro = FULL_FRAME_PROTOCOL.format(views=new["n_views"], types=new["n_types"])
+    intro = full_frame_protocol(new)
     cues = report.get("val_cue_summaries")
     if keep:  # the refit was not shipped: this model is the previous fc.0
+        columns = compare_columns(old, new, ("this model", "refit fc.0 (not shipped)"), cues)
         paragraph = (
             f"{intro} Columns: this model; the score head `fc.0` refit on CPU on the frozen embedding "
             f"(training/heads/fit.py), which was NOT shipped: it raised pooled AUROC ({n['auroc']:.3f} vs "
             f"{o['auroc']:.3f}) and SROCC across content ({n['srocc']:.3f} vs {o['srocc']:.3f}) but lowered "
             f"the ladder SROCC ({n['ladder_srocc']:.3f} vs {o['ladder_srocc']:.3f}), and the rule is to ship "
-            "only when both AUROC and ladder SROCC improve; the classical cues."
+            f"only when both AUROC and ladder SROCC improve{others_text(columns)}."
         )
-        columns = compare_columns(old, new, ("this model", "refit fc.0 (not shipped)"), cues)
     else:
+        columns = compare_columns(new, old, ("new (this model)", "previous default"), cues)
         paragraph = (
-            f"{intro} Columns: this model, the previous default (same network, previous `fc.0`), the "
-            f"classical cues. Pooled: AUROC {n['auroc']:.3f} vs {o['auroc']:.3f}, ladder SROCC "
+            f"{intro} Columns: this model, the previous default (same network, previous `fc.0`)"
+            f"{others_text(columns)}. Pooled: AUROC {n['auroc']:.3f} vs {o['auroc']:.3f}, ladder SROCC "
             f"{n['ladder_srocc']:.3f} vs {o['ladder_srocc']:.3f}, SROCC {n['srocc']:.3f} vs {o['srocc']:.3f}."
         )
-        columns = compare_columns(new, old, ("new (this model)", "previous default"), cues)
     return full_frame_section(paragraph, columns, report.get("fault_val"))
 
 
