@@ -30,7 +30,7 @@ def full_frame_protocol(summary: dict) -> str:
 
 
 def others_text(columns: dict, first: int = 2) -> str:
-    """``", the classical cues, NIQE and BRISQUE"``: what the columns after the first ``first`` are."""
+    """``", the classical cues, NIQE, BRISQUE"``: what the columns after the first ``first`` are."""
     rest = list(columns)[first:]
     parts = ["the classical cues"] if any(c in CUE_NAMES for c in rest) else []
     parts += [c.upper() for c in ANCHOR_NAMES if c in rest]
