@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hirqa_ros.interrupts import signals_held
 from hirqa_ros.limits import DEFAULT_MAX_DECODE_PIXELS, check_size, declared_size
 from hirqa_ros.preprocess import to_rgb8
 
@@ -262,28 +261,13 @@ def path_is_json(path: str | os.PathLike) -> bool:
 
 
 # ---- complete outputs only ----------------------------------------------------------------------
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP back while a few renames commit a result (main thread only;
-    elsewhere a no-op): a signal that arrives meanwhile is re-sent to this process right after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    old = {s: signal.signal(s, lambda signum, _frame: pending.append(signum)) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        for s in dict.fromkeys(pending):
-            os.kill(os.getpid(), s)
+#: held back while a few renames commit a result, delivered right after (hirqa_ros.interrupts)
+COMMIT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 def _replace_path(new: Path, path: Path, trash: Path) -> None:
     """Move ``new`` to ``path``; an existing folder at ``path`` goes to ``trash`` first (signals held)."""
-    with signals_deferred():
+    with signals_held(COMMIT_SIGNALS):
         if path.is_dir() and not path.is_symlink():
             os.rename(path, trash)
         os.replace(new, path)
@@ -328,7 +312,7 @@ def staged_outputs(paths: list, copies_of: list | None = None) -> Iterator[list[
             if copy_of is not None:
                 shutil.copytree(copy_of, works[-1], symlinks=True)
         yield works
-        with signals_deferred():
+        with signals_held(COMMIT_SIGNALS):
             for work, path, holder in zip(works, paths, holders):
                 if work.exists():
                     _usual_mode(work, path if path.exists() else None)

@@ -65,19 +65,20 @@ def terminate_like_interrupt() -> Iterator[None]:
 
 
 @contextmanager
-def signals_held() -> Iterator[None]:
-    """Within the block SIGINT and SIGTERM wait, and are delivered when it ends. For importing native
-    extensions such as torch: their init code calls back into Python, and the exception of a signal handler
-    raised there cannot cross their C++ frames: the process aborts (``terminate called after throwing
-    pybind11::error_already_set``, exit -6). The signals are blocked in this thread (and the threads it
-    starts), and in the main thread the Python handlers only note them meanwhile: a signal sent to the
-    process can be taken by another thread that does not block it (ONNX Runtime's, a reader's), and its
-    handler would still run here. The mask is restored first, while the handlers still only note:
-    nothing raised at the end can leave the signals blocked (and inherited by every child process)."""
+def signals_held(names: tuple[str, ...] = ("SIGINT", "SIGTERM")) -> Iterator[None]:
+    """Within the block the signals ``names`` wait, and are delivered when it ends. For the few renames
+    that commit a result (``files``, with SIGHUP too), and for importing native extensions such as torch:
+    their init code calls back into Python, and the exception of a signal handler raised there cannot cross
+    their C++ frames: the process aborts (``terminate called after throwing pybind11::error_already_set``,
+    exit -6). The signals are blocked in this thread (and the threads it starts), and in the main thread
+    the Python handlers only note them meanwhile: a signal sent to the process can be taken by another
+    thread that does not block it (ONNX Runtime's, a reader's), and its handler would still run here. The
+    mask is restored first, while the handlers still only note: nothing raised at the end can leave the
+    signals blocked (and inherited by every child process)."""
     import signal
     import threading
 
-    sigs = (signal.SIGINT, signal.SIGTERM)
+    sigs = tuple(getattr(signal, name) for name in names)
     handlers = {s: signal.getsignal(s) for s in sigs}
     defer = threading.current_thread() is threading.main_thread() and None not in handlers.values()
     held = _Held(handlers)

@@ -99,3 +99,19 @@ def test_a_signal_while_the_handlers_are_put_back_still_unblocks(monkeypatch):
             pass
     monkeypatch.undo()
     assert not {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, set())
+
+
+def test_the_commit_of_a_result_holds_sighup_too_and_delivers_it_after():
+    """``files`` commits a result's renames inside ``signals_held(COMMIT_SIGNALS)``: a SIGHUP (a closed
+    terminal) waits for the end of the renames, then reaches its handler."""
+    from hirqa_ros.files import COMMIT_SIGNALS
+
+    got = []
+    previous = signal.signal(signal.SIGHUP, lambda signum, _frame: got.append(signum))
+    try:
+        with signals_held(COMMIT_SIGNALS):
+            signal.raise_signal(signal.SIGHUP)
+            assert got == []
+        assert got == [signal.SIGHUP]
+    finally:
+        signal.signal(signal.SIGHUP, previous)
