@@ -57,6 +57,10 @@ def test_a_report_without_the_model_or_the_anchors_is_refused_and_the_card_kept(
     assert main(["release", "anchors", "--model", str(model), "--eval", str(report)]) == 2
     no_cues = _eval(model, tmp_path, "--no-cues", "--seed", "1")
     assert main(["release", "anchors", "--model", str(model), "--eval", str(no_cues)]) == 2
+    crops = tmp_path / "crops.json"  # the crop protocol: no camera frames to describe
+    assert main(["eval", "--model", str(model), "--backend", "onnxruntime", "--images", str(tmp_path / "val"),
+                 "--types", "gaublur", "--crop", "64", "--json", str(crops), "--no-progress"]) == 0
+    assert main(["release", "anchors", "--model", str(model), "--eval", str(crops)]) == 2
     broken = tmp_path / "broken.json"
     broken.write_text('{"synthetic": ')
     assert main(["release", "anchors", "--model", str(model), "--eval", str(broken)]) == 2

@@ -19,7 +19,7 @@ def anchors_section(report: dict) -> str:
         raise ValueError(f"the report has no {', '.join(missing)}: run `hirqa eval --full-frame --json` with "
                          "the model and the cues (NIQE and BRISQUE come with the cues)")
     model = summaries["model"]
-    if model.get("config", {}).get("frame_sizes") is None:
+    if not (model.get("config") or {}).get("frame_sizes"):  # () in the crop protocol
         raise ValueError("the report is not of the full-frame protocol (`hirqa eval --full-frame`)")
     info = report.get("model") or {}
     run = ", ".join(f"{k} {info[k]}" for k in ("backend", "device", "precision") if info.get(k))
