@@ -50,9 +50,12 @@ def signals_left_as_found():
     ignored = {s for s in sigs if signal.getsignal(s) == signal.SIG_IGN != handlers[s]}
     for s in ignored:
         signal.signal(s, handlers[s])
-    names = lambda found: sorted(signal.Signals(s).name for s in found)  # noqa: E731
-    assert not blocked, f"the test left {names(blocked)} blocked in the main thread"
-    assert not ignored, f"the test left {names(ignored)} ignored"
+    assert not blocked, f"the test left {_names(blocked)} blocked in the main thread"
+    assert not ignored, f"the test left {_names(ignored)} ignored"
+
+
+def _names(signums: set) -> list[str]:
+    return sorted(signal.Signals(s).name for s in signums)
 
 
 @pytest.fixture(scope="session")
