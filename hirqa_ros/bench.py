@@ -1,7 +1,8 @@
 """Latency, throughput and peak memory per backend x precision x batch x input size.
 
 The plain torch eager fp32 path is measured in the same run as the baseline and every row
-gets its speed-up against it. Two timings per row:
+gets its speed-up against it; the baseline may be another model directory's network (a new trunk
+against today's model, one run). Two timings per row:
 
 - ``p50_ms`` (network): the backend's own call on a ready uint8 NHWC batch (in-graph
   normalisation, host <-> device copies and result copy-back included);
@@ -44,6 +45,7 @@ class BenchRow:
     speedup: float | None = None  # baseline p50 / this p50
     e2e_p50_ms: float | None = None  # frames in -> scores out, per batch
     host_ms_per_frame: float | None = None  # e2e time outside the backend's call, per frame
+    model: str | None = None  # the model directory's name whose network was timed
 
 
 def _reset_peak_rss() -> bool:
@@ -177,6 +179,8 @@ def measure(backend, name: str, batches, sizes, iters: int, warmup: int, seed: i
                 peak_rss_mb(),
                 _gpu_peak_mb(device),
             )
+            if artifact is not None:
+                row.model = artifact.name
             if scorer is not None:
                 e2e, host = time_frames(scorer, frames, iters, warmup)
                 row.e2e_p50_ms = float(np.percentile(e2e, 50))
@@ -223,19 +227,22 @@ def run_bench(
     device: str | None = None,
     progress=None,
     host_norm_baseline: bool = False,
+    baseline_artifact=None,
 ) -> tuple[list[BenchRow], list[str]]:
     """Baseline (torch eager fp32) plus every usable backend x precision; returns rows and skip notes.
 
     ``host_norm_baseline``: also time ONNX Runtime on a float-input ONNX of the same weights with
     host normalisation (``HOST_NORM``: the path before the camera-bytes input), in the same run.
+    ``baseline_artifact``: the baseline runs this model instead (``artifact``'s own network when None).
     """
     from hirqa_ros.backends.torch_backend import TorchBackend
 
     skipped: list[str] = []
     gpu_ok = cuda_status()[0] and not (device or "").startswith("cpu")
     base_device = (device or "cuda") if gpu_ok else "cpu"
-    baseline = TorchBackend(artifact, device=base_device, precision="fp32", cuda_graphs=False)
-    rows = measure(baseline, BASELINE, batches, sizes, iters, warmup, artifact=artifact)
+    base_artifact = baseline_artifact or artifact
+    baseline = TorchBackend(base_artifact, device=base_device, precision="fp32", cuda_graphs=False)
+    rows = measure(baseline, BASELINE, batches, sizes, iters, warmup, artifact=base_artifact)
     if progress:
         progress()
     base_p50 = {(r.batch, r.height, r.width): r.p50_ms for r in rows}
@@ -250,7 +257,7 @@ def run_bench(
         dev = device
         if dev is None:
             dev = "cuda" if name in ("tensorrt", "torch2trt") or (name == "torch" and gpu_ok) else None
-        if name == "torch" and not (dev or "cpu").startswith("cuda"):
+        if name == "torch" and not (dev or "cpu").startswith("cuda") and baseline_artifact is None:
             skipped.append("torch: on the CPU it is the torch-eager baseline row")
             continue
         for prec in valid_precisions(name, dev, precisions):

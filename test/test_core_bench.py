@@ -54,6 +54,34 @@ def test_bench_cli_quick_run(random_model_dir, tmp_path, capsys):
         assert "skipped tensorrt" in text
 
 
+def test_bench_baseline_from_another_model(random_model_dir, tmp_path, capsys):
+    """--baseline-model: the torch eager baseline times that directory's network (today's HiRQA-S),
+    the other rows --model's (here MobileNetV2 heads and trunk, random), in one run."""
+    import torch
+
+    from hirqa_ros.export.model_dir import write_model_dir
+    from hirqa_ros.model import HiRQA
+
+    torch.manual_seed(0)
+    other = write_model_dir(tmp_path / "random-mnv2", HiRQA("hirqa-mnv2").state_dict(), "hirqa-mnv2",
+                            {"name": "random-mnv2"})
+    out = tmp_path / "rows.jsonl"
+    rc = main(["bench", "--model", str(other), "--baseline-model", str(random_model_dir), "--backends",
+               "onnxruntime,torch", "--sizes", "64x64", "--batches", "1", "--iters", "2", "--warmup", "1",
+               "--jsonl", str(out)])
+    assert rc == 0
+    assert "baseline = torch eager fp32 of random-test-weights (hirqa-s)" in capsys.readouterr().out
+    rows = {r["backend"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["torch-eager"]["model"] == "random-test-weights"
+    assert rows["torch"]["model"] == rows["onnxruntime"]["model"] == "random-mnv2"
+    assert rows["torch-eager"]["speedup"] == pytest.approx(1.0)
+
+
+def test_bench_rejects_a_bad_baseline_model(tmp_path, capsys):
+    assert main(["bench", "--baseline-model", str(tmp_path / "missing")]) == 2
+    assert "--baseline-model" in capsys.readouterr().err
+
+
 def test_bench_rejects_unknown_backend(capsys):
     assert main(["bench", "--backends", "openvino"]) == 2
 

@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed iterations per row, >= 1 (default 10)")
     parser.add_argument("--warmup", type=ranged(int, 0, 1_000_000), default=2,
                         help="untimed iterations per row, >= 0 (default 2)")
+    parser.add_argument(
+        "--baseline-model",
+        metavar="DIR",
+        help="time the torch eager fp32 baseline on this model directory instead (e.g. models/hirqa-s "
+        "beside a model on another trunk: speed-ups against today's model from one run); --model's "
+        "own torch eager path is then a 'torch' row",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the best available)")
     parser.add_argument("--jsonl", metavar="FILE", help="also write the rows as JSON lines to FILE")
     parser.add_argument(
@@ -92,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        base = load_artifact(args.baseline_model) if args.baseline_model else None
+    except ArtifactError as exc:
+        print(f"error: --baseline-model: {exc}", file=sys.stderr)
+        return 2
     with tqdm(desc="bench", unit="config", file=sys.stderr, leave=False) as bar:
         rows, skipped = run_bench(
             artifact,
@@ -104,11 +116,13 @@ def run(args: argparse.Namespace) -> int:
             args.device,
             progress=lambda: bar.update(1),
             host_norm_baseline=args.host_norm_baseline,
+            baseline_artifact=base,
         )
+    baseline = f"torch eager fp32 of {base.name} ({base.variant})" if base else "torch eager fp32"
     print(
         f"# hirqa bench: model {artifact.name} ({artifact.variant}), {platform.machine()} "
         f"{platform.processor() or ''} python {platform.python_version()}; {args.iters} iters, "
-        f"{args.warmup} warm-up; baseline = torch eager fp32; net = the network call on a ready batch "
+        f"{args.warmup} warm-up; baseline = {baseline}; net = the network call on a ready batch "
         "(uint8 NHWC; float NCHW for onnxruntime-hostnorm), e2e = separate HxWx3 frames in -> scores out "
         "(per batch), host = e2e outside the backend"
     )
