@@ -210,6 +210,76 @@ def test_keep_loss_holds_a_continuation_near_its_init(workdir):
         train(cfg, workdir / "keep_no_init", device="cpu", progress=False)
 
 
+@pytest.fixture(scope="module")
+def mnv2_teacher(tmp_path_factory):
+    """A model directory on another trunk (MobileNetV2, seeded random weights) to distil from."""
+    from hirqa_ros.export.model_dir import write_model_dir
+    from hirqa_ros.model import HiRQA
+
+    torch.manual_seed(7)
+    out = tmp_path_factory.mktemp("teacher") / "random-mnv2"
+    return write_model_dir(out, HiRQA("hirqa-mnv2").state_dict(), "hirqa-mnv2", {"name": "random-mnv2"})
+
+
+def _teacher_distance(run_dir, teacher_dir, x):
+    """teacher_loss of the run's final HiRQA-S against the teacher on images ``x`` (both in train mode,
+    as the loss compares them)."""
+    from hirqa_ros.training.fit.checkpoint import init_weights
+    from hirqa_ros.training.fit.losses import teacher_loss
+    from hirqa_ros.training.fit.trainer import TrainNet
+
+    student, teacher = TrainNet("hirqa-s", 0), TrainNet("hirqa-mnv2", 0)
+    student.model.load_state_dict(torch.load(run_dir / "final.pt", weights_only=True)["model_state_dict"])
+    teacher.model.load_state_dict(init_weights(str(teacher_dir))[0])
+    with torch.no_grad():
+        (q, e, _), (q0, e0, _) = student.train()(x), teacher.train()(x)
+    return float(teacher_loss(q, e, q0, e0))
+
+
+@pytest.mark.slow
+def test_distillation_moves_hirqa_s_towards_another_trunk(workdir, mnv2_teacher):
+    """losses.distill with distill_from: HiRQA-S (from the shipped weights) learns a MobileNetV2 model's
+    scores and embeddings: the term is logged, the student ends nearer the teacher than without it, and
+    the run's summary and card lineage name the teacher."""
+    import csv
+
+    from hirqa_ros.training.fit.trainer import train
+    from hirqa_ros.training.release.cards import init_text
+
+    x = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    distance = {}
+    for w in (0.0, 10.0):
+        cfg = _cfg(workdir, max_steps=8, val_every=0)
+        cfg["losses"]["distill"], cfg["distill_from"] = w, str(mnv2_teacher)
+        cfg["optim"]["lr"] = 0.001
+        out = workdir / f"distill_{w:g}"
+        s = train(cfg, out, init_from=str(SHIPPED), device="cpu", progress=False)
+        rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+        assert ("distill" in rows[0]) == bool(w)
+        distance[w] = _teacher_distance(out, mnv2_teacher, x)
+    assert distance[10.0] < 0.85 * distance[0.0], distance
+    assert s["distilled_from"]["name"] == "random-mnv2" and s["distilled_from"]["variant"] == "hirqa-mnv2"
+    assert "distilled from random-mnv2 (hirqa-mnv2" in init_text(s)
+
+
+def test_distillation_needs_one_teacher(workdir, mnv2_teacher):
+    from hirqa_ros.training.fit.trainer import train
+
+    cfg = _cfg(workdir, max_steps=1)
+    cfg["losses"]["distill"] = 1.0
+    with pytest.raises(ValueError, match="distill_from"):
+        train(cfg, workdir / "distill_no_teacher", device="cpu", progress=False)
+    cfg["distill_from"], cfg["losses"]["keep"] = str(mnv2_teacher), 1.0
+    with pytest.raises(ValueError, match="set one of them"):
+        train(cfg, workdir / "distill_and_keep", init_from=str(SHIPPED), device="cpu", progress=False)
+
+
+def test_teacher_flag_refuses_a_resume(tmp_path):
+    from hirqa_ros.cli.main import main
+
+    assert main(["train", "--teacher", str(SHIPPED), "--resume", "--out", str(tmp_path)]) == 2
+
+
 def test_blend_state_dicts_checks_its_inputs():
     from hirqa_ros.training.release.blend import blend_state_dicts
 

@@ -12,9 +12,9 @@ from hirqa_ros.training.fit.losses import (  # noqa: E402
     cross_rank_loss,
     embedding_distance_loss,
     hirqa_loss,
-    keep_loss,
     ladder_rank_loss,
     pair_of_pairs_loss,
+    teacher_loss,
 )
 
 LEVELS = torch.arange(6)
@@ -117,14 +117,14 @@ def test_total_uses_config_weights():
         LossConfig.from_dict({"rnak": 1.0})
 
 
-def test_keep_loss_is_zero_at_the_initial_model_and_grows_with_drift():
+def test_teacher_loss_is_zero_at_the_initial_model_and_grows_with_drift():
     g = torch.Generator().manual_seed(0)
     q0 = torch.rand(24, generator=g) * 0.8 + 0.1
     e0 = torch.randn(24, 16, generator=g)
     noise = torch.randn(24, 16, generator=g)
-    assert float(keep_loss(q0, e0, q0, e0)) == pytest.approx(0.0, abs=1e-9)
-    small = keep_loss(q0 + 0.01, e0 + 0.05 * noise, q0, e0)
+    assert float(teacher_loss(q0, e0, q0, e0)) == pytest.approx(0.0, abs=1e-9)
+    small = teacher_loss(q0 + 0.01, e0 + 0.05 * noise, q0, e0)
     q = (q0 - 0.2).clamp(0.01, 0.99).requires_grad_(True)
-    big = keep_loss(q, e0 + 0.5 * noise, q0, e0)
+    big = teacher_loss(q, e0 + 0.5 * noise, q0, e0)
     assert 0 < float(small) < float(big)
     assert _grad_flows(big, q)

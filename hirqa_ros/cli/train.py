@@ -25,6 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(RUN/checkpoints/last.pt); its lineage is kept",
     )
     p.add_argument(
+        "--teacher",
+        metavar="MODEL_DIR",
+        default=None,
+        help="distil from this model directory (e.g. a model on an ImageNet-initialised trunk): sets "
+        "distill_from; losses.distill weighs its score and embedding (1 when the config leaves it at 0)",
+    )
+    p.add_argument(
         "--max-steps", type=ranged(int, 1, 10**9), default=None,
         help="schedule length in steps (overrides the config)"
     )
@@ -64,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
     from hirqa_ros.training.fit.trainer import load_config, train
 
+    if args.teacher and args.resume:
+        log.error("--teacher starts a run; a resumed run keeps the teacher it started with")
+        return 2
     over: dict = {"train": {}, "data": {}}
+    if args.teacher:
+        over["distill_from"] = args.teacher
     if args.max_steps is not None:
         over["train"]["max_steps"] = args.max_steps
     if args.wall_time is not None:
@@ -82,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         log.error("cannot read config %s: %s", args.config, exc)
         return 2
+    if args.teacher and not float(cfg["losses"].get("distill") or 0):
+        cfg["losses"]["distill"] = 1.0
     out = Path(args.out or f"runs/{cfg['name']}")
     if not args.resume and (out / "checkpoints" / "last.pt").exists():
         log.error("%s already holds a run; pass --resume to continue it or choose another --out", out)

@@ -12,6 +12,7 @@ DEFAULTS: dict[str, Any] = {
     "name": "hirqa-s",
     "variant": "hirqa-s",
     "trunk_init": "random",  # or imagenet: the trunk starts from its installed ImageNet weights (trunks.py)
+    "distill_from": None,  # losses.distill: the teacher's model directory (another trunk's model)
     "seed": 0,
     "data": {
         "train": "data/pristine/train",

@@ -150,9 +150,10 @@ def anchor_loss(
     return _masked_mean(kl, m)
 
 
-def keep_loss(q: torch.Tensor, emb: torch.Tensor, q0: torch.Tensor, emb0: torch.Tensor) -> torch.Tensor:
-    """Continuation without forgetting: squared distance of the score logits and of the embeddings
-    (relative to the initial embeddings' spread) from a frozen copy of the initial model, same images."""
+def teacher_loss(q: torch.Tensor, emb: torch.Tensor, q0: torch.Tensor, emb0: torch.Tensor) -> torch.Tensor:
+    """Squared distance of the score logits and of the embeddings (relative to the teacher's embedding
+    spread) from a frozen teacher's on the same images: the initial model (``keep``: continuation without
+    forgetting) or another model (``distill``: its score, embedding and so its fault head, learned)."""
     eps = 1e-4
     z, z0 = torch.logit(q.float().clamp(eps, 1 - eps)), torch.logit(q0.float().clamp(eps, 1 - eps))
     e, e0 = emb.float(), emb0.float()
@@ -170,7 +171,8 @@ class LossConfig:
     content: float = 0.25
     align: float = 0.1
     anchor: float = 0.2
-    keep: float = 0.0  # continuation: stay close to the --init-from model (0 = off; see keep_loss)
+    keep: float = 0.0  # continuation: stay close to the --init-from model (0 = off; see teacher_loss)
+    distill: float = 0.0  # distillation: match the model directory ``distill_from`` (0 = off; teacher_loss)
     rank_margin: float = 0.02
     cross_margin: float = 0.05
     cross_min_gap: int = 2

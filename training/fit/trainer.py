@@ -41,7 +41,7 @@ from hirqa_ros.training.fit.checkpoint import (
     set_rng_state,
 )
 from hirqa_ros.training.fit.config import DEFAULTS, load_config, merge
-from hirqa_ros.training.fit.losses import LossConfig, hirqa_loss, keep_loss
+from hirqa_ros.training.fit.losses import LossConfig, hirqa_loss, teacher_loss
 from hirqa_ros.trunks import trunk_normalisation
 
 __all__ = ["CKPT_NAME", "DEFAULTS", "RunState", "TrainNet", "fit", "load_checkpoint", "load_config",
@@ -189,6 +189,7 @@ class RunState:
     init_from: str | None = None
     parent: dict | None = None
     trunk_init: str | None = None  # where the trunk's starting weights came from (ImageNet), if not init_from
+    distilled_from: dict | None = None  # the teacher of ``losses.distill`` (name, variant, path, weights)
 
 
 @dataclass
@@ -214,7 +215,7 @@ class Run:
     val_imgs: list
     state: RunState
     resumed_at: int = 0  # step the run was resumed at (0 for a fresh run)
-    teacher: nn.Module | None = None  # frozen initial model for the ``keep`` loss (None when off)
+    teacher: nn.Module | None = None  # frozen teacher of the ``keep`` or ``distill`` loss (None when off)
     stop_signal: int | None = None  # SIGINT/SIGTERM received: stop after the current step
 
     @property
@@ -350,9 +351,7 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
         sampler.load_state_dict(ckpt["sampler"][rank] if rank < len(ckpt["sampler"]) else ckpt["sampler"][0])
         set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
 
-    teacher = None
-    if lcfg.keep:
-        teacher = _keep_teacher(state.init_from, init_sd, cfg["variant"], dev, channels_last)
+    teacher = _teacher_of(cfg, lcfg, state, init_sd, dev, channels_last)
     model_for_loss: nn.Module = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -362,22 +361,44 @@ def build_run(cfg: dict, out_dir: str | Path, resume: bool = False, init_from: s
                text_info, amp_dtype, channels_last, val_imgs, state, resumed_at=state.step, teacher=teacher)
 
 
-def _keep_teacher(init_from: str | None, sd: dict | None, variant: str, dev: torch.device,
-                  channels_last: bool) -> TrainNet:
-    """A frozen copy of the model the run started from (``losses.keep``: continue without forgetting);
-    ``sd`` its weights when already loaded (a resumed run reloads them from ``init_from``)."""
-    if not init_from:
-        raise ValueError("losses.keep needs a run that starts from a model (--init-from)")
-    if sd is None:
-        sd = init_weights(init_from)[0]
-    teacher = TrainNet(canonical_variant(variant), 0)
+def _teacher_of(cfg: dict, lcfg: LossConfig, state: RunState, init_sd: dict | None, dev: torch.device,
+                channels_last: bool) -> TrainNet | None:
+    """The frozen teacher of ``losses.keep`` (the model the run started from) or ``losses.distill`` (the
+    model directory ``distill_from``), None when both are off."""
+    if lcfg.keep and lcfg.distill:
+        raise ValueError("losses.keep and losses.distill each bring a teacher: set one of them")
+    if lcfg.keep:
+        if not state.init_from:
+            raise ValueError("losses.keep needs a run that starts from a model (--init-from)")
+        sd = init_sd if init_sd is not None else init_weights(state.init_from)[0]
+        log.info("keep loss: scores and embeddings held near %s", state.init_from)
+        return _frozen(TrainNet(canonical_variant(cfg["variant"]), 0), sd, dev, channels_last)
+    if not lcfg.distill:
+        return None
+    if not cfg.get("distill_from"):
+        raise ValueError("losses.distill needs distill_from: the teacher's model directory (--teacher DIR)")
+    return _distill_teacher(str(cfg["distill_from"]), state, dev, channels_last)
+
+
+def _distill_teacher(model_dir: str, state: RunState, dev: torch.device, channels_last: bool) -> TrainNet:
+    """The frozen model of ``model_dir`` (any trunk), recorded in the run's state for the card."""
+    from hirqa_ros.artifacts import load_artifact
+
+    variant = canonical_variant(load_artifact(model_dir).variant)
+    sd, _, parent = init_weights(model_dir)
+    state.distilled_from = {**parent, "variant": variant}
+    log.info("distillation: scores and embeddings learned from %s (%s)", parent["name"], variant)
+    return _frozen(TrainNet(variant, 0), sd, dev, channels_last)
+
+
+def _frozen(teacher: TrainNet, sd: dict, dev: torch.device, channels_last: bool) -> TrainNet:
+    """``teacher`` with weights ``sd``, frozen. Train mode like the student: both normalise with the
+    batch's statistics, so the loss compares like with like (an eval-mode copy of the initial model
+    made the keep loss pull batch-statistics outputs onto running statistics)."""
     teacher.model.load_state_dict(sd, strict=True)
-    # train mode like the student: both normalise with the batch's statistics, so the keep loss compares
-    # like with like (an eval-mode teacher made it pull batch-statistics outputs onto running statistics)
     teacher.to(dev).train().requires_grad_(False)
     if channels_last:
         teacher.to(memory_format=torch.channels_last)
-    log.info("keep loss: scores and embeddings held near %s", init_from)
     return teacher
 
 
@@ -413,9 +434,10 @@ def train_step(run: Run, batch: Any) -> tuple[torch.Tensor, dict, float]:
         with torch.no_grad(), torch.autocast(device_type=run.dev.type, dtype=run.amp_dtype,
                                              enabled=run.amp_dtype is not None):
             q0, emb0, _ = run.teacher(x)
-        keep = keep_loss(q, emb, q0, emb0)
-        loss = loss + run.lcfg.keep * keep
-        terms["keep"] = float(keep.detach())
+        term = "keep" if run.lcfg.keep else "distill"
+        t = teacher_loss(q, emb, q0, emb0)
+        loss = loss + getattr(run.lcfg, term) * t
+        terms[term] = float(t.detach())
     run.opt.zero_grad(set_to_none=True)
     if run.scaler is not None:
         run.scaler.scale(loss).backward()
@@ -591,6 +613,7 @@ def _summary(run: Run, stop_reason: str, finished: bool) -> dict:
         "val_history": s.val_history,
         "init_from": s.init_from,
         "trunk_init": s.trunk_init,
+        "distilled_from": s.distilled_from,
         "parent": s.parent,
         "lineage": s.lineage,
         "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

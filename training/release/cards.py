@@ -105,15 +105,24 @@ def data_card(manifest_path: Path) -> dict:
     }
 
 
+def init_text(summary: dict) -> str:
+    """Where a run's weights started, and its teacher when it was distilled."""
+    init = (f"from {summary['init_from']}" if summary.get("init_from")
+            else f"trunk from {summary['trunk_init']}, heads random" if summary.get("trunk_init")
+            else "from scratch (random init: no ImageNet weights are reachable offline)")
+    teacher = summary.get("distilled_from")
+    if teacher:
+        init += f"; distilled from {teacher['name']} ({teacher['variant']}, weights sha256 " \
+                f"{str(teacher.get('weights_sha256'))[:16]})"
+    return init
+
+
 def run_entry(summary: dict, data: dict, metrics: dict | None = None) -> dict:
     """One lineage entry for a finished run (its ``summary.json``)."""
     entry = {
         "run": summary["name"],
         "finished_at": summary.get("finished_at"),
-        "init": f"from {summary['init_from']}"
-        if summary.get("init_from")
-        else f"trunk from {summary['trunk_init']}, heads random" if summary.get("trunk_init")
-        else "from scratch (random init: no ImageNet weights are reachable offline)",
+        "init": init_text(summary),
         "steps": summary["step"],
         "images_seen": summary["images_seen"],
         "wall_time_min": round(summary["elapsed_s"] / 60.0, 1),

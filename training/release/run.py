@@ -12,6 +12,7 @@ from hirqa_ros.training.release.cards import (
     calibrated_thresholds,
     data_card,
     description,
+    init_text,
     licence,
     run_entry,
 )
@@ -30,9 +31,7 @@ def _training(summary: dict, data: dict, hardware_note: str | None) -> dict:
             "text_encoder": summary.get("text_encoder", summary["config"].get("text", {}).get("encoder")),
             "loss_weights": summary.get("loss_weights", summary["config"].get("losses")),
         },
-        "init": f"from {summary['init_from']}" if summary.get("init_from")
-        else f"trunk from {summary['trunk_init']}, heads random" if summary.get("trunk_init")
-        else "from scratch (random init: no ImageNet weights are reachable offline)",
+        "init": init_text(summary),
         "steps": summary["step"],
         "stop_reason": summary.get("stop_reason"),
         "images_seen": summary["images_seen"],
