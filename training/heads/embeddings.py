@@ -57,8 +57,10 @@ class EmbedFn:
     the one batching loop (``batching.batched``)."""
 
     def __init__(self, onnx_path: str | Path, input_policy: str = "native", threads: int = 2,
-                 batch_size: int = 8) -> None:
+                 batch_size: int = 8, norm=None) -> None:
         import onnxruntime as ort
+
+        from hirqa_ros.preprocess import AUTHORS_NORMALISATION
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -66,6 +68,7 @@ class EmbedFn:
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.policy = input_policy
         self.batch_size = batch_size
+        self.norm = norm or AUTHORS_NORMALISATION  # the model's trunk's (``Artifact.normalisation``)
 
     def __call__(self, frames) -> tuple[np.ndarray, np.ndarray]:
         from hirqa_ros.preprocess import prepare
@@ -74,7 +77,7 @@ class EmbedFn:
         scores = np.zeros(len(frames), np.float64)
         embs: np.ndarray | None = None
         count = np.zeros(len(frames), np.int64)
-        for batch in prepare(frames, self.policy):
+        for batch in prepare(frames, self.policy, norm=self.norm):
             for rows in batched(range(len(batch.owners)), self.batch_size):
                 owners = batch.owners[rows[0] : rows[-1] + 1]
                 sc, emb = self.session.run(None, {"image": batch.array[rows[0] : rows[-1] + 1]})
@@ -190,7 +193,9 @@ def embed(images_dir: str, out: str, model: str | None = None, types: list[str] 
                             noise_floor=lo, noise_floor_max=hi if hi > lo else 0.0,
                             transport_jpeg=transport_jpeg)
     images = load_folder(images_dir, limit=max_images)
-    fn = EmbedFn(embedding_onnx(model, cache_dir), threads=threads)
+    from hirqa_ros.artifacts import load_artifact
+
+    fn = EmbedFn(embedding_onnx(model, cache_dir), threads=threads, norm=load_artifact(model).normalisation)
     fns = {"model": fn, **({c: cue_score_fn(c) for c in CUES} if cues else {})}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if pristine_only:
