@@ -135,12 +135,11 @@ def test_torch_and_onnxruntime_agree_at_sizes_not_traced(trunk_dir):
 def test_heads_embeddings_use_the_trunks_normalisation(trunk_dir, tmp_path):
     """`hirqa heads embed` (host-normalised fp32 ONNX) gives the deployed model's scores and embeddings:
     Lite0's mean = std = 0.5, not the authors' ImageNet statistics."""
-    from hirqa_ros.artifacts import load_artifact
-    from hirqa_ros.training.heads.embeddings import EmbedFn, embedding_onnx
+    from hirqa_ros.training.heads.embeddings import EmbedFn
 
     frames = _frames(2)
     ref = load_scorer(trunk_dir, backend="onnxruntime", precision="fp32").infer(frames)
-    fn = EmbedFn(embedding_onnx(trunk_dir, tmp_path), threads=1, norm=load_artifact(trunk_dir).normalisation)
+    fn = EmbedFn.of_model(trunk_dir, tmp_path, threads=1)
     scores, emb = fn(frames)
     assert np.abs(scores - ref.scores).max() <= 1e-4
     assert np.abs(emb - ref.embeddings).max() <= 1e-3 * np.abs(ref.embeddings).max()

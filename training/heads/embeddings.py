@@ -21,13 +21,11 @@ from hirqa_ros.evaluation.synthetic import FULL_FRAME, ProtocolConfig, ProtocolS
 log = logging.getLogger("hirqa.embeddings")
 
 
-def embedding_onnx(model_dir: str | Path | None, cache_dir: str | Path) -> Path:
-    """An fp32 ONNX of the model dir's weights with outputs ``score`` and ``embedding`` (cached by sha256)."""
+def embedding_onnx(art, cache_dir: str | Path) -> Path:
+    """An fp32 ONNX of a loaded model directory's weights with outputs ``score`` and ``embedding``, float
+    input normalised on the host (cached by sha256)."""
     import torch
 
-    from hirqa_ros.artifacts import load_artifact
-
-    art = load_artifact(model_dir)
     sha = art.file_sha256("weights") or "unknown"
     path = Path(cache_dir) / f"embed_{sha[:16]}.onnx"
     if path.exists():
@@ -69,6 +67,15 @@ class EmbedFn:
         self.policy = input_policy
         self.batch_size = batch_size
         self.norm = norm or AUTHORS_NORMALISATION  # the model's trunk's (``Artifact.normalisation``)
+
+    @classmethod
+    def of_model(cls, model_dir: str | Path | None, cache_dir: str | Path, threads: int = 2) -> EmbedFn:
+        """The embedding function of a model directory (default: the installed model), normalising
+        frames with its trunk's statistics."""
+        from hirqa_ros.artifacts import load_artifact
+
+        art = load_artifact(model_dir)
+        return cls(embedding_onnx(art, cache_dir), threads=threads, norm=art.normalisation)
 
     def __call__(self, frames) -> tuple[np.ndarray, np.ndarray]:
         from hirqa_ros.preprocess import prepare
@@ -193,9 +200,7 @@ def embed(images_dir: str, out: str, model: str | None = None, types: list[str] 
                             noise_floor=lo, noise_floor_max=hi if hi > lo else 0.0,
                             transport_jpeg=transport_jpeg)
     images = load_folder(images_dir, limit=max_images)
-    from hirqa_ros.artifacts import load_artifact
-
-    fn = EmbedFn(embedding_onnx(model, cache_dir), threads=threads, norm=load_artifact(model).normalisation)
+    fn = EmbedFn.of_model(model, cache_dir, threads)
     fns = {"model": fn, **({c: cue_score_fn(c) for c in CUES} if cues else {})}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if pristine_only:
