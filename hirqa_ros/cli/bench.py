@@ -63,6 +63,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _random_model(folder: str):
+    """A model directory of seeded random HiRQA-S weights in ``folder`` (timing only), loaded."""
+    import torch
+
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.export.model_dir import write_model_dir
+    from hirqa_ros.model import HiRQA
+
+    torch.manual_seed(0)
+    return load_artifact(write_model_dir(folder, HiRQA("hirqa-s").state_dict(), "hirqa-s",
+                                         {"name": "random-bench-weights"}))
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import logging
@@ -83,19 +96,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         artifact = load_artifact(args.model)
     except NoDefaultModelError:
-        import torch
-
-        from hirqa_ros.export.model_dir import write_model_dir
-        from hirqa_ros.model import HiRQA
-
         log.warning("no default model installed: benchmarking seeded RANDOM HiRQA-S weights (timing only)")
         tmp = tempfile.TemporaryDirectory(prefix="hirqa-bench-")
-        torch.manual_seed(0)
-        artifact = load_artifact(
-            write_model_dir(
-                tmp.name, HiRQA("hirqa-s").state_dict(), "hirqa-s", {"name": "random-bench-weights"}
-            )
-        )
+        artifact = _random_model(tmp.name)
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
