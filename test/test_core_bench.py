@@ -93,3 +93,16 @@ def test_format_table_columns():
     assert "11.50" in table and "0.400" in table
     legacy = BenchRow("onnxruntime", "cpu", "fp32", 4, 480, 640, 10.0, 12.5, 400.0, 900.0)
     assert format_table([legacy]).splitlines()[1].count(" - ") >= 2  # no e2e timing: dashes
+
+
+def test_bench_without_an_installed_model_times_random_weights(monkeypatch, capsys):
+    from hirqa_ros import artifacts
+
+    def nothing_installed():
+        raise artifacts.NoDefaultModelError("no model here")
+
+    monkeypatch.setattr(artifacts, "default_model_dir", nothing_installed)
+    rc = main(["bench", "--backends", "onnxruntime", "--sizes", "32x32", "--batches", "1", "--iters", "1",
+               "--warmup", "0"])
+    assert rc == 0
+    assert "model random-bench-weights (hirqa-s)" in capsys.readouterr().out
