@@ -307,6 +307,7 @@ def test_blend_write_and_finalize(workdir, random_model_dir, tmp_path):
     from hirqa_ros.training.fit.checkpoint import run_weights
     from hirqa_ros.training.fit.trainer import train
     from hirqa_ros.training.release import blend
+    from hirqa_ros.training.release.finalize import finalize
 
     run = workdir / "blend_run"
     train(_cfg(workdir, max_steps=2), run, init_from=str(random_model_dir), device="cpu", progress=False)
@@ -329,12 +330,12 @@ def test_blend_write_and_finalize(workdir, random_model_dir, tmp_path):
                  "--frame-sizes", "96x64", "--types", "gaublur", "jpeg", "--no-cues", "--no-progress",
                  "--json", str(report)]) == 0
     new = json.loads(report.read_text())
-    assert blend.finalize(out, new, new) is False  # equal is not better
+    assert finalize(out, new, new) is False  # equal is not better
     assert load_artifact(out).card["thresholds"]["calibrated"] is False
     worse = copy.deepcopy(new)
     for m in ("auroc", "ladder_srocc"):
         worse["synthetic"]["summaries"]["model"]["pooled"][m] -= 0.1
-    assert blend.finalize(out, new, worse) is True
+    assert finalize(out, new, worse) is True
     card = load_artifact(out).card
     assert card["thresholds"]["calibrated"] is True
     assert card["thresholds"]["warn"] == round(new["calibration"]["warn"], 4)
@@ -344,4 +345,47 @@ def test_blend_write_and_finalize(workdir, random_model_dir, tmp_path):
     crops = copy.deepcopy(new)
     crops["synthetic"]["protocol"] = "crops"
     with pytest.raises(ValueError, match="full-frame"):
-        blend.finalize(out, new, crops)
+        finalize(out, new, crops)
+
+
+def test_finalize_in_physical_order_wants_the_noise_free_and_topic_runs(workdir, random_model_dir, tmp_path):
+    """Physical-order reports: every pooled measure higher there, and none lower noise-free (required) or as
+    a compressed topic; a failing gate changes nothing in the card, a passing one records the runs."""
+    import copy
+    import json
+    import shutil
+
+    from hirqa_ros.artifacts import load_artifact
+    from hirqa_ros.cli.main import main
+    from hirqa_ros.training.release.finalize import finalize
+
+    out = tmp_path / "cand"
+    shutil.copytree(random_model_dir, out)
+
+    def report(name: str, *extra: str) -> dict:
+        path = tmp_path / f"{name}.json"
+        assert main(["eval", "--full-frame", "--model", str(out), "--images", str(workdir / "val"),
+                     "--frame-sizes", "96x64", "--types", "gaublur", "jpeg", "--no-cues", "--no-progress",
+                     "--json", str(path), *extra]) == 0
+        return json.loads(path.read_text())
+
+    phys, plain = report("phys", "--physical-order"), report("plain")
+    topic = report("topic", "--physical-order", "--transport-jpeg", "90")
+    worse = copy.deepcopy(phys)
+    for m in ("auroc", "ladder_srocc", "srocc"):
+        worse["synthetic"]["summaries"]["model"]["pooled"][m] -= 0.1
+    assert main(["release", "finalize", "--out", str(out), "--eval", str(tmp_path / "phys.json"),
+                 "--baseline-eval", str(tmp_path / "phys.json")]) == 1
+    assert finalize(out, phys, worse) is False  # the noise-free run is missing
+    plain_better = copy.deepcopy(plain)
+    plain_better["synthetic"]["summaries"]["model"]["pooled"]["srocc"] += 0.01
+    assert finalize(out, phys, worse, (plain, plain_better)) is False  # lower noise-free
+    assert load_artifact(out).card["thresholds"]["calibrated"] is False
+    with pytest.raises(ValueError, match="same frames"):
+        finalize(out, phys, worse, (plain, topic))
+    assert finalize(out, phys, worse, (plain, plain), (topic, topic)) is True  # ties off the main run pass
+    card = load_artifact(out).card
+    assert card["thresholds"]["calibrated"] is True
+    assert card["release_gate"]["passes"] and card["release_gate"]["topic"]["baseline"] == \
+        topic["synthetic"]["summaries"]["model"]["pooled"]
+    assert "Noise-free: AUROC" in (out / "MODEL_CARD.md").read_text()

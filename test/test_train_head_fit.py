@@ -17,6 +17,7 @@ from hirqa_ros.training.heads.fit import (
     fit_fault_head,
     fit_score_head,
     flatten,
+    head_scale,
     head_scores,
     match_scale,
     scale_stats,
@@ -63,7 +64,7 @@ def test_match_scale_puts_a_refit_on_the_shipped_scale_without_reordering():
     w0 = r.normal(0, 0.01, emb.shape[-1]).astype(np.float32)
     w, b, _ = fit_score_head(emb, w0, 0.3, cfg=ScoreHeadConfig(steps=100, pairs_per_step=5_000, l2=0.0))
     ref_w, ref_b = (0.15 * w).astype(np.float32), 0.5  # a compressed head: a narrower clean-to-drop gap
-    ws, bs, info = match_scale(emb, w, b, ref_w, ref_b)
+    ws, bs, info = match_scale(emb, w, b, head_scale(emb, ref_w, ref_b))
     before, ref = scale_stats(emb @ w + b), scale_stats(emb @ ref_w + ref_b)
     after = scale_stats(emb @ ws + bs)
     assert before[1] > 2 * ref[1]  # the refit's unit differed
@@ -259,3 +260,34 @@ def test_physical_order_gate_needs_every_measure_and_the_noise_free_twin():
     ok, fails = passes_physical((better, base), (better, base), worse_topic)
     assert not ok and fails == ["compressed topic: auroc 0.8000 is below 0.8300"]
     assert passes_physical((better, base), (better, base), (better, base)) == (True, [])
+
+
+def test_scale_from_another_models_scores_on_training_frames(tmp_path):
+    """`--scale-from`: another model's stored scores on a prefix of a training run's frames set the unit
+    (median clean score, clean-to-drop gap) on exactly those rows; frames of another protocol are refused."""
+    from hirqa_ros.evaluation.synthetic import ProtocolConfig, ProtocolScores
+    from hirqa_ros.training.heads.embeddings import load_many, save
+    from hirqa_ros.training.heads.fit import score_scale
+    from hirqa_ros.training.heads.select import scale_reference
+
+    cfg = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((96, 64),), seed=101)
+    groups = ["blur", "motion", "camera", "jpeg", "color_distortion"]
+    emb = toy_embeddings(views=10, dim=32, seed=3)
+    names = [f"p{v:02d}.jpg#0@96x64" for v in range(10)]
+    w0 = np.random.default_rng(2).normal(0, 0.01, 32).astype(np.float32)
+    w, b, _ = fit_score_head(emb, w0, 0.3, cfg=ScoreHeadConfig(steps=100, pairs_per_step=5_000, l2=0.0))
+    scores = {"model": head_scores(emb, w, b)}
+    save(tmp_path / "train.npz", ProtocolScores(TYPES, groups, names, cfg, scores, {"model": emb}))
+    other = {"model": head_scores(emb[:4], 0.2 * w, 0.4)}  # another model, a narrower unit, first 4 photos
+    save(tmp_path / "ref.npz", ProtocolScores(TYPES, groups, names[:4], cfg, other, {"model": emb[:4]}))
+    ps_tr, emb_tr = load_many([tmp_path / "train.npz"])
+    rows, target, whose = scale_reference([str(tmp_path / "train.npz")], ps_tr, [str(tmp_path / "ref.npz")])
+    assert rows.tolist() == [0, 1, 2, 3] and "ref.npz" in whose
+    assert target == pytest.approx(score_scale(other["model"]))
+    assert target[1] < 0.5 * scale_stats(emb @ w + b)[1]  # the reference's unit is narrower
+    ws, bs, _ = match_scale(emb_tr[rows], w, b, target)
+    np.testing.assert_allclose(scale_stats(emb[:4].astype(np.float64) @ ws + bs), target, atol=2e-3)
+    moved = ProtocolConfig(crop=0, resize_side=0, frame_sizes=((96, 64),), seed=7)  # other noise and crops
+    save(tmp_path / "moved.npz", ProtocolScores(TYPES, groups, names[:4], moved, other, {"model": emb[:4]}))
+    with pytest.raises(ValueError, match="--scale-from must be embed runs of --train frames"):
+        scale_reference([str(tmp_path / "train.npz")], ps_tr, [str(tmp_path / "moved.npz")])

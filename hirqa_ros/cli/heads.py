@@ -61,6 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pf.add_argument("--extra-fault-train", nargs="+", default=None,
                     help=".npz runs of the same training photos (e.g. 256 px windows) that only add training "
                          "rows to the fault head (the --train types are used)")
+    pf.add_argument("--scale-from", default=None, nargs="+", metavar="NPZ",
+                    help="another model's embed runs of --train frames (same photos, protocol, seed): its "
+                         "scores set the refit score's unit instead of --model's head, e.g. today's "
+                         "default when --model is a new trunk, so the gate's settings in score units keep "
+                         "their meaning")
     pf.add_argument("--folds", type=int, default=5, help="photo folds of the training photos for choosing")
     pf.add_argument("--clean", default=None,
                     help=".npz of extra clean views of the training photos "
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         fit_heads(args.train, args.val, Path(args.out), args.model, args.fault_head, args.fused,
-                  args.extra_fault_train, args.folds, args.clean, args.val_plain, args.val_topic)
+                  args.extra_fault_train, args.folds, args.clean, args.val_plain, args.val_topic,
+                  args.scale_from)
     except (FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 2

@@ -48,6 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pf.add_argument("--out", required=True, help="the candidate's model directory (e.g. a blend)")
     pf.add_argument("--eval", required=True, help="`hirqa eval --full-frame --json` of the candidate")
     pf.add_argument("--baseline-eval", required=True, help="the same for the baseline model (same frames)")
+    pf.add_argument("--plain-eval", nargs=2, metavar=("CAND", "BASE"),
+                    help="with physical-order reports: both models' reports on the same photos noise-free "
+                         "(required there: the candidate may be lower on no pooled measure)")
+    pf.add_argument("--topic-eval", nargs=2, metavar=("CAND", "BASE"),
+                    help="both models' reports on the same photos as a compressed topic delivers them "
+                         "(hirqa eval --transport-jpeg): none lower")
     pa = sub.add_parser("anchors",
         help="the card's table of this model beside NIQE, BRISQUE and the cues (one full-frame eval run)")
     pa.add_argument("--model", required=True, help="the model directory whose MODEL_CARD.md gets the section")
@@ -90,10 +96,13 @@ def _release(args: argparse.Namespace) -> int:
                       args.keep_score_head, Path(args.manifest) if args.manifest else None)
         return 0
     if args.action == "finalize":
-        from hirqa_ros.training.release.blend import finalize
+        from hirqa_ros.training.release.finalize import finalize
 
-        ok = finalize(Path(args.out), json.loads(Path(args.eval).read_text()),
-                      json.loads(Path(args.baseline_eval).read_text()))
+        def pair(paths):
+            return tuple(json.loads(Path(f).read_text()) for f in paths) if paths else None
+
+        ok = finalize(Path(args.out), *pair([args.eval, args.baseline_eval]), pair(args.plain_eval),
+                      pair(args.topic_eval))
         return 0 if ok else 1
     if args.action == "anchors":
         from hirqa_ros.training.release.anchors import add_anchors

@@ -152,15 +152,26 @@ def scale_stats(z: np.ndarray) -> tuple[float, float]:
     return float(np.median(s[:, :, 0])), float(np.median(s[:, :, :1] - s[:, :, 3:]))
 
 
-def match_scale(emb: np.ndarray, w: np.ndarray, b: float, w0: np.ndarray,
-                b0: float) -> tuple[np.ndarray, float, dict]:
+def head_scale(emb: np.ndarray, w: np.ndarray, b: float) -> tuple[float, float]:
+    """:func:`scale_stats` of the head (w, b) on ``emb`` (V, T, 6, D)."""
+    return scale_stats(emb.astype(np.float64) @ np.asarray(w, np.float64) + b)
+
+
+def score_scale(scores: np.ndarray) -> tuple[float, float]:
+    """:func:`scale_stats` of scores in (0, 1) (V, T, 6), e.g. another model's stored in an embed run."""
+    p = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
+    return scale_stats(np.log(p / (1.0 - p)))
+
+
+def match_scale(emb: np.ndarray, w: np.ndarray, b: float,
+                target: tuple[float, float]) -> tuple[np.ndarray, float, dict]:
     """The head (w, b) with its logit mapped affinely, z -> a z + c, so that on ``emb`` (V, T, 6, D) its
-    median clean score and median clean-to-drop gap (:func:`scale_stats`) equal those of the head (w0, b0).
-    The score's order is unchanged (every ranking metric too); what changes is its unit, so settings in
-    score units (the gate's reference margin) mean for the refit what they mean for the model it replaces."""
-    e = emb.astype(np.float64)
-    z, z0 = e @ np.asarray(w, np.float64) + b, e @ np.asarray(w0, np.float64) + b0
-    clean0, gap0 = scale_stats(z0)
+    median clean score and median clean-to-drop gap (:func:`scale_stats`) equal ``target``: those of the
+    model it replaces (:func:`head_scale`, :func:`score_scale`) on the same frames. The score's order is
+    unchanged (every ranking metric too); what changes is its unit, so settings in score units (the gate's
+    reference margin) mean for the refit what they mean for the model it replaces."""
+    z = emb.astype(np.float64) @ np.asarray(w, np.float64) + b
+    clean0, gap0 = target
     mid = float(np.median(z[:, :, 0]))
 
     def mapped(a: float) -> np.ndarray:

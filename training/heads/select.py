@@ -23,6 +23,7 @@ from hirqa_ros.training.heads.fit import (
     fit_score_head,
     flatten,
     fused_inputs,
+    head_scale,
     head_scores,
     keep_as_none,
     match_scale,
@@ -30,6 +31,7 @@ from hirqa_ros.training.heads.fit import (
     photo_folds,
     photo_of,
     protocol_summary,
+    score_scale,
     temperature_from_logits,
     training_rows,
     with_clean,
@@ -100,7 +102,7 @@ class Inputs:
     """The cached embeddings of one ``hirqa heads fit`` run and what is derived from them."""
 
     def __init__(self, train: list[str], val: list[str], model: str | None, folds: int,
-                 clean: str | None) -> None:
+                 clean: str | None, scale_from: list[str] | None = None) -> None:
         from hirqa_ros.artifacts import load_artifact
         from hirqa_ros.training.heads.embeddings import load_many
 
@@ -119,10 +121,31 @@ class Inputs:
                 self.clean_folds = z["photos"] % folds  # sorted photo order, as photo_folds numbers them
             log.info("extra clean views: %d", len(self.clean))
         self.eval_idx = [self.ps_tr.types.index(t) for t in self.ps_va.types if t in self.ps_tr.types]
+        self.scale_ref = scale_reference(train, self.ps_tr, scale_from) if scale_from else None
 
     def cv_score(self, cfg: ScoreHeadConfig | None) -> dict:
         return cv_score_head(self.ps_tr, self.emb_tr, self.eval_idx, self.folds, self.w0, self.b0, cfg,
                              self.clean, self.clean_folds)
+
+
+def scale_reference(train: list[str], ps_tr: ProtocolScores,
+                    scale_from: list[str]) -> tuple[np.ndarray, tuple[float, float], str]:
+    """(rows of the training views, target unit, description) from another model's embed runs of some of
+    the training runs' frames (same protocol, views and types): that model's scores set the score's unit.
+    ValueError when a run is not the frames of a training run."""
+    from hirqa_ros.training.heads.embeddings import load_many, shard_settings
+
+    ps_ref, _ = load_many(scale_from)
+    configs = [cfg for cfg, _ in shard_settings(train)]
+    index = {name: i for i, name in enumerate(ps_tr.view_names)}
+    missing = [n for n in ps_ref.view_names if n not in index]
+    other_frames = any(c not in configs for c, _ in shard_settings(scale_from))
+    if ps_ref.types != ps_tr.types or missing or other_frames:
+        where = f": views {', '.join(missing[:3])} are not in --train" if missing else ""
+        raise ValueError(f"--scale-from must be embed runs of --train frames (the same protocol, views and "
+                         f"types){where}")
+    return (np.asarray([index[n] for n in ps_ref.view_names]), score_scale(ps_ref.scores["model"]),
+            "the scores in " + ", ".join(Path(p).name for p in scale_from))
 
 
 def choose_score_head(inp: Inputs, report: dict) -> tuple[np.ndarray, float, ScoreHeadConfig | None]:
@@ -145,11 +168,16 @@ def choose_score_head(inp: Inputs, report: dict) -> tuple[np.ndarray, float, Sco
     cfg = best[0]
     log.info("chosen score head: %s", _short(cfg))
     w, b, _ = fit_score_head(inp.emb_tr, inp.w0, inp.b0, None, cfg, inp.clean)
-    w, b, scale = match_scale(inp.emb_tr, w, b, inp.w0, inp.b0)
-    report["score_scale"] = scale
-    log.info("score scale matched to the shipped head's on the training photos: logit x %.3f %+.3f "
-             "(median clean score %.3f, clean-to-drop gap %.3f -> %.3f)", scale["a"], scale["c"],
-             scale["after"]["clean"], scale["before"]["gap"], scale["after"]["gap"])
+    if inp.scale_ref is None:
+        emb, target, whose = inp.emb_tr, head_scale(inp.emb_tr, inp.w0, inp.b0), "the shipped head's"
+    else:
+        rows, target, whose = inp.scale_ref
+        emb = inp.emb_tr[rows]
+    w, b, scale = match_scale(emb, w, b, target)
+    report["score_scale"] = {**scale, "unit_of": whose}
+    log.info("score scale matched to %s on the training photos: logit x %.3f %+.3f (median clean score "
+             "%.3f, clean-to-drop gap %.3f -> %.3f)", whose, scale["a"], scale["c"], scale["after"]["clean"],
+             scale["before"]["gap"], scale["after"]["gap"])
     return w, b, cfg
 
 
@@ -291,7 +319,7 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
     from hirqa_ros.decision import Thresholds
     from hirqa_ros.heads import load_fault_head
     from hirqa_ros.training.heads.embeddings import load_many
-    from hirqa_ros.training.release.gate import passes, passes_physical
+    from hirqa_ros.training.release.gate import PHYSICAL_RULE, passes, passes_physical
 
     art = load_artifact(model)
     old_th = Thresholds(float(art.card["thresholds"]["warn"]), float(art.card["thresholds"]["error"]))
@@ -311,7 +339,7 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
     if inp.ps_va.config.noise_floor > 0:
         pair = {k: (r["candidate"]["summary"], r["shipped"]["summary"]) for k, r in runs.items()}
         ok, fails = passes_physical(pair["val"], pair.get("val_plain"), pair.get("val_topic"))
-        rule = "physical order: every pooled measure higher; noise-free and compressed topic: none lower"
+        rule = PHYSICAL_RULE
     else:
         ok = passes(runs["val"]["candidate"]["summary"], runs["val"]["shipped"]["summary"])
         rule = "pooled AUROC and ladder SROCC both higher"
@@ -328,15 +356,16 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
 def fit_heads(train: list[str], val: list[str], out: Path, model: str | None = None,
               fault_head: str | None = None, fused: bool = False, extra_fault_train: list[str] | None = None,
               folds: int = 5, clean: str | None = None, val_plain: list[str] | None = None,
-              val_topic: list[str] | None = None) -> dict:
+              val_topic: list[str] | None = None, scale_from: list[str] | None = None) -> dict:
     """Fit the score head and the fault head on cached embeddings into ``out`` (score_head.npz,
     fault_head.npz, report.json, tables); ``val_plain``: the held-out photos noise-free too (physical-order
     ``val``: the gate needs both); ``val_topic``: them as a compressed topic delivers them; returns the
-    report."""
+    report; ``scale_from``: another model's embed runs of training frames whose scores set the score's unit
+    (:func:`scale_reference`; default: the ``model``'s head)."""
     from hirqa_ros.training.heads.embeddings import shard_settings
 
     out.mkdir(parents=True, exist_ok=True)
-    inp = Inputs(train, val, model, folds, clean)
+    inp = Inputs(train, val, model, folds, clean, scale_from)
     drift = float(np.abs(head_scores(inp.emb_va, inp.w0, inp.b0) - inp.ps_va.scores["model"]).max())
     log.info("stored scores vs embeddings @ fc.0: max diff %.2e (fp16 cache)", drift)
     report: dict = {"drift": drift, "train_data": describe_training_data(inp.ps_tr, shard_settings(train))}

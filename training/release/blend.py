@@ -4,7 +4,8 @@ every float tensor, BatchNorm statistics included, becomes ``(1 - alpha) * base 
 A continuation that learns new faults but forgets some old ones (docs/gpu_training.md, round 3) keeps
 much of both when averaged with the model it started from. The blend keeps the base's fault head (it
 reads the embedding, so ``hirqa eval --full-frame`` measures it again) and is finalized only when the
-full-frame gate passes (pooled AUROC and ladder SROCC both above the base's, same frames):
+full-frame gate passes (``release/finalize.py``: pooled AUROC and ladder SROCC both above the base's, same
+frames):
 
     hirqa release blend --base models/hirqa-s --tuned runs/cpu_cont/run_keep --alpha 0.5 \\
         --out runs/blend/hirqa-s
@@ -99,46 +100,3 @@ def write(
              "finalize)", out, alpha, base.path, tuned_run)
     return out
 
-
-def finalize(out: Path, new_report: dict, baseline_report: dict) -> bool:
-    """Calibrated thresholds, full-frame metrics and tables in the cards of the model directory ``out``
-    (a blend, or any candidate), if it passes the release gate against the baseline's report.
-
-    Returns False (and changes nothing) when it does not improve on the baseline; raises ValueError
-    when a report is not full-frame or the two were not made on the same frames."""
-    from hirqa_ros.artifacts import load_artifact
-    from hirqa_ros.training.release import cards
-    from hirqa_ros.training.release.gate import compare_reports
-    from hirqa_ros.training.release.model_dir import rewrite_card
-
-    n, o, ok = compare_reports(new_report, baseline_report)
-    p, q = n["pooled"], o["pooled"]
-    if not ok:
-        log.error("the blend does not pass the gate: AUROC %.4f vs %.4f, ladder SROCC %.4f vs %.4f; not "
-                  "finalized", p["auroc"], q["auroc"], p["ladder_srocc"], q["ladder_srocc"])
-        return False
-    card = dict(load_artifact(out).card)
-    summaries = {**baseline_report["synthetic"]["summaries"], **new_report["synthetic"]["summaries"]}
-    cues = {k: v for k, v in summaries.items() if k in cards.CUE_NAMES + cards.ANCHOR_NAMES}
-    columns = cards.compare_columns(n, o, ("this blend", "previous default"), cues)
-    card["thresholds"] = cards.calibrated_thresholds(new_report["calibration"])
-    card["metrics"] = {
-        "validation_full_frame": cards.full_frame_metrics(
-            n, o, "previous_default_pooled", {k: v["pooled"] for k, v in cues.items()}
-        )
-    }
-    if new_report.get("faults"):
-        card["metrics"]["fault_class_full_frame"] = cards.fault_metrics(new_report["faults"])
-    card["lineage"][-1]["val_full_frame_pooled"] = p
-    card["lineage"][-1]["previous_default_pooled"] = q
-    paragraph = (
-        cards.full_frame_protocol(n)
-        + f" Columns: this blend, the previous default (its base){cards.others_text(columns)}. "
-        f"Pooled: AUROC {p['auroc']:.3f} vs {q['auroc']:.3f}, ladder SROCC {p['ladder_srocc']:.3f} vs "
-        f"{q['ladder_srocc']:.3f}, SROCC {p['srocc']:.3f} vs {q['srocc']:.3f}."
-    )
-    rewrite_card(out, card, cards.full_frame_section(paragraph, columns, new_report.get("faults")))
-    log.info("finalized %s: AUROC %.4f vs %.4f, ladder SROCC %.4f vs %.4f; thresholds warn %.4f error %.4f",
-             out, p["auroc"], q["auroc"], p["ladder_srocc"], q["ladder_srocc"], card["thresholds"]["warn"],
-             card["thresholds"]["error"])
-    return True

@@ -27,6 +27,7 @@ def passes(candidate: dict, baseline: dict) -> bool:
 
 
 POOLED_MEASURES = ("auroc", "ladder_srocc", "srocc")
+PHYSICAL_RULE = "physical order: every pooled measure higher; noise-free and compressed topic: none lower"
 
 
 def passes_physical(physical: tuple[dict, dict], plain: tuple[dict, dict] | None,
