@@ -141,7 +141,7 @@ def test_old_configs_draw_old_batches(cls, kw):
 
 #: the round-3 training configs, in a camera's physical order; every older one keeps its order
 PHYSICAL_CONFIGS = {"train_hirqa_s_r3.yaml", "train_hirqa_mnv2.yaml", "train_hirqa_mnv2_gpu.yaml",
-                    "train_hirqa_lite0.yaml", "train_hirqa_s_distill.yaml"}
+                    "train_hirqa_lite0.yaml", "train_hirqa_s_distill.yaml", "train_hirqa_mnv2_continue.yaml"}
 
 
 def test_existing_configs_keep_their_order_and_the_new_one_is_physical():
