@@ -54,11 +54,9 @@ class EmbedFn:
     adapter (heads are fitted on embeddings, not on a gated verdict) over the one preprocessing path and
     the one batching loop (``batching.batched``)."""
 
-    def __init__(self, onnx_path: str | Path, input_policy: str = "native", threads: int = 2,
-                 batch_size: int = 8, norm=None) -> None:
+    def __init__(self, onnx_path: str | Path, norm, input_policy: str = "native", threads: int = 2,
+                 batch_size: int = 8) -> None:
         import onnxruntime as ort
-
-        from hirqa_ros.preprocess import AUTHORS_NORMALISATION
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -66,7 +64,7 @@ class EmbedFn:
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.policy = input_policy
         self.batch_size = batch_size
-        self.norm = norm or AUTHORS_NORMALISATION  # the model's trunk's (``Artifact.normalisation``)
+        self.norm = norm  # the model's trunk's (``Artifact.normalisation``): no default to forget
 
     @classmethod
     def of_model(cls, model_dir: str | Path | None, cache_dir: str | Path, threads: int = 2) -> EmbedFn:
@@ -75,7 +73,7 @@ class EmbedFn:
         from hirqa_ros.artifacts import load_artifact
 
         art = load_artifact(model_dir)
-        return cls(embedding_onnx(art, cache_dir), threads=threads, norm=art.normalisation)
+        return cls(embedding_onnx(art, cache_dir), art.normalisation, threads=threads)
 
     def __call__(self, frames) -> tuple[np.ndarray, np.ndarray]:
         from hirqa_ros.preprocess import prepare

@@ -319,7 +319,7 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
     from hirqa_ros.decision import Thresholds
     from hirqa_ros.heads import load_fault_head
     from hirqa_ros.training.heads.embeddings import load_many
-    from hirqa_ros.training.release.gate import PHYSICAL_RULE, passes, passes_physical
+    from hirqa_ros.training.release.gate import PHYSICAL_RULE, PLAIN_RULE, passes, passes_physical
 
     art = load_artifact(model)
     old_th = Thresholds(float(art.card["thresholds"]["warn"]), float(art.card["thresholds"]["error"]))
@@ -342,7 +342,7 @@ def gate_report(inp: Inputs, w: np.ndarray, b: float, head: FaultHead, val_plain
         rule = PHYSICAL_RULE
     else:
         ok = passes(runs["val"]["candidate"]["summary"], runs["val"]["shipped"]["summary"])
-        rule = "pooled AUROC and ladder SROCC both higher"
+        rule = PLAIN_RULE
         fails = [] if ok else [f"{rule}: no"]
     report["gate"] = {"passes": ok, "rule": rule, "fails": fails}
     for name, r in runs.items():

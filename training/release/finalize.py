@@ -27,13 +27,18 @@ def gate_verdict(main: Pair, plain: Pair | None = None, topic: Pair | None = Non
     """(passes, one line per failing measure, the card's ``release_gate``) of the reports' pairs.
 
     Raises ValueError when a report is not full-frame or a pair was not made on the same frames."""
-    from hirqa_ros.training.release.gate import PHYSICAL_RULE, compare_reports, passes_physical
+    from hirqa_ros.training.release.gate import (
+        PHYSICAL_RULE,
+        PLAIN_RULE,
+        compare_reports,
+        passes_physical,
+        passes_plain,
+    )
 
-    n, o, ok = compare_reports(*main)
+    n, o, _ = compare_reports(*main)
     if not (n.get("config") or {}).get("noise_floor"):
-        fails = [f"{m} {n['pooled'][m]:.4f} is not above {o['pooled'][m]:.4f}"
-                 for m in ("auroc", "ladder_srocc") if not n["pooled"][m] > o["pooled"][m]]
-        return ok, fails, {"passes": ok, "rule": "pooled AUROC and ladder SROCC higher", "fails": fails}
+        ok, fails = passes_plain(n, o)
+        return ok, fails, {"passes": ok, "rule": PLAIN_RULE, "fails": fails}
     runs = (("plain", plain), ("topic", topic))
     summaries = {name: compare_reports(*pair)[:2] for name, pair in runs if pair}
     ok, fails = passes_physical((n, o), summaries.get("plain"), summaries.get("topic"))

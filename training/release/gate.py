@@ -28,6 +28,14 @@ def passes(candidate: dict, baseline: dict) -> bool:
 
 POOLED_MEASURES = ("auroc", "ladder_srocc", "srocc")
 PHYSICAL_RULE = "physical order: every pooled measure higher; noise-free and compressed topic: none lower"
+PLAIN_RULE = "pooled AUROC and ladder SROCC both higher"
+
+
+def passes_plain(candidate: dict, baseline: dict) -> tuple[bool, list[str]]:
+    """:func:`passes` with one line per measure that fails."""
+    fails = [f"{m} {candidate['pooled'][m]:.4f} is not above {baseline['pooled'][m]:.4f}"
+             for m in ("auroc", "ladder_srocc") if not candidate["pooled"][m] > baseline["pooled"][m]]
+    return not fails, fails
 
 
 def passes_physical(physical: tuple[dict, dict], plain: tuple[dict, dict] | None,
